@@ -1,0 +1,81 @@
+"""The ``vasomics`` command line: one command group per area, loaded lazily.
+
+Errors the user can fix (:class:`~vasomics.errors.VasomicsError`) print one line on stderr
+and exit non-zero; ``--debug`` (anywhere on the command line) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from vasomics.errors import VasomicsError
+
+#: Sub-commands: name -> "module:attribute" of a click command or group. Each area adds
+#: its own line; modules are imported only when their command runs.
+COMMANDS: dict[str, str] = {
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name in COMMANDS:
+            module_name, attr = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress details.")
+@click.version_option(package_name="vasomics")
+def cli(debug: bool, verbose: bool) -> None:
+    """vasomics: standardized, validated vessel biomarkers from vascular images."""
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning user-fixable errors into one line and an exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        cli.main(args=argv, prog_name="vasomics", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("vasomics: interrupted", err=True)
+        return 130
+    except click.ClickException as exc:
+        if debug:
+            raise
+        click.echo(f"vasomics: error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except VasomicsError as exc:
+        if debug:
+            raise
+        click.echo(f"vasomics: error: {exc}", err=True)
+        return exc.exit_code
+    except MemoryError:
+        if debug:
+            raise
+        click.echo("vasomics: error: out of memory (try a smaller region or a coarser grid)",
+                   err=True)
+        return 1
+    except Exception as exc:  # an unexpected failure: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"vasomics: internal error: {type(exc).__name__}: {exc} "
+                   f"(run with --debug for the traceback)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Feature catalogue, registry and the feature modules (one per category)."""

@@ -1,0 +1,1 @@
+"""Readers and writers: images, masks, vessel graphs and ultrasound ensembles."""
