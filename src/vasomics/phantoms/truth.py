@@ -1,0 +1,212 @@
+"""Analytic truth of a phantom and the helpers that place a phantom on a voxel grid.
+
+Every generator in :mod:`vasomics.phantoms` returns a :class:`Phantom`: the mask
+:class:`~vasomics.image.Image` and a :class:`PhantomTruth` holding
+
+* ``graph``: a :class:`~vasomics.vessel_graph.VesselGraph` of the analytic centerlines
+  (physical LPS mm, densely sampled, with the analytic radius per point), its root, and the
+  generation and Strahler order of every segment, computed from the construction (not by
+  the code under test);
+* ``values``: analytic scalars (``length_mm``, ``radius_mm``, ``curvature_per_mm``,
+  ``torsion_per_mm``, ``inflection_count``, ``n_segments``, ``n_bifurcations``,
+  ``n_endpoints``, ``max_generation``, ``max_strahler``, angles in degrees, ...), whichever
+  apply to the phantom.
+
+Lengths are axis lengths: free vessel ends are flat caps (see :mod:`.raster`), so a tube of
+axis length ``L`` occupies exactly ``L`` along its axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from vasomics.errors import InputError
+from vasomics.image import Image
+from vasomics.phantoms.raster import rasterize_image
+from vasomics.vessel_graph import VesselGraph
+
+
+@dataclass(frozen=True)
+class PhantomTruth:
+    """Analytic answers for a phantom: ``graph`` (centerlines, radii, topology) and
+    ``values`` (named analytic scalars; see the module docstring)."""
+
+    graph: VesselGraph
+    values: dict[str, float] = field(default_factory=dict)
+
+
+class Phantom(NamedTuple):
+    """A generated phantom: unpack as ``mask, truth = phantom``."""
+
+    mask: Image
+    truth: PhantomTruth
+
+
+def rotation_matrix(angles_deg, ndim: int = 3) -> np.ndarray:
+    """Rotation matrix from angles in degrees: one angle in 2D; in 3D rotations about
+    x, then y, then z (``R = Rz @ Ry @ Rx``)."""
+    a = np.deg2rad(np.atleast_1d(np.asarray(angles_deg, float)))
+    if ndim == 2:
+        c, s = np.cos(a[0]), np.sin(a[0])
+        return np.array([[c, -s], [s, c]])
+    if a.size != 3:
+        raise InputError(f"a 3D rotation needs three angles, got {a.size}")
+    cx, cy, cz = np.cos(a)
+    sx, sy, sz = np.sin(a)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def random_rotation(seed: int, ndim: int = 3) -> np.ndarray:
+    """A uniformly random rotation matrix (seeded)."""
+    rng = np.random.default_rng(seed)
+    if ndim == 2:
+        return rotation_matrix(rng.uniform(0, 360), 2)
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+def tree_graph(polylines, radii, parents, *, metadata=None) -> VesselGraph:
+    """Truth graph of a tree given per-segment polylines and the parent of each segment.
+
+    ``parents[i]`` is the index of the segment whose end point starts segment ``i`` (``-1``
+    for a root segment, whose first point becomes a ``root`` node). Generation is 1 at a
+    root segment and one more than the parent's; Strahler order is 1 for terminal segments
+    and, for a parent, the largest child order, plus one when two or more children share it.
+    """
+    parents = np.asarray(parents, dtype=np.int64)
+    n = len(parents)
+    children = [[] for _ in range(n)]
+    for i, p in enumerate(parents):
+        if p >= n or p == i:
+            raise InputError(f"segment {i} has an invalid parent {p}")
+        if p >= 0:
+            children[p].append(i)
+    positions, kinds = [], []
+    start = np.zeros(n, np.int64)
+    end = np.zeros(n, np.int64)
+    order = _topological_order(parents, children)
+    for i in order:
+        if parents[i] < 0:
+            start[i] = len(positions)
+            positions.append(polylines[i][0])
+            kinds.append("root")
+        else:
+            start[i] = end[parents[i]]
+        end[i] = len(positions)
+        positions.append(polylines[i][-1])
+        kinds.append("endpoint" if not children[i] else
+                     "bifurcation" if len(children[i]) >= 2 else "anchor")
+    generation = np.zeros(n, np.int64)
+    for i in order:
+        generation[i] = 1 if parents[i] < 0 else generation[parents[i]] + 1
+    strahler = np.zeros(n, np.int64)
+    for i in order[::-1]:
+        orders = [strahler[c] for c in children[i]]
+        if not orders:
+            strahler[i] = 1
+        else:
+            top = max(orders)
+            strahler[i] = top + 1 if orders.count(top) >= 2 else top
+    lengths = [len(p) for p in polylines]
+    radii = [np.broadcast_to(np.asarray(r, float), (len(p),)) for p, r in zip(polylines, radii,
+                                                                             strict=True)]
+    return VesselGraph(node_position=np.array(positions), node_kind=np.array(kinds, object),
+                       segment_start=start, segment_end=end,
+                       point_offsets=np.concatenate([[0], np.cumsum(lengths)]),
+                       points=np.concatenate(polylines), radius=np.concatenate(radii),
+                       segment_generation=generation, segment_strahler=strahler,
+                       metadata=dict(metadata or {}))
+
+
+def _topological_order(parents, children) -> list[int]:
+    order = [i for i in range(len(parents)) if parents[i] < 0]
+    k = 0
+    while k < len(order):
+        order.extend(children[order[k]])
+        k += 1
+    if len(order) != len(parents):
+        raise InputError("segment parents do not form a tree")
+    return order
+
+
+def tree_values(graph: VesselGraph) -> dict[str, float]:
+    """Counts implied by a truth tree graph (segments, bifurcations, endpoints incl. the
+    root, generations, Strahler order, total length)."""
+    kinds = graph.node_kind
+    return {
+        "n_segments": float(graph.n_segments),
+        "n_bifurcations": float(np.sum(kinds == "bifurcation")),
+        "n_endpoints": float(np.sum((kinds == "endpoint") | (kinds == "root"))),
+        "max_generation": float(graph.segment_generation.max()),
+        "max_strahler": float(graph.segment_strahler.max()),
+        "total_length_mm": float(graph.segment_lengths().sum()),
+    }
+
+
+def place_on_grid(polylines, radii, parents, spacing, *, rotation=None, margin_mm=None,
+                  values=None, shape=None, origin=None, name: str = "phantom") -> Phantom:
+    """Rotate local-frame polylines about the origin, fit a grid around them and rasterize.
+
+    ``polylines`` are in a local frame (mm); ``rotation`` (``(d, d)``) is applied first.
+    ``parents`` gives each polyline's parent segment (a tree, see :func:`tree_graph`), or is
+    ``None`` for a network whose polylines meet at shared end points (loops allowed).
+    Without ``shape``, the grid is the bounding box of the tubes plus ``margin_mm`` (default:
+    three voxels) on every side. Free ends (the root start and terminal ends) are flat caps;
+    joints are round. ``values`` extend the tree counts in the truth.
+    """
+    spacing = tuple(float(s) for s in spacing)
+    ndim = len(spacing)
+    rot = np.eye(ndim) if rotation is None else np.asarray(rotation, float)
+    polylines = [np.asarray(p, float) @ rot.T for p in polylines]
+    radii = [np.broadcast_to(np.asarray(r, float), (len(p),)).copy()
+             for p, r in zip(polylines, radii, strict=True)]
+    rmax = max(float(r.max()) for r in radii)
+    if shape is None:
+        margin = 3 * max(spacing) if margin_mm is None else float(margin_mm)
+        allp = np.concatenate(polylines)
+        lo = allp.min(axis=0) - rmax - margin
+        hi = allp.max(axis=0) + rmax + margin
+        itk_spacing = np.asarray(spacing[::-1])
+        shape = tuple(int(v) for v in (np.ceil((hi - lo) / itk_spacing) + 1)[::-1])
+        origin = tuple(lo)
+    if parents is None:  # a network: ends shared by several polylines are joints
+        graph = VesselGraph.from_polylines(polylines, radii, merge_tol_mm=1e-6,
+                                           metadata={"phantom": name})
+        degree = graph.node_degree()
+        caps = [(bool(degree[s] == 1), bool(degree[e] == 1))
+                for s, e in zip(graph.segment_start, graph.segment_end, strict=True)]
+        truth_values = network_values(graph)
+    else:
+        parents = np.asarray(parents, np.int64)
+        has_child = np.zeros(len(parents), bool)
+        has_child[parents[parents >= 0]] = True
+        caps = [(bool(p < 0), not c) for p, c in zip(parents, has_child, strict=True)]
+        graph = tree_graph(polylines, radii, parents, metadata={"phantom": name})
+        truth_values = tree_values(graph)
+    mask = rasterize_image(polylines, radii, shape, spacing, origin=origin, flat_caps=caps)
+    truth_values.update(values or {})
+    return Phantom(mask.with_array(mask.array, metadata={"phantom": name}),
+                   PhantomTruth(graph=graph, values=truth_values))
+
+
+def network_values(graph: VesselGraph) -> dict[str, float]:
+    """Counts of a truth network: segments, bifurcations (degree >= 3), endpoints
+    (degree 1), independent loops (segments - nodes + components), total length."""
+    import networkx as nx
+
+    degree = graph.node_degree()
+    components = nx.number_connected_components(graph.to_networkx())
+    return {
+        "n_segments": float(graph.n_segments),
+        "n_bifurcations": float(np.sum(degree >= 3)),
+        "n_endpoints": float(np.sum(degree == 1)),
+        "n_loops": float(graph.n_segments - graph.n_nodes + components),
+        "total_length_mm": float(graph.segment_lengths().sum()),
+    }
