@@ -1,0 +1,324 @@
+"""Vessel graphs and centerlines on disk: VTP (VMTK / 3D Slicer), GraphML and JSON.
+
+VTP layout written by :func:`write_graph_vtp` (read back exactly by :func:`read_graph_vtp`):
+
+* one polyline cell per segment, its points ordered from the start node to the end node;
+* point array ``Radius`` (mm), the name VMTK's ``vmtkcenterlines`` output is read by in
+  VMTK scripts and 3D Slicer's VMTK extension;
+* cell arrays ``SegmentId``, ``StartNode``, ``EndNode``, ``Generation``, ``Strahler``
+  (``-1`` = not assigned) and ``Label`` (string);
+* field data ``NodePosition`` (N×3), ``NodeKind`` (strings) and ``Dimension`` (2 or 3; 2D
+  graphs are stored with z = 0).
+
+Coordinates are written as they are in the graph: physical LPS mm. 3D Slicer displays RAS,
+but its VTK/VTP model reader assumes LPS files by default (Slicer ≥ 4.11), so the centerlines
+overlay the image loaded from the same case. VMTK works in the image's ITK physical frame,
+which is LPS too.
+
+JSON (:func:`write_graph_json`, :func:`read_graph_json`), schema :data:`JSON_SCHEMA_VERSION`::
+
+    {"format": "vasomics.vessel_graph", "version": 1, "ndim": 3,
+     "units": {"position": "mm", "radius": "mm"}, "frame": "LPS",
+     "nodes": [{"id": 0, "position": [x, y, z], "kind": "endpoint"}, ...],
+     "segments": [{"id": 0, "start": 0, "end": 1, "label": "", "generation": -1,
+                   "strahler": -1, "points": [[x, y, z], ...], "radius": [r, ...]}, ...],
+     "metadata": {...}}
+
+GraphML (:func:`write_graph_graphml`) is an export for network analysis tools: nodes carry
+``x``, ``y``, ``z`` (mm) and ``kind``; edges ``segment``, ``length_mm``,
+``mean_radius_mm``, ``label``, ``generation``, ``strahler`` and ``points`` (JSON text of the
+centerline points).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vasomics.errors import FormatError, InputError
+from vasomics.io.atomic import atomic_file
+from vasomics.io.vtk_xml import VTKPolyData, read_vtp, write_vtk_xml
+from vasomics.vessel_graph import VesselGraph
+
+log = logging.getLogger(__name__)
+
+JSON_FORMAT = "vasomics.vessel_graph"
+JSON_SCHEMA_VERSION = 1
+#: Point arrays taken as the radius, in order of preference (VMTK writes
+#: ``MaximumInscribedSphereRadius``; TubeTK and vasomics ``Radius``).
+RADIUS_NAMES = ("Radius", "MaximumInscribedSphereRadius", "radius", "Radii", "radii")
+#: Frames a centerline file may be stored in. ``"LPS"``: ITK physical (vasomics, ITK,
+#: TubeTK via :mod:`vasomics.io.tubetk`); ``"RAS"``: x and y negated (VMTK's centerline
+#: files, e.g. ``vmtk_aorta_mra/aorta-centerline.vtp``, and 3D Slicer's RAS-tagged files).
+FRAMES = ("LPS", "RAS")
+
+
+def ras_to_lps(points: np.ndarray) -> np.ndarray:
+    """Negate x and y: RAS ↔ LPS (the map is its own inverse). Works for 2D points too."""
+    points = np.asarray(points, dtype=float).copy()
+    points[..., :2] *= -1.0
+    return points
+
+
+@dataclass
+class Centerlines:
+    """Polylines read from a VTP file, in the file's coordinates (mm).
+
+    ``polylines[i]`` is ``(n_i, 3)``; ``radii[i]`` ``(n_i,)`` in mm or ``None`` when the file
+    has no radius array; ``radius_name`` is the array used. ``cell_data`` holds the file's
+    cell arrays for the kept polylines (one value per polyline).
+    """
+
+    polylines: list[np.ndarray]
+    radii: list[np.ndarray] | None
+    radius_name: str | None = None
+    cell_data: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def points(self) -> np.ndarray:
+        """All points, ``(P, 3)``."""
+        return np.concatenate(self.polylines) if self.polylines else np.zeros((0, 3))
+
+    @property
+    def point_radius(self) -> np.ndarray:
+        """All radii, ``(P,)`` (NaN when unknown)."""
+        if self.radii is None:
+            return np.full(len(self.points), np.nan)
+        return np.concatenate(self.radii) if self.radii else np.zeros(0)
+
+    def transformed(self, func) -> Centerlines:
+        """The same centerlines with points mapped through ``func((P, 3)) -> (P, 3)``."""
+        mapped = func(self.points)
+        splits = np.cumsum([len(p) for p in self.polylines])[:-1]
+        return Centerlines(list(np.split(mapped, splits)), self.radii, self.radius_name,
+                           dict(self.cell_data))
+
+    def to_graph(self, merge_tol_mm: float = 1e-3, default_radius: float | None = None,
+                 metadata: dict | None = None) -> VesselGraph:
+        """A :class:`VesselGraph` with one segment per polyline; polyline ends closer than
+        ``merge_tol_mm`` share a node (see :meth:`VesselGraph.from_polylines`). Files
+        without a radius array need ``default_radius`` (mm)."""
+        radii = self.radii
+        if radii is None:
+            if default_radius is None:
+                raise InputError(f"centerlines have no radius array (looked for "
+                                 f"{', '.join(RADIUS_NAMES)}); pass default_radius")
+            radii = [np.full(len(p), float(default_radius)) for p in self.polylines]
+        return VesselGraph.from_polylines(self.polylines, radii, merge_tol_mm=merge_tol_mm,
+                                          metadata=metadata)
+
+
+def read_vtp_centerlines(path: str | Path, radius_array: str | None = None,
+                         frame: str = "LPS") -> Centerlines:
+    """Read the polylines of a VTP file (VMTK, TubeTK, 3D Slicer, vasomics) with their radii.
+
+    ``radius_array`` names the point array holding radii in mm; by default the first of
+    :data:`RADIUS_NAMES` present. ``frame`` is the frame the file's points are in
+    (:data:`FRAMES`); points are returned in LPS mm, so ``"RAS"`` files (VMTK centerlines)
+    are converted with :func:`ras_to_lps`. Polylines of fewer than two points are dropped
+    (logged). See :mod:`vasomics.io.tubetk` for TubeTK's index × spacing frame.
+    """
+    if frame not in FRAMES:
+        raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
+    poly = read_vtp(path)
+    if frame == "RAS":
+        poly.points = ras_to_lps(poly.points)
+    lines = poly.lines
+    if not lines:
+        raise InputError("VTP file holds no polyline cells", path)
+    names = [radius_array] if radius_array else [n for n in RADIUS_NAMES if n in poly.point_data]
+    if radius_array and radius_array not in poly.point_data:
+        raise InputError(f"no point array {radius_array!r} (found: "
+                         f"{', '.join(poly.point_data) or 'none'})", path)
+    radius = poly.point_data[names[0]].astype(float) if names else None
+    if radius is not None and radius.ndim != 1:
+        raise InputError(f"radius array {names[0]!r} has several components", path)
+    if radius is not None and not np.all(np.isfinite(radius)):
+        raise InputError(f"radius array {names[0]!r} holds NaN or infinite values", path)
+    keep = [i for i, c in enumerate(lines) if len(c) >= 2]
+    if len(keep) < len(lines):
+        log.warning("%s: %d polylines with fewer than 2 points dropped", path,
+                    len(lines) - len(keep))
+    n_before = sum(len(poly.cells.get(k, [])) for k in ("Verts",))
+    cell_data = {k: v[n_before:n_before + len(lines)][keep] for k, v in poly.cell_data.items()}
+    return Centerlines(
+        polylines=[poly.points[lines[i]] for i in keep],
+        radii=None if radius is None else [radius[lines[i]] for i in keep],
+        radius_name=names[0] if names else None,
+        cell_data=cell_data,
+    )
+
+
+# ------------------------------------------------------------------------------------ VTP
+def write_graph_vtp(graph: VesselGraph, path: str | Path) -> Path:
+    """Write ``graph`` as VTP (layout in the module docstring), atomically."""
+    points = graph.points
+    nodes = graph.node_position
+    if graph.ndim == 2:
+        points = np.column_stack([points, np.zeros(len(points))])
+        nodes = np.column_stack([nodes, np.zeros(len(nodes))])
+    lines = [np.arange(graph.point_offsets[i], graph.point_offsets[i + 1])
+             for i in range(graph.n_segments)]
+    poly = VTKPolyData(
+        points=points,
+        cells={"Lines": lines},
+        point_data={"Radius": graph.radius.astype(np.float64)},
+        cell_data={
+            "SegmentId": np.arange(graph.n_segments, dtype=np.int64),
+            "StartNode": graph.segment_start, "EndNode": graph.segment_end,
+            "Generation": graph.segment_generation, "Strahler": graph.segment_strahler,
+            "Label": graph.segment_label.astype(str),
+        },
+        field_data={"NodePosition": nodes.astype(np.float64),
+                    "NodeKind": graph.node_kind.astype(str),
+                    "Dimension": np.array([graph.ndim], dtype=np.int64)},
+    )
+    return write_vtk_xml(path, poly)
+
+
+def read_graph_vtp(path: str | Path, merge_tol_mm: float = 1e-3) -> VesselGraph:
+    """Read a vessel graph from VTP. Files written by :func:`write_graph_vtp` are rebuilt
+    exactly (nodes, kinds, labels, generations, Strahler orders); other centerline files
+    (VMTK, TubeTK, Slicer) go through :meth:`Centerlines.to_graph` with ``merge_tol_mm``."""
+    poly = read_vtp(path)
+    fd, cd = poly.field_data, poly.cell_data
+    if not {"NodePosition", "NodeKind"} <= set(fd) or not {"StartNode", "EndNode"} <= set(cd):
+        return read_vtp_centerlines(path).to_graph(merge_tol_mm)
+    if "Radius" not in poly.point_data:
+        raise InputError("vasomics graph VTP lacks the Radius point array", path)
+    ndim = int(fd.get("Dimension", [3])[0])
+    lines = poly.lines
+    order = np.concatenate(lines) if lines else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum([len(c) for c in lines])])
+    nodes = np.asarray(fd["NodePosition"], float).reshape(-1, 3)
+    try:
+        return VesselGraph(
+            node_position=nodes[:, :ndim], node_kind=np.asarray(fd["NodeKind"], object),
+            segment_start=cd["StartNode"], segment_end=cd["EndNode"], point_offsets=offsets,
+            points=poly.points[order][:, :ndim], radius=poly.point_data["Radius"][order],
+            segment_label=cd.get("Label"), segment_generation=cd.get("Generation"),
+            segment_strahler=cd.get("Strahler"),
+        )
+    except InputError as exc:
+        raise InputError(exc.message, path) from None
+
+
+# ----------------------------------------------------------------------------------- JSON
+def graph_to_dict(graph: VesselGraph) -> dict:
+    """The JSON document (schema in the module docstring) as a Python dict."""
+    return {
+        "format": JSON_FORMAT,
+        "version": JSON_SCHEMA_VERSION,
+        "ndim": graph.ndim,
+        "units": {"position": "mm", "radius": "mm"},
+        "frame": "LPS",
+        "nodes": [{"id": i, "position": graph.node_position[i].tolist(),
+                   "kind": str(graph.node_kind[i])} for i in range(graph.n_nodes)],
+        "segments": [{"id": i, "start": int(graph.segment_start[i]),
+                      "end": int(graph.segment_end[i]), "label": str(graph.segment_label[i]),
+                      "generation": int(graph.segment_generation[i]),
+                      "strahler": int(graph.segment_strahler[i]),
+                      "points": graph.segment_points(i).tolist(),
+                      "radius": graph.segment_radius(i).tolist()}
+                     for i in range(graph.n_segments)],
+        "metadata": _jsonable(graph.metadata),
+    }
+
+
+def graph_from_dict(doc: dict, path=None) -> VesselGraph:
+    """Inverse of :func:`graph_to_dict`; checks format and version."""
+    if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
+        raise FormatError(f"not a {JSON_FORMAT} JSON document", path)
+    version = doc.get("version")
+    if not isinstance(version, int) or version > JSON_SCHEMA_VERSION or version < 1:
+        raise FormatError(f"unsupported {JSON_FORMAT} version {version!r} (this vasomics "
+                          f"reads versions 1 to {JSON_SCHEMA_VERSION})", path)
+    try:
+        ndim = int(doc["ndim"])
+        nodes = sorted(doc["nodes"], key=lambda n: n["id"])
+        segs = sorted(doc["segments"], key=lambda s: s["id"])
+        if [n["id"] for n in nodes] != list(range(len(nodes))):
+            raise InputError("node ids are not 0..N-1", path)
+        lengths = [len(s["points"]) for s in segs]
+        return VesselGraph(
+            node_position=np.array([n["position"] for n in nodes], float).reshape(-1, ndim),
+            node_kind=np.array([n["kind"] for n in nodes], dtype=object),
+            segment_start=[s["start"] for s in segs], segment_end=[s["end"] for s in segs],
+            point_offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            points=np.array([p for s in segs for p in s["points"]], float).reshape(-1, ndim),
+            radius=np.array([r for s in segs for r in s["radius"]], float),
+            segment_label=[s.get("label", "") for s in segs],
+            segment_generation=[s.get("generation", -1) for s in segs],
+            segment_strahler=[s.get("strahler", -1) for s in segs],
+            metadata=doc.get("metadata") or {},
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"malformed vessel graph JSON ({type(exc).__name__}: {exc})",
+                         path) from None
+    except InputError as exc:
+        raise InputError(exc.message, path) from None
+
+
+def write_graph_json(graph: VesselGraph, path: str | Path) -> Path:
+    """Write ``graph`` as JSON (schema in the module docstring), atomically."""
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(graph_to_dict(graph), separators=(",", ":")), "utf-8")
+    return path
+
+
+def read_graph_json(path: str | Path) -> VesselGraph:
+    """Read a graph written by :func:`write_graph_json` (any schema version up to the
+    current one)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", path) from None
+    return graph_from_dict(doc, path)
+
+
+def _jsonable(value):
+    """Metadata → JSON types (NumPy scalars and arrays to numbers and lists, others to str)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+# -------------------------------------------------------------------------------- GraphML
+def write_graph_graphml(graph: VesselGraph, path: str | Path) -> Path:
+    """Write ``graph`` as GraphML (attributes in the module docstring), atomically."""
+    import networkx as nx
+
+    g = nx.MultiGraph()
+    axes = "xyz"[: graph.ndim]
+    for i in range(graph.n_nodes):
+        attrs = {a: float(v) for a, v in zip(axes, graph.node_position[i], strict=True)}
+        g.add_node(i, kind=str(graph.node_kind[i]), **attrs)
+    lengths = graph.segment_lengths()
+    for i in range(graph.n_segments):
+        g.add_edge(int(graph.segment_start[i]), int(graph.segment_end[i]), key=i, segment=i,
+                   length_mm=float(lengths[i]),
+                   mean_radius_mm=float(np.mean(graph.segment_radius(i))),
+                   label=str(graph.segment_label[i]),
+                   generation=int(graph.segment_generation[i]),
+                   strahler=int(graph.segment_strahler[i]),
+                   points=json.dumps(np.round(graph.segment_points(i), 6).tolist()))
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        nx.write_graphml(g, tmp)
+    return path
