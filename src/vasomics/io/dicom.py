@@ -1,0 +1,346 @@
+"""DICOM: series in a folder and single files, with geometry checks and an allow-list of
+non-identifying metadata.
+
+Series (a folder, searched recursively): files are grouped by SeriesInstanceUID; the series
+with the most slices is read unless ``series_uid`` names another (a warning lists what else
+the folder holds; :func:`list_dicom_series` shows them all). Within a series:
+
+* all slices must share ImageOrientationPatient (within 1e-4), Rows/Columns and
+  PixelSpacing, else :class:`GeometryError`;
+* slices are sorted by their position along the slice normal (row × column cosines);
+* two slices at the same position (several phases, echoes or b-values in one series) and
+  uneven steps (gaps from missing slices: any step off the median by more than 1 % + 0.01 mm)
+  are rejected with :class:`GeometryError`: no silent resampling;
+* slices whose positions move off the normal (gantry tilt) are rejected, because the grid
+  would not be orthogonal.
+
+The volume's direction has the row cosine as x, the column cosine as y, the normal as z;
+origin is the first slice's ImagePositionPatient; z spacing is the measured step. Pixel data
+come from ITK/GDCM (compressed transfer syntaxes, palette colour, RescaleSlope/Intercept
+applied).
+
+Single files: a multi-slice-capable object with position and orientation becomes a
+one-slice 3D image; others (ultrasound, secondary capture) a 2D image, with the spacing from
+PixelSpacing, ImagerPixelSpacing or the ultrasound region calibration (cm → mm) when all
+regions agree.
+
+Metadata: only tags in :data:`ALLOWED_TAGS` are kept (no names, ids, dates, times, UIDs,
+institutions, free-text descriptions); ``ContrastBolusAgent`` is reduced to a yes/no flag.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vasomics.errors import FormatError, GeometryError, InputError
+from vasomics.image import Image
+
+log = logging.getLogger(__name__)
+
+#: DICOM keywords copied into ``Image.metadata`` (snake-cased); nothing else is kept.
+ALLOWED_TAGS = (
+    "Modality", "Manufacturer", "ManufacturerModelName", "BodyPartExamined",
+    "ImageType", "PhotometricInterpretation", "BitsStored", "PixelRepresentation",
+    "RescaleSlope", "RescaleIntercept", "RescaleType",
+    "SliceThickness", "SpacingBetweenSlices", "KVP", "XRayTubeCurrent", "Exposure",
+    "ExposureTime", "ConvolutionKernel", "CTDIvol", "ScanOptions",
+    "MagneticFieldStrength", "MRAcquisitionType", "ScanningSequence", "SequenceVariant",
+    "RepetitionTime", "EchoTime", "InversionTime", "FlipAngle", "EchoTrainLength",
+    "NumberOfAverages", "ImagingFrequency", "TransducerFrequency",
+    "ContrastBolusAgent",
+)
+_SKIP_NAMES = {"DICOMDIR"}
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One series found in a folder (no identifying data)."""
+
+    series_uid: str
+    n_files: int
+    modality: str
+    series_number: int | None
+    rows: int
+    columns: int
+
+
+def list_dicom_series(folder: str | Path) -> list[SeriesInfo]:
+    """The DICOM series in ``folder`` (recursive), largest first."""
+    groups = _scan(Path(folder))
+    return sorted((_info(uid, hdrs) for uid, hdrs in groups.items()),
+                  key=lambda s: -s.n_files)
+
+
+def read_dicom(path: str | Path, series_uid: str | None = None) -> Image:
+    """Read a DICOM folder (one series) or a single DICOM file (see the module docstring)."""
+    path = Path(path)
+    if path.is_dir():
+        return _read_series(path, series_uid)
+    return _read_single(path)
+
+
+# ----------------------------------------------------------------------------- scanning
+def _pydicom():
+    import pydicom
+
+    return pydicom
+
+
+def _scan(folder: Path) -> dict[str, list]:
+    pydicom = _pydicom()
+    from pydicom.errors import InvalidDicomError
+
+    groups: dict[str, list] = {}
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in _SKIP_NAMES)
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True)
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError,
+                KeyError):
+            continue
+        if "SOPClassUID" in ds and str(ds.SOPClassUID).startswith("1.2.840.10008.1.3.10"):
+            continue  # a DICOMDIR under another name
+        if "Rows" not in ds:
+            continue  # not an image (structured report, presentation state...)
+        uid = str(ds.get("SeriesInstanceUID", "")) or "unknown-series"
+        groups.setdefault(uid, []).append((f, ds))
+    if not groups:
+        raise InputError("no DICOM images found in folder", folder)
+    return groups
+
+
+def _info(uid: str, headers: list) -> SeriesInfo:
+    ds = headers[0][1]
+    number = ds.get("SeriesNumber")
+    return SeriesInfo(series_uid=uid, n_files=len(headers), modality=str(ds.get("Modality", "")),
+                      series_number=int(number) if number not in (None, "") else None,
+                      rows=int(ds.Rows), columns=int(ds.Columns))
+
+
+# ------------------------------------------------------------------------------ series
+def _read_series(folder: Path, series_uid: str | None) -> Image:
+    groups = _scan(folder)
+    infos = sorted((_info(u, h) for u, h in groups.items()), key=lambda s: -s.n_files)
+    if series_uid is not None:
+        if series_uid not in groups:
+            raise InputError(f"series {series_uid} not in folder ({len(groups)} series found)",
+                             folder)
+        chosen = series_uid
+    else:
+        chosen = infos[0].series_uid
+        if len(infos) > 1 and infos[0].n_files == infos[1].n_files:
+            raise InputError(f"folder holds {len(infos)} series and the two largest have "
+                             f"{infos[0].n_files} slices each; choose one with dicom_series=",
+                             folder)
+    if len(infos) > 1:
+        log.warning("%s: folder holds %d series (%s slices); reading series number %s with "
+                    "%d slices", folder, len(infos), ", ".join(str(s.n_files) for s in infos),
+                    next(s.series_number for s in infos if s.series_uid == chosen),
+                    len(groups[chosen]))
+    headers = groups[chosen]
+    if len(headers) == 1:
+        image = _read_single(headers[0][0])
+    else:
+        image = _stack(folder, headers)
+    image.metadata["dicom_series_in_folder"] = len(infos)
+    return image
+
+
+def _stack(folder: Path, headers: list) -> Image:
+    for f, ds in headers:
+        if "ImageOrientationPatient" not in ds or "ImagePositionPatient" not in ds:
+            raise GeometryError(f"slice {f.name} has no ImagePositionPatient/"
+                                f"ImageOrientationPatient; cannot build a volume", folder)
+        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            raise FormatError(f"series mixes multi-frame file {f.name} with other files; read "
+                              f"the file on its own", folder)
+    iop = np.array([[float(v) for v in ds.ImageOrientationPatient] for _, ds in headers])
+    if np.abs(iop - iop[0]).max() > 1e-4:
+        raise GeometryError("slices of the series have different orientations "
+                            "(ImageOrientationPatient); cannot build one volume", folder)
+    shapes = {(int(ds.Rows), int(ds.Columns)) for _, ds in headers}
+    if len(shapes) > 1:
+        raise GeometryError(f"slices have different sizes {sorted(shapes)}", folder)
+    pixel = np.array([_pixel_spacing(ds) for _, ds in headers])
+    if np.abs(pixel - pixel[0]).max() > 1e-4 * max(1.0, pixel[0].max()):
+        raise GeometryError("slices have different PixelSpacing", folder)
+    row, col = _unit(iop[0, :3]), _unit(iop[0, 3:])
+    if abs(np.dot(row, col)) > 1e-3:
+        raise GeometryError("ImageOrientationPatient row and column cosines are not "
+                            "orthogonal", folder)
+    normal = np.cross(row, col)
+    pos = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in headers])
+    along = pos @ normal
+    order = np.argsort(along, kind="stable")
+    pos, along = pos[order], along[order]
+    headers = [headers[i] for i in order]
+    steps = np.diff(along)
+    if np.any(steps < 1e-3):
+        raise GeometryError(f"{int(np.sum(steps < 1e-3)) + 1} slices share a position "
+                            f"(several phases, echoes or repeats in one series?); "
+                            f"cannot build one volume", folder)
+    dz = float(np.median(steps))
+    if np.abs(steps - dz).max() > 0.01 * dz + 0.01:
+        raise GeometryError(f"uneven slice spacing (steps {steps.min():.3f} to "
+                            f"{steps.max():.3f} mm; missing slices?)", folder)
+    offaxis = (pos - pos[0]) - np.outer(along - along[0], normal)
+    if np.abs(offaxis).max() > 0.01 * dz + 0.01:
+        raise GeometryError("slice positions move off the slice normal (gantry tilt); "
+                            "resample the series before analysis", folder)
+    array = _pixels([f for f, _ in headers], folder)
+    direction = np.column_stack([row, col, normal])
+    try:
+        image = Image(array=array, spacing=(dz, float(pixel[0][0]), float(pixel[0][1])),
+                      origin=tuple(pos[0]), direction=direction,
+                      modality=str(headers[0][1].get("Modality", "")) or None,
+                      metadata=_safe_metadata(headers[0][1]))
+    except GeometryError as exc:
+        raise GeometryError(exc.message, folder) from None
+    image.metadata["n_slices"] = len(headers)
+    return image
+
+
+def _pixel_spacing(ds) -> tuple[float, float]:
+    """(row spacing, column spacing) in mm = NumPy (y, x) spacing."""
+    for key in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(key)
+        if value is not None and len(value) == 2:
+            return float(value[0]), float(value[1])
+    return 1.0, 1.0
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    if not np.isfinite(n) or n < 1e-6:
+        raise GeometryError("ImageOrientationPatient holds a zero vector")
+    return v / n
+
+
+def _pixels(files: list[Path], where: Path) -> np.ndarray:
+    import SimpleITK as sitk
+
+    try:
+        if len(files) == 1:
+            img = sitk.ReadImage(str(files[0]))
+        else:
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames([str(f) for f in files])
+            img = reader.Execute()
+    except RuntimeError as exc:
+        line = [ln for ln in str(exc).splitlines() if ln.strip()]
+        raise InputError(f"cannot decode DICOM pixel data ({line[-1][:160] if line else exc})",
+                         where) from None
+    return sitk.GetArrayFromImage(img)
+
+
+# -------------------------------------------------------------------------------- single
+def _read_single(path: Path) -> Image:
+    pydicom = _pydicom()
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError) as exc:
+        raise InputError(f"not a readable DICOM file ({type(exc).__name__})", path) from None
+    if "Rows" not in ds:
+        raise InputError("DICOM file holds no image", path)
+    array = _pixels([path], path)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    rgb = int(ds.get("SamplesPerPixel", 1) or 1) > 1 or str(
+        ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR"
+    if frames == 1 and array.shape[0] == 1:
+        array = array[0]
+    meta = _safe_metadata(ds)
+    modality = str(ds.get("Modality", "")) or None
+    if frames == 1 and "ImageOrientationPatient" in ds and "ImagePositionPatient" in ds:
+        iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+        row, col = _unit(iop[:3]), _unit(iop[3:])
+        thickness = float(ds.get("SliceThickness") or 1.0) or 1.0
+        sy, sx = _pixel_spacing(ds)
+        return _image(array[None], (thickness, sy, sx),
+                      tuple(float(v) for v in ds.ImagePositionPatient),
+                      np.column_stack([row, col, np.cross(row, col)]), modality, meta, path)
+    spacing, source = _planar_spacing(ds)
+    meta["spacing_source"] = source
+    meta["spacing_known"] = source != "none"
+    if frames > 1:  # cine / multi-frame without a volume geometry: frames along axis 0
+        meta["frame_axis"] = "time or frame"
+        return _image(array, (1.0, *spacing), None, None, modality, meta, path)
+    if rgb and array.ndim == 2:
+        raise FormatError("colour DICOM decoded without channels", path)
+    return _image(array, spacing, None, None, modality, meta, path)
+
+
+def _image(array, spacing, origin, direction, modality, meta, path) -> Image:
+    try:
+        return Image(array=array, spacing=spacing, origin=origin, direction=direction,
+                     modality=modality, metadata=meta)
+    except GeometryError as exc:
+        raise GeometryError(exc.message, path) from None
+
+
+def _planar_spacing(ds) -> tuple[tuple[float, float], str]:
+    for key in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(key)
+        if value is not None and len(value) == 2:
+            return (float(value[0]), float(value[1])), key
+    regions = ds.get("SequenceOfUltrasoundRegions")
+    if regions:
+        # calibrated regions only (text or waveform regions carry zero deltas)
+        deltas = {(float(r.get("PhysicalDeltaY", 0)), float(r.get("PhysicalDeltaX", 0)),
+                   int(r.get("PhysicalUnitsYDirection", 0)),
+                   int(r.get("PhysicalUnitsXDirection", 0))) for r in regions}
+        deltas = {d for d in deltas if d[0] > 0 and d[1] > 0}
+        if len(deltas) == 1:
+            dy, dx, uy, ux = deltas.pop()
+            if uy == ux == 3:  # 3 = cm
+                return (dy * 10.0, dx * 10.0), "ultrasound region"
+    return (1.0, 1.0), "none"
+
+
+def _safe_metadata(ds) -> dict:
+    """Allow-listed, non-identifying tags (snake-cased keyword → plain Python value)."""
+    out: dict = {}
+    for key in ALLOWED_TAGS:
+        if key not in ds:
+            continue
+        value = ds.get(key)
+        if key == "ContrastBolusAgent":
+            out["contrast_agent_present"] = bool(str(value or "").strip())
+            continue
+        plain = _plain(value)
+        if plain not in (None, "", []):
+            out[_snake(key)] = plain
+    return out
+
+
+def _plain(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float, str)):
+        return value if not isinstance(value, str) else value.strip()
+    for cast in (int, float):
+        try:
+            out = cast(value)
+            if cast is int and float(value) != out:
+                continue
+            return out
+        except (TypeError, ValueError):
+            continue
+    return str(value).strip()
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (not name[i - 1].isupper() or (
+                i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

@@ -1,0 +1,175 @@
+"""DICOM series and single files: geometry, series choice, and no identifying data kept."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from vasomics.errors import GeometryError, InputError
+from vasomics.io.dicom import list_dicom_series
+from vasomics.io.images import read_image
+
+PATIENT_NAME = "Doe^Johnathan"
+PATIENT_ID = "PID-7734921"
+INSTITUTION = "St Example Hospital"
+
+
+def _rotation(ax: float, ay: float) -> np.ndarray:
+    cx, sx, cy, sy = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    return ry @ rx
+
+
+def write_series(folder, volume, spacing=(2.5, 0.7, 0.6), origin=(-100.0, 30.0, 12.0),
+                 rotation=None, series_uid=None, positions=None, orientations=None,
+                 intercept=-1024.0, order=None, series_number=3):
+    """Write ``volume`` (z, y, x) int16 as a CT series with pydicom, independently of the
+    reader. Returns the per-slice positions used."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rot = np.eye(3) if rotation is None else rotation
+    row, col, normal = rot[:, 0], rot[:, 1], rot[:, 2]
+    series_uid = series_uid or generate_uid()
+    study_uid = generate_uid()
+    nz = volume.shape[0]
+    if positions is None:
+        positions = [np.asarray(origin) + k * spacing[0] * normal for k in range(nz)]
+    order = list(range(nz)) if order is None else order
+    for file_no, k in enumerate(order):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.PatientName, ds.PatientID = PATIENT_NAME, PATIENT_ID
+        ds.PatientBirthDate, ds.InstitutionName = "19610203", INSTITUTION
+        ds.AccessionNumber, ds.StudyDate = "ACC99812", "20240102"
+        ds.SeriesDescription = f"angio for {PATIENT_NAME}"
+        ds.Modality, ds.Manufacturer, ds.KVP, ds.SliceThickness = "CT", "ACME", 100, spacing[0]
+        ds.ContrastBolusAgent = "Iomeprol"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.SeriesNumber, ds.InstanceNumber = series_number, file_no + 1
+        iop = orientations[k] if orientations is not None else [*row, *col]
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in iop]
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in positions[k]]
+        ds.PixelSpacing = [f"{spacing[1]:.6f}", f"{spacing[2]:.6f}"]
+        ds.Rows, ds.Columns = volume.shape[1:]
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.RescaleIntercept, ds.RescaleSlope = f"{intercept:g}", "1"
+        ds.PixelData = volume[k].astype("<i2").tobytes()
+        ds.save_as(folder / f"IM{file_no:04d}.dcm", enforce_file_format=True)
+    return positions
+
+
+@pytest.fixture
+def volume():
+    rng = np.random.default_rng(4)
+    return rng.integers(0, 3000, size=(9, 12, 10)).astype(np.int16)
+
+
+def test_oblique_shuffled_series(tmp_path, volume):
+    rot = _rotation(0.3, -0.5)
+    order = [4, 0, 8, 2, 6, 1, 7, 3, 5]
+    positions = write_series(tmp_path / "s", volume, rotation=rot, order=order)
+    image = read_image(tmp_path / "s")
+    assert image.shape == volume.shape
+    np.testing.assert_array_equal(image.array, volume.astype(float) - 1024)
+    np.testing.assert_allclose(image.spacing, (2.5, 0.7, 0.6), atol=1e-5)
+    np.testing.assert_allclose(image.direction, rot, atol=1e-5)
+    for k in (0, 4, 8):  # voxel (k, 0, 0) sits at slice k's ImagePositionPatient
+        np.testing.assert_allclose(image.index_to_physical([k, 0, 0])[0], positions[k],
+                                   atol=1e-4)
+    # voxel (0, 3, 5): column 5 along the row cosine, row 3 along the column cosine
+    expected = positions[0] + 5 * 0.6 * rot[:, 0] + 3 * 0.7 * rot[:, 1]
+    np.testing.assert_allclose(image.index_to_physical([0, 3, 5])[0], expected, atol=1e-4)
+    assert image.modality == "CT"
+
+
+def test_no_identifying_data_survives(tmp_path, volume):
+    write_series(tmp_path / "s", volume)
+    image = read_image(tmp_path / "s")
+    blob = pickle.dumps(image) + repr(image.metadata).encode()
+    for secret in (PATIENT_NAME, PATIENT_ID, "Doe", "Johnathan", "19610203", INSTITUTION,
+                   "ACC99812", "20240102", "Iomeprol"):
+        assert secret.encode() not in blob, secret
+    assert image.metadata["contrast_agent_present"] is True
+    assert image.metadata["kvp"] == 100 and image.metadata["manufacturer"] == "ACME"
+    assert not any("patient" in k or "date" in k or "uid" in k for k in image.metadata)
+
+
+def test_folder_with_several_series(tmp_path, volume, caplog):
+    write_series(tmp_path / "mix" / "a", volume, series_number=3)
+    small_uid = generate_uid()
+    write_series(tmp_path / "mix" / "b", volume[:3], series_uid=small_uid, series_number=7)
+    (tmp_path / "mix" / "notes.txt").write_text("not dicom")
+    series = list_dicom_series(tmp_path / "mix")
+    assert [s.n_files for s in series] == [9, 3]
+    with caplog.at_level(logging.WARNING):
+        image = read_image(tmp_path / "mix")
+    assert image.shape[0] == 9 and image.metadata["dicom_series_in_folder"] == 2
+    assert "2 series" in caplog.text
+    assert read_image(tmp_path / "mix", dicom_series=small_uid).shape[0] == 3
+    with pytest.raises(InputError, match="not in folder"):
+        read_image(tmp_path / "mix", dicom_series="1.2.3")
+
+
+def test_mixed_orientation_rejected(tmp_path, volume):
+    orient = [[1, 0, 0, 0, 1, 0]] * 9
+    orient[4] = [1, 0, 0, 0, 0.9950042, 0.0998334]
+    write_series(tmp_path / "s", volume, orientations=orient)
+    with pytest.raises(GeometryError, match="different orientations") as err:
+        read_image(tmp_path / "s")
+    assert str(tmp_path / "s") in str(err.value)
+
+
+def test_duplicate_positions_and_gaps_rejected(tmp_path, volume):
+    pos = [np.array([0.0, 0.0, 2.5 * k]) for k in range(9)]
+    dup = list(pos)
+    dup[5] = pos[4]
+    write_series(tmp_path / "dup", volume, positions=dup)
+    with pytest.raises(GeometryError, match="share a position"):
+        read_image(tmp_path / "dup")
+    gap = [p + (np.array([0, 0, 2.5]) if k >= 6 else 0) for k, p in enumerate(pos)]
+    write_series(tmp_path / "gap", volume, positions=gap)
+    with pytest.raises(GeometryError, match="uneven slice spacing"):
+        read_image(tmp_path / "gap")
+    tilt = [p + np.array([0, 0.4 * k, 0]) for k, p in enumerate(pos)]
+    write_series(tmp_path / "tilt", volume, positions=tilt)
+    with pytest.raises(GeometryError, match="gantry tilt"):
+        read_image(tmp_path / "tilt")
+
+
+def test_folder_without_dicom(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    with pytest.raises(InputError, match="no DICOM images"):
+        read_image(tmp_path)
+
+
+def test_ultrasound_files(shared_data):
+    folder = shared_data / "pydicom_ultrasound"
+    rgb = read_image(folder / "US1_UNCR.dcm")
+    assert rgb.shape == (480, 640) and rgb.n_channels == 3 and rgb.array.dtype == np.uint8
+    assert rgb.modality == "US" and rgb.metadata["spacing_known"] is False
+    palette = read_image(folder / "gdcm-US-ALOKA-16.dcm")
+    assert palette.shape == (480, 640) and palette.n_channels == 3
+    # calibrated from the ultrasound region: 0.0383 cm per pixel
+    np.testing.assert_allclose(palette.spacing, (0.3826530650, 0.3826530650), rtol=1e-6)
+    assert palette.metadata["spacing_source"] == "ultrasound region"
+    for path, image in ((folder / "US1_UNCR.dcm", rgb), (folder / "gdcm-US-ALOKA-16.dcm", palette)):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        blob = pickle.dumps(image)
+        secrets = [str(ds.get(k, "")) for k in ("PatientName", "PatientID", "InstitutionName",
+                                                 "StudyDate", "AccessionNumber",
+                                                 "PatientBirthDate")]
+        for secret in secrets:
+            if len(secret) >= 4:
+                assert secret.encode() not in blob, secret
