@@ -17,6 +17,7 @@ from vasomics.errors import VasomicsError
 #: Sub-commands: name -> "module:attribute" of a click command or group. Each area adds
 #: its own line; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
+    "cohort": "vasomics.cohort.cli:cohort",
 }
 
 

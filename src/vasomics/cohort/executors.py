@@ -1,0 +1,174 @@
+"""Where scan tasks run: local worker processes or a Dask distributed cluster.
+
+Both executors take an iterator of :class:`~vasomics.cohort.pipelines.ScanTask` and yield
+:class:`~vasomics.cohort.pipelines.ScanResult` in completion order, keeping at most
+``max_in_flight`` tasks submitted so memory stays bounded and an interrupted run loses at
+most those. A task never raises: failures come back as ``failed`` results, including a
+worker process that dies (crash, out-of-memory kill).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from vasomics.cohort.pipelines import ScanResult, ScanTask, execute
+from vasomics.errors import DependencyError, VasomicsError
+
+log = logging.getLogger(__name__)
+
+#: A scan whose worker process died this many times is recorded as failed.
+MAX_CRASHES = 2
+
+
+def _failed(task: ScanTask, message: str) -> ScanResult:
+    now = time.time()
+    return ScanResult(scan_id=task.scan_id, status="failed", input_hash=None,
+                      params_hash=task.params_hash, started=now, ended=now, host="",
+                      pid=0, software={"vasomics": task.coordinator_version}, error=message)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the coordinator dies (even by SIGKILL), so no orphan
+    worker keeps computing."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="vasomics-parent-watch").start()
+
+
+class LocalExecutor:
+    """``workers`` spawned processes on this machine (``spawn``: safe with threads, the
+    same start method on every platform)."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, int(workers or os.cpu_count() or 1))
+
+    def describe(self) -> str:
+        return f"local:{self.workers}"
+
+    def _pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_watch_parent, initargs=(os.getpid(),))
+
+    def run(self, tasks: Iterable[ScanTask], max_in_flight: int | None = None
+            ) -> Iterator[ScanResult]:
+        limit = max_in_flight or 2 * self.workers
+        pending = iter(tasks)
+        retry: list[ScanTask] = []
+        crashes: dict[str, int] = {}
+        pool = self._pool()
+        in_flight: dict = {}
+        try:
+            while True:
+                while len(in_flight) < limit:
+                    task = retry.pop() if retry else next(pending, None)
+                    if task is None:
+                        break
+                    in_flight[pool.submit(execute, task)] = task
+                if not in_flight:
+                    return
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in finished:
+                    task = in_flight.pop(future)
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        crashes[task.scan_id] = crashes.get(task.scan_id, 0) + 1
+                        if crashes[task.scan_id] >= MAX_CRASHES:
+                            yield _failed(task, f"worker process died {MAX_CRASHES} times "
+                                                f"on this scan (crash or killed, e.g. out of "
+                                                f"memory)")
+                        else:
+                            retry.append(task)
+                if broken:  # every other task of the dead pool is lost too: run them again
+                    for future, task in in_flight.items():
+                        future.cancel()
+                        retry.append(task)
+                    in_flight.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    log.warning("a worker process died; restarting the worker pool")
+                    pool = self._pool()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+class DaskExecutor:
+    """The tasks go to a running Dask distributed scheduler (``tcp://host:port``) or to an
+    existing :class:`distributed.Client`. Workers need vasomics (same version) and must see
+    the scan files at the same paths; they never open the database."""
+
+    def __init__(self, address_or_client):
+        try:
+            import distributed
+        except ImportError:
+            raise DependencyError("the Dask executor needs the [distributed] extra: pip "
+                                  "install 'vasomics[distributed]'") from None
+        self._distributed = distributed
+        if isinstance(address_or_client, distributed.Client):
+            self.client, self._own = address_or_client, False
+        else:
+            try:
+                self.client = distributed.Client(address_or_client, timeout="20s",
+                                                  set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise VasomicsError(f"cannot reach the Dask scheduler at {address_or_client} "
+                                    f"({exc})") from None
+            self._own = True
+
+    def describe(self) -> str:
+        return f"dask:{self.client.scheduler.address}"
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+    def _threads(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def run(self, tasks: Iterable[ScanTask], max_in_flight: int | None = None
+            ) -> Iterator[ScanResult]:
+        distributed = self._distributed
+        limit = max_in_flight or 2 * self._threads()
+        pending = iter(tasks)
+        by_key: dict[str, tuple] = {}
+        completed = distributed.as_completed()
+
+        def submit() -> bool:
+            task = next(pending, None)
+            if task is None:
+                return False
+            future = self.client.submit(execute, task, pure=False,
+                                        key=f"vasomics-scan-{task.scan_id}-{os.urandom(4).hex()}")
+            by_key[future.key] = (future, task)
+            completed.add(future)
+            return True
+
+        try:
+            while len(by_key) < limit and submit():
+                pass
+            for future in completed:
+                task = by_key.pop(future.key)[1]
+                try:
+                    yield future.result()
+                except Exception as exc:  # KilledWorker, CancelledError, communication errors
+                    yield _failed(task, f"Dask task failed: {type(exc).__name__}: {exc}")
+                finally:
+                    future.release()
+                while len(by_key) < limit and submit():
+                    pass
+        finally:
+            if by_key:
+                self.client.cancel([future for future, _ in by_key.values()])

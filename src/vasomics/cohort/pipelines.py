@@ -1,0 +1,214 @@
+"""Per-scan pipelines the cohort runner can run, and the task/result types that travel
+between the coordinator and its workers.
+
+A pipeline is a plain function ``fn(path: Path, params) -> ScanOutput`` named by a
+``"module:attribute"`` string, so that a worker process (local or on a Dask cluster)
+imports it by name; nothing but the :class:`ScanTask` (plain data) is sent to workers and
+nothing but the :class:`ScanResult` (plain data and DataFrames) comes back. Workers never
+touch the database: only the coordinator writes.
+
+Pipelines are keyed by name; a manifest row picks one with its ``pipeline`` column, or by
+its ``modality`` (each pipeline lists the modalities it handles by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel
+
+from vasomics.errors import ParameterError, VasomicsError
+from vasomics.features.table import FeatureTable
+from vasomics.params import params_dict, params_hash
+
+#: Columns of the per-scan vessel segment rows (lengths and radii in mm, positions LPS mm).
+SEGMENT_COLUMNS = ("segment_id", "start_node", "end_node", "label", "generation", "strahler",
+                   "n_points", "length_mm", "chord_mm", "mean_radius_mm", "min_radius_mm",
+                   "max_radius_mm", "start_x_mm", "start_y_mm", "start_z_mm", "end_x_mm",
+                   "end_y_mm", "end_z_mm")
+#: Columns of the per-scan quality-control rows.
+QC_COLUMNS = ("check", "value", "unit", "passed", "message")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A registered per-scan pipeline.
+
+    ``function`` and ``params`` are ``"module:attribute"`` strings: the function called as
+    ``fn(path, params) -> ScanOutput`` and its :class:`~vasomics.params.StageParams` model.
+    ``version`` is part of every parameter hash: bump it when the pipeline's outputs change
+    for the same inputs and parameters, so cohorts recompute.
+    """
+
+    name: str
+    function: str
+    params: str
+    modalities: tuple[str, ...] = ()
+    version: str = "1"
+    description: str = ""
+
+    def params_model(self) -> type[BaseModel]:
+        return _import(self.params)
+
+    def params_hash(self, params: BaseModel) -> str:
+        """SHA-256 (16 hex) of pipeline name, version and the canonical parameters."""
+        text = f"{self.name}\n{self.version}\n{params_hash(params)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_REGISTRY: dict[str, Pipeline] = {}
+
+
+def register_pipeline(pipeline: Pipeline, *, replace: bool = False) -> Pipeline:
+    """Add a pipeline to the registry (``replace`` to overwrite one of the same name)."""
+    if pipeline.name in _REGISTRY and not replace:
+        raise ParameterError(f"pipeline {pipeline.name!r} is already registered")
+    _REGISTRY[pipeline.name] = pipeline
+    return pipeline
+
+
+def get_pipeline(name: str) -> Pipeline:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ParameterError(f"unknown pipeline {name!r} (known: "
+                             f"{', '.join(sorted(_REGISTRY))})") from None
+
+
+def pipeline_for_modality(modality: str) -> Pipeline | None:
+    """The pipeline handling ``modality`` (case-insensitive), or None."""
+    wanted = modality.lower()
+    for p in _REGISTRY.values():
+        if wanted in (m.lower() for m in p.modalities):
+            return p
+    return None
+
+
+def known_modalities() -> list[str]:
+    return sorted({m for p in _REGISTRY.values() for m in p.modalities})
+
+
+def _import(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+# ------------------------------------------------------------------ task and result
+@dataclass
+class ScanOutput:
+    """What a pipeline returns for one scan: features (long format), vessel segment rows
+    (:data:`SEGMENT_COLUMNS`), QC rows (:data:`QC_COLUMNS`) and safe, non-identifying
+    information (shape, spacing, seconds per stage) that goes into the run's provenance."""
+
+    features: FeatureTable
+    segments: pd.DataFrame | None = None
+    qc: pd.DataFrame | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.segments = _frame(self.segments, SEGMENT_COLUMNS, "segments")
+        self.qc = _frame(self.qc, QC_COLUMNS, "qc")
+
+
+def _frame(frame: pd.DataFrame | None, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    if frame is None:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    missing = set(columns) - set(frame.columns)
+    if missing:
+        raise VasomicsError(f"pipeline returned {what} without columns {sorted(missing)}")
+    return frame.loc[:, list(columns)].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    """Everything a worker needs to process one scan (plain, picklable data)."""
+
+    scan_id: str
+    path: str
+    pipeline: str
+    function: str
+    params_model: str
+    params: dict[str, Any]
+    params_hash: str
+    coordinator_version: str
+
+    @classmethod
+    def make(cls, scan_id: str, path: Path, pipeline: Pipeline, params: BaseModel,
+             version: str) -> ScanTask:
+        return cls(scan_id=scan_id, path=str(path), pipeline=pipeline.name,
+                   function=pipeline.function, params_model=pipeline.params,
+                   params=params_dict(params), params_hash=pipeline.params_hash(params),
+                   coordinator_version=version)
+
+
+@dataclass
+class ScanResult:
+    """A worker's answer for one scan: ``status`` is ``done`` (with ``output``) or
+    ``failed`` (with a one-line ``error`` and, for unexpected failures, a traceback in
+    ``detail``). Times are UNIX seconds measured on the worker."""
+
+    scan_id: str
+    status: str
+    input_hash: str | None
+    params_hash: str
+    started: float
+    ended: float
+    host: str
+    pid: int
+    software: dict[str, str]
+    output: ScanOutput | None = None
+    error: str | None = None
+    detail: str | None = None
+
+
+def execute(task: ScanTask) -> ScanResult:
+    """Run one scan's pipeline; never raises (failures become ``failed`` results)."""
+    from vasomics.provenance import file_sha256, software_versions
+
+    started = time.time()
+    software = software_versions()
+    out = dict(scan_id=task.scan_id, params_hash=task.params_hash, host=socket.gethostname(),
+               pid=os.getpid(), software=software, started=started)
+    input_hash = None
+    try:
+        if software["vasomics"] != task.coordinator_version:
+            raise VasomicsError(f"worker runs vasomics {software['vasomics']} but the "
+                                f"coordinator runs {task.coordinator_version}; install the "
+                                f"same version everywhere")
+        path = Path(task.path)
+        if not path.exists():
+            raise VasomicsError("file not found on the worker (is the storage shared and "
+                                "mounted at the same path?)", path)
+        input_hash = file_sha256(path)
+        params = _import(task.params_model).model_validate(task.params)
+        output = _import(task.function)(path, params)
+        if not isinstance(output, ScanOutput):
+            raise VasomicsError(f"pipeline {task.pipeline} returned {type(output).__name__}, "
+                                f"not a ScanOutput")
+        return ScanResult(status="done", input_hash=input_hash, ended=time.time(),
+                          output=output, **out)
+    except VasomicsError as exc:
+        return ScanResult(status="failed", input_hash=input_hash, ended=time.time(),
+                          error=str(exc), **out)
+    except MemoryError:
+        return ScanResult(status="failed", input_hash=input_hash, ended=time.time(),
+                          error="out of memory on the worker", **out)
+    except Exception as exc:  # a bug or an unforeseen input: record it, keep the run going
+        return ScanResult(status="failed", input_hash=input_hash, ended=time.time(),
+                          error=f"internal error: {type(exc).__name__}: {exc}",
+                          detail=traceback.format_exc(), **out)
+
+
+register_pipeline(Pipeline(
+    name="mask", function="vasomics.cohort.mask_pipeline:run_mask",
+    params="vasomics.cohort.mask_pipeline:MaskPipelineParams", modalities=("mask",),
+    description="binary vessel mask -> vessel graph -> feature table, segments and QC"))
