@@ -213,6 +213,10 @@ def _from_sitk(img, path: Path) -> Image:
 
 
 def _read_itk(path: Path) -> Image:
+    if _extension(path) in (".nii", ".nii.gz"):
+        from vasomics.io.nifti import read_nifti
+
+        return read_nifti(path)
     sitk = _sitk()
     try:
         img = sitk.ReadImage(str(path))

@@ -169,7 +169,7 @@ def _write_pillow(image: Image, tmp: Path, ext: str, path: Path) -> None:
         raise FormatError(f"{ext} files hold 2D images; write 3D images as .tif or .nii.gz", path)
     array = image.array
     if array.dtype == np.uint16 and image.n_channels == 1 and ext == ".png":
-        pil = PILImage.fromarray(array.astype(np.uint16), mode="I;16")
+        pil = PILImage.fromarray(array)
     elif array.dtype == np.uint8:
         pil = PILImage.fromarray(array)
     else:
