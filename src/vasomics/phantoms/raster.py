@@ -5,8 +5,9 @@ radius per point. Between two consecutive axis points ``a`` and ``b`` (radii ``r
 a voxel centre ``p`` is inside when its distance to the axis point ``a + t (b - a)`` is at
 most ``ra + t (rb - ra)``, where ``t`` is the projection of ``p`` onto ``ab`` clamped to
 ``[0, 1]``. Clamping makes round (spherical) joints between pieces and round caps at the
-ends; a *flat* cap instead drops voxels that project before the first axis point (or after
-the last), cutting the tube perpendicular to its axis there. Truth lengths of flat-capped
+ends; a *flat* cap instead drops the voxels near that end (within two end radii of the end
+point) that lie behind the plane through the end point perpendicular to the first (last)
+axis piece, cutting the tube flat there, round joints of the following pieces included. Truth lengths of flat-capped
 tubes are therefore exactly their axis lengths.
 
 Each piece is evaluated only inside its own bounding box, so the cost scales with the tube
@@ -73,8 +74,15 @@ def rasterize_tubes(polylines, radii, shape, spacing, *, origin=None, direction=
             g = np.column_stack([np.zeros(len(g)), g])
         n = len(g) - 1
         pieces.append(np.column_stack([g[:-1], g[1:], rad[:-1], rad[1:]]))
-        c = np.zeros((n, 2), dtype=np.bool_)
-        c[0, 0], c[-1, 1] = cap0, cap1
+        # flat cap: a plane through the end point, normal pointing into the tube, that cuts
+        # every piece near that end (also the round joints of the following pieces)
+        c = np.zeros((n, 14))
+        for col, flat, end, inner in ((0, cap0, 0, 1), (7, cap1, -1, -2)):
+            normal = g[inner] - g[end]
+            if flat and np.linalg.norm(normal) > 0:
+                c[:, col:col + 3] = g[end]
+                c[:, col + 3:col + 6] = normal / np.linalg.norm(normal)
+                c[:, col + 6] = rad[end]
         caps.append(c)
     grid_shape = shape if ndim == 3 else (1, *shape)
     grid_spacing = spacing if ndim == 3 else np.array([1.0, *spacing])
@@ -98,6 +106,19 @@ def rasterize_image(polylines, radii, shape, spacing, *, origin=None, direction=
 
 
 @numba.njit(cache=True, nogil=True)
+def _behind(qz, qy, qx, caps, k, col):  # pragma: no cover - compiled
+    """True when the point lies behind the flat cap stored at ``caps[k, col:col + 7]`` and
+    within two cap radii of its centre."""
+    r = caps[k, col + 6]
+    if r <= 0.0:
+        return False
+    dz, dy, dx = qz - caps[k, col], qy - caps[k, col + 1], qx - caps[k, col + 2]
+    if dz * caps[k, col + 3] + dy * caps[k, col + 4] + dx * caps[k, col + 5] >= 0.0:
+        return False
+    return dz * dz + dy * dy + dx * dx < 4.0 * r * r
+
+
+@numba.njit(cache=True, nogil=True)
 def _rasterize(mask, spacing, pieces, caps):  # pragma: no cover - compiled
     nz, ny, nx = mask.shape
     sz, sy, sx = spacing[0], spacing[1], spacing[2]
@@ -114,7 +135,6 @@ def _rasterize(mask, spacing, pieces, caps):  # pragma: no cover - compiled
         x1 = min(nx - 1, int(np.ceil((max(ax, bx) + r) / sx)))
         dz, dy, dx = bz - az, by - ay, bx - ax
         ll = dz * dz + dy * dy + dx * dx
-        flat0, flat1 = caps[k, 0], caps[k, 1]
         for i in range(z0, z1 + 1):
             pz = i * sz - az
             for j in range(y0, y1 + 1):
@@ -124,15 +144,12 @@ def _rasterize(mask, spacing, pieces, caps):  # pragma: no cover - compiled
                         continue
                     px = m * sx - ax
                     t = (pz * dz + py * dy + px * dx) / ll if ll > 0 else 0.0
-                    if t < 0.0:
-                        if flat0:
-                            continue
-                        t = 0.0
-                    elif t > 1.0:
-                        if flat1:
-                            continue
-                        t = 1.0
+                    t = min(max(t, 0.0), 1.0)
                     rr = ra + t * (rb - ra)
                     ez, ey, ex = pz - t * dz, py - t * dy, px - t * dx
-                    if ez * ez + ey * ey + ex * ex <= rr * rr:
-                        mask[i, j, m] = True
+                    if ez * ez + ey * ey + ex * ex > rr * rr:
+                        continue
+                    qz, qy, qx = i * sz, j * sy, m * sx
+                    if _behind(qz, qy, qx, caps, k, 0) or _behind(qz, qy, qx, caps, k, 7):
+                        continue
+                    mask[i, j, m] = True

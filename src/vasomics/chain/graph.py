@@ -1,0 +1,442 @@
+"""Graph building: centerline voxels → :class:`~vasomics.vessel_graph.VesselGraph`.
+
+``mask_to_graph(mask)`` runs :func:`vasomics.chain.skeleton.skeletonize` and then, in order:
+
+1. **Tracing.** Junction voxels (three or more centerline neighbours) that touch each other
+   form one bifurcation node at their centroid; voxels with one neighbour are endpoints;
+   segments are the voxel paths between nodes; a cycle with no node gets one ``anchor``.
+2. **Pruning** (repeated until nothing changes, at most ``prune_rounds`` times):
+
+   * *spurs*: a terminal segment (one end of degree 1, the other of degree ≥ 3) is removed
+     when its voxel-path length is below ``spur_radius_factor × r_j + spur_min_voxels × v``,
+     where ``r_j`` is the radius at the junction (largest over its voxels) and ``v`` the mean
+     voxel size. Such a branch does not reach farther than about half a radius beyond the
+     parent's wall: surface bumps and the corner branches thinning leaves at flat vessel
+     ends. If every segment at a junction qualifies, the longest is kept;
+   * *small loops*: a segment returning to its own node, or the shorter of two segments
+     joining the same two nodes, is removed when shorter than
+     ``2 r_j + spur_min_voxels × v``: such cycles come from pinholes of the mask, not from
+     vessel loops (a loop around a real vessel is at least 2πr long);
+   * nodes left with two segments are dissolved and their segments joined.
+
+   Components shorter than ``min_component_length_mm`` are dropped afterwards.
+3. **Smoothing.** Each segment's voxel path (mm) is resampled at a fixed arc step
+   (``resample_step_mm``, default: the smallest voxel size) and smoothed with a Gaussian of
+   ``σ = max(smoothing_radius_factor × median radius, smoothing_min_voxels × smallest voxel
+   size)``, capped at a quarter of the segment length; the ends are held fixed (odd
+   reflection padding). Radii are resampled and smoothed with the same kernel.
+4. **End correction.** Thinning stops about one radius short of a vessel's end. A terminal
+   segment is extended from its tip along its tangent (direction from the point
+   ``max(2 r, 2 v)`` of arc length back to the tip) to the mask boundary, taken as the face
+   of the first background voxel on that ray. A vessel's length is thus its extent in the
+   mask: the axis length for a flat (cut) end, axis length plus the cap for a rounded end.
+5. **Root, generation, Strahler.** Per connected component the root is the endpoint whose
+   terminal segment has the largest median radius, or, with ``root_point_mm``, the endpoint
+   nearest to that point in the component of the node nearest to it (components without
+   endpoints start from their widest node). A breadth-first search from the root gives each
+   segment its generation (root segment 1, +1 per branching). Strahler order is computed on
+   that search tree (terminal 1; max child order, +1 when two children share it); a segment
+   that closes a loop is treated as a terminal branch of the node it was reached from.
+
+All positions are physical LPS mm (:meth:`vasomics.image.Image.index_to_physical`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+
+import numpy as np
+from pydantic import Field
+
+from vasomics.chain._trace import trace
+from vasomics.chain.skeleton import Skeleton, SkeletonParams, skeletonize
+from vasomics.errors import InputError
+from vasomics.image import Image
+from vasomics.params import StageParams, params_dict
+from vasomics.vessel_graph import VesselGraph
+
+log = logging.getLogger(__name__)
+
+
+class GraphParams(StageParams):
+    """Parameters of graph building (see the module docstring for each step)."""
+
+    spur_radius_factor: float = Field(
+        1.5, ge=0, description="Spur rule: a terminal branch shorter than this many junction "
+        "radii (plus spur_min_voxels voxels) is removed.")
+    spur_min_voxels: float = Field(
+        2.0, ge=0, description="Spur rule: constant part of the threshold, in mean voxel sizes.")
+    prune_rounds: int = Field(10, ge=0, description="Maximum pruning rounds (0: no pruning).")
+    min_component_length_mm: float = Field(
+        0.0, ge=0, description="Drop connected components whose total centerline length (mm) "
+        "is below this; 0 keeps all.")
+    resample_step_mm: float | None = Field(
+        None, gt=0, description="Arc-length step (mm) of the output centerline points; "
+        "default: the smallest voxel size.")
+    smoothing_radius_factor: float = Field(
+        0.5, ge=0, description="Gaussian smoothing sigma as a multiple of the segment's "
+        "median radius.")
+    smoothing_min_voxels: float = Field(
+        1.0, ge=0, description="Lower bound of the smoothing sigma in smallest voxel sizes "
+        "(0 with smoothing_radius_factor 0 disables smoothing).")
+    extend_ends: bool = Field(
+        True, description="Extend terminal segments along their tangent to the mask boundary.")
+    root_point_mm: tuple[float, ...] | None = Field(
+        None, description="Physical LPS point (mm) near the wanted root; default: per "
+        "component, the endpoint of the widest terminal segment.")
+
+
+def mask_to_graph(mask: Image, params: GraphParams | None = None, *,
+                  skeleton_params: SkeletonParams | None = None, path=None) -> VesselGraph:
+    """Binary vessel mask (2D or 3D, any spacing and orientation) → :class:`VesselGraph`.
+
+    Centerline points and node positions are physical LPS mm; radii in mm. ``path`` names the
+    mask file in error messages.
+    """
+    params = params or GraphParams()
+    skeleton = skeletonize(mask, skeleton_params, path=path)
+    graph = skeleton_to_graph(skeleton, params)
+    meta = dict(graph.metadata)
+    meta["skeleton_params"] = params_dict(skeleton_params or SkeletonParams())
+    return graph.replace(metadata=meta)
+
+
+def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> VesselGraph:
+    """Build the graph from a :class:`~vasomics.chain.skeleton.Skeleton` (steps 1–5)."""
+    params = params or GraphParams()
+    mask = skeleton.mask
+    spacing = np.asarray(mask.spacing, float)
+    if params.root_point_mm is not None and len(params.root_point_mm) != mask.ndim:
+        raise InputError(f"root_point_mm {params.root_point_mm} needs {mask.ndim} coordinates")
+    net = _Network.from_skeleton(skeleton)
+    stats = net.prune(params, float(spacing.mean()))
+    net.drop_short_components(params.min_component_length_mm)
+    step = params.resample_step_mm or float(spacing.min())
+    polylines, radii = [], []
+    for pts, rad in zip(net.points, net.radii, strict=True):
+        p, r = _resample(pts, rad, step)
+        sigma = max(params.smoothing_radius_factor * float(np.median(rad)),
+                    params.smoothing_min_voxels * float(spacing.min()))
+        p, r = _smooth(p, r, sigma / step)
+        polylines.append(p)
+        radii.append(r)
+    seg_a, seg_b = np.array(net.seg_a, np.int64), np.array(net.seg_b, np.int64)
+    node_pos = net.node_pos.copy()
+    degree = np.bincount(np.concatenate([seg_a, seg_b]), minlength=len(node_pos))
+    if params.extend_ends:
+        for s in range(len(polylines)):
+            for at_end, node in ((False, seg_a[s]), (True, seg_b[s])):
+                if degree[node] == 1:
+                    polylines[s], radii[s] = _extend(polylines[s], radii[s], at_end, mask,
+                                                     step, float(spacing.mean()))
+                    node_pos[node] = polylines[s][-1 if at_end else 0]
+    graph = _assemble(node_pos, seg_a, seg_b, polylines, radii, params)
+    meta = {
+        "source_shape": list(mask.shape), "source_spacing": list(mask.spacing),
+        "source_origin": list(mask.origin), "source_direction": mask.direction.tolist(),
+        "graph_params": params_dict(params), **stats,
+    }
+    return graph.replace(metadata=meta)
+
+
+class _Network:
+    """Mutable node/segment lists used while pruning (physical mm)."""
+
+    def __init__(self, node_pos, node_r, seg_a, seg_b, points, radii):
+        self.node_pos = node_pos
+        self.node_r = node_r
+        self.seg_a, self.seg_b = list(seg_a), list(seg_b)
+        self.points, self.radii = list(points), list(radii)
+
+    @classmethod
+    def from_skeleton(cls, sk: Skeleton) -> _Network:
+        if sk.n_voxels == 0:
+            raise InputError("mask has no centerline voxels")
+        node_of, n_nodes, seg_nodes, offsets, path = trace(sk.adj_offsets, sk.adj)
+        phys = sk.mask.index_to_physical(sk.indices)
+        is_node = node_of >= 0
+        counts = np.bincount(node_of[is_node], minlength=n_nodes).astype(float)
+        node_idx = np.zeros((n_nodes, sk.indices.shape[1]))
+        for d in range(node_idx.shape[1]):
+            node_idx[:, d] = np.bincount(node_of[is_node], weights=sk.indices[is_node, d],
+                                         minlength=n_nodes) / np.maximum(counts, 1)
+        node_pos = sk.mask.index_to_physical(node_idx)
+        node_r = np.zeros(n_nodes)
+        np.maximum.at(node_r, node_of[is_node], sk.radius[is_node])
+        points, radii = [], []
+        for s in range(len(seg_nodes)):
+            ids = path[offsets[s]:offsets[s + 1]]
+            p = phys[ids]
+            p[0], p[-1] = node_pos[seg_nodes[s, 0]], node_pos[seg_nodes[s, 1]]
+            points.append(p)
+            radii.append(sk.radius[ids])
+        return cls(node_pos, node_r, seg_nodes[:, 0], seg_nodes[:, 1], points, radii)
+
+    # ------------------------------------------------------------ pruning
+    def _length(self, s: int) -> float:
+        return float(np.linalg.norm(np.diff(self.points[s], axis=0), axis=1).sum())
+
+    def _degree(self) -> np.ndarray:
+        return np.bincount(np.array(self.seg_a + self.seg_b, np.int64),
+                           minlength=len(self.node_pos))
+
+    def prune(self, params: GraphParams, voxel: float) -> dict:
+        spurs = loops = 0
+        self._merge_degree_two()
+        for _ in range(params.prune_rounds):
+            degree = self._degree()
+            lengths = [self._length(s) for s in range(len(self.seg_a))]
+            remove: set[int] = set()
+            by_junction: dict[int, list[int]] = defaultdict(list)
+            pairs: dict[tuple[int, int], list[int]] = defaultdict(list)
+            for s, (a, b) in enumerate(zip(self.seg_a, self.seg_b, strict=True)):
+                pairs[(min(a, b), max(a, b))].append(s)
+                if a == b:
+                    if lengths[s] < 2 * self.node_r[a] + params.spur_min_voxels * voxel:
+                        remove.add(s)
+                        loops += 1
+                    continue
+                j = b if degree[a] == 1 and degree[b] >= 3 else \
+                    a if degree[b] == 1 and degree[a] >= 3 else -1
+                limit = params.spur_radius_factor * self.node_r[max(j, 0)] + \
+                    params.spur_min_voxels * voxel
+                if j >= 0 and lengths[s] < limit:
+                    by_junction[j].append(s)
+            for (a, b), segs in pairs.items():
+                if a != b and len(segs) > 1:
+                    segs = sorted(segs, key=lambda s: lengths[s])
+                    limit = 2 * max(self.node_r[a], self.node_r[b]) + params.spur_min_voxels * voxel
+                    for s in segs[:-1]:
+                        if lengths[s] < limit and s not in remove:
+                            remove.add(s)
+                            loops += 1
+            for j, segs in by_junction.items():
+                segs = sorted(s for s in segs if s not in remove)
+                segs.sort(key=lambda s: lengths[s])
+                if len(segs) >= degree[j]:
+                    segs = segs[:-1]
+                remove.update(segs)
+                spurs += len(segs)
+            if not remove:
+                break
+            self._remove(remove)
+            self._merge_degree_two()
+        return {"pruned_spurs": spurs, "removed_small_loops": loops}
+
+    def _remove(self, remove: set[int]) -> None:
+        keep = [s for s in range(len(self.seg_a)) if s not in remove]
+        self.seg_a = [self.seg_a[s] for s in keep]
+        self.seg_b = [self.seg_b[s] for s in keep]
+        self.points = [self.points[s] for s in keep]
+        self.radii = [self.radii[s] for s in keep]
+
+    def _merge_degree_two(self) -> None:
+        """Join the two segments at every node of degree 2 (unless it only closes a loop)."""
+        incident: dict[int, list[int]] = defaultdict(list)
+        for s, (a, b) in enumerate(zip(self.seg_a, self.seg_b, strict=True)):
+            incident[a].append(s)
+            incident[b].append(s)
+        dead: set[int] = set()
+        for node in list(incident):
+            segs = incident[node]
+            if len(segs) != 2 or segs[0] == segs[1]:
+                continue
+            s1, s2 = segs
+            p1, r1 = self._oriented(s1, end_at=node)
+            p2, r2 = self._oriented(s2, start_at=node)
+            a = self.seg_b[s1] if self.seg_a[s1] == node else self.seg_a[s1]
+            b = self.seg_b[s2] if self.seg_a[s2] == node else self.seg_a[s2]
+            self.seg_a[s1], self.seg_b[s1] = a, b
+            self.points[s1] = np.concatenate([p1, p2[1:]])
+            self.radii[s1] = np.concatenate([r1, r2[1:]])
+            dead.add(s2)
+            incident[b] = [s1 if s == s2 else s for s in incident[b]]
+            incident[node] = []
+        if dead:
+            self._remove(dead)
+
+    def _oriented(self, s: int, *, end_at: int | None = None, start_at: int | None = None):
+        p, r = self.points[s], self.radii[s]
+        flip = (end_at is not None and self.seg_b[s] != end_at) or \
+            (start_at is not None and self.seg_a[s] != start_at)
+        return (p[::-1], r[::-1]) if flip else (p, r)
+
+    def drop_short_components(self, min_length: float) -> None:
+        if min_length <= 0 or not self.seg_a:
+            return
+        labels = _components(len(self.node_pos), np.array(self.seg_a), np.array(self.seg_b))
+        total = defaultdict(float)
+        for s, a in enumerate(self.seg_a):
+            total[labels[a]] += self._length(s)
+        self._remove({s for s, a in enumerate(self.seg_a) if total[labels[a]] < min_length})
+
+
+def _components(n_nodes: int, seg_a: np.ndarray, seg_b: np.ndarray) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    m = coo_matrix((np.ones(len(seg_a)), (seg_a, seg_b)), shape=(n_nodes, n_nodes))
+    return connected_components(m, directed=False)[1]
+
+
+def _resample(points: np.ndarray, radius: np.ndarray, step: float):
+    """Resample a polyline at a uniform arc step (mm); the ends are kept."""
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    length = arc[-1]
+    if length <= 0:
+        return points[[0, -1]], radius[[0, -1]]
+    n = max(2, int(round(length / step)) + 1)
+    t = np.linspace(0.0, length, n)
+    out = np.column_stack([np.interp(t, arc, points[:, d]) for d in range(points.shape[1])])
+    return out, np.interp(t, arc, radius)
+
+
+def _smooth(points: np.ndarray, radius: np.ndarray, sigma_pts: float):
+    """Gaussian smoothing along a polyline with fixed ends (odd reflection padding)."""
+    n = len(points)
+    sigma_pts = min(sigma_pts, (n - 1) / 4)
+    if sigma_pts < 0.3 or n < 3:
+        return points, radius
+    w = int(np.ceil(3 * sigma_pts))
+    x = np.arange(-w, w + 1)
+    kernel = np.exp(-0.5 * (x / sigma_pts) ** 2)
+    kernel /= kernel.sum()
+    w = min(w, n - 1)
+    pad_lo = 2 * points[0] - points[w:0:-1]
+    pad_hi = 2 * points[-1] - points[-2:-w - 2:-1]
+    ext = np.concatenate([pad_lo, points, pad_hi])
+    rext = np.concatenate([radius[w:0:-1], radius, radius[-2:-w - 2:-1]])
+    k = len(kernel) // 2
+    if w < k:  # very short segment: pad further with the end values
+        ext = np.concatenate([np.repeat(ext[:1], k - w, 0), ext, np.repeat(ext[-1:], k - w, 0)])
+        rext = np.concatenate([np.repeat(rext[:1], k - w), rext, np.repeat(rext[-1:], k - w)])
+    out = np.column_stack([np.convolve(ext[:, d], kernel, mode="valid")
+                           for d in range(points.shape[1])])
+    rad = np.convolve(rext, kernel, mode="valid")
+    out[0], out[-1] = points[0], points[-1]
+    return out, rad
+
+
+def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float):
+    """Extend the polyline at one end along its tangent to the mask boundary."""
+    if not at_end:
+        p, r = _extend(points[::-1], radius[::-1], True, mask, step, voxel)
+        return p[::-1], r[::-1]
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    back = np.concatenate([[0.0], np.cumsum(seg[::-1])])  # arc length from the tip backwards
+    if back[-1] <= 0:
+        return points, radius
+    reach = min(max(2 * float(radius[-1]), 2 * voxel), back[-1])
+    j = len(points) - 1 - int(np.searchsorted(back, reach))
+    direction = points[-1] - points[max(j, 0)]
+    norm = np.linalg.norm(direction)
+    if norm <= 0:
+        return points, radius
+    direction /= norm
+    probe = min(mask.spacing) / 4
+    limit = 4 * float(radius[-1]) + 4 * voxel
+    t = np.arange(probe, limit + probe, probe)
+    ray = points[-1] + t[:, None] * direction
+    idx = np.rint(mask.physical_to_index(ray)).astype(np.int64)
+    shape = np.asarray(mask.shape)
+    inside = np.all((idx >= 0) & (idx < shape), axis=1)
+    fg = np.zeros(len(t), bool)
+    fg[inside] = mask.array[tuple(idx[inside].T)]
+    first_out = int(np.argmin(fg)) if not fg.all() else len(t)
+    if first_out == 0:
+        return points, radius
+    extent = t[first_out - 1] + probe / 2
+    n_new = max(1, int(round(extent / step)))
+    new = points[-1] + np.linspace(extent / n_new, extent, n_new)[:, None] * direction
+    return np.concatenate([points, new]), np.concatenate([radius, np.full(n_new, radius[-1])])
+
+
+def _assemble(node_pos, seg_a, seg_b, polylines, radii, params: GraphParams) -> VesselGraph:
+    """Drop unused nodes, choose roots, assign kinds, generation and Strahler order."""
+    used = np.zeros(len(node_pos), bool)
+    used[seg_a] = used[seg_b] = True
+    remap = np.cumsum(used) - 1
+    node_pos, seg_a, seg_b = node_pos[used], remap[seg_a], remap[seg_b]
+    n = len(node_pos)
+    degree = np.bincount(np.concatenate([seg_a, seg_b]), minlength=n)
+    kind = np.where(degree == 1, "endpoint", np.where(degree >= 3, "bifurcation", "anchor"))
+    kind = kind.astype(object)
+    generation = np.full(len(seg_a), -1, np.int64)
+    strahler = np.full(len(seg_a), -1, np.int64)
+    if len(seg_a):
+        incident: list[list[int]] = [[] for _ in range(n)]
+        for s, (a, b) in enumerate(zip(seg_a, seg_b, strict=True)):
+            incident[a].append(s)
+            if b != a:
+                incident[b].append(s)
+        seg_radius = np.array([float(np.median(r)) for r in radii])
+        labels = _components(n, seg_a, seg_b)
+        roots = _choose_roots(node_pos, degree, labels, incident, seg_radius, params)
+        for root in roots:
+            if degree[root] == 1:
+                kind[root] = "root"
+            _orders(root, seg_a, seg_b, incident, generation, strahler)
+    return VesselGraph(node_position=node_pos, node_kind=kind, segment_start=seg_a,
+                       segment_end=seg_b,
+                       point_offsets=np.concatenate([[0], np.cumsum([len(p) for p in polylines])]),
+                       points=np.concatenate(polylines) if polylines else np.zeros((0, 3)),
+                       radius=np.concatenate(radii) if radii else np.zeros(0),
+                       segment_generation=generation, segment_strahler=strahler)
+
+
+def _choose_roots(node_pos, degree, labels, incident, seg_radius, params) -> list[int]:
+    n_comp = labels.max() + 1
+    # widest end: terminal segment median radius for endpoints, widest segment otherwise
+    width = np.array([max((seg_radius[s] for s in incident[i]), default=0.0)
+                      for i in range(len(node_pos))])
+    roots = []
+    forced_comp, forced = -1, -1
+    if params.root_point_mm is not None:
+        seed = np.asarray(params.root_point_mm, float)
+        nearest = int(np.argmin(np.linalg.norm(node_pos - seed, axis=1)))
+        forced_comp = labels[nearest]
+        cand = np.flatnonzero((labels == forced_comp) & (degree == 1))
+        if len(cand):
+            forced = int(cand[np.argmin(np.linalg.norm(node_pos[cand] - seed, axis=1))])
+        else:
+            forced = nearest
+    for c in range(n_comp):
+        if c == forced_comp:
+            roots.append(forced)
+            continue
+        members = np.flatnonzero(labels == c)
+        ends = members[degree[members] == 1]
+        pool = ends if len(ends) else members
+        roots.append(int(pool[np.argmax(width[pool])]))
+    return roots
+
+
+def _orders(root, seg_a, seg_b, incident, generation, strahler) -> None:
+    """Breadth-first generation from ``root`` and Strahler order on the search tree."""
+    children: dict[int, list[int]] = defaultdict(list)
+    order: list[int] = []
+    seen_node = {root}
+    queue = deque([(root, -1)])
+    while queue:
+        node, via = queue.popleft()
+        gen = 0 if via < 0 else generation[via]
+        for s in incident[node]:
+            if generation[s] >= 0:
+                continue
+            generation[s] = gen + 1
+            order.append(s)
+            if via >= 0:
+                children[via].append(s)
+            other = seg_b[s] if seg_a[s] == node else seg_a[s]
+            if other not in seen_node:
+                seen_node.add(other)
+                queue.append((other, s))
+    for s in reversed(order):
+        kids = [strahler[c] for c in children.get(s, [])]
+        if not kids:
+            strahler[s] = 1
+        else:
+            top = max(kids)
+            strahler[s] = top + 1 if kids.count(top) >= 2 else top
