@@ -120,8 +120,8 @@ def test_real_files(shared_data):
     vti = read_image(shared_data / "ircadb_01_01/3Dircadb0101Labeled.vti")
     assert vti.shape == (129, 512, 512) and vti.array.dtype == np.int16
     np.testing.assert_allclose(vti.spacing, (1.6, 0.57, 0.57), rtol=1e-6)
-    codes = set(np.unique(vti.array).tolist())
-    assert {17, 465, 33, 481, 513, 449} <= codes
+    counts = np.bincount(vti.array.reshape(-1).astype(np.int64))
+    assert all(counts[c] > 0 for c in (17, 465, 33, 481, 513, 449))
     ct = read_image(shared_data / "totalsegmentator_examples/example_ct_sm.nii.gz")
     seg = read_image(shared_data / "totalsegmentator_examples/example_seg.nii.gz")
     assert ct.same_geometry(seg)
