@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 from vasomics.errors import InputError
 
 
-def _candidate_pairs(frame, z, x, src, dst, df, max_distance):
+def candidate_pairs(frame, z, x, src, dst, df, max_distance):
     """Pairs (i in src, j in dst) with frame[j] = frame[i] + df and distance ≤ max_distance."""
     if src.size == 0 or dst.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
@@ -32,7 +32,7 @@ def _candidate_pairs(frame, z, x, src, dst, df, max_distance):
     return src[sdm["i"]], dst[sdm["j"]], sdm["v"]
 
 
-def _assign(i, j, d, group):
+def assign(i, j, d, group):
     """Accept unambiguous pairs; solve each ``group`` (frame) with conflicts by LSA."""
     if i.size == 0:
         return i, j
@@ -75,15 +75,15 @@ def link(frame: np.ndarray, z: np.ndarray, x: np.ndarray, max_distance: float = 
     prev = np.full(n, -1, np.int64)
     nxt = np.full(n, -1, np.int64)
     everyone = np.arange(n)
-    i, j, d = _candidate_pairs(frame, z, x, everyone, everyone, 1, max_distance)
-    i, j = _assign(i, j, d, frame[i])
+    i, j, d = candidate_pairs(frame, z, x, everyone, everyone, 1, max_distance)
+    i, j = assign(i, j, d, frame[i])
     nxt[i], prev[j] = j, i
     for gap in range(1, max_gap + 1):
         ends = np.flatnonzero(nxt < 0)
         starts = np.flatnonzero(prev < 0)
-        i, j, d = _candidate_pairs(frame, z, x, ends, starts, gap + 1,
+        i, j, d = candidate_pairs(frame, z, x, ends, starts, gap + 1,
                                    (gap + 1) * max_distance)
-        i, j = _assign(i, j, d, frame[i])
+        i, j = assign(i, j, d, frame[i])
         nxt[i], prev[j] = j, i
     # root of each chain by pointer jumping
     root = np.where(prev >= 0, prev, everyone)
