@@ -18,6 +18,7 @@ from vasomics.errors import VasomicsError
 #: its own line; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
     "cohort": "vasomics.cohort.cli:cohort",
+    "model": "vasomics.model.cli:model",
 }
 
 
