@@ -188,13 +188,19 @@ class VesselGraph:
         if not polylines or any(len(p) < 2 for p in polylines):
             raise InputError("every polyline needs at least two points")
         ends = np.array([p[[0, -1]] for p in polylines]).reshape(-1, polylines[0].shape[1])
+        # Greedy in end order: an end joins the first-created node (represented by the end
+        # that created it) within merge_tol_mm, else creates a node. A KD-tree limits the
+        # candidates, so thousands of polylines merge in milliseconds.
+        from scipy.spatial import cKDTree
+
+        neighbours = cKDTree(ends).query_ball_point(ends, r=merge_tol_mm)
         node_of_end = np.full(len(ends), -1)
         nodes: list[np.ndarray] = []
         for i, e in enumerate(ends):
-            for j, n in enumerate(nodes):
-                if np.linalg.norm(n - e) <= merge_tol_mm:
-                    node_of_end[i] = j
-                    break
+            reps = [j for j in neighbours[i] if j < i and node_of_end[j] >= 0
+                    and np.array_equal(ends[j], nodes[node_of_end[j]])]
+            if reps:
+                node_of_end[i] = min(node_of_end[j] for j in reps)
             else:
                 node_of_end[i] = len(nodes)
                 nodes.append(e)
