@@ -1,0 +1,154 @@
+"""Vessel graphs on disk: VTP, JSON and GraphML round trips; real VMTK/TubeTK centerlines."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from vasomics.errors import FormatError, InputError
+from vasomics.io.graphs import (
+    JSON_SCHEMA_VERSION,
+    read_graph_json,
+    read_graph_vtp,
+    read_vtp_centerlines,
+    write_graph_graphml,
+    write_graph_json,
+    write_graph_vtp,
+)
+from vasomics.io.vtk_xml import read_vtp
+from vasomics.vessel_graph import VesselGraph
+
+
+def _y_with_loop(ndim: int = 3) -> VesselGraph:
+    """A Y bifurcation plus a loop segment at one endpoint; labels, generations, Strahler."""
+    rng = np.random.default_rng(5)
+    nodes = rng.normal(size=(4, ndim)) * 10
+    polylines, radii = [], []
+    for a, b in ((0, 1), (1, 2), (1, 3)):
+        t = np.linspace(0, 1, 7)[:, None]
+        line = nodes[a] + t * (nodes[b] - nodes[a])
+        line[1:-1] += rng.normal(size=(5, ndim)) * 0.3
+        polylines.append(line)
+        radii.append(np.linspace(3, 2, 7))
+    circle = np.linspace(0, 2 * np.pi, 9)[:, None]
+    loop = nodes[2] + np.hstack([np.cos(circle) - 1, np.sin(circle)] + [np.zeros_like(circle)]
+                                * (ndim - 2)) * 2
+    loop[-1] = nodes[2]
+    polylines.append(loop)
+    radii.append(np.full(9, 0.7))
+    offsets = np.concatenate([[0], np.cumsum([len(p) for p in polylines])])
+    return VesselGraph(
+        node_position=nodes, node_kind=np.array(["root", "bifurcation", "anchor", "endpoint"],
+                                                dtype=object),
+        segment_start=[0, 1, 1, 2], segment_end=[1, 2, 3, 2], point_offsets=offsets,
+        points=np.concatenate(polylines), radius=np.concatenate(radii),
+        segment_label=["aorta", "left iliac", "right iliac", ""],
+        segment_generation=[1, 2, 2, 3], segment_strahler=[2, 1, 1, -1],
+        metadata={"source": "test", "spacing": np.array([0.5, 0.5, 1.0]), "n": np.int64(3)},
+    )
+
+
+def _assert_graphs_equal(a: VesselGraph, b: VesselGraph):
+    np.testing.assert_allclose(b.node_position, a.node_position, rtol=1e-12)
+    assert b.node_kind.tolist() == a.node_kind.tolist()
+    np.testing.assert_array_equal(b.segment_start, a.segment_start)
+    np.testing.assert_array_equal(b.segment_end, a.segment_end)
+    np.testing.assert_array_equal(b.point_offsets, a.point_offsets)
+    np.testing.assert_allclose(b.points, a.points, rtol=1e-12)
+    np.testing.assert_allclose(b.radius, a.radius, rtol=1e-12)
+    assert b.segment_label.tolist() == a.segment_label.tolist()
+    np.testing.assert_array_equal(b.segment_generation, a.segment_generation)
+    np.testing.assert_array_equal(b.segment_strahler, a.segment_strahler)
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_vtp_round_trip(tmp_path, ndim):
+    graph = _y_with_loop(ndim)
+    path = write_graph_vtp(graph, tmp_path / "g.vtp")
+    _assert_graphs_equal(graph, read_graph_vtp(path))
+    # what VMTK and Slicer see: one polyline per segment, a Radius point array
+    poly = read_vtp(path)
+    assert len(poly.lines) == graph.n_segments
+    np.testing.assert_allclose(poly.point_data["Radius"], graph.radius)
+    assert poly.points.shape[1] == 3
+    lines = read_vtp_centerlines(path)
+    assert lines.radius_name == "Radius" and len(lines.polylines) == 4
+    np.testing.assert_array_equal(lines.cell_data["SegmentId"], np.arange(4))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_json_round_trip(tmp_path, ndim):
+    graph = _y_with_loop(ndim)
+    path = write_graph_json(graph, tmp_path / "g.json")
+    doc = json.loads(path.read_text())
+    assert doc["format"] == "vasomics.vessel_graph" and doc["version"] == JSON_SCHEMA_VERSION
+    assert doc["frame"] == "LPS" and doc["units"]["radius"] == "mm"
+    assert doc["metadata"]["spacing"] == [0.5, 0.5, 1.0] and doc["metadata"]["n"] == 3
+    back = read_graph_json(path)
+    _assert_graphs_equal(graph, back)
+    np.testing.assert_allclose(back.segment_lengths(), graph.segment_lengths())
+
+
+def test_json_rejects_other_documents(tmp_path):
+    doc = json.loads(write_graph_json(_y_with_loop(), tmp_path / "g.json").read_text())
+    doc["version"] = JSON_SCHEMA_VERSION + 1
+    (tmp_path / "future.json").write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="future.json.*version"):
+        read_graph_json(tmp_path / "future.json")
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    with pytest.raises(FormatError, match="other.json"):
+        read_graph_json(tmp_path / "other.json")
+    (tmp_path / "broken.json").write_text('{"format": "vasomics.vessel_graph", "vers')
+    with pytest.raises(InputError, match="broken.json"):
+        read_graph_json(tmp_path / "broken.json")
+    doc["version"] = 1
+    doc["segments"][0]["end"] = 99
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="bad.json.*missing node"):
+        read_graph_json(tmp_path / "bad.json")
+
+
+def test_graphml(tmp_path):
+    graph = _y_with_loop()
+    g = nx.read_graphml(write_graph_graphml(graph, tmp_path / "g.graphml"))
+    assert g.number_of_nodes() == 4 and g.number_of_edges() == 4
+    assert g.nodes["1"]["kind"] == "bifurcation"
+    assert g.nodes["0"]["x"] == pytest.approx(graph.node_position[0, 0])
+    lengths = sorted(d["length_mm"] for _, _, d in g.edges(data=True))
+    np.testing.assert_allclose(lengths, np.sort(graph.segment_lengths()))
+    edge = next(d for _, _, d in g.edges(data=True) if d["label"] == "left iliac")
+    np.testing.assert_allclose(json.loads(edge["points"]), graph.segment_points(1), atol=1e-6)
+
+
+def test_vmtk_centerlines_to_graph(shared_data):
+    """VMTK's branch-split centerlines: per centerline, tracts (trunk, blanked bifurcation
+    zone, branch) join end to end; the two centerlines share only their source point (VMTK
+    keeps one trunk copy per centerline, so the trunks are not merged into one segment)."""
+    path = shared_data / "vmtk_aorta_mra/aorta-centerline-branches.vtp"
+    lines = read_vtp_centerlines(path, frame="RAS")
+    assert lines.radius_name == "MaximumInscribedSphereRadius" and len(lines.polylines) == 6
+    assert set(lines.cell_data) >= {"CenterlineIds", "GroupIds", "TractIds", "Blanking"}
+    graph = lines.to_graph(merge_tol_mm=0.5)
+    assert graph.n_segments == 6
+    assert graph.n_nodes == 7
+    assert sorted(graph.node_degree().tolist()) == [1, 1, 2, 2, 2, 2, 2]
+    assert graph.segment_start[0] == graph.segment_start[3]  # the shared source
+    raw = read_vtp(path).points
+    np.testing.assert_allclose(lines.points, raw * [-1, -1, 1])
+    # the fallback path of read_graph_vtp gives the same structure (in the file's frame)
+    assert read_graph_vtp(path, merge_tol_mm=0.5).n_segments == 6
+
+
+def test_centerlines_without_radius(tmp_path):
+    graph = _y_with_loop()
+    path = write_graph_vtp(graph, tmp_path / "g.vtp")
+    lines = read_vtp_centerlines(path)
+    lines.radii = None
+    with pytest.raises(InputError, match="no radius array"):
+        lines.to_graph()
+    assert lines.to_graph(default_radius=1.0).n_segments == 4
+    with pytest.raises(InputError, match="no point array 'Diameter'"):
+        read_vtp_centerlines(path, radius_array="Diameter")
