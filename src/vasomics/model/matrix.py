@@ -195,45 +195,38 @@ def check_target(y: np.ndarray, task: str, name: str = "target",
         raise InputError(f"target column '{name}' is constant or not finite", source)
 
 
-def catalogue_families(columns) -> dict[str, str]:
-    """Families of catalogue feature ids (columns that are not catalogue ids are left out);
-    empty when the feature catalogue is not available."""
+def _catalogue():
     try:
-        from vasomics.features import catalogue as cat  # written by the features area
-    except ImportError:
+        from vasomics.features.catalogue import load_catalogue
+    except ImportError:  # features area not installed
+        return None
+    return load_catalogue()
+
+
+def catalogue_families(columns) -> dict[str, str]:
+    """Families (catalogue categories) of the columns that are feature-catalogue ids; a
+    column ``<id>@<scope>`` (wide export of a non-tree scope) maps to its id's family."""
+    cat = _catalogue()
+    if cat is None:
         return {}
-    loader = getattr(cat, "load_catalogue", None) or getattr(cat, "catalogue", None)
-    if loader is None:
-        return {}
-    entries = loader()
-    table = entries if isinstance(entries, pd.DataFrame) else None
-    if table is None:
-        try:
-            table = pd.DataFrame([e if isinstance(e, dict) else vars(e) for e in entries])
-        except TypeError:
-            return {}
-    if not {"id", "category"} <= set(table.columns):
-        return {}
-    lookup = dict(zip(table["id"].astype(str), table["category"].astype(str), strict=True))
+    lookup = {f.id: f.category for f in cat.features}
     out = {}
     for col in columns:
-        base = str(col).split("@")[0]  # wide exports may suffix the scope: id@vessel:name
+        base = str(col).split("@")[0]
         if base in lookup:
-            out[col] = lookup[base]
+            out[col] = str(lookup[base])
     return out
 
 
 def catalogue_version() -> str | None:
     """Version string of the installed feature catalogue, None when unavailable."""
-    try:
-        from vasomics.features import catalogue as cat
-    except ImportError:
-        return None
-    for name in ("CATALOGUE_VERSION", "__version__", "VERSION"):
-        if hasattr(cat, name):
-            return str(getattr(cat, name))
-    fn = getattr(cat, "catalogue_version", None)
-    return str(fn()) if callable(fn) else None
+    cat = _catalogue()
+    return None if cat is None else str(cat.catalogue_version)
+
+
+def is_feature_id(column: str) -> bool:
+    """True for feature-catalogue ids (``VX.<category>.<scope>.<NAME>``)."""
+    return str(column).startswith("VX.")
 
 
 def _read_table(path: Path, table: str | None) -> pd.DataFrame:
@@ -255,20 +248,16 @@ def _read_table(path: Path, table: str | None) -> pd.DataFrame:
 
 
 def _read_cohort_store(path: Path, table: str | None) -> pd.DataFrame:
-    """The wide feature matrix (one row per scan) of a cohort DuckDB store: through the
-    cohort store's API when installed, else a table/view named ``table`` (default
-    ``matrix``) read directly with DuckDB."""
+    """The wide feature matrix (one row per scan: ``scan_id, subject_id, centre, modality,
+    acquisition_date``, feature ids, labels) of a cohort DuckDB store, through the cohort
+    store's API (:func:`vasomics.cohort.store.feature_matrix`); without it, a table or view
+    named ``table`` (default ``matrix``) read directly with DuckDB."""
     try:
         from vasomics.cohort import store as cohort_store
     except ImportError:
         cohort_store = None
-    for name in ("feature_matrix", "matrix", "export_matrix"):
-        fn = getattr(cohort_store, name, None) if cohort_store else None
-        if callable(fn):
-            try:
-                return fn(path)
-            except TypeError:
-                continue
+    if cohort_store is not None:
+        return cohort_store.feature_matrix(path)
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as con:
@@ -286,11 +275,22 @@ def read_matrix(path: str | Path, target: str | None, *, task: str = "classifica
     ``target`` is the outcome column (binarized with ``positive`` for classification),
     ``centre`` and ``modality`` are grouping columns (not features), ``id_column`` names rows,
     ``drop`` lists other non-feature columns. ``families`` maps columns to families; columns
-    without a family get one from the feature catalogue, else ``"other"``.
+    without a family get one from the feature catalogue, else ``"other"``. From a cohort
+    store (``.duckdb``), rows are scans, ``scan_id``/``centre``/``modality`` are used by
+    default and only feature-catalogue ids are features (other labels are dropped).
     """
     path = Path(path)
     frame = _read_table(path, table)
     src = str(path)
+    if path.suffix.lower() in (".duckdb", ".db"):
+        # cohort store: its own id/centre/modality columns; only catalogue ids are features
+        id_column = id_column or "scan_id"
+        centre = centre or ("centre" if frame["centre"].notna().any() else None) \
+            if "centre" in frame.columns else centre
+        modality = modality or ("modality" if "modality" in frame.columns else None)
+        keep = {target, centre, modality, id_column}
+        drop = list(drop or []) + [c for c in frame.columns
+                                   if c not in keep and not is_feature_id(c)]
     special = [c for c in (target, centre, modality, id_column) if c]
     for col in special + list(drop or []) + list(zero_as_missing or []):
         if col not in frame.columns and not (col == target and not require_target):
