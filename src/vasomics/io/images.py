@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +33,21 @@ ITK_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 RASTER_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 DICOM_EXTENSIONS = (".dcm", ".dicom", ".ima")
 VTK_EXTENSIONS = (".vti",)
+_SNIFFED_IO = {"nrrd": "NrrdImageIO", "meta": "MetaImageIO"}
 #: Header-plus-detached-data formats: a second file is written beside the header.
 _DETACHED = {".mhd": ".raw", ".nhdr": ".raw.gz"}
 
 
 def image_format(path: str | Path) -> str:
-    """Format key of ``path``: ``"itk"``, ``"raster"``, ``"dicom"`` or ``"vti"``; a folder is
-    a DICOM series. Unknown extensions are identified by their first bytes."""
+    """Format key of ``path``: ``"nifti"``, ``"itk"`` (NRRD, MetaImage), ``"raster"``,
+    ``"dicom"`` or ``"vti"``; a folder is a DICOM series. Files with an unknown extension
+    are identified by their first bytes (then ``"nrrd"`` and ``"meta"`` may be returned)."""
     path = Path(path)
     if path.is_dir():
         return "dicom"
     ext = _extension(path)
+    if ext in (".nii", ".nii.gz"):
+        return "nifti"
     if ext in ITK_EXTENSIONS:
         return "itk"
     if ext in RASTER_EXTENSIONS:
@@ -53,6 +58,7 @@ def image_format(path: str | Path) -> str:
         return "vti"
     sniffed = _sniff(path)
     if sniffed:
+        log.info("%s: unknown extension, read as %s by its content", path, sniffed)
         return sniffed
     raise FormatError(f"unknown image format {ext or '(no extension)'!r}; supported: "
                       f"{', '.join(ITK_EXTENSIONS + RASTER_EXTENSIONS + DICOM_EXTENSIONS + VTK_EXTENSIONS)}"
@@ -89,8 +95,12 @@ def read_image(path: str | Path, *, spacing: tuple[float, ...] | None = None,
         raise InputError("file is empty", path)
     kind = image_format(path)
     try:
-        if kind == "itk":
-            image = _read_itk(path)
+        if kind == "nifti":
+            from vasomics.io.nifti import read_nifti
+
+            image = read_nifti(path)
+        elif kind in ("itk", "nrrd", "meta"):
+            image = _read_itk(path, kind)
         elif kind == "raster":
             from vasomics.io.raster import read_raster
 
@@ -174,17 +184,28 @@ def _extension(path: Path) -> str:
 def _sniff(path: Path) -> str | None:
     try:
         with open(path, "rb") as fh:
-            head = fh.read(352)
+            head = fh.read(4096)
     except OSError:
         return None
+    if head.startswith(b"\x1f\x8b"):  # gzip: look inside (NIfTI is the gzipped format)
+        try:
+            head = zlib.decompressobj(31).decompress(head, 352)
+        except zlib.error:
+            return None
+    head = head[:352]
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
     if head.startswith((b"\x89PNG", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\xff\xd8")):
         return "raster"
-    if head.startswith(b"NRRD") or head[:4] in (b"ObjectType"[:4], b"NDims"[:4]):
-        return "itk"
-    if len(head) >= 348 and int.from_bytes(head[:4], "little") in (348, 540):
-        return "itk"
+    if head.startswith(b"NRRD"):
+        return "nrrd"
+    if head.startswith((b"ObjectType", b"NDims")):
+        return "meta"
+    if len(head) >= 348 and (int.from_bytes(head[:4], "little") in (348, 540)
+                             or int.from_bytes(head[:4], "big") in (348, 540)):
+        return "nifti"
+    if b"<VTKFile" in head and b"ImageData" in head:
+        return "vti"
     return None
 
 
@@ -212,17 +233,20 @@ def _from_sitk(img, path: Path) -> Image:
         raise GeometryError(f"invalid geometry in header: {exc.message}", path) from None
 
 
-def _read_itk(path: Path) -> Image:
-    if _extension(path) in (".nii", ".nii.gz"):
-        from vasomics.io.nifti import read_nifti
-
-        return read_nifti(path)
+def _read_itk(path: Path, kind: str = "itk") -> Image:
+    """NRRD and MetaImage through SimpleITK (``kind`` names the ImageIO for files whose
+    extension ITK would not recognise)."""
     sitk = _sitk()
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    if kind in _SNIFFED_IO:
+        reader.SetImageIO(_SNIFFED_IO[kind])
     try:
-        img = sitk.ReadImage(str(path))
+        img = reader.Execute()
     except RuntimeError as exc:
-        raise InputError(f"cannot read {_extension(path)} image: {_itk_reason(exc)}",
-                         path) from None
+        reason = _itk_reason(exc)
+        error = GeometryError if "spacing" in reason.lower() else InputError
+        raise error(f"cannot read {_extension(path) or kind} image: {reason}", path) from None
     return _from_sitk(img, path)
 
 

@@ -56,7 +56,7 @@ def read_nifti(path: str | Path) -> Image:
     end = int(vox_offset) if np.isfinite(vox_offset) and sizeof < vox_offset < len(raw) \
         else sizeof + 4
     try:
-        hdr = header_class.from_fileobj(io.BytesIO(raw[:end]), check=True)
+        hdr = header_class.from_fileobj(io.BytesIO(raw[:end]), check=False)
     except Exception as exc:  # nibabel raises several types for bad headers
         raise InputError(f"invalid NIfTI header ({type(exc).__name__}: {str(exc)[:120]})",
                          path) from None
@@ -83,8 +83,8 @@ def read_nifti(path: str | Path) -> Image:
         array = array.astype(out_dtype) * out_dtype(slope) + out_dtype(inter or 0.0)
     elif not array.flags.writeable:
         array = array.copy()
-    affine = _affine(hdr)
     ndim = len(shape)
+    affine = _affine(hdr, ndim, path)
     lps = _RAS_TO_LPS @ affine[:3, :3]
     spacing_xyz = np.linalg.norm(lps, axis=0)[:ndim]
     if not np.all(spacing_xyz > 0):
@@ -120,8 +120,11 @@ def _read_bytes(path: Path) -> bytes | bytearray:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _affine(hdr) -> np.ndarray:
-    """The voxel → RAS affine ITK would use (see the module docstring)."""
+def _affine(hdr, ndim: int, path: Path) -> np.ndarray:
+    """The voxel → RAS affine ITK would use (see the module docstring). When the geometry
+    comes from ``pixdim`` (qform or method 1), zero or non-finite voxel sizes are rejected
+    rather than replaced by 1 mm as nibabel and ITK do; negative ones are taken as their
+    absolute value (the usual convention)."""
     if int(hdr["sform_code"]) > 0:
         sform = hdr.get_sform()
         m = sform[:3, :3]
@@ -130,11 +133,16 @@ def _affine(hdr) -> np.ndarray:
             r = m / norms
             if np.allclose(r.T @ r, np.eye(3), atol=1e-4):
                 return sform
+    pixdim = np.asarray(hdr["pixdim"][1:1 + ndim], dtype=float)
+    if not np.all(np.isfinite(pixdim)) or np.any(pixdim == 0):
+        raise GeometryError(f"voxel size (pixdim) {tuple(pixdim.tolist())} in the header is "
+                            f"zero or not finite", path)
     if int(hdr["qform_code"]) > 0:
-        return hdr.get_qform()
+        fixed = hdr.copy()
+        fixed["pixdim"][1:1 + ndim] = np.abs(pixdim)
+        return fixed.get_qform()
     zooms = np.ones(3)
-    pixdim = hdr.get_zooms()[:3]
-    zooms[: len(pixdim)] = np.abs(pixdim)
+    zooms[:ndim] = np.abs(pixdim)
     affine = np.eye(4)
     affine[:3, :3] = np.diag(zooms)
     return affine

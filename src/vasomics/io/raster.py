@@ -87,9 +87,21 @@ def _read_png16_colour(path: Path) -> Image:
 def _read_tiff(path: Path) -> Image:
     import tifffile
 
+    problems = _Capture()
+    tiff_log = logging.getLogger("tifffile")
+    tiff_log.addHandler(problems)
     try:
         with tifffile.TiffFile(path) as tif:
+            size = tif.filehandle.size
             series = tif.series[0]
+            for page in series.pages:
+                if page is None:
+                    continue
+                ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts,
+                                              strict=False)]
+                if ends and max(ends) > size:
+                    raise InputError(f"truncated TIFF (image data runs to byte {max(ends)} "
+                                     f"of a {size}-byte file)", path)
             array = series.asarray()
             axes = series.axes
             page = tif.pages[0]
@@ -98,6 +110,10 @@ def _read_tiff(path: Path) -> Image:
     except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
         raise InputError(f"cannot read TIFF ({type(exc).__name__}: {str(exc)[:120]})",
                          path) from None
+    finally:
+        tiff_log.removeHandler(problems)
+    if problems.messages:
+        raise InputError(f"corrupt or truncated TIFF ({problems.messages[0][:160]})", path)
     array, axes = _spatial_axes(array, axes, path)
     ndim = 3 if axes.startswith("Z") else 2
     spacing = _tiff_spacing(tags, ij, ndim)
@@ -108,6 +124,17 @@ def _read_tiff(path: Path) -> Image:
         return Image(array=array, spacing=spacing, metadata=meta)
     except GeometryError as exc:
         raise GeometryError(f"invalid spacing in TIFF tags: {exc.message}", path) from None
+
+
+class _Capture(logging.Handler):
+    """Collects the errors tifffile logs (it logs, rather than raises, on damaged files)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(" ".join(record.getMessage().split()))
 
 
 def _spatial_axes(array: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray, str]:
