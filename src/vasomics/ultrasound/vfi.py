@@ -25,8 +25,8 @@ Uncertainty: each pair's phase variance is approximated from its correlation coe
 ``ρ = |R1| / R0`` as ``(1 − ρ²) / (2 n ρ²)`` (n = independent samples averaged); the
 velocity covariance is ``(Aᵀ W A)⁻¹``. Dealiasing (≥ 3 pairs): every combination of phase
 wraps ``φ_a + 2π m_a`` with ``m_a ∈ {−1, 0, 1}`` is solved; a wrapped solution replaces the
-unwrapped one only where the unwrapped weighted residual is implausible (χ² > 16) and the
-wrapped one is at least ten times smaller. This resolves wraps of *some* pairs (the
+unwrapped one only where some phase exceeds π/2 in magnitude, the unwrapped weighted
+residual is implausible (χ² > 16) and the wrapped one is at least ten times smaller. This resolves wraps of *some* pairs (the
 redundancy detects them); a wrap common to all pairs with similar axial wave numbers is
 nearly invisible to the residual and is left alone (it needs a spatial continuity prior).
 
@@ -57,8 +57,10 @@ class VFIParams(StageParams):
         "nominal steering angles ('nominal', biased; for comparison only).")
     kernel: tuple[int, int] = Field((3, 3), description="Pixels (z, x) averaged into each "
                                     "autocorrelation estimate.")
-    dealias: bool = Field(True, description="Resolve phase wraps from the redundancy of ≥ 3 "
-                          "steering pairs.")
+    dealias: bool = Field(False, description="Resolve phase wraps from the redundancy of ≥ 3 "
+                          "steering pairs (enable when velocities approach the Nyquist "
+                          "limit; off by default because on noisy pixels it can pick "
+                          "spurious wraps).")
     blood_threshold_db: float = Field(-20.0, le=0, description="Blood mask: power Doppler "
                                       "within this many dB of its 99th percentile.")
     viscosity_pa_s: float = Field(4.0e-3, gt=0, description="Blood dynamic viscosity for "
@@ -198,7 +200,8 @@ def _dealias(phi, A, W, cov, v0, accept_ratio: float = 0.1, min_chi2: float = 16
         better = cost < best_cost
         best_cost = np.where(better, cost, best_cost)
         best[better] = v[better]
-    use = (cost0 > min_chi2) & (best_cost < accept_ratio * cost0)
+    near_wrap = np.abs(phi).max(axis=0) > np.pi / 2
+    use = (cost0 > min_chi2) & (best_cost < accept_ratio * cost0) & near_wrap
     return np.where(use[:, None], best, v0)
 
 
