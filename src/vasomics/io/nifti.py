@@ -17,6 +17,7 @@ channel axis.
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from pathlib import Path
 
@@ -100,13 +101,18 @@ def read_nifti(path: str | Path) -> Image:
 
 
 def _read_bytes(path: Path) -> bytes | bytearray:
+    """The file's bytes, inflated when gzipped. Uncompressed files are read into a
+    ``bytearray`` so the voxel array can be a writable view without another copy."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = bytearray(os.fstat(fh.fileno()).st_size)
+            n = fh.readinto(data)
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror or exc})", path) from None
+    del data[n:]
     if not data.startswith(b"\x1f\x8b"):
         return data
+    data = bytes(data)
     parts = []
     try:
         while data:
