@@ -17,8 +17,10 @@ from vasomics.errors import VasomicsError
 #: Sub-commands: name -> "module:attribute" of a click command or group. Each area adds
 #: its own line; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
+    "features": "vasomics.features.cli:features_command", "demo": "vasomics.features.cli:demo_command",
     "cohort": "vasomics.cohort.cli:cohort",
     "model": "vasomics.model.cli:model",
+    "us": "vasomics.ultrasound.cli:us",
 }
 
 
