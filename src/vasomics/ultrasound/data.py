@@ -184,6 +184,42 @@ def read_iq(path: str | Path, min_frames: int = MIN_FRAMES) -> IQEnsemble:
     return ens
 
 
+def read_steered_iq(path: str | Path) -> tuple[np.ndarray, IQEnsemble, np.ndarray]:
+    """Read a multi-angle acquisition for vector flow: ``iq`` of shape ``(pairs, frames, z,
+    x)`` (NPZ/HDF5; MAT: ``(z, x, frames, pairs)``) and ``angles_deg`` ``(pairs, 2)``
+    (transmit, receive) degrees, plus the metadata of :func:`read_iq`. Returns the IQ
+    (complex64), the first pair as a validated :class:`IQEnsemble` (carrying the metadata;
+    every pair is validated the same way) and the angles."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("IQ file not found", path)
+    suffix = path.suffix.lower()
+    readers = {".npz": lambda: _read_npz(path), ".h5": lambda: _read_hdf5(path, False),
+               ".hdf5": lambda: _read_hdf5(path, False), ".mat": lambda: _read_mat(path)}
+    if suffix not in readers:
+        raise FormatError(f"unsupported IQ file type '{suffix or '(none)'}'", path)
+    fields = readers[suffix]()
+    if suffix == ".mat" and fields.get("angles_deg") is not None:
+        fields["angles_deg"] = np.asarray(fields["angles_deg"]).reshape(-1, 2)
+    iq = fields.get("iq")
+    angles = fields.get("angles_deg")
+    if iq is None or angles is None:
+        raise InputError("a steered acquisition needs 'iq' and 'angles_deg'", path)
+    iq = np.asarray(iq)
+    if suffix == ".mat" and iq.ndim == 4:
+        iq = np.transpose(iq, (3, 2, 0, 1))
+    angles = np.asarray(angles, float).reshape(-1, 2)
+    if iq.ndim != 4 or iq.shape[0] != len(angles):
+        raise InputError(f"steered IQ must be (pairs, frames, z, x) with one pair per row of "
+                         f"angles_deg ({len(angles)}), got shape {iq.shape}", path)
+    for key in ("pixel_size_mm", "frame_rate_hz"):
+        if fields.get(key) is None:
+            raise InputError(f"'{key}' is missing; the file must state it", path)
+    meta = {k: _scalar_or_vector(fields[k]) for k in _META_KEYS if fields.get(k) is not None}
+    ensembles = [IQEnsemble(iq=a, source=str(path), **meta) for a in iq]
+    return np.stack([e.iq for e in ensembles]), ensembles[0], angles
+
+
 def _scalar_or_vector(value):
     arr = np.asarray(value, dtype=float).ravel()
     return float(arr[0]) if arr.size == 1 else tuple(arr.tolist())
@@ -212,7 +248,7 @@ def _read_hdf5(path: Path, matlab: bool) -> dict:
     try:
         with h5py.File(path, "r") as f:
             out = {k: f.attrs[k] for k in f.attrs if k in _META_KEYS}
-            for key in ("iq", *_META_KEYS):
+            for key in ("iq", "angles_deg", *_META_KEYS):
                 if key in f and isinstance(f[key], h5py.Dataset):
                     arr = _h5_complex(f[key][()])
                     # MATLAB writes column-major: reverse the axes to get MATLAB's order back

@@ -21,8 +21,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RenderedMaps:
-    """Maps on the super-resolved grid (float32, (Z·scale, X·scale)); ``velocity`` in pixels
-    per frame of the acquisition grid (NaN where no track passes)."""
+    """Maps on the super-resolved grid (float32, (Z·scale, X·scale)); ``velocity`` in the
+    ``pixel_size`` units given to :func:`render_tracks` per frame (NaN where no track
+    passes)."""
 
     density: np.ndarray
     density_up: np.ndarray
@@ -60,8 +61,10 @@ def _track_samples(track, frame, z, x, scale):
 
 
 def render_tracks(track: np.ndarray, frame: np.ndarray, z: np.ndarray, x: np.ndarray,
-                  shape: tuple[int, int], scale: int = 10) -> RenderedMaps:
-    """Render tracked localizations (pixel units) onto a ``scale``× finer grid."""
+                  shape: tuple[int, int], scale: int = 10,
+                  pixel_size: tuple[float, float] = (1.0, 1.0)) -> RenderedMaps:
+    """Render tracked localizations (pixel units) onto a ``scale``× finer grid; the velocity
+    map is in ``pixel_size`` units (e.g. mm) per frame (default: pixels per frame)."""
     track, frame = np.asarray(track), np.asarray(frame)
     Z, X = shape[0] * scale, shape[1] * scale
     empty = np.zeros((Z, X), np.float32)
@@ -83,7 +86,7 @@ def render_tracks(track: np.ndarray, frame: np.ndarray, z: np.ndarray, x: np.nda
     density = np.bincount(pix[first], minlength=Z * X).reshape(Z, X).astype(np.float32)
     d_up = np.bincount(pix[first][up], minlength=Z * X).reshape(Z, X).astype(np.float32)
     d_down = density - d_up
-    speed = np.hypot(vz, vx)
+    speed = np.hypot(vz * pixel_size[0], vx * pixel_size[1])
     ssum = np.bincount(pix, weights=speed, minlength=Z * X)
     cnt = np.bincount(pix, minlength=Z * X)
     with np.errstate(invalid="ignore", divide="ignore"):
