@@ -7,13 +7,14 @@ ITK's LPS convention (see :mod:`vasomics.image`):
 ==========================  ==========  =====  ===========================================
 format                      extension   write  geometry kept
 ==========================  ==========  =====  ===========================================
-NIfTI-1/2                   .nii .nii.gz  yes  spacing, origin, direction (qform/sform via
-                                               ITK, converted to LPS)
+NIfTI-1/2                   .nii .nii.gz  yes  spacing, origin, direction (sform, else
+                                               qform, as ITK; RAS converted to LPS); NaN kept
 NRRD                        .nrrd .nhdr   yes  spacing, origin, direction
 MetaImage                   .mha .mhd     yes  spacing, origin, direction (.mhd + .raw)
-DICOM series                a folder      no   from ImagePositionPatient /
+DICOM series                a folder      yes  from ImagePositionPatient /
                                                ImageOrientationPatient / PixelSpacing;
                                                the series with most slices; allow-listed tags
+                                               (write: dicom.write_dicom_series)
 DICOM single file           .dcm          no   as above; ultrasound regions give spacing
 VTK XML ImageData           .vti          yes  spacing, origin, VTK 9 Direction
 PNG / JPEG / BMP            .png .jpg     yes  none stored (pixel = 1 unless spacing= given);

@@ -167,8 +167,8 @@ def write_image(image: Image, path: str | Path, *, compress: bool = True) -> Pat
         _write_vti(image, path, compress)
     else:
         raise FormatError(f"cannot write images of type {ext or '(no extension)'!r}; use one "
-                          f"of {', '.join(ITK_EXTENSIONS + RASTER_EXTENSIONS + VTK_EXTENSIONS)}",
-                          path)
+                          f"of {', '.join(ITK_EXTENSIONS + RASTER_EXTENSIONS + VTK_EXTENSIONS)}"
+                          f" (DICOM series: vasomics.io.dicom.write_dicom_series)", path)
     return path
 
 
