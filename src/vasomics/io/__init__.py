@@ -4,23 +4,22 @@ Images (:func:`vasomics.io.images.read_image`, :func:`~vasomics.io.images.write_
 :func:`~vasomics.io.images.read_mask`); geometry is spacing (mm), origin and direction in
 ITK's LPS convention (see :mod:`vasomics.image`):
 
-==========================  ==========  =====  ===========================================
-format                      extension   write  geometry kept
-==========================  ==========  =====  ===========================================
-NIfTI-1/2                   .nii .nii.gz  yes  spacing, origin, direction (sform, else
-                                               qform, as ITK; RAS converted to LPS); NaN kept
-NRRD                        .nrrd .nhdr   yes  spacing, origin, direction
-MetaImage                   .mha .mhd     yes  spacing, origin, direction (.mhd + .raw)
-DICOM series                a folder      yes  from ImagePositionPatient /
-                                               ImageOrientationPatient / PixelSpacing;
-                                               the series with most slices; allow-listed tags
-                                               (write: dicom.write_dicom_series)
-DICOM single file           .dcm          no   as above; ultrasound regions give spacing
-VTK XML ImageData           .vti          yes  spacing, origin, VTK 9 Direction
-PNG / JPEG / BMP            .png .jpg     yes  none stored (pixel = 1 unless spacing= given);
-                                               8/16-bit grey, RGB(A), 1-bit → bool
-TIFF (2D, 3D stacks)        .tif .tiff    yes  ImageJ unit + spacing or cm resolution tags
-==========================  ==========  =====  ===========================================
+=================  ============  =====  ==================================================
+format             extension     write  geometry and pixel types
+=================  ============  =====  ==================================================
+NIfTI-1/2          .nii .nii.gz  yes    sform, else qform, else pixdim (as ITK), RAS
+                                        converted to LPS; scaling applied; NaN kept
+NRRD               .nrrd .nhdr   yes    spacing, origin, direction (SimpleITK)
+MetaImage          .mha .mhd     yes    spacing, origin, direction (SimpleITK; .mhd+.raw)
+DICOM series       a folder      yes    ImagePositionPatient / ImageOrientationPatient /
+                                        PixelSpacing; series with most slices; allow-listed
+                                        tags only (write: dicom.write_dicom_series)
+DICOM file         .dcm          no     as above; ultrasound regions give the spacing
+VTK ImageData      .vti          yes    spacing, origin, VTK 9 Direction (own codec)
+PNG, JPEG, BMP     .png .jpg     yes    none stored (1 unless spacing= is given); 8/16-bit
+                                        grey, RGB(A) incl. 16-bit PNG, 1-bit → bool
+TIFF (2D, 3D)      .tif .tiff    yes    ImageJ unit and z spacing, or cm resolution tags
+=================  ============  =====  ==================================================
 
 Graphs and centerlines (:mod:`vasomics.io.graphs`): VTP (VMTK / 3D Slicer polylines with a
 ``Radius`` point array; read and write), GraphML (write), JSON (versioned schema; read and
