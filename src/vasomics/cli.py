@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "cohort": "vasomics.cohort.cli:cohort",
     "model": "vasomics.model.cli:model",
     "us": "vasomics.ultrasound.cli:us",
+    "io": "vasomics.io.cli:io_group",
 }
 
 
