@@ -43,9 +43,9 @@ def info_command(path: Path) -> None:
     """Print the geometry and safe metadata of an image, DICOM folder or graph file."""
     if path.suffix.lower() in GRAPH_IN:
         graph = _read_graph(path)
-        kinds = dict(zip(*np.unique(graph.node_kind.astype(str), return_counts=True),
-                         strict=True))
-        click.echo(f"{path}: vessel graph, {graph.ndim}D, {graph.n_nodes} nodes {kinds}, "
+        names, counts = np.unique(graph.node_kind.astype(str), return_counts=True)
+        kinds = ", ".join(f"{int(c)} {n}" for n, c in zip(names, counts, strict=True))
+        click.echo(f"{path}: vessel graph, {graph.ndim}D, {graph.n_nodes} nodes ({kinds}), "
                    f"{graph.n_segments} segments, {len(graph.points)} points, total length "
                    f"{graph.segment_lengths().sum():.1f} mm")
         return

@@ -1,0 +1,43 @@
+"""``vasomics io info|convert`` through the real entry point."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vasomics.cli import main
+from vasomics.image import Image
+from vasomics.io.graphs import write_graph_json
+from vasomics.io.images import read_image, write_image
+from vasomics.vessel_graph import VesselGraph
+
+
+def test_info_reports_orientation(shared_data, capsys):
+    assert main(["io", "info", str(shared_data / "vmtk_aorta_mra/aorta.mha")]) == 0
+    out = capsys.readouterr().out
+    assert "RAS" in out and "(34, 393, 157)" in out and "-156.445" in out
+
+
+def test_convert_image_and_graph(tmp_path, capsys):
+    image = Image(np.arange(60, dtype=np.int16).reshape(3, 4, 5), spacing=(2.0, 1.0, 0.5),
+                  origin=(1.0, 2.0, 3.0))
+    src = write_image(image, tmp_path / "a.nii.gz")
+    assert main(["io", "convert", str(src), str(tmp_path / "a.nrrd")]) == 0
+    back = read_image(tmp_path / "a.nrrd")
+    assert back.same_geometry(image) and np.array_equal(back.array, image.array)
+    graph = VesselGraph.from_polylines([np.array([[0.0, 0, 0], [1, 0, 0], [2, 1, 0]]),
+                                        np.array([[2.0, 1, 0], [3, 3, 0]])], [1.0, 0.5])
+    gjson = write_graph_json(graph, tmp_path / "g.json")
+    assert main(["io", "convert", str(gjson), str(tmp_path / "g.graphml")]) == 0
+    assert (tmp_path / "g.graphml").stat().st_size > 0
+    assert main(["io", "info", str(gjson)]) == 0
+    assert "2 segments" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert main(["io", "info", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "broken.nii.gz" in err
+    assert main(["io", "convert", str(tmp_path / "missing.mha"), str(tmp_path / "o.nii")]) == 2
+    assert not (tmp_path / "o.nii").exists()
