@@ -13,4 +13,15 @@ except PackageNotFoundError:  # running from a source tree without installation
 from vasomics.errors import VasomicsError  # noqa: E402
 from vasomics.image import Image  # noqa: E402
 
-__all__ = ["Image", "VasomicsError", "__version__"]
+__all__ = ["Image", "VasomicsError", "__version__", "extract_features", "run_features"]
+
+_LAZY = {"extract_features": "vasomics.api", "run_features": "vasomics.api"}
+
+
+def __getattr__(name: str):
+    """Import heavier entry points (``vasomics.extract_features``) on first use."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vasomics' has no attribute {name!r}")

@@ -1,0 +1,56 @@
+"""Tree-scope features measured on the vessel mask (and optional region mask): mask volume,
+box-counting fractal dimension and its fit quality, lacunarity, volume fraction and length
+density inside a region.
+
+The region mask must share the vessel mask's grid. Centerline length inside the region counts
+each resampled centerline piece whose midpoint falls in a region voxel (nearest voxel).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vasomics.features.context import Context, Values
+from vasomics.features.fractal import fractal_dimension, lacunarity_curve
+
+PROVIDES = ("VX.A.T.MASKVOL", "VX.A.T.FD", "VX.A.T.FD_R2", "VX.A.T.LAC", "VX.A.T.VFRAC",
+            "VX.A.T.LDENS")
+
+
+def length_inside(ctx: Context, region, region_array: np.ndarray) -> float:
+    """Centerline length (mm) whose piece midpoints lie inside ``region_array``."""
+    cl = ctx.centerlines
+    seg, h, _, _, _ = cl.piece_values()
+    last = np.zeros(len(cl.s), bool)
+    last[cl.offsets[1:] - 1] = True
+    a = np.flatnonzero(~last)
+    mid = 0.5 * (cl.points[a] + cl.points[a + 1])
+    idx = np.rint(region.physical_to_index(mid)).astype(np.int64)
+    shape = np.asarray(region_array.shape)
+    ok = np.all((idx >= 0) & (idx < shape), axis=1)
+    inside = np.zeros(len(a), bool)
+    inside[ok] = region_array[tuple(idx[ok].T)]
+    return float(h[inside].sum())
+
+
+def compute(ctx: Context) -> dict[str, Values]:
+    out: dict[str, Values] = {}
+    p = ctx.params
+    if ctx.mask is not None:
+        m, spacing = ctx.mask_array, ctx.mask.spacing
+        out["VX.A.T.MASKVOL"] = Values.tree(np.count_nonzero(m) * ctx.mask.voxel_volume)
+        fd, r2 = fractal_dimension(m, spacing, p.fractal_min_box_mm, p.fractal_max_box_mm,
+                                   p.fractal_scales_per_octave)
+        out["VX.A.T.FD"], out["VX.A.T.FD_R2"] = Values.tree(fd), Values.tree(r2)
+        sizes = np.geomspace(p.fractal_min_box_mm, max(p.fractal_min_box_mm,
+                                                       p.fractal_max_box_mm),
+                             p.lacunarity_boxes)
+        out["VX.A.T.LAC"] = Values.tree(float(np.mean(lacunarity_curve(m, spacing, sizes))))
+    if ctx.region is not None:
+        reg = ctx.region_array
+        region_volume = np.count_nonzero(reg) * ctx.region.voxel_volume
+        if ctx.mask is not None:
+            inside = np.count_nonzero(ctx.mask_array & reg) * ctx.region.voxel_volume
+            out["VX.A.T.VFRAC"] = Values.tree(inside / region_volume)
+        out["VX.A.T.LDENS"] = Values.tree(length_inside(ctx, ctx.region, reg) / region_volume)
+    return out

@@ -1,0 +1,101 @@
+"""Parameters of feature extraction (the ``features`` section of a parameter file).
+
+Every field may be left at ``None`` ("auto"); :func:`resolve_params` then replaces it by a
+number derived from the data with the rule stated in the field's description, and the
+resolved numbers are what is written next to the outputs, so a re-run with that file gives
+the same values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from vasomics.params import StageParams
+
+
+class FeatureParams(StageParams):
+    """Processing choices that feature values depend on (lengths in mm)."""
+
+    sampling_step_mm: PositiveFloat | None = Field(
+        None, description="Arc-length step at which centerlines are resampled before curvature, "
+        "torsion, angles, volumes and region measurements. Auto: half the smallest voxel "
+        "spacing of the source image (the mask, else graph.metadata['source_spacing']) or, without it, half the "
+        "median distance between consecutive centerline points.")
+    derivative_window_mm: PositiveFloat | None = Field(
+        None, description="Length of the local cubic least-squares (Savitzky-Golay) window "
+        "used to differentiate centerlines for curvature and torsion. Auto: 8 times the "
+        "largest voxel spacing (or 16 times the sampling step without voxel spacing).")
+    derivative_order: int = Field(
+        3, ge=3, le=5, description="Polynomial order of the local fit (3 = cubic; torsion "
+        "needs the third derivative).")
+    curvature_threshold_per_mm: PositiveFloat | None = Field(
+        None, description="Curvature (1/mm) below which a point counts as straight: its "
+        "normal and torsion are undefined and it is skipped when counting inflections. Auto: "
+        "0.05 / derivative_window_mm.")
+    junction_start_radii: PositiveFloat = Field(
+        1.0, description="Branch directions and radii at a bifurcation are measured from this "
+        "many node radii (arc length) from the node, skipping the blurred junction; the node "
+        "radius is the largest radius of the incident segments at the node.")
+    junction_length_radii: PositiveFloat = Field(
+        2.0, description="Length, in node radii of arc length, of the stretch of each branch over "
+        "which its direction (node to centroid of the stretch) and radius (mean) are taken.")
+    fractal_min_box_mm: PositiveFloat | None = Field(
+        None, description="Smallest box edge for box counting and lacunarity. Auto: 2 times the "
+        "largest voxel spacing.")
+    fractal_max_box_mm: PositiveFloat | None = Field(
+        None, description="Largest box edge for box counting and lacunarity. Auto: a quarter of "
+        "the largest physical side of the foreground bounding box.")
+    fractal_scales_per_octave: PositiveInt = Field(
+        4, le=8, description="Box sizes per doubling, geometrically spaced from the smallest "
+        "box edge.")
+    lacunarity_boxes: PositiveInt = Field(
+        4, le=16, description="Number of gliding-box sizes, geometrically spaced over the "
+        "fractal box range, whose lacunarities are averaged.")
+
+
+def resolve_params(params: FeatureParams, graph=None, mask=None) -> FeatureParams:
+    """Replace every ``None`` (auto) field by its data-derived number (see field docs).
+
+    ``graph`` is a :class:`~vasomics.vessel_graph.VesselGraph`, ``mask`` an
+    :class:`~vasomics.image.Image`; either may be None when the fields that need it are set.
+    """
+    spacing = _voxel_spacing(graph, mask)
+    update: dict = {}
+    step = params.sampling_step_mm
+    if step is None:
+        if spacing is not None:
+            step = 0.5 * min(spacing)
+        elif graph is not None and graph.n_segments:
+            gaps = np.linalg.norm(np.diff(graph.points, axis=0), axis=1)
+            same = np.diff(graph.point_segment()) == 0
+            gaps = gaps[same & (gaps > 0)]
+            step = 0.5 * float(np.median(gaps)) if gaps.size else 1.0
+        else:
+            step = 1.0
+        update["sampling_step_mm"] = float(step)
+    window = params.derivative_window_mm
+    if window is None:
+        window = 8.0 * max(spacing) if spacing is not None else 16.0 * step
+        update["derivative_window_mm"] = float(window)
+    if params.curvature_threshold_per_mm is None:
+        update["curvature_threshold_per_mm"] = 0.05 / window
+    if mask is not None:
+        from vasomics.features.fractal import default_box_range
+
+        lo, hi = default_box_range(mask)
+        if params.fractal_min_box_mm is None:
+            update["fractal_min_box_mm"] = lo
+        if params.fractal_max_box_mm is None:
+            update["fractal_max_box_mm"] = hi
+    return params.model_copy(update=update)
+
+
+def _voxel_spacing(graph, mask) -> tuple[float, ...] | None:
+    if mask is not None:
+        return tuple(mask.spacing)
+    if graph is not None:
+        for key in ("source_spacing", "spacing"):
+            if graph.metadata.get(key) is not None:
+                return tuple(float(s) for s in graph.metadata[key])
+    return None

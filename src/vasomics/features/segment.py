@@ -1,0 +1,114 @@
+"""Segment-scope features: length, chord, tortuosity (Bullitt DM, ICM, SOAM), curvature,
+torsion, radii, taper, volume, Poiseuille resistance and the segment's place in the tree.
+
+Every function takes a :class:`~vasomics.features.context.Context` and returns per-segment
+arrays; :func:`compute` maps them to catalogue ids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vasomics.features.centerline import principal_normal
+from vasomics.features.context import Context, Values
+
+PROVIDES = (
+    "VX.A.S.LEN", "VX.A.S.CHORD", "VX.A.S.DM", "VX.A.S.NINFL", "VX.A.S.ICM", "VX.A.S.SOAM",
+    "VX.A.S.CURV_MEAN", "VX.A.S.CURV_RMS", "VX.A.S.TORS_MEAN", "VX.A.S.RMEAN", "VX.A.S.RMIN",
+    "VX.A.S.RMAX", "VX.A.S.TAPER", "VX.A.S.VOL", "VX.A.S.GEN", "VX.A.S.STRAHLER",
+    "VX.M.S.RES",
+)
+
+
+def chord(ctx: Context) -> np.ndarray:
+    """Straight distance (mm) between the segment's end points."""
+    g = ctx.graph
+    return np.linalg.norm(g.points[g.point_offsets[1:] - 1] - g.points[g.point_offsets[:-1]],
+                          axis=1)
+
+
+def distance_metric(ctx: Context) -> np.ndarray:
+    """Path length / chord; NaN where the chord is shorter than 1e-9 of the length (loops)."""
+    length, c = ctx.lengths, chord(ctx)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c > 1e-9 * np.maximum(length, 1e-300), length / c, np.nan)
+
+
+def inflection_count(ctx: Context) -> np.ndarray:
+    """Number of sign changes of the principal normal (``N_a · N_b < 0``) between consecutive
+    curved points (curvature above threshold) of each segment; 0 without curved points."""
+    idx = np.flatnonzero(ctx.curved)
+    normals = principal_normal(ctx.derivatives)[idx]
+    seg = ctx.centerlines.segment[idx]
+    flips = (np.einsum("ij,ij->i", normals[1:], normals[:-1]) < 0) & (seg[1:] == seg[:-1])
+    return np.bincount(seg[1:][flips], minlength=ctx.graph.n_segments).astype(float)
+
+
+def sum_of_angles(ctx: Context) -> np.ndarray:
+    """Continuous limit of Bullitt's SOAM: ``∫ sqrt(κ² + τ²) ds / L`` (rad/mm); τ counts as
+    0 where undefined (straight points, 2D)."""
+    tau = np.nan_to_num(ctx.torsion, nan=0.0)
+    total = np.sqrt(ctx.curvature ** 2 + tau ** 2)
+    return ctx.segment_mean(total)
+
+
+def taper(ctx: Context) -> np.ndarray:
+    """Minus the least-squares slope of radius against arc length from the proximal to the
+    distal node (mm/mm): positive when the vessel narrows distally."""
+    cl, w = ctx.centerlines, ctx.weights
+    total = cl.segment_sum(w)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s_mean = cl.segment_sum(w * cl.s) / total
+        r_mean = cl.segment_sum(w * cl.radius) / total
+        ds = cl.s - s_mean[cl.segment]
+        slope = cl.segment_sum(w * ds * (cl.radius - r_mean[cl.segment])) / cl.segment_sum(
+            w * ds * ds)
+    slope = np.where(np.isfinite(slope), slope, np.nan)
+    topo = ctx.topology
+    reversed_ = topo.proximal != ctx.graph.segment_start
+    return np.where(reversed_, slope, -slope)
+
+
+def frustum_volume(ctx: Context) -> np.ndarray:
+    """Sum of truncated-cone volumes ``π h (r₁² + r₁r₂ + r₂²)/3`` along the centerline (mm³)."""
+    seg, h, r1, r2, _ = ctx.centerlines.piece_values()
+    vol = np.pi * h * (r1 * r1 + r1 * r2 + r2 * r2) / 3.0
+    return np.bincount(seg, weights=vol, minlength=ctx.graph.n_segments)
+
+
+def poiseuille_resistance(ctx: Context) -> np.ndarray:
+    """Hydraulic resistance per unit viscosity ``(8/π) ∫ r⁻⁴ ds`` (mm⁻³)."""
+    r = ctx.centerlines.radius
+    with np.errstate(divide="ignore"):
+        inv = np.where(r > 0, r ** -4.0, np.inf)
+    return (8.0 / np.pi) * ctx.centerlines.segment_sum(ctx.weights * inv)
+
+
+def compute(ctx: Context) -> dict[str, Values]:
+    g = ctx.graph
+    curv = ctx.curvature
+    radius_lo = np.minimum.reduceat(g.radius, g.point_offsets[:-1])
+    radius_hi = np.maximum.reduceat(g.radius, g.point_offsets[:-1])
+    dm = distance_metric(ctx)
+    n_infl = inflection_count(ctx)
+    tors = ctx.segment_mean(np.abs(ctx.torsion), where=np.isfinite(ctx.torsion))
+    values = {
+        "VX.A.S.LEN": ctx.lengths,
+        "VX.A.S.CHORD": chord(ctx),
+        "VX.A.S.DM": dm,
+        "VX.A.S.NINFL": n_infl,
+        "VX.A.S.ICM": (n_infl + 1.0) * dm,
+        "VX.A.S.SOAM": sum_of_angles(ctx),
+        "VX.A.S.CURV_MEAN": ctx.segment_mean(curv),
+        "VX.A.S.CURV_RMS": np.sqrt(ctx.segment_mean(curv ** 2)),
+        "VX.A.S.TORS_MEAN": tors,
+        "VX.A.S.RMEAN": ctx.segment_mean(ctx.centerlines.radius),
+        "VX.A.S.RMIN": radius_lo,
+        "VX.A.S.RMAX": radius_hi,
+        "VX.A.S.TAPER": taper(ctx),
+        "VX.A.S.VOL": frustum_volume(ctx),
+        "VX.A.S.GEN": ctx.topology.generation,
+        "VX.A.S.STRAHLER": ctx.topology.strahler,
+        "VX.M.S.RES": poiseuille_resistance(ctx),
+    }
+    return {fid: ctx.segment_values(v) for fid, v in values.items()}
