@@ -200,3 +200,14 @@ def test_nan_voxels_kept_and_counted(tmp_path, caplog):
     image = read_image(path)
     assert image.metadata["n_nan_voxels"] == 1 and np.isnan(image.array[1, 2, 3])
     assert "NaN" in caplog.text
+
+
+@pytest.mark.parametrize("ext", [".nii", ".nii.gz", ".nrrd", ".mha", ".mhd", ".vti"])
+def test_2d_round_trip_keeps_geometry(tmp_path, ext):
+    t = 0.3
+    rot = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    image = Image(np.arange(20, dtype=np.float32).reshape(4, 5), spacing=(0.7, 0.3),
+                  origin=(5.0, -2.0), direction=rot)
+    back = read_image(write_image(image, tmp_path / f"flat{ext}"))
+    assert back.ndim == 2
+    _assert_same(image, back)
