@@ -25,10 +25,13 @@
    ``σ = max(smoothing_radius_factor × median radius, smoothing_min_voxels × smallest voxel
    size)``, capped at a quarter of the segment length; the ends are held fixed (odd
    reflection padding). Radii are resampled and smoothed with the same kernel.
-4. **End correction.** Thinning stops about one radius short of a vessel's end. A terminal
-   segment is extended from its tip along its tangent (direction from the point
-   ``max(2 r, 2 v)`` of arc length back to the tip) to the mask boundary, taken as the face
-   of the first background voxel on that ray. A vessel's length is thus its extent in the
+4. **End correction.** Thinning stops about one radius short of a vessel's end, often bending
+   towards the rim of the end face (within about √2 r of the tip). A terminal segment
+   therefore loses its points closer to the tip than ``end_trim_radius_factor`` × its median
+   radius ``r`` (at most half its points) and is then continued from the new tip along the
+   parabola (per coordinate, in arc length) fitted to its last ``max(2 r, 3 v)`` of arc
+   length, shifted to pass through the tip, up to the mask boundary, taken as the face of the first background
+   voxel on that ray (probed every quarter of the smallest voxel). A vessel's length is thus its extent in the
    mask: the axis length for a flat (cut) end, axis length plus the cap for a rounded end.
 5. **Root, generation, Strahler.** Per connected component the root is the endpoint whose
    terminal segment has the largest median radius, or, with ``root_point_mm``, the endpoint
@@ -75,13 +78,17 @@ class GraphParams(StageParams):
         None, gt=0, description="Arc-length step (mm) of the output centerline points; "
         "default: the smallest voxel size.")
     smoothing_radius_factor: float = Field(
-        0.5, ge=0, description="Gaussian smoothing sigma as a multiple of the segment's "
+        1.0, ge=0, description="Gaussian smoothing sigma as a multiple of the segment's "
         "median radius.")
     smoothing_min_voxels: float = Field(
         1.0, ge=0, description="Lower bound of the smoothing sigma in smallest voxel sizes "
         "(0 with smoothing_radius_factor 0 disables smoothing).")
     extend_ends: bool = Field(
         True, description="Extend terminal segments along their tangent to the mask boundary.")
+    end_trim_radius_factor: float = Field(
+        1.5, ge=0, description="Before extending, drop the points of a terminal segment "
+        "closer to its tip than this many median radii (where thinning bends towards the "
+        "rim of the vessel end).")
     root_point_mm: tuple[float, ...] | None = Field(
         None, description="Physical LPS point (mm) near the wanted root; default: per "
         "component, the endpoint of the widest terminal segment.")
@@ -129,7 +136,8 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
             for at_end, node in ((False, seg_a[s]), (True, seg_b[s])):
                 if degree[node] == 1:
                     polylines[s], radii[s] = _extend(polylines[s], radii[s], at_end, mask,
-                                                     step, float(spacing.mean()))
+                                                     step, float(spacing.mean()),
+                                                     params.end_trim_radius_factor)
                     node_pos[node] = polylines[s][-1 if at_end else 0]
     graph = _assemble(node_pos, seg_a, seg_b, polylines, radii, params)
     meta = {
@@ -319,26 +327,36 @@ def _smooth(points: np.ndarray, radius: np.ndarray, sigma_pts: float):
     return out, rad
 
 
-def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float):
-    """Extend the polyline at one end along its tangent to the mask boundary."""
+def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float,
+            trim_factor: float):
+    """Re-draw one end of a polyline: drop the points closer to the tip than ``trim_factor``
+    × the segment's median radius (never more than half the points), then go straight along
+    the tangent of what is left to the mask boundary."""
     if not at_end:
-        p, r = _extend(points[::-1], radius[::-1], True, mask, step, voxel)
+        p, r = _extend(points[::-1], radius[::-1], True, mask, step, voxel, trim_factor)
         return p[::-1], r[::-1]
+    tip_r = float(np.median(radius))
+    near = np.linalg.norm(points - points[-1], axis=1) < trim_factor * tip_r
+    keep = len(points) - int(np.argmin(near[::-1])) if not near.all() else 1
+    keep = max(keep, (len(points) + 1) // 2, 2)
+    points, radius = points[:keep], radius[:keep]
     seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
     back = np.concatenate([[0.0], np.cumsum(seg[::-1])])  # arc length from the tip backwards
     if back[-1] <= 0:
         return points, radius
-    reach = min(max(2 * float(radius[-1]), 2 * voxel), back[-1])
-    j = len(points) - 1 - int(np.searchsorted(back, reach))
-    direction = points[-1] - points[max(j, 0)]
-    norm = np.linalg.norm(direction)
-    if norm <= 0:
+    # fit a parabola (per coordinate, in arc length) to the last max(2 r, 3 v) of the curve
+    reach = min(max(2 * tip_r, 3 * voxel), back[-1])
+    window = int(np.searchsorted(back, reach)) + 1
+    arc = -back[:window][::-1]
+    fit = points[-window:]
+    degree = 2 if window >= 5 else 1
+    coef = np.polynomial.polynomial.polyfit(arc, fit, degree)
+    if degree == 1 and np.linalg.norm(coef[1]) <= 0:
         return points, radius
-    direction /= norm
     probe = min(mask.spacing) / 4
-    limit = 4 * float(radius[-1]) + 4 * voxel
+    limit = 4 * tip_r + 4 * voxel
     t = np.arange(probe, limit + probe, probe)
-    ray = points[-1] + t[:, None] * direction
+    ray = np.polynomial.polynomial.polyval(t, coef).T + (points[-1] - coef[0])
     idx = np.rint(mask.physical_to_index(ray)).astype(np.int64)
     shape = np.asarray(mask.shape)
     inside = np.all((idx >= 0) & (idx < shape), axis=1)
@@ -349,7 +367,8 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
         return points, radius
     extent = t[first_out - 1] + probe / 2
     n_new = max(1, int(round(extent / step)))
-    new = points[-1] + np.linspace(extent / n_new, extent, n_new)[:, None] * direction
+    s_new = np.linspace(extent / n_new, extent, n_new)
+    new = np.polynomial.polynomial.polyval(s_new, coef).T + (points[-1] - coef[0])
     return np.concatenate([points, new]), np.concatenate([radius, np.full(n_new, radius[-1])])
 
 

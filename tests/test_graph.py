@@ -1,0 +1,170 @@
+"""Graph building against phantoms with analytic answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vasomics import phantoms as P
+from vasomics.chain.graph import GraphParams, mask_to_graph
+from vasomics.errors import ParameterError
+from vasomics.image import Image
+from vasomics.params import validate_params
+
+SPACINGS = [(0.5, 0.5, 0.5), (0.8, 0.5, 0.5), (0.5, 0.4, 0.6)]
+
+
+def _kinds(graph):
+    return {k: int(np.sum(graph.node_kind == k)) for k in ("root", "bifurcation", "endpoint",
+                                                            "anchor")}
+
+
+def _loops(graph) -> int:
+    import networkx as nx
+
+    return graph.n_segments - graph.n_nodes + nx.number_connected_components(graph.to_networkx())
+
+
+@pytest.mark.parametrize("spacing", SPACINGS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("shape", ["straight", "arc", "helix"])
+def test_tube_length_and_radius(shape, spacing, seed):
+    rotation = P.random_rotation(seed)
+    mask, truth = {
+        "straight": lambda: P.straight_tube(40.0, 2.5, spacing, rotation=rotation),
+        "arc": lambda: P.arc_tube(20.0, 120.0, 2.5, spacing, rotation=rotation),
+        "helix": lambda: P.helix_tube(spacing=spacing, rotation=rotation),
+    }[shape]()
+    g = mask_to_graph(mask)
+    assert g.n_segments == 1
+    assert _kinds(g) == {"root": 1, "bifurcation": 0, "endpoint": 1, "anchor": 0}
+    length = g.segment_lengths().sum()
+    assert length == pytest.approx(truth.values["length_mm"], rel=0.02)
+    voxel = float(np.prod(spacing)) ** (1 / 3)  # edge of the cube of equal volume
+    assert abs(np.median(g.radius) - truth.values["radius_mm"]) <= 0.5 * voxel
+    # the centerline lies on the true axis: on average within half a voxel; the re-drawn
+    # ends may stray up to about one vessel radius
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(truth.graph.points).query(g.points)
+    assert np.mean(dist) < 0.5 * max(spacing)
+    assert np.percentile(dist, 90) < max(spacing)
+    assert np.max(dist) < truth.values["radius_mm"]
+
+
+def test_2d_tube_length():
+    mask, truth = P.straight_tube(40.0, 2.0, (0.4, 0.5), rotation=P.rotation_matrix(37, 2))
+    g = mask_to_graph(mask)
+    assert g.ndim == 2 and g.n_segments == 1
+    assert g.segment_lengths()[0] == pytest.approx(40.0, rel=0.02)
+    assert abs(np.median(g.radius) - 2.0) <= 0.2
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_y_bifurcation_topology(seed):
+    mask, truth = P.y_bifurcation(rotation=P.random_rotation(seed))
+    g = mask_to_graph(mask)
+    assert _kinds(g) == {"root": 1, "bifurcation": 1, "endpoint": 2, "anchor": 0}
+    assert g.n_segments == 3
+    root = np.flatnonzero(g.node_kind == "root")[0]
+    # the root is the parent's free end (widest terminal segment)
+    true_root = truth.graph.node_position[truth.graph.node_kind == "root"][0]
+    assert np.linalg.norm(g.node_position[root] - true_root) < 1.0
+    assert sorted(g.segment_generation.tolist()) == [1, 2, 2]
+    assert sorted(g.segment_strahler.tolist()) == [1, 1, 2]
+    assert g.segment_lengths().sum() == pytest.approx(truth.values["total_length_mm"], rel=0.03)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"generations": 4, "spacing": (0.5, 0.5, 0.5)},
+    {"generations": 5, "asymmetry": 1, "spacing": (0.5, 0.5, 0.5)},
+    {"generations": 4, "spacing": (0.6, 0.4, 0.4), "rotation": P.random_rotation(9)},
+    {"generations": 4, "spacing": (0.25, 0.25)},
+])
+def test_binary_tree_topology_exact(kwargs):
+    mask, truth = P.binary_tree(**kwargs)
+    g = mask_to_graph(mask)
+    tv = truth.values
+    kinds = _kinds(g)
+    assert g.n_segments == tv["n_segments"]
+    assert kinds["bifurcation"] == tv["n_bifurcations"]
+    assert kinds["endpoint"] + kinds["root"] == tv["n_endpoints"] and kinds["root"] == 1
+    assert g.segment_generation.max() == tv["max_generation"]
+    assert g.segment_strahler.max() == tv["max_strahler"]
+    assert sorted(g.segment_strahler) == sorted(truth.graph.segment_strahler)
+    assert sorted(g.segment_generation) == sorted(truth.graph.segment_generation)
+    assert g.segment_lengths().sum() == pytest.approx(tv["total_length_mm"], rel=0.03)
+
+
+def test_loops_are_counted():
+    ring = mask_to_graph(P.ring_tube()[0])
+    assert _loops(ring) == 1 and _kinds(ring)["anchor"] == 1 and ring.n_segments == 1
+    assert ring.segment_lengths()[0] == pytest.approx(2 * np.pi * 10.0, rel=0.02)
+    mask, truth = P.ladder(4)
+    g = mask_to_graph(mask)
+    assert _loops(g) == truth.values["n_loops"] == 3
+    assert g.n_segments == truth.values["n_segments"]
+    assert _kinds(g)["bifurcation"] == truth.values["n_bifurcations"]
+
+
+def test_several_components_get_one_root_each():
+    a, _ = P.straight_tube(15.0, 2.0, (0.5, 0.5, 0.5))
+    b, _ = P.straight_tube(15.0, 1.0, (0.5, 0.5, 0.5))
+    pad = np.zeros((a.shape[0], a.shape[1], a.shape[2]), np.uint8)
+    b_arr = np.zeros_like(pad)
+    off = [(x - y) // 2 for x, y in zip(a.shape, b.shape, strict=True)]
+    b_arr[off[0]:off[0] + b.shape[0], off[1]:off[1] + b.shape[1],
+          off[2]:off[2] + b.shape[2]] = b.array
+    arr = np.concatenate([a.array, pad, b_arr], axis=0)
+    g = mask_to_graph(Image(arr, spacing=(0.5, 0.5, 0.5)))
+    assert g.n_segments == 2 and _kinds(g)["root"] == 2
+
+
+def test_rotation_and_resampling_change_tree_length_little():
+    base = mask_to_graph(P.binary_tree(4, spacing=(0.5, 0.5, 0.5))[0]).segment_lengths().sum()
+    for rotation, spacing in ((P.random_rotation(3), (0.5, 0.5, 0.5)),
+                              (None, (0.4, 0.4, 0.4)), (P.random_rotation(4), (0.6, 0.4, 0.5))):
+        mask, _ = P.binary_tree(4, spacing=spacing, rotation=rotation)
+        length = mask_to_graph(mask).segment_lengths().sum()
+        assert length == pytest.approx(base, rel=0.03)
+
+
+def test_physical_frame_follows_origin_and_direction():
+    direction = P.rotation_matrix((0, 0, 90))
+    polyline = np.array([[10.0, 20.0, 30.0], [10.0, 20.0, 50.0]])
+    origin = (15.0, 15.0, 25.0)
+    mask = P.rasterize_image([polyline], [2.0], (60, 20, 20), (0.5, 0.5, 0.5), origin=origin,
+                             direction=direction)
+    assert mask.array.sum() > 0
+    g = mask_to_graph(mask)
+    ends = g.node_position
+    assert min(np.linalg.norm(ends - polyline[0], axis=1)) < 0.5
+    assert min(np.linalg.norm(ends - polyline[1], axis=1)) < 0.5
+
+
+def test_root_point_overrides_the_root():
+    mask, truth = P.y_bifurcation()
+    tip = truth.graph.node_position[2]  # free end of the first child
+    g = mask_to_graph(mask, GraphParams(root_point_mm=tuple(tip)))
+    root = g.node_position[g.node_kind == "root"][0]
+    assert np.linalg.norm(root - tip) < 1.0
+    assert g.segment_generation.max() == 2
+
+
+def test_spur_pruning_rule_is_what_removes_bumps():
+    # a tube with a small bump: the bump is a spur at default settings, a branch without pruning
+    mask, _ = P.straight_tube(30.0, 2.5, (0.5, 0.5, 0.5))
+    arr = mask.array.copy()
+    c = np.array(arr.shape) // 2
+    arr[c[0]:c[0] + 10, c[1] - 1:c[1] + 2, c[2] - 1:c[2] + 2] = 1  # 2 mm above the wall
+    bumpy = mask.with_array(arr)
+    assert mask_to_graph(bumpy).n_segments == 1
+    assert mask_to_graph(bumpy, GraphParams(prune_rounds=0)).n_segments == 3
+
+
+def test_graph_params_validate():
+    with pytest.raises(ParameterError):
+        validate_params(GraphParams, {"spur_radius_factor": -1})
+    with pytest.raises(ParameterError):
+        validate_params(GraphParams, {"unknown": 1})
+    assert validate_params(GraphParams, {"resample_step_mm": 0.25}).resample_step_mm == 0.25
