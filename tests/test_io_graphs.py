@@ -152,3 +152,55 @@ def test_centerlines_without_radius(tmp_path):
     assert lines.to_graph(default_radius=1.0).n_segments == 4
     with pytest.raises(InputError, match="no point array 'Diameter'"):
         read_vtp_centerlines(path, radius_array="Diameter")
+
+
+def test_joined_attaches_children_inside_the_parent_lumen():
+    from vasomics.io.graphs import Centerlines
+
+    x = np.linspace(0, 20, 41)
+    parent = np.column_stack([x, np.zeros_like(x), np.zeros_like(x)])
+    # child 1 starts 0.8 mm off the parent's axis (inside its 1.5 mm lumen) at x = 5
+    child1 = np.column_stack([np.full(10, 5.0), np.linspace(0.8, 8, 10), np.zeros(10)])
+    # child 2 ends (its last point) inside the lumen at x = 12
+    child2 = np.column_stack([np.full(10, 12.0), np.zeros(10), np.linspace(-9, -1.0, 10)])
+    # a continuation starting on the parent's last point
+    cont = np.column_stack([np.linspace(20, 30, 11), np.zeros(11), np.zeros(11)])
+    # a stray tube 4 mm away (outside every lumen) stays unattached
+    stray = np.column_stack([np.full(5, 8.0), np.full(5, 4.0), np.linspace(0, 4, 5)])
+    # two tubes that each end inside the other: joining both ways would close a cycle
+    a = np.column_stack([np.linspace(40, 50, 11), np.zeros(11), np.zeros(11)])
+    b = np.column_stack([np.linspace(49.5, 40.5, 10), np.full(10, 0.4), np.zeros(10)])
+    lines = [parent, child1, child2, cont, stray, a, b]
+    radii = [np.full(len(p), r) for p, r in zip(lines, [1.5, 0.5, 0.5, 1.2, 0.3, 1.0, 1.0],
+                                                strict=True)]
+    joined = Centerlines(lines, radii, "Radius").joined()
+    graph = joined.to_graph(merge_tol_mm=1e-6)
+    g = nx.Graph(graph.to_networkx())
+    assert nx.number_connected_components(g) == 3  # tree, stray, the a-b pair
+    assert len(nx.cycle_basis(g)) == 0
+    # the parent was split at x = 5 and x = 12: those nodes are bifurcations
+    bif = graph.node_position[graph.node_kind == "bifurcation"]
+    assert sorted(np.round(bif[:, 0], 6).tolist()) == [5.0, 12.0]
+    # added length: the stubs from each joined end to the parent point (child 1: 0.8 mm,
+    # child 2: 1.0 mm, one of the a-b pair: |(0.5, 0.4)|); the continuation adds nothing
+    original = sum(np.linalg.norm(np.diff(p, axis=0), axis=1).sum() for p in lines)
+    added = 0.8 + 1.0 + np.hypot(0.5, 0.4)
+    assert graph.segment_lengths().sum() == pytest.approx(original + added, abs=1e-6)
+    assert min(np.linalg.norm(np.diff(p, axis=0), axis=1).min() for p in joined.polylines) > 0
+
+
+def test_tubetk_gold_standard_graph(shared_data):
+    from vasomics.io.images import read_image
+    from vasomics.io.tubetk import tubetk_gold_standard_graph
+
+    folder = shared_data / "tubetk_brain_mra"
+    labels = read_image(folder / "labels/labels-002.nii.gz")
+    raw = read_vtp_centerlines(folder / "centerlines/VascularNetworkFixed-002.vtp")
+    graph = tubetk_gold_standard_graph(folder / "centerlines/VascularNetworkFixed-002.vtp",
+                                       labels)
+    g = nx.Graph(graph.to_networkx())
+    assert len(nx.cycle_basis(g)) == 0
+    assert nx.number_connected_components(g) < len(raw.polylines) / 3
+    assert np.count_nonzero(graph.node_kind == "bifurcation") > 100
+    raw_length = sum(np.linalg.norm(np.diff(p, axis=0), axis=1).sum() for p in raw.polylines)
+    assert 1.0 <= graph.segment_lengths().sum() / raw_length < 1.03

@@ -97,6 +97,84 @@ class Centerlines:
         return Centerlines(list(np.split(mapped, splits)), self.radii, self.radius_name,
                            dict(self.cell_data))
 
+    def joined(self, extra_mm: float = 0.0) -> Centerlines:
+        """Join tubes that end inside another tube, as TubeTK stores vessel trees (each
+        child tube starts inside its parent's lumen but not on its centerline).
+
+        Rule: for each polyline, take the end whose nearest point on *another* polyline is
+        closest relative to that point's radius; when that distance is at most the radius
+        plus ``extra_mm``, the child gets that parent point added as its new end point and
+        the parent is split there. Polylines attach by at most one end (a tube has one
+        parent) and closest-first, skipping any join that would close a cycle, so joined
+        tubes form trees. Radii are required. Cell data are not carried over (the polylines
+        change).
+        """
+        if self.radii is None:
+            raise InputError("joining tubes needs radii")
+        from scipy.spatial import cKDTree
+
+        lines = [np.asarray(p, float) for p in self.polylines]
+        radii = [np.asarray(r, float) for r in self.radii]
+        owner = np.repeat(np.arange(len(lines)), [len(p) for p in lines])
+        local = np.concatenate([np.arange(len(p)) for p in lines])
+        points, radius = np.concatenate(lines), np.concatenate(radii)
+        tree = cKDTree(points)
+        reach = float(radius.max()) + extra_mm
+        candidates = []  # (score, child, end 0/-1, global parent point)
+        for i, line in enumerate(lines):
+            best = None
+            for end in (0, -1):
+                near = np.asarray(tree.query_ball_point(line[end], reach), dtype=np.int64)
+                near = near[owner[near] != i]
+                if near.size == 0:
+                    continue
+                dist = np.linalg.norm(points[near] - line[end], axis=1)
+                inside = dist <= radius[near] + extra_mm
+                if not inside.any():
+                    continue
+                k = np.flatnonzero(inside)[np.argmin(dist[inside])]
+                j = int(near[k])
+                score = dist[k] / max(radius[j], 1e-9)
+                if best is None or score < best[0]:
+                    best = (score, i, end, j)
+            if best is not None:
+                candidates.append(best)
+        # accept the closest attachments first, never one that would close a cycle
+        parent_of = list(range(len(lines)))
+
+        def root(k: int) -> int:
+            while parent_of[k] != k:
+                parent_of[k] = parent_of[parent_of[k]]
+                k = parent_of[k]
+            return k
+
+        splits: dict[int, set[int]] = {}
+        attach: dict[int, tuple[int, int]] = {}  # child -> (end index 0/-1, global point)
+        for _, i, end, j in sorted(candidates):
+            a, b = root(i), root(int(owner[j]))
+            if a == b:
+                continue
+            parent_of[a] = b
+            attach[i] = (end, j)
+            splits.setdefault(int(owner[j]), set()).add(int(local[j]))
+        new_lines, new_radii = [], []
+        for i, (line, rad) in enumerate(zip(lines, radii, strict=True)):
+            if i in attach and np.linalg.norm(points[attach[i][1]] - line[attach[i][0]]) > 0:
+                end, j = attach[i]
+                if end == 0:
+                    line, rad = np.vstack([points[j], line]), np.concatenate([[radius[j]], rad])
+                else:
+                    line, rad = np.vstack([line, points[j]]), np.concatenate([rad, [radius[j]]])
+            shift = len(line) - len(lines[i]) if i in attach and attach[i][0] == 0 else 0
+            cuts = sorted(c + shift for c in splits.get(i, ()))
+            cuts = [c for c in cuts if 0 < c < len(line) - 1]
+            bounds = [0, *cuts, len(line) - 1]
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                if b > a:
+                    new_lines.append(line[a:b + 1])
+                    new_radii.append(rad[a:b + 1])
+        return Centerlines(new_lines, new_radii, self.radius_name)
+
     def to_graph(self, merge_tol_mm: float = 1e-3, default_radius: float | None = None,
                  metadata: dict | None = None) -> VesselGraph:
         """A :class:`VesselGraph` with one segment per polyline; polyline ends closer than
