@@ -23,6 +23,8 @@ def binary_mask(mask: Image | np.ndarray, path=None, *, allow_empty: bool = Fals
                          path)
     if array.dtype == bool:
         out = array
+    elif np.issubdtype(array.dtype, np.integer) and array.size and _is_binary_int(array):
+        out = array != 0  # fast path: min/max and two counts instead of np.unique
     else:
         if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
             raise InputError("mask contains NaN or infinite values", path)
@@ -39,6 +41,16 @@ def binary_mask(mask: Image | np.ndarray, path=None, *, allow_empty: bool = Fals
     if count == out.size and not allow_full:
         raise InputError("mask is all foreground; expected vessels on a background", path)
     return out
+
+
+def _is_binary_int(array: np.ndarray) -> bool:
+    """True when an integer array holds 0 and at most one other value (which is > 0)."""
+    lo, hi = array.min(), array.max()
+    if lo < 0 or (lo > 0 and lo != hi):
+        return False
+    if hi == 0 or lo == hi:
+        return True
+    return np.count_nonzero(array) == np.count_nonzero(array == hi)
 
 
 def _nonzero_values(array: np.ndarray, max_values: int = 6) -> np.ndarray:
