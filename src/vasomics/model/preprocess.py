@@ -60,8 +60,12 @@ class TablePreprocessor(TransformerMixin, BaseEstimator):
         self.scale = scale
 
     def _select(self, X) -> pd.DataFrame:
-        frame = as_frame(X, getattr(self, "feature_names_in_", None))
-        cols = list(self.columns) if self.columns is not None else list(frame.columns)
+        seen = getattr(self, "feature_names_in_", None)
+        frame = as_frame(X, seen)
+        if self.columns is not None:
+            cols = list(self.columns)
+        else:
+            cols = list(seen) if seen is not None else list(frame.columns)
         missing = [c for c in cols if c not in frame.columns]
         if missing:
             frame = frame.assign(**{c: np.nan for c in missing})
