@@ -5,7 +5,8 @@ Rules (documented in the catalogue):
 * **Root** of each connected component: a node of kind ``root`` if the component has one;
   otherwise the endpoint (degree-1 node) whose segment has the largest mean radius (the
   inflow vessel is the thickest); a component without endpoints (a pure loop) takes the node
-  of its thickest segment. Ties go to the lowest node index.
+  of its thickest segment. Ties go to the larger radius at the node itself, then to the lowest
+  node index.
 * **Orientation**: breadth-first search from the root over segments. A segment's proximal
   node is the node from which it is first reached; the segment that first reaches a node is
   that node's **parent segment**. A segment whose distal node was already reached closes a
@@ -114,16 +115,21 @@ def _choose_roots(graph, degree, comp, n_comp, mean_r) -> np.ndarray:
     for node in np.flatnonzero(is_root):
         if roots[comp[node]] < 0:
             roots[comp[node]] = node
-    # thickest incident segment per node
+    # thickest incident segment per node; ties broken by the radius at the node itself
     node_r = np.zeros(graph.n_nodes)
+    end_r = np.zeros(graph.n_nodes)
     if graph.n_segments:
+        off = graph.point_offsets
         np.maximum.at(node_r, graph.segment_start, mean_r)
         np.maximum.at(node_r, graph.segment_end, mean_r)
+        np.maximum.at(end_r, graph.segment_start, graph.radius[off[:-1]])
+        np.maximum.at(end_r, graph.segment_end, graph.radius[off[1:] - 1])
     for c in np.flatnonzero(roots < 0):
         nodes = np.flatnonzero(comp == c)
         ends = nodes[degree[nodes] == 1]
         pool = ends if ends.size else nodes
-        roots[c] = pool[np.argmax(node_r[pool])]  # argmax: first (lowest id) on ties
+        best = np.lexsort((-pool, end_r[pool], node_r[pool]))[-1]  # last = largest
+        roots[c] = pool[best]
     return roots
 
 
