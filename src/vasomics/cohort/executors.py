@@ -121,7 +121,7 @@ class DaskExecutor:
             self.client, self._own = address_or_client, False
         else:
             try:
-                self.client = distributed.Client(address_or_client, timeout="20s",
+                self.client = distributed.Client(address_or_client, timeout="10s",
                                                   set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise VasomicsError(f"cannot reach the Dask scheduler at {address_or_client} "
@@ -144,7 +144,7 @@ class DaskExecutor:
         limit = max_in_flight or 2 * self._threads()
         pending = iter(tasks)
         by_key: dict[str, tuple] = {}
-        completed = distributed.as_completed()
+        completed = distributed.as_completed(loop=self.client.loop)
 
         def submit() -> bool:
             task = next(pending, None)

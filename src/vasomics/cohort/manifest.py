@@ -136,20 +136,21 @@ def load_manifest(path: str | Path, *, root: str | Path | None = None,
     first_file: dict[Path, str] = {}
     base = root_path or path.parent.resolve()
     for where, row in rows:
-        entry = _validate_row(where, row, base, root_path, path.parent, params or {}, problems)
-        if entry is None:
-            continue
-        if entry.scan_id in first_seen:
-            problems.append(f"{where}, scan_id: duplicate scan id {entry.scan_id!r} "
-                            f"(first at {first_seen[entry.scan_id]})")
-            continue
-        real = Path(os.path.realpath(entry.path))
-        if real in first_file:
+        scan_id, raw_path = str(row.get("scan_id", "")).strip(), str(row.get("path", "")).strip()
+        unique = True
+        if scan_id and scan_id in first_seen:
+            problems.append(f"{where}, scan_id: duplicate scan id {scan_id!r} "
+                            f"(first at {first_seen[scan_id]})")
+            unique = False
+        first_seen.setdefault(scan_id, where)
+        real = Path(os.path.realpath(_resolve(raw_path, base))) if raw_path else None
+        if real is not None and real in first_file:
             problems.append(f"{where}, path: same file as {first_file[real]}")
-            continue
-        first_seen[entry.scan_id] = where
-        first_file[real] = where
-        entries.append(entry)
+            unique = False
+        first_file.setdefault(real, where)
+        entry = _validate_row(where, row, base, root_path, path.parent, params or {}, problems)
+        if entry is not None and unique:
+            entries.append(entry)
     if not rows and not problems:
         problems.append("no scans listed")
     if problems:
@@ -237,6 +238,7 @@ def _read_yaml_rows(path: Path, problems: list[str]) -> list[tuple[str, dict[str
                 row[str(key)] = "" if value is None else value
         row.setdefault("labels", {})
         row.setdefault("inline_params", {})
+        row["_yaml"] = True
         rows.append((where, row))
     _check_columns(sorted(seen_columns | ({"scan_id"} if not rows else set())), problems,
                    yaml_mode=True)
@@ -279,8 +281,10 @@ def _validate_row(where: str, row: dict[str, Any], base: Path, root: Path | None
 
     values = {k: ("" if row.get(k) is None else row.get(k)) for k in REQUIRED + OPTIONAL}
     for name in REQUIRED:
-        if isinstance(values[name], str) and not values[name].strip():
+        if name in row and isinstance(values[name], str) and not values[name].strip():
             bad(name, "empty")
+        elif name not in row and row.get("_yaml"):
+            bad(name, "missing")
     for name in ("scan_id", "subject_id"):
         value = str(values[name])
         if value and not _ID.match(value):

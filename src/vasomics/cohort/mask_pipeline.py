@@ -3,7 +3,9 @@ the feature table.
 
 Runs in a worker process: reads the mask with :func:`vasomics.io.images.read_mask` (only
 allow-listed, non-identifying metadata is kept), checks it (:func:`mask_qc`), then
-measures it. Lengths in mm, volumes in mm³.
+builds the vessel graph (:func:`vasomics.chain.graph.mask_to_graph`) and extracts the
+catalogue features (:func:`vasomics.features.extract.extract_features`). Lengths in mm,
+volumes in mm³.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from vasomics.cohort.pipelines import QC_COLUMNS, ScanOutput
-from vasomics.features.table import FeatureTable
+from vasomics.chain.graph import GraphParams
+from vasomics.chain.skeleton import SkeletonParams
+from vasomics.cohort.pipelines import QC_COLUMNS, SEGMENT_COLUMNS, ScanOutput
+from vasomics.features.params import FeatureParams
 from vasomics.image import Image
 from vasomics.params import StageParams
+from vasomics.vessel_graph import VesselGraph
 
 
 class MaskQCParams(StageParams):
-    """Thresholds of the mask quality checks (a failed check is recorded, not fatal)."""
+    """Thresholds of the mask quality checks. Checks are recorded (``pass``, ``warn``,
+    ``fail``) and never stop the pipeline; filter on the ``qc`` table."""
 
     min_foreground_voxels: PositiveInt = Field(
         27, description="Fewest foreground voxels for a measurable vessel mask.")
@@ -34,9 +40,15 @@ class MaskQCParams(StageParams):
 
 
 class MaskPipelineParams(StageParams):
-    """Parameters of the ``mask`` pipeline, by stage."""
+    """Parameters of the ``mask`` pipeline, one section per stage."""
 
     qc: MaskQCParams = Field(default_factory=MaskQCParams, description="Mask quality checks.")
+    skeleton: SkeletonParams = Field(default_factory=SkeletonParams,
+                                     description="Skeletonization (vasomics.chain.skeleton).")
+    graph: GraphParams = Field(default_factory=GraphParams,
+                               description="Graph building (vasomics.chain.graph).")
+    features: FeatureParams = Field(default_factory=FeatureParams,
+                                    description="Feature extraction (vasomics.features).")
 
 
 def mask_qc(image: Image, mask: np.ndarray, params: MaskQCParams) -> pd.DataFrame:
@@ -55,21 +67,60 @@ def mask_qc(image: Image, mask: np.ndarray, params: MaskQCParams) -> pd.DataFram
     n_components = int(cc3d.connected_components(mask.astype(np.uint8),
                                                  connectivity=26 if mask.ndim == 3 else 8,
                                                  return_N=True)[1])
-    rows = [
-        ("foreground_voxels", n, "voxels", n >= params.min_foreground_voxels,
+    def status(ok: bool, bad: str) -> str:
+        return "pass" if ok else bad
+
+    rows = [  # (check, status, value, unit, reason)
+        ("foreground_voxels", status(n >= params.min_foreground_voxels, "fail"), n, "voxels",
          f"at least {params.min_foreground_voxels} foreground voxels"),
-        ("spacing_anisotropy", anisotropy, "ratio", anisotropy <= params.max_anisotropy,
-         f"largest / smallest spacing at most {params.max_anisotropy:g}"),
-        ("border_fraction", border_fraction, "fraction",
-         border_fraction <= params.max_border_fraction,
+        ("spacing_anisotropy", status(anisotropy <= params.max_anisotropy, "warn"),
+         anisotropy, "ratio", f"largest / smallest spacing at most {params.max_anisotropy:g}"),
+        ("border_fraction", status(border_fraction <= params.max_border_fraction, "warn"),
+         border_fraction, "fraction",
          f"at most {params.max_border_fraction:g} of foreground voxels on the image border"),
-        ("components", n_components, "count", True, "connected components (26/8-connected)"),
+        ("components", "pass", n_components, "count",
+         "connected components (26-connected in 3D, 8 in 2D)"),
     ]
-    return pd.DataFrame(rows, columns=list(QC_COLUMNS)).astype({"value": float, "passed": bool})
+    return pd.DataFrame(rows, columns=list(QC_COLUMNS)).astype({"value": float})
+
+
+def segment_rows(graph: VesselGraph) -> pd.DataFrame:
+    """One row per graph segment (:data:`~vasomics.cohort.pipelines.SEGMENT_COLUMNS`):
+    topology, polyline length and chord (mm), radius statistics (mm) and end positions
+    (LPS mm; ``z`` is NaN for 2D graphs)."""
+    n = graph.n_segments
+    starts, ends = graph.point_offsets[:-1], graph.point_offsets[1:] - 1
+    first, last = _xyz(graph.points[starts]), _xyz(graph.points[ends])
+    if n:
+        mean_r = np.add.reduceat(graph.radius, starts) / np.diff(graph.point_offsets)
+        min_r = np.minimum.reduceat(graph.radius, starts)
+        max_r = np.maximum.reduceat(graph.radius, starts)
+    else:
+        mean_r = min_r = max_r = np.zeros(0)
+    columns = {
+        "segment_id": np.arange(n), "start_node": graph.segment_start,
+        "end_node": graph.segment_end, "label": graph.segment_label.astype(str),
+        "generation": graph.segment_generation, "strahler": graph.segment_strahler,
+        "n_points": np.diff(graph.point_offsets), "length_mm": graph.segment_lengths(),
+        "chord_mm": np.linalg.norm(graph.points[ends] - graph.points[starts], axis=1),
+        "mean_radius_mm": mean_r, "min_radius_mm": min_r, "max_radius_mm": max_r,
+    }
+    for i, axis in enumerate("xyz"):
+        columns[f"start_{axis}_mm"] = first[:, i]
+        columns[f"end_{axis}_mm"] = last[:, i]
+    return pd.DataFrame(columns)[list(SEGMENT_COLUMNS)]
+
+
+def _xyz(points: np.ndarray) -> np.ndarray:
+    if points.shape[1] == 3:
+        return points
+    return np.column_stack([points, np.full(len(points), np.nan)])
 
 
 def run_mask(path: Path, params: MaskPipelineParams) -> ScanOutput:
     """The pipeline function: mask file -> :class:`~vasomics.cohort.pipelines.ScanOutput`."""
+    from vasomics.chain.graph import mask_to_graph
+    from vasomics.features.extract import extract_features
     from vasomics.io.images import read_mask
 
     seconds: dict[str, float] = {}
@@ -80,13 +131,11 @@ def run_mask(path: Path, params: MaskPipelineParams) -> ScanOutput:
     qc = mask_qc(image, mask, params.qc)
     seconds["qc"] = time.perf_counter() - t
     t = time.perf_counter()
-    voxel_mm3 = image.voxel_volume
-    n = int(np.count_nonzero(mask))
-    features = FeatureTable.from_records([
-        ("tree", "mask_volume", n * voxel_mm3, "mm3" if image.ndim == 3 else "mm2"),
-        ("tree", "mask_voxels", float(n), "voxels"),
-    ])
+    graph = mask_to_graph(image, params.graph, skeleton_params=params.skeleton, path=path)
+    seconds["graph"] = time.perf_counter() - t
+    t = time.perf_counter()
+    features = extract_features(graph, mask=image, params=params.features)
     seconds["features"] = time.perf_counter() - t
     info = {"shape": list(image.shape), "spacing_mm": list(image.spacing),
-            "stage_seconds": seconds}
-    return ScanOutput(features=features, qc=qc, info=info)
+            "n_segments": graph.n_segments, "stage_seconds": seconds}
+    return ScanOutput(features=features, segments=segment_rows(graph), qc=qc, info=info)

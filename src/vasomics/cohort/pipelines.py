@@ -35,8 +35,9 @@ SEGMENT_COLUMNS = ("segment_id", "start_node", "end_node", "label", "generation"
                    "n_points", "length_mm", "chord_mm", "mean_radius_mm", "min_radius_mm",
                    "max_radius_mm", "start_x_mm", "start_y_mm", "start_z_mm", "end_x_mm",
                    "end_y_mm", "end_z_mm")
-#: Columns of the per-scan quality-control rows.
-QC_COLUMNS = ("check", "value", "unit", "passed", "message")
+#: Columns of the per-scan quality-control rows; ``status`` is ``pass``, ``warn`` or ``fail``
+#: as in :mod:`vasomics.chain.qc`, ``value`` the measured number (NaN when not numeric).
+QC_COLUMNS = ("check", "status", "value", "unit", "reason")
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from vasomics.provenance import file_sha256
 log = logging.getLogger(__name__)
 
 #: Seconds between two writes of the progress file.
-PROGRESS_INTERVAL_S = 0.5
+PROGRESS_INTERVAL_S = 0.1
 
 
 @dataclass

@@ -77,10 +77,10 @@ _V1 = [
     """CREATE TABLE qc (
         scan_id VARCHAR NOT NULL,
         "check" VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
         value DOUBLE,
         unit VARCHAR,
-        passed BOOLEAN,
-        message VARCHAR,
+        reason VARCHAR,
         PRIMARY KEY (scan_id, "check"))""",
     """CREATE TABLE segments (
         scan_id VARCHAR NOT NULL,
