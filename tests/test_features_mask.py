@@ -19,12 +19,12 @@ from vasomics.vessel_graph import VesselGraph
 _LINE = VesselGraph.from_polylines([np.array([[0.0, 0.0], [1.0, 0.0]])], [0.5])
 
 
-def _fd(mask: Image):
+def _fd(mask: Image, ids=("VX.A.T.FD", "VX.A.T.FD_R2")):
     """Tree-level FD and its R² with default (auto) parameters, through the extractor."""
     graph = _LINE if mask.ndim == 2 else VesselGraph.from_polylines(
         [np.array([[0.0, 0, 0], [1.0, 0, 0]])], [0.5])
     t = extract_features(graph, mask=mask)
-    return t.value("VX.A.T.FD"), t.value("VX.A.T.FD_R2")
+    return tuple(t.value(fid) for fid in ids)
 
 
 def test_fractal_dimension_known_sets():
@@ -34,7 +34,7 @@ def test_fractal_dimension_known_sets():
     assert abs(_fd(sponge)[0] - d_sponge) < 0.05
     square = np.zeros((260, 130), np.uint8)
     square[20:220, 15:115] = 1  # 200 x 200 mm at spacing (1, 2)
-    fd, r2 = _fd(Image(square, spacing=(1.0, 2.0)))
+    fd, r2 = _fd(Image(square, spacing=(1.0, 2.0)), ids=("VX.A.T.FD", "VX.A.T.FD_R2"))
     assert fd == pytest.approx(2.0, abs=1e-9) and r2 == pytest.approx(1.0, abs=1e-9)
     cube = np.zeros((80, 80, 80), np.uint8)
     cube[5:69, 5:69, 5:69] = 1
