@@ -160,8 +160,8 @@ def _parse(data: bytes) -> VTKImageData | VTKPolyData:
     root = ET.fromstring(xml)
     if root.tag != "VTKFile":
         raise FormatError(f"root element is <{root.tag}>, expected <VTKFile>")
-    offsets = sorted({int(da.get("offset", 0)) for da in root.iter("DataArray")
-                      if da.get("format") == "appended"})
+    offsets = sorted({int(da.get("offset", 0)) for da in root.iter()
+                      if da.tag in _ARRAY_TAGS and da.get("format") == "appended"})
     ctx = _Context(
         offsets=offsets,
         byte_order="<" if root.get("byte_order", "LittleEndian") == "LittleEndian" else ">",
@@ -186,6 +186,14 @@ class _Context:
     compressor: str
     appended: bytes
     appended_encoding: str
+
+
+_ARRAY_TAGS = ("DataArray", "Array")  # VTK writes String field data as <Array>
+
+
+def _arrays(section) -> list:
+    """The data-array elements of a section (``<DataArray>`` or ``<Array>``)."""
+    return [] if section is None else [e for e in section if e.tag in _ARRAY_TAGS]
 
 
 def _ints(text: str | None, n: int, default: int = 0) -> list[int]:
@@ -226,7 +234,7 @@ def _parse_image(elem, ctx: _Context) -> VTKImageData:
             section = piece.find(tag)
             if section is None:
                 continue
-            for da in section.findall("DataArray"):
+            for da in _arrays(section):
                 values, ncomp = _read_array(da, ctx, int(np.prod(dims)))
                 block = values.reshape(dims[2], dims[1], dims[0], ncomp)
                 name = da.get("Name", f"array{len(store)}")
@@ -250,7 +258,8 @@ def _parse_poly(elem, ctx: _Context) -> VTKPolyData:
     n_done = 0
     for piece in elem.findall("Piece"):
         n_points = int(piece.get("NumberOfPoints", 0))
-        pts_elem = piece.find("Points/DataArray")
+        pts_section = piece.find("Points")
+        pts_elem = None if pts_section is None else next(iter(_arrays(pts_section)), None)
         if n_points:
             if pts_elem is None:
                 raise FormatError("piece has points but no <Points> array")
@@ -262,13 +271,13 @@ def _parse_poly(elem, ctx: _Context) -> VTKPolyData:
             piece_cells[kind] = _read_cells(piece.find(kind), ctx, n_cells, n_points, kind)
             cells[kind].extend(c + n_done for c in piece_cells[kind])
         section = piece.find("PointData")
-        for da in [] if section is None else section.findall("DataArray"):
+        for da in _arrays(section):
             values, ncomp = _read_array(da, ctx, n_points)
             point_data.setdefault(da.get("Name", "array"), []).append(
                 values.reshape(n_points, ncomp) if ncomp > 1 else values)
         section = piece.find("CellData")
         n_piece_cells = sum(len(v) for v in piece_cells.values())
-        for da in [] if section is None else section.findall("DataArray"):
+        for da in _arrays(section):
             values, ncomp = _read_array(da, ctx, n_piece_cells)
             point_data_like = values.reshape(n_piece_cells, ncomp) if ncomp > 1 else values
             cell_data.setdefault(da.get("Name", "array"), []).append(
@@ -282,7 +291,7 @@ def _parse_poly(elem, ctx: _Context) -> VTKPolyData:
             [part for kind in _CELL_KINDS for piece in per_piece for part in [piece[kind]]])
     field_data = {}
     section = elem.find("FieldData")
-    for da in [] if section is None else section.findall("DataArray"):
+    for da in _arrays(section):
         n = da.get("NumberOfTuples")
         values, ncomp = _read_array(da, ctx, None if n is None else int(n))
         field_data[da.get("Name", "array")] = values.reshape(-1, ncomp) if ncomp > 1 else values
@@ -309,7 +318,7 @@ def _read_cells(elem, ctx: _Context, n_cells: int, n_points: int, kind: str) -> 
         return []
     if elem is None:
         raise FormatError(f"{n_cells} {kind} declared but no <{kind}> element")
-    arrays = {da.get("Name"): da for da in elem.findall("DataArray")}
+    arrays = {da.get("Name"): da for da in _arrays(elem)}
     if "connectivity" not in arrays or "offsets" not in arrays:
         raise FormatError(f"<{kind}> lacks connectivity or offsets")
     offsets, _ = _read_array(arrays["offsets"], ctx, None)
