@@ -100,3 +100,22 @@ def test_tubetk_mapping_follows_reference_geometry():
     tubetk = index[:, ::-1] * np.array(ref.spacing[::-1])
     np.testing.assert_allclose(ref.physical_to_index(tubetk_to_physical(tubetk, ref)), index,
                                atol=1e-9)
+
+
+def test_vmtk_surface_is_the_zero_level_set(aorta, shared_data):
+    """VMTK's surface (marching cubes of its level set, also stored in RAS) lies on the
+    zero level of aorta-final-levelset.mha once both are in the same LPS frame."""
+    from scipy import ndimage
+
+    from vasomics.io.graphs import ras_to_lps
+    from vasomics.io.vtk_xml import read_vtp
+
+    _, levelset, _ = aorta
+    surface = read_vtp(shared_data / "vmtk_aorta_mra/aorta-surface.vtp").points
+    index = levelset.physical_to_index(ras_to_lps(surface))
+    phi = ndimage.map_coordinates(levelset.array, index.T, order=1)
+    assert np.percentile(np.abs(phi), 99) < 0.01
+    # a direction-ignoring reader would sample far from the zero level
+    naive = Image(levelset.array, levelset.spacing, levelset.origin)
+    index = naive.physical_to_index(ras_to_lps(surface))
+    assert np.all(np.any((index < 0) | (index > np.array(levelset.shape) - 1), axis=1))
