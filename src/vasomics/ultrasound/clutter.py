@@ -1,6 +1,7 @@
 """Spatiotemporal (SVD) clutter filtering of IQ ensembles.
 
-The ensemble ``(frames, z, x)`` is reshaped into the Casorati matrix ``S`` (pixels × frames).
+The ensemble ``(frames, z, x)`` is reshaped into the Casorati matrix ``S`` (pixels × frames;
+vasomics stores its transpose, frames-major, see :func:`casorati`).
 Tissue dominates the largest singular components (high energy, slow, spatially coherent),
 blood the intermediate ones and noise the smallest (Demené et al., "Spatiotemporal clutter
 filtering of ultrafast ultrasound data highly increases Doppler and fUltrasound sensitivity",
@@ -14,7 +15,8 @@ Three solvers give the temporal basis behind one API (:func:`temporal_basis`):
   pixels ≫ frames, the usual case);
 * ``randomized``: randomized range finder with power iterations (Halko, Martinsson & Tropp,
   SIAM Review 53(2), 2011) computing only the leading ``rank`` components; the filter then
-  subtracts the tissue projection ``S − S V_t V_tᴴ`` (fastest for a tissue cut-off).
+  subtracts the tissue projection ``S − S V_t V_tᴴ`` reusing the range finder's spatial
+  coefficients (fastest for a tissue cut-off).
 
 Automatic thresholds use the spatial similarity matrix (SSM) of Baranger et al., "Adaptive
 spatiotemporal SVD clutter filtering for ultrafast Doppler imaging using similarity of
@@ -72,56 +74,70 @@ class SVDParams(StageParams):
 
 # --------------------------------------------------------------------------- basis
 def casorati(iq: np.ndarray) -> np.ndarray:
-    """``(frames, z, x)`` -> Casorati matrix ``(pixels, frames)`` (a view when possible)."""
-    n = iq.shape[0]
-    return iq.reshape(n, -1).T
+    """``(frames, z, x)`` -> frames-major Casorati matrix ``M`` (frames × pixels), a view.
+
+    ``M`` is the transpose of the textbook Casorati matrix ``S`` (pixels × frames); with
+    ``S = U Σ Vᴴ`` the left singular vectors of ``M`` are ``conj(V)``. Working on ``M`` keeps
+    every product on contiguous memory and the output in ``(frames, z, x)`` order.
+    """
+    return iq.reshape(iq.shape[0], -1)
 
 
-def temporal_basis(S: np.ndarray, solver: Solver = "eig", rank: int | None = None,
+def temporal_basis(M: np.ndarray, solver: Solver = "eig", rank: int | None = None,
                    oversample: int = 10, power_iterations: int = 1,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Singular values (descending) and right singular vectors ``V`` (frames × k) of ``S``.
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Singular values σ (descending), temporal basis ``W`` (frames × k, orthonormal columns,
+    ``W = conj(V)``) and, when the solver yields it for free, the spatial coefficients
+    ``C = Wᴴ M`` (k × pixels; row i is σ_i·u_iᵀ), else None.
 
     ``rank`` limits the number of components (required for ``randomized``; the other solvers
-    compute all and truncate). Columns of ``V`` are orthonormal; ``S V = U diag(σ)``.
+    compute all and truncate).
     """
-    n_pix, n = S.shape
+    n = M.shape[0]
+    C = None
     if solver == "full":
-        _, s, vh = np.linalg.svd(S, full_matrices=False)
-        V = vh.conj().T
+        W, s, vh = np.linalg.svd(M, full_matrices=False)
+        C = s[:, None].astype(M.real.dtype) * vh
     elif solver == "eig":
-        S64 = S.astype(np.complex128, copy=False)  # float32 loses blood ≪ tissue energy
-        w, V = np.linalg.eigh(S64.conj().T @ S64)
-        w, V = w[::-1], V[:, ::-1]
+        M64 = M.astype(np.complex128, copy=False)  # float32 loses blood ≪ tissue energy
+        w, W = np.linalg.eigh(M64 @ M64.conj().T)
+        w, W = w[::-1], W[:, ::-1]
         s = np.sqrt(np.clip(w, 0, None))
     elif solver == "randomized":
         k = min(n, rank or n)
         ell = min(n, k + oversample)
         rng = np.random.default_rng(seed)
-        omega = (rng.standard_normal((n, ell)) + 1j * rng.standard_normal((n, ell)))
-        Y = S @ omega.astype(S.dtype)
+        omega = rng.standard_normal((M.shape[1], ell), np.float32)  # real test matrix
+        Y = M @ omega.astype(M.dtype)
         for _ in range(power_iterations):
             Q, _ = np.linalg.qr(Y)
-            Z, _ = np.linalg.qr(S.conj().T @ Q)
-            Y = S @ Z
+            Y = M @ (M.conj().T @ Q)
         Q, _ = np.linalg.qr(Y)
-        B = Q.conj().T @ S
-        _, s, vh = np.linalg.svd(B, full_matrices=False)
-        V = vh.conj().T
+        B = Q.conj().T @ M
+        # SVD of the small ℓ × pixels matrix through its ℓ × ℓ Gram matrix (LAPACK's SVD of
+        # a very wide matrix is several times slower)
+        g, ub = np.linalg.eigh((B @ B.conj().T).astype(np.complex128))
+        g, ub = g[::-1], ub[:, ::-1].astype(M.dtype)
+        s = np.sqrt(np.clip(g, 0, None))
+        W = Q @ ub
+        C = ub.conj().T @ B
     else:
         raise ParameterError(f"unknown SVD solver '{solver}' (use full, eig or randomized)")
+    W = W.astype(M.dtype, copy=False)
     if rank is not None:
-        s, V = s[:rank], V[:, :rank]
-    return s.astype(np.float64), V.astype(S.dtype, copy=False)
+        s, W = s[:rank], W[:, :rank]
+        C = None if C is None else C[:rank]
+    return s.astype(np.float64), W, C
 
 
 # --------------------------------------------------------------------------- thresholds
-def spatial_similarity_matrix(S: np.ndarray, V: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """Baranger 2018 SSM: correlation coefficients between ``|u_i|`` (K × K)."""
-    U = np.abs(S @ V).astype(np.float64)
+def spatial_similarity_matrix(C: np.ndarray) -> np.ndarray:
+    """Baranger 2018 SSM (K × K) from spatial coefficients ``C`` (K × pixels, row i ∝ u_i):
+    correlation coefficients between the magnitudes ``|u_i|``."""
+    U = np.abs(C).astype(np.float64).T
     U = U - U.mean(axis=0)
     U /= np.maximum(np.linalg.norm(U, axis=0), np.finfo(float).tiny)
-    return np.clip((U.T @ U).astype(np.float64), -1.0, 1.0)
+    return np.clip(U.T @ U, -1.0, 1.0)
 
 
 def ssm_thresholds(ssm: np.ndarray) -> tuple[int, int]:
@@ -155,8 +171,9 @@ def ssm_thresholds(ssm: np.ndarray) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------- filtering
-def _filter_casorati(S: np.ndarray, params: SVDParams) -> tuple[np.ndarray, tuple[int, int]]:
-    n = S.shape[1]
+def _filter_casorati(M: np.ndarray, params: SVDParams) -> tuple[np.ndarray, tuple[int, int]]:
+    """Filter the frames-major Casorati matrix; returns the blood part (same shape)."""
+    n = M.shape[0]
     auto = params.low is None or params.auto_high
     if params.solver == "randomized":
         if params.auto_high:
@@ -166,12 +183,13 @@ def _filter_casorati(S: np.ndarray, params: SVDParams) -> tuple[np.ndarray, tupl
             rank = min(n, max(rank, params.ssm_components))
     else:
         rank = None
-    sigma, V = temporal_basis(S, params.solver, rank, params.oversample,
-                              params.power_iterations, params.seed)
+    sigma, W, C = temporal_basis(M, params.solver, rank, params.oversample,
+                                 params.power_iterations, params.seed)
     low, high = params.low, params.high
     if auto:
-        K = min(params.ssm_components, V.shape[1])
-        n1, n2 = ssm_thresholds(spatial_similarity_matrix(S, V[:, :K], sigma[:K]))
+        K = min(params.ssm_components, W.shape[1])
+        CK = W[:, :K].conj().T @ M if C is None else C[:K]
+        n1, n2 = ssm_thresholds(spatial_similarity_matrix(CK))
         low = n1 if low is None else low
         if params.auto_high and high is None:
             high = n2
@@ -180,17 +198,35 @@ def _filter_casorati(S: np.ndarray, params: SVDParams) -> tuple[np.ndarray, tupl
         raise ParameterError(f"SVD cut-offs low={low}, high={high} keep no component "
                              f"of {n} frames")
     if high == n:  # remove the tissue subspace (works with a truncated basis too)
-        if low > V.shape[1]:
-            raise ParameterError(f"randomized solver computed {V.shape[1]} components but "
+        if low > W.shape[1]:
+            raise ParameterError(f"randomized solver computed {W.shape[1]} components but "
                                  f"low={low}; raise 'rank'")
-        Vt = V[:, :low]
-        out = S - (S @ Vt) @ Vt.conj().T
+        Wt = W[:, :low]
+        Ct = Wt.conj().T @ M if C is None else C[:low]
+        out = _subtract_product(M, Wt, Ct)
     else:
-        if high > V.shape[1]:
-            raise ParameterError(f"high={high} exceeds the {V.shape[1]} computed components")
-        Vb = V[:, low:high]
-        out = (S @ Vb) @ Vb.conj().T
+        if high > W.shape[1]:
+            raise ParameterError(f"high={high} exceeds the {W.shape[1]} computed components")
+        Wb = W[:, low:high]
+        Cb = Wb.conj().T @ M if C is None else C[low:high]
+        out = Wb @ Cb
     return out, (low, high)
+
+
+def _subtract_product(M: np.ndarray, W: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """``M − W C`` in one BLAS call (gemm with β = 1 on a copy of ``M``)."""
+    if W.shape[1] == 0:
+        return M.copy()
+    from scipy.linalg import blas
+
+    gemm = {np.dtype(np.complex64): blas.cgemm, np.dtype(np.complex128): blas.zgemm}.get(M.dtype)
+    if gemm is None or not M.flags.c_contiguous:
+        return M - W @ C
+    out_t = np.array(M.T, order="F", copy=True)  # (pixels, frames), Fortran order
+    # out_t = −Cᵀ Wᵀ + Mᵀ = (M − W C)ᵀ
+    out_t = gemm(-1.0, np.asfortranarray(C), np.asfortranarray(W), beta=1.0, c=out_t,
+                 trans_a=1, trans_b=1, overwrite_c=1)
+    return out_t.T
 
 
 def _block_starts(size: int, block: int, step: int) -> list[int]:
@@ -218,7 +254,7 @@ def svd_filter(iq: np.ndarray, params: SVDParams | None = None,
     iq = iq.astype(np.complex64, copy=False)
     if params.block_size is None or params.block_size >= max(nz, nx):
         out, th = _filter_casorati(casorati(iq), params)
-        result = np.ascontiguousarray(out.T).reshape(n, nz, nx)
+        result = out.reshape(n, nz, nx)
         return (result, [th]) if return_thresholds else result
     b = params.block_size
     step = max(1, int(round(b * (1 - params.block_overlap))))
@@ -231,7 +267,7 @@ def svd_filter(iq: np.ndarray, params: SVDParams | None = None,
             bz, bx = blk.shape[1:]
             out, th = _filter_casorati(casorati(np.ascontiguousarray(blk)), params)
             w = np.outer(_triangle(bz), _triangle(bx)).astype(np.float32)
-            acc[:, z0:z0 + bz, x0:x0 + bx] += out.T.reshape(n, bz, bx) * w
+            acc[:, z0:z0 + bz, x0:x0 + bx] += out.reshape(n, bz, bx) * w
             wsum[z0:z0 + bz, x0:x0 + bx] += w
             used.append(th)
     result = acc / wsum

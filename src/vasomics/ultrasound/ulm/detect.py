@@ -1,7 +1,8 @@
 """Microbubble (or red-blood-cell speckle) detection: local maxima of the intensity.
 
-Every frame of an intensity stack ``(frames, z, x)`` is searched at once (no Python loop
-over frames): a pixel is a candidate when it equals the maximum of its 3×3 neighbourhood,
+Every frame of an intensity stack ``(frames, z, x)`` is searched by a compiled kernel running
+in parallel over frames: a pixel is a candidate when it is the maximum of its 3×3
+neighbourhood (on a plateau, the first pixel in raster order),
 exceeds the intensity threshold and lies at least ``border`` pixels from the image edge
 (a bubble whose peak is closer to the edge cannot have its full patch and is not detected;
 this is the documented border behaviour). Optionally only the ``top_n`` brightest
@@ -14,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from vasomics.errors import InputError
+from vasomics.ultrasound.ulm._kernels import local_maxima
 
 
 @dataclass(frozen=True)
@@ -59,35 +60,20 @@ def detect_peaks(intensity: np.ndarray, top_n: int | None = 40, threshold: float
     relative_threshold_db:
         If given, also require intensity ≥ frame maximum · 10^(dB/20) (e.g. −20).
     border:
-        Minimum distance (pixels) of a peak from the image edge (half the patch size).
+        Minimum distance (pixels, at least 1) of a peak from the image edge (half the patch
+        size).
+
+    Detections are sorted by frame, brightest first within a frame.
     """
-    intensity = intensity_stack(intensity)
+    intensity = np.ascontiguousarray(intensity_stack(intensity))
     F, Z, X = intensity.shape
+    border = max(int(border), 1)
     if Z <= 2 * border or X <= 2 * border:
         raise InputError(f"frames of {Z}×{X} pixels are too small for border {border}")
-    inner = intensity[:, border:Z - border, border:X - border]
-    mx = ndimage.maximum_filter(intensity, size=(1, 3, 3), mode="nearest")
-    mx = mx[:, border:Z - border, border:X - border]
-    thr = np.float32(threshold)
+    thr = np.full(F, threshold, np.float32)
     if relative_threshold_db is not None:
         fmax = intensity.reshape(F, -1).max(axis=1) * np.float32(10 ** (relative_threshold_db / 20))
-        thr = np.maximum(thr, fmax)[:, None, None].astype(np.float32)
-    cand = (inner == mx) & (inner > thr)
-    zi, xi = Z - 2 * border, X - 2 * border
-    if top_n is not None and top_n < zi * xi:
-        vals = np.where(cand, inner, -np.inf).reshape(F, -1)
-        idx = np.argpartition(vals, -top_n, axis=1)[:, -top_n:]
-        v = np.take_along_axis(vals, idx, axis=1)
-        keep = np.isfinite(v)
-        frame = np.broadcast_to(np.arange(F)[:, None], idx.shape)[keep]
-        flat = idx[keep]
-        val = v[keep]
-    else:
-        frame, zz, xx = np.nonzero(cand)
-        flat = zz * xi + xx
-        val = inner[frame, zz, xx]
-    z = flat // xi + border
-    x = flat % xi + border
-    order = np.lexsort((-val, frame))
-    return Detections(frame[order].astype(np.int64), z[order].astype(np.int64),
-                      x[order].astype(np.int64), val[order].astype(np.float32))
+        thr = np.maximum(thr, fmax).astype(np.float32)
+    cap = (Z - 2 * border) * (X - 2 * border)
+    frame, z, x, val = local_maxima(intensity, border, thr, cap if top_n is None else int(top_n))
+    return Detections(frame, z, x, val)
