@@ -33,7 +33,7 @@ ITK_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 RASTER_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 DICOM_EXTENSIONS = (".dcm", ".dicom", ".ima")
 VTK_EXTENSIONS = (".vti",)
-_SNIFFED_IO = {"nrrd": "NrrdImageIO", "meta": "MetaImageIO"}
+_SNIFFED_IO = {"nrrd": "NrrdImageIO"}
 #: Header-plus-detached-data formats: a second file is written beside the header.
 _DETACHED = {".mhd": ".raw", ".nhdr": ".raw.gz"}
 
@@ -99,7 +99,11 @@ def read_image(path: str | Path, *, spacing: tuple[float, ...] | None = None,
             from vasomics.io.nifti import read_nifti
 
             image = read_nifti(path)
-        elif kind in ("itk", "nrrd", "meta"):
+        elif kind == "meta" or (kind == "itk" and _extension(path) in (".mha", ".mhd")):
+            from vasomics.io.metaimage import read_metaimage
+
+            image = read_metaimage(path)
+        elif kind in ("itk", "nrrd"):
             image = _read_itk(path, kind)
         elif kind == "raster":
             from vasomics.io.raster import read_raster
@@ -234,8 +238,8 @@ def _from_sitk(img, path: Path) -> Image:
 
 
 def _read_itk(path: Path, kind: str = "itk") -> Image:
-    """NRRD and MetaImage through SimpleITK (``kind`` names the ImageIO for files whose
-    extension ITK would not recognise)."""
+    """NRRD through SimpleITK (``kind`` names the ImageIO for files whose extension ITK would
+    not recognise)."""
     sitk = _sitk()
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))

@@ -63,13 +63,18 @@ def read_nifti(path: str | Path) -> Image:
                          path) from None
     if bytes(hdr["magic"]).rstrip(b"\0") not in (b"n+1", b"n+2"):
         raise InputError("not a single-file NIfTI (magic is not n+1/n+2)", path)
-    shape = tuple(int(s) for s in hdr.get_data_shape())
+    try:
+        shape = tuple(int(s) for s in hdr.get_data_shape())
+        dtype = hdr.get_data_dtype()
+        slope, inter = hdr.get_slope_inter()
+    except Exception as exc:  # unknown datatype codes, inconsistent dims, ...
+        raise InputError(f"invalid NIfTI header ({type(exc).__name__}: {str(exc)[:120]})",
+                         path) from None
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) not in (2, 3) or min(shape) < 1:
         raise FormatError(f"NIfTI data of shape {shape} is not a 2D or 3D image "
                           f"(time series and vector images are not supported)", path)
-    dtype = hdr.get_data_dtype()
     offset = int(hdr["vox_offset"])
     count = int(np.prod(shape))
     need = offset + count * dtype.itemsize
@@ -78,14 +83,16 @@ def read_nifti(path: str | Path) -> Image:
     array = np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(shape[::-1])
     if dtype.names:  # RGB24 / RGBA32
         array = array.view(np.uint8).reshape(*shape[::-1], len(dtype.names))
-    slope, inter = hdr.get_slope_inter()
     if slope is not None and np.isfinite(slope) and slope != 0 and (slope != 1 or (inter or 0)):
         out_dtype = np.float64 if dtype == np.float64 else np.float32
         array = array.astype(out_dtype) * out_dtype(slope) + out_dtype(inter or 0.0)
     elif not array.flags.writeable:
         array = array.copy()
     ndim = len(shape)
-    affine = _affine(hdr, ndim, path)
+    try:
+        affine = _affine(hdr, ndim, path)
+    except ValueError as exc:  # nibabel rejects impossible quaternions
+        raise GeometryError(f"invalid qform/sform in header ({exc})", path) from None
     lps = _RAS_TO_LPS @ affine[:3, :3]
     spacing_xyz = np.linalg.norm(lps, axis=0)[:ndim]
     if not np.all(spacing_xyz > 0):

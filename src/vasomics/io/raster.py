@@ -107,7 +107,12 @@ def _read_tiff(path: Path) -> Image:
             page = tif.pages[0]
             ij = tif.imagej_metadata or {}
             tags = {t.name: t.value for t in page.tags.values()}
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError, KeyError) as exc:
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError("TIFF header claims an image too large for memory (corrupt file?)",
+                         path) from None
+    except Exception as exc:  # tifffile raises many types on damaged files
         raise InputError(f"cannot read TIFF ({type(exc).__name__}: {str(exc)[:120]})",
                          path) from None
     finally:
@@ -116,7 +121,11 @@ def _read_tiff(path: Path) -> Image:
         raise InputError(f"corrupt or truncated TIFF ({problems.messages[0][:160]})", path)
     array, axes = _spatial_axes(array, axes, path)
     ndim = 3 if axes.startswith("Z") else 2
-    spacing = _tiff_spacing(tags, ij, ndim)
+    try:
+        spacing = _tiff_spacing(tags, ij, ndim)
+    except (TypeError, ValueError, ZeroDivisionError) as exc:
+        raise InputError(f"unreadable TIFF resolution or ImageJ spacing ({exc})",
+                         path) from None
     meta = {"spacing_known": spacing is not None}
     if spacing is None:
         spacing = (1.0,) * ndim
