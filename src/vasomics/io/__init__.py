@@ -10,7 +10,8 @@ format             extension     write  geometry and pixel types
 NIfTI-1/2          .nii .nii.gz  yes    sform, else qform, else pixdim (as ITK), RAS
                                         converted to LPS; scaling applied; NaN kept
 NRRD               .nrrd .nhdr   yes    spacing, origin, direction (SimpleITK)
-MetaImage          .mha .mhd     yes    spacing, origin, direction (SimpleITK; .mhd+.raw)
+MetaImage          .mha .mhd     yes    spacing, origin, direction (own strict reader,
+                                        SimpleITK writer; .mhd + .raw)
 DICOM series       a folder      yes    ImagePositionPatient / ImageOrientationPatient /
                                         PixelSpacing; series with most slices; allow-listed
                                         tags only (write: dicom.write_dicom_series)
