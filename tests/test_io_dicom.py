@@ -210,3 +210,45 @@ def test_write_series_round_trip(tmp_path, dtype):
     np.testing.assert_allclose(np.reshape(ref.GetDirection(), (3, 3)), image.direction,
                                atol=1e-5)
     np.testing.assert_allclose(ref.GetSpacing()[::-1], image.spacing, rtol=1e-5)
+
+
+def test_enhanced_multiframe(tmp_path, volume):
+    """An enhanced CT object (frames stored out of order, geometry in functional groups)
+    becomes a sorted volume; identifying tags are dropped as for series."""
+    rot = _rotation(-0.2, 0.35)
+    row, col, normal = rot[:, 0], rot[:, 1], rot[:, 2]
+    order = [3, 1, 8, 0, 5, 7, 2, 6, 4]
+    origin = np.array([10.0, -5.0, 2.0])
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"  # Enhanced CT
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID, ds.Modality = PATIENT_NAME, PATIENT_ID, "CT"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.NumberOfFrames, (ds.Rows, ds.Columns) = 9, volume.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    shared = Dataset()
+    orient, measures = Dataset(), Dataset()
+    orient.ImageOrientationPatient = [f"{v:.6f}" for v in (*row, *col)]
+    measures.PixelSpacing, measures.SliceThickness = ["0.7", "0.6"], "2.5"
+    shared.PlaneOrientationSequence, shared.PixelMeasuresSequence = [orient], [measures]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    frames = []
+    for k in order:
+        item, plane = Dataset(), Dataset()
+        plane.ImagePositionPatient = [f"{v:.6f}" for v in origin + 2.5 * k * normal]
+        item.PlanePositionSequence = [plane]
+        frames.append(item)
+    ds.PerFrameFunctionalGroupsSequence = frames
+    ds.PixelData = volume[order].astype("<i2").tobytes()
+    ds.save_as(tmp_path / "enhanced.dcm", enforce_file_format=True)
+    image = read_image(tmp_path / "enhanced.dcm")
+    np.testing.assert_array_equal(image.array, volume)
+    np.testing.assert_allclose(image.spacing, (2.5, 0.7, 0.6), atol=1e-5)
+    np.testing.assert_allclose(image.origin, origin, atol=1e-5)
+    np.testing.assert_allclose(image.direction, rot, atol=1e-5)
+    assert PATIENT_NAME.encode() not in pickle.dumps(image)

@@ -19,8 +19,10 @@ origin is the first slice's ImagePositionPatient; z spacing is the measured step
 come from ITK/GDCM (compressed transfer syntaxes, palette colour, RescaleSlope/Intercept
 applied).
 
-Single files: a multi-slice-capable object with position and orientation becomes a
-one-slice 3D image; others (ultrasound, secondary capture) a 2D image, with the spacing from
+Single files: an enhanced multi-frame object (per-frame functional groups with plane
+position, orientation and pixel measures) becomes a volume, with the same checks and sorting
+as a series; a single-frame object with position and orientation becomes a one-slice 3D
+image; others (ultrasound, secondary capture) a 2D image, with the spacing from
 PixelSpacing, ImagerPixelSpacing or the ultrasound region calibration (cm → mm) when all
 regions agree.
 
@@ -158,50 +160,88 @@ def _stack(folder: Path, headers: list) -> Image:
         if int(ds.get("NumberOfFrames", 1) or 1) > 1:
             raise FormatError(f"series mixes multi-frame file {f.name} with other files; read "
                               f"the file on its own", folder)
-    iop = np.array([[float(v) for v in ds.ImageOrientationPatient] for _, ds in headers])
-    if np.abs(iop - iop[0]).max() > 1e-4:
-        raise GeometryError("slices of the series have different orientations "
-                            "(ImageOrientationPatient); cannot build one volume", folder)
     shapes = {(int(ds.Rows), int(ds.Columns)) for _, ds in headers}
     if len(shapes) > 1:
         raise GeometryError(f"slices have different sizes {sorted(shapes)}", folder)
-    pixel = np.array([_pixel_spacing(ds) for _, ds in headers])
+    order, spacing, origin, direction = _volume_geometry(
+        [ds.ImagePositionPatient for _, ds in headers],
+        [ds.ImageOrientationPatient for _, ds in headers],
+        [_pixel_spacing(ds) for _, ds in headers], folder)
+    headers = [headers[i] for i in order]
+    array = _pixels([f for f, _ in headers], folder)
+    image = _image(array, spacing, origin, direction,
+                   str(headers[0][1].get("Modality", "")) or None,
+                   _safe_metadata(headers[0][1]), folder)
+    image.metadata["n_slices"] = len(headers)
+    return image
+
+
+def _volume_geometry(positions, orientations, pixel_spacings, where: Path):
+    """Check per-slice geometry and return (sort order, spacing (z, y, x), origin,
+    direction) of the volume the slices make (rules in the module docstring)."""
+    iop = np.array([[float(v) for v in o] for o in orientations])
+    if iop.shape[1] != 6:
+        raise GeometryError("ImageOrientationPatient does not hold 6 numbers", where)
+    if np.abs(iop - iop[0]).max() > 1e-4:
+        raise GeometryError("slices of the series have different orientations "
+                            "(ImageOrientationPatient); cannot build one volume", where)
+    pixel = np.array(pixel_spacings, dtype=float)
     if np.abs(pixel - pixel[0]).max() > 1e-4 * max(1.0, pixel[0].max()):
-        raise GeometryError("slices have different PixelSpacing", folder)
+        raise GeometryError("slices have different PixelSpacing", where)
     row, col = _unit(iop[0, :3]), _unit(iop[0, 3:])
     if abs(np.dot(row, col)) > 1e-3:
         raise GeometryError("ImageOrientationPatient row and column cosines are not "
-                            "orthogonal", folder)
+                            "orthogonal", where)
     normal = np.cross(row, col)
-    pos = np.array([[float(v) for v in ds.ImagePositionPatient] for _, ds in headers])
+    pos = np.array([[float(v) for v in p] for p in positions])
     along = pos @ normal
     order = np.argsort(along, kind="stable")
     pos, along = pos[order], along[order]
-    headers = [headers[i] for i in order]
     steps = np.diff(along)
     if np.any(steps < 1e-3):
         raise GeometryError(f"{int(np.sum(steps < 1e-3)) + 1} slices share a position "
                             f"(several phases, echoes or repeats in one series?); "
-                            f"cannot build one volume", folder)
+                            f"cannot build one volume", where)
     dz = float(np.median(steps))
     if np.abs(steps - dz).max() > 0.01 * dz + 0.01:
         raise GeometryError(f"uneven slice spacing (steps {steps.min():.3f} to "
-                            f"{steps.max():.3f} mm; missing slices?)", folder)
+                            f"{steps.max():.3f} mm; missing slices?)", where)
     offaxis = (pos - pos[0]) - np.outer(along - along[0], normal)
     if np.abs(offaxis).max() > 0.01 * dz + 0.01:
         raise GeometryError("slice positions move off the slice normal (gantry tilt); "
-                            "resample the series before analysis", folder)
-    array = _pixels([f for f, _ in headers], folder)
-    direction = np.column_stack([row, col, normal])
-    try:
-        image = Image(array=array, spacing=(dz, float(pixel[0][0]), float(pixel[0][1])),
-                      origin=tuple(pos[0]), direction=direction,
-                      modality=str(headers[0][1].get("Modality", "")) or None,
-                      metadata=_safe_metadata(headers[0][1]))
-    except GeometryError as exc:
-        raise GeometryError(exc.message, folder) from None
-    image.metadata["n_slices"] = len(headers)
-    return image
+                            "resample the series before analysis", where)
+    spacing = (dz, float(pixel[0][0]), float(pixel[0][1]))
+    return order, spacing, tuple(pos[0]), np.column_stack([row, col, normal])
+
+
+def _frame_geometry(ds):
+    """Per-frame (positions, orientations, pixel spacings) of an enhanced multi-frame
+    object, or None when the functional groups do not carry a plane geometry."""
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared[0] if shared else None
+    frames = ds.get("PerFrameFunctionalGroupsSequence")
+    if not frames:
+        return None
+
+    def find(item, seq, attr):
+        for source in (item, shared):
+            if source is not None and seq in source and source[seq].value:
+                value = source[seq][0].get(attr)
+                if value is not None:
+                    return value
+        return None
+
+    positions, orientations, spacings = [], [], []
+    for item in frames:
+        p = find(item, "PlanePositionSequence", "ImagePositionPatient")
+        o = find(item, "PlaneOrientationSequence", "ImageOrientationPatient")
+        s = find(item, "PixelMeasuresSequence", "PixelSpacing")
+        if p is None or o is None or s is None:
+            return None
+        positions.append(p)
+        orientations.append(o)
+        spacings.append((float(s[0]), float(s[1])))
+    return positions, orientations, spacings
 
 
 def _pixel_spacing(ds) -> tuple[float, float]:
@@ -264,6 +304,12 @@ def _read_single(path: Path) -> Image:
         return _image(array[None], (thickness, sy, sx),
                       tuple(float(v) for v in ds.ImagePositionPatient),
                       np.column_stack([row, col, np.cross(row, col)]), modality, meta, path)
+    geometry = _frame_geometry(ds) if frames > 1 else None
+    if geometry is not None and array.shape[0] == frames:
+        order, spacing3, origin, direction = _volume_geometry(*geometry, path)
+        image = _image(array[order], spacing3, origin, direction, modality, meta, path)
+        image.metadata["n_slices"] = frames
+        return image
     spacing, source = _planar_spacing(ds)
     meta["spacing_source"] = source
     meta["spacing_known"] = source != "none"
