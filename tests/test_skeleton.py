@@ -76,3 +76,30 @@ def test_bad_masks_raise_one_line_errors():
     nan[1, 1, 1] = np.nan
     with pytest.raises(InputError, match="NaN"):
         skeletonize(Image(nan))
+
+
+def test_simple_point_test_matches_a_labelling_reference():
+    """The bit-parallel simple-point test against connected-component labelling (scipy):
+    simple ⇔ one 26-component of foreground neighbours and one 6-component of background
+    in the 18-neighbourhood that touches a face neighbour."""
+    from scipy import ndimage
+
+    from vasomics.chain._thinning import is_simple
+
+    rng = np.random.default_rng(0)
+    cube_idx = np.indices((3, 3, 3)).reshape(3, -1).T
+    n18 = np.abs(cube_idx - 1).sum(axis=1) <= 2
+    faces = np.abs(cube_idx - 1).sum(axis=1) == 1
+    for density in (0.2, 0.5, 0.8):
+        for _ in range(700):
+            cube = rng.random(27) < density
+            cube[13] = False
+            fg = cube.reshape(3, 3, 3)
+            n_fg = ndimage.label(fg, structure=np.ones((3, 3, 3)))[1]
+            bg = (~cube & n18).reshape(3, 3, 3)
+            bg[1, 1, 1] = False
+            labels, _ = ndimage.label(bg, structure=ndimage.generate_binary_structure(3, 1))
+            touching = set(labels.reshape(-1)[faces & ~cube]) - {0}
+            expected = n_fg == 1 and len(touching) == 1
+            bits = int(np.sum(1 << np.flatnonzero(cube)))
+            assert is_simple(np.int64(bits)) == expected

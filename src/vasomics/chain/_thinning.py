@@ -12,9 +12,12 @@ cost proportional to the foreground instead of the grid:
   when its foreground 26-neighbours form exactly one 26-connected component and the
   background in its 18-neighbourhood has exactly one 6-connected component 6-adjacent to it.
 
-Per sub-iteration (one of the six face directions), border voxels in that direction that are
-simple and not curve ends (a curve end has exactly one 26-neighbour) are collected, then
-deleted one by one after re-checking, which preserves topology. 2D masks are thinned as a
+Per sub-iteration (one of the six face directions), the border voxels in that direction that
+are simple and not curve ends (a curve end has exactly one 26-neighbour) are collected, then
+deleted one by one after re-checking; deleting simple points one at a time preserves
+topology, and collecting first keeps the peeling symmetric (centred). The simple-point
+test is bit-parallel: the 26-neighbourhood is a 27-bit mask and both flood fills are done by
+shifting masks. 2D masks are thinned as a
 one-voxel slab (the in-plane directions only), where the 3D test reduces to the 2D (8, 4)
 one.
 
@@ -31,27 +34,28 @@ FG, IN_LIST, NEXT = np.uint8(1), np.uint8(2), np.uint8(4)
 
 
 def _neighbour_tables():
-    """Cube positions p = 9 (dz+1) + 3 (dy+1) + (dx+1); adjacency lists inside the cube."""
-    pos = np.array([(p // 9 - 1, (p // 3) % 3 - 1, p % 3 - 1) for p in range(27)])
-    adj26 = np.full((27, 26), -1, np.int64)
-    adj6 = np.full((27, 6), -1, np.int64)
-    for p in range(27):
-        k26 = k6 = 0
-        for q in range(27):
-            if p == q or q == 13:
-                continue
-            d = np.abs(pos[p] - pos[q])
-            if d.max() == 1:
-                adj26[p, k26] = q
-                k26 += 1
-                if d.sum() == 1 and np.abs(pos[q]).sum() <= 2:  # 6-adjacent, inside N18
-                    adj6[p, k6] = q
-                    k6 += 1
+    """Cube positions p = 9 (dz+1) + 3 (dy+1) + (dx+1) and the six face neighbours."""
+    cube = np.array([(p // 9 - 1, (p // 3) % 3 - 1, p % 3 - 1) for p in range(27)])
     six = np.array([4, 22, 10, 16, 12, 14], np.int64)  # -z, +z, -y, +y, -x, +x
-    return pos, adj26, adj6, six
+    return cube, six
 
 
-CUBE, ADJ26, ADJ6_18, SIX = _neighbour_tables()
+CUBE, SIX = _neighbour_tables()
+
+
+def _bit_masks():
+    """27-bit masks of the cube (bit p = 9 z + 3 y + x): faces of the cube per axis, the
+    18-neighbourhood and the six face neighbours."""
+    pos = CUBE + 1
+    bit = 1 << np.arange(27, dtype=np.int64)
+    lo = [int(bit[pos[:, a] == 0].sum()) for a in range(3)]  # z, y, x == 0
+    hi = [int(bit[pos[:, a] == 2].sum()) for a in range(3)]
+    n18 = int(bit[(np.abs(CUBE).sum(axis=1) <= 2) & (np.arange(27) != 13)].sum())
+    six = int(bit[SIX].sum())
+    return np.array(lo, np.int64), np.array(hi, np.int64), n18, six
+
+
+LO, HI, N18, SIXBITS = _bit_masks()
 
 
 def cube_offsets(shape) -> np.ndarray:
@@ -60,77 +64,58 @@ def cube_offsets(shape) -> np.ndarray:
     return (CUBE[:, 0] * sy + CUBE[:, 1] * sx + CUBE[:, 2]).astype(np.int64)
 
 
-@numba.njit(cache=True, nogil=True)
-def _is_simple(cube):  # pragma: no cover - compiled
-    """Exact 3D (26, 6) simple-point test on a 27-entry neighbourhood (centre excluded)."""
-    stack = np.empty(27, np.int64)
-    seen = np.zeros(27, np.bool_)
-    # foreground: exactly one 26-component among the 26 neighbours
-    start = -1
-    n_fg = 0
-    for p in range(27):
-        if p != 13 and cube[p]:
-            n_fg += 1
-            start = p
-    if n_fg == 0:
-        return False
-    top = 0
-    stack[top] = start
-    top += 1
-    seen[start] = True
-    reached = 1
-    while top > 0:
-        top -= 1
-        p = stack[top]
-        for k in range(26):
-            q = ADJ26[p, k]
-            if q < 0:
-                break
-            if cube[q] and not seen[q]:
-                seen[q] = True
-                reached += 1
-                stack[top] = q
-                top += 1
-    if reached != n_fg:
-        return False
-    # background: exactly one 6-component in N18 that touches a face neighbour
-    for p in range(27):
-        seen[p] = False
-    components = 0
-    for f in range(6):
-        s = SIX[f]
-        if cube[s] or seen[s]:
-            continue
-        components += 1
-        if components > 1:
-            return False
-        top = 0
-        stack[top] = s
-        top += 1
-        seen[s] = True
-        while top > 0:
-            top -= 1
-            p = stack[top]
-            for k in range(6):
-                q = ADJ6_18[p, k]
-                if q < 0:
-                    break
-                if not cube[q] and not seen[q]:
-                    seen[q] = True
-                    stack[top] = q
-                    top += 1
-    return components == 1
+@numba.njit(cache=True, nogil=True, inline="always")
+def _dilate6(b):  # pragma: no cover - compiled
+    return (b | ((b & ~HI[2]) << 1) | ((b & ~LO[2]) >> 1) | ((b & ~HI[1]) << 3)
+            | ((b & ~LO[1]) >> 3) | ((b & ~HI[0]) << 9) | ((b & ~LO[0]) >> 9))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _dilate26(b):  # pragma: no cover - compiled
+    b = b | ((b & ~HI[2]) << 1) | ((b & ~LO[2]) >> 1)
+    b = b | ((b & ~HI[1]) << 3) | ((b & ~LO[1]) >> 3)
+    return b | ((b & ~HI[0]) << 9) | ((b & ~LO[0]) >> 9)
 
 
 @numba.njit(cache=True, nogil=True)
-def _load(vol, v, offsets, cube):  # pragma: no cover - compiled
-    n = 0
+def is_simple(n):  # pragma: no cover - compiled
+    """Exact 3D (26, 6) simple-point test on the 26-neighbourhood bit mask ``n`` (bit
+    p = 9 z + 3 y + x of the 3×3×3 cube, centre bit 13 clear), by bit-parallel flood fill:
+    the foreground must be one 26-component, and the background inside the 18-neighbourhood
+    must have exactly one 6-component touching a face neighbour."""
+    if n == 0:
+        return False
+    comp = n & -n  # lowest set bit
+    while True:
+        grown = _dilate26(comp) & n
+        if grown == comp:
+            break
+        comp = grown
+    if comp != n:
+        return False
+    bg = ~n & N18
+    faces = bg & SIXBITS
+    if faces == 0:
+        return False
+    comp = faces & -faces
+    while True:
+        grown = _dilate6(comp) & bg
+        if grown == comp:
+            break
+        comp = grown
+    return (faces & ~comp) == 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _load(vol, v, offsets):  # pragma: no cover - compiled
+    """Bit mask of the foreground 26-neighbours of ``v`` and their number."""
+    n = np.int64(0)
+    count = 0
     for p in range(27):
-        b = (vol[v + offsets[p]] & 1) != 0 and p != 13
-        cube[p] = b
-        if b:
-            n += 1
-    return n
+        if p != 13 and (vol[v + offsets[p]] & 1) != 0:
+            n |= np.int64(1) << p
+            count += 1
+    return n, count
 
 
 @numba.njit(cache=True, nogil=True)
@@ -140,7 +125,6 @@ def thin(vol, offsets, candidates, directions):  # pragma: no cover - compiled
     ``candidates``: flat indices of the initial border voxels; ``directions``: cube positions
     of the face directions to use, in order. Returns the number of sweeps.
     """
-    cube = np.empty(27, np.bool_)
     cand = candidates.copy()
     n_cand = len(cand)
     for i in range(n_cand):
@@ -154,19 +138,21 @@ def thin(vol, offsets, candidates, directions):  # pragma: no cover - compiled
         for d in directions:
             off_d = offsets[d]
             n_border = 0
-            for i in range(n_cand):
+            for i in range(n_cand):  # simple border voxels in this direction, as they are now
                 v = cand[i]
                 if (vol[v] & 1) == 0 or (vol[v + off_d] & 1) != 0:
                     continue
-                if _load(vol, v, offsets, cube) <= 1 or not _is_simple(cube):
+                n, count = _load(vol, v, offsets)
+                if count <= 1 or not is_simple(n):
                     continue
                 if n_border == len(border):
                     border = _grow(border)
                 border[n_border] = v
                 n_border += 1
-            for i in range(n_border):
+            for i in range(n_border):  # deleted one by one after re-checking: topology kept
                 v = border[i]
-                if _load(vol, v, offsets, cube) <= 1 or not _is_simple(cube):
+                n, count = _load(vol, v, offsets)
+                if count <= 1 or not is_simple(n):
                     continue
                 vol[v] &= ~FG
                 for p in range(27):

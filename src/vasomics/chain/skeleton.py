@@ -83,18 +83,19 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
     ndim = fg.ndim
     vol3 = fg if ndim == 3 else fg[None]
     nz = np.flatnonzero(vol3)
-    idx = np.column_stack(np.unravel_index(nz, vol3.shape))
-    del nz
-    lo, hi = idx.min(axis=0), idx.max(axis=0)
-    crop_shape = hi - lo + 3  # one voxel of background padding on each side
-    vol = np.zeros(tuple(int(s) for s in crop_shape), np.uint8)
-    local = idx - lo + 1
-    vol[local[:, 0], local[:, 1], local[:, 2]] = 1
+    plane, row = vol3.shape[1] * vol3.shape[2], vol3.shape[2]
+    ys, xs = (nz // row) % vol3.shape[1], nz % row
+    lo = np.array([nz[0] // plane, ys.min(), xs.min()])
+    hi = np.array([nz[-1] // plane, ys.max(), xs.max()])
+    n_foreground = len(nz)
+    del nz, ys, xs
+    # the foreground's bounding box with one voxel of background on every side
+    crop = vol3[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
+    vol = np.pad(crop.view(np.uint8), 1)
     offsets = k.cube_offsets(vol.shape)
-    flat = np.ravel_multi_index(tuple(local.T), vol.shape).astype(np.int64)
-    del local
-    directions = k.SIX if ndim == 3 else k.SIX[2:]
     flat_vol = vol.reshape(-1)
+    flat = np.flatnonzero(flat_vol).astype(np.int64)
+    directions = k.SIX if ndim == 3 else k.SIX[2:]
     border = k.border_voxels(flat_vol, offsets, flat)
     sweeps = k.thin(flat_vol, offsets, border, directions)
     skel_flat = flat[(flat_vol[flat] & 1) != 0]  # survivors, still sorted
@@ -107,7 +108,7 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
         spacing = np.concatenate([[1e9], spacing])  # the slab axis never holds the nearest bg
     radius = k.radius_at(vol3, skel_idx.astype(np.int64), spacing)
     log.debug("thinning: %d foreground voxels -> %d centerline voxels in %d sweeps",
-              len(idx), len(skel_idx), sweeps)
+              n_foreground, len(skel_idx), sweeps)
     if ndim == 2:
         skel_idx = skel_idx[:, 1:]
     return Skeleton(indices=skel_idx.astype(np.int64), radius=radius, adj_offsets=adj_offsets,
