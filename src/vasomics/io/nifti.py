@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _zlib = zlib
 
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+_CHUNK = 1 << 24  # inflate 16 MiB at a time
 
 
 def read_nifti(path: str | Path) -> Image:
@@ -107,9 +108,11 @@ def read_nifti(path: str | Path) -> Image:
         raise GeometryError(f"invalid geometry in header: {exc.message}", path) from None
 
 
-def _read_bytes(path: Path) -> bytes | bytearray:
-    """The file's bytes, inflated when gzipped. Uncompressed files are read into a
-    ``bytearray`` so the voxel array can be a writable view without another copy."""
+def _read_bytes(path: Path) -> bytearray:
+    """The file's bytes, inflated when gzipped, in a ``bytearray`` so that the voxel array
+    can be a writable view without another copy. Gzip data are inflated chunk by chunk
+    into a buffer sized from the gzip trailer, so the peak memory is the volume plus the
+    compressed file, not twice the volume."""
     try:
         with open(path, "rb") as fh:
             data = bytearray(os.fstat(fh.fileno()).st_size)
@@ -120,17 +123,28 @@ def _read_bytes(path: Path) -> bytes | bytearray:
     if not data.startswith(b"\x1f\x8b"):
         return data
     data = bytes(data)
-    parts = []
+    out = bytearray(int.from_bytes(data[-4:], "little"))  # ISIZE: size mod 2**32 (a hint)
+    pos = 0
     try:
-        while data:
+        while data:  # one pass per gzip member
             d = _zlib.decompressobj(31)
-            parts.append(d.decompress(data))
-            if not d.eof:
-                raise InputError("truncated gzip stream", path)
-            data = d.unused_data
+            while True:
+                chunk = d.decompress(data, _CHUNK)
+                data = d.unconsumed_tail
+                end = pos + len(chunk)
+                if end > len(out):
+                    out.extend(bytes(end - len(out)))
+                out[pos:end] = chunk
+                pos = end
+                if d.eof:
+                    data = d.unused_data
+                    break
+                if not chunk and not data:
+                    raise InputError("truncated gzip stream", path)
     except (zlib.error, _zlib.error) as exc:
         raise InputError(f"corrupt gzip data ({exc})", path) from None
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    del out[pos:]
+    return out
 
 
 def _affine(hdr, ndim: int, path: Path) -> np.ndarray:
