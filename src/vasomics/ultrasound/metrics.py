@@ -21,15 +21,16 @@ localization algorithms for ultrasound localization microscopy", Nat Biomed Eng 
 
 Resolution: Fourier ring correlation (:func:`frc`; Nieuwenhuizen et al., "Measuring image
 resolution in optical nanoscopy", Nat Methods 10, 2013, threshold 1/7) between two
-independent halves, and its single-image variant (:func:`frc_single_image`; Koho et al.,
-"Fourier ring correlation simplifies image restoration in fluorescence microscopy",
-Nat Commun 10, 2019: the image is split into its even/even and odd/odd pixel sub-images).
+independent halves (e.g. maps rendered from two random halves of the tracks).
+
+Single rendered maps (no independent halves) are compared by their vessel cross-section
+widths (:func:`profile_widths`, FWHM along the Hessian normal at ridge points).
 
 Vascular metrics on rendered maps (:func:`vascular_metrics`): vessel density (area
 fraction of the binarized map), perfusion index (mean map value over the field of view
-divided by the mean over vessel pixels, i.e. fill-weighted density), box-counting fractal
-dimension, and the vessel-diameter distribution (twice the distance to the background at
-skeleton pixels).
+divided by the 99th percentile over vessel pixels), box-counting fractal
+dimension (the features module's), and, from the mask's centreline graph (the chain's
+``mask_to_graph``), the vessel-diameter distribution and segment tortuosity L/D.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from scipy import ndimage
 
 from vasomics.errors import InputError
+from vasomics.image import Image
 from vasomics.ultrasound.ulm.track import assign, candidate_pairs
 
 
@@ -156,41 +158,69 @@ def frc(a: np.ndarray, b: np.ndarray, pixel_size: float = 1.0,
     da = np.bincount(ring, (np.abs(fa) ** 2).ravel(), nmax + 1)
     db = np.bincount(ring, (np.abs(fb) ** 2).ravel(), nmax + 1)
     curve = (num / np.sqrt(np.maximum(da * db, 1e-300)))[: nmax + 1]
-    curve = np.convolve(curve, np.ones(3) / 3, mode="same")
+    curve[0] = 1.0  # the mean was removed; ring 0 carries no information
+    curve[1:] = np.convolve(np.r_[curve[1], curve[1:], curve[-1]], np.ones(3) / 3, "valid")
     freq = np.arange(nmax + 1) / (min(a.shape) * pixel_size)
     below = np.flatnonzero(curve[1:] < threshold)
     res = float(1.0 / freq[below[0] + 1]) if below.size else float("nan")
     return freq, curve, res
 
 
-def frc_single_image(img: np.ndarray, pixel_size: float = 1.0,
-                     threshold: float = 1 / 7) -> float:
-    """Single-image FRC resolution (Koho et al. 2019): FRC of the even/even and odd/odd
-    sub-images (pixel size doubled); same unit as ``pixel_size``."""
+def profile_widths(img: np.ndarray, pixel_size: float = 1.0, sigma: float = 1.0,
+                   min_quantile: float = 0.8, max_points: int = 5000, half_length: float = 8.0,
+                   seed: int = 0) -> np.ndarray:
+    """Full widths at half maximum (units of ``pixel_size``) of vessel cross-sections.
+
+    Ridge points are pixels whose Hessian (scale ``sigma`` pixels) has a strongly negative
+    eigenvalue, that are maxima of the image along the corresponding eigenvector (the vessel
+    normal) and are brighter than the ``min_quantile`` quantile of the non-zero pixels; at up
+    to ``max_points`` of them (random, ``seed``) the profile along the normal (±
+    ``half_length`` pixels, 0.1-pixel steps, linear interpolation) is cut at half of its
+    height above the profile's minimum. Profiles that do not fall below half height on both
+    sides are skipped. A resolution measure for single rendered maps (power Doppler vs ULM).
+    """
+    from skimage.feature import hessian_matrix, hessian_matrix_eigvals
+
     img = np.asarray(img, float)
-    z, x = (img.shape[0] // 2) * 2, (img.shape[1] // 2) * 2
-    a, b = img[0:z:2, 0:x:2], img[1:z:2, 1:x:2]
-    return frc(a, b, 2 * pixel_size, threshold)[2]
+    if img.ndim != 2:
+        raise InputError(f"profile widths need a 2D image, got shape {img.shape}")
+    H = hessian_matrix(img, sigma=sigma, order="rc", use_gaussian_derivatives=False)
+    ev = hessian_matrix_eigvals(H)  # descending: ev[1] is the most negative
+    hrr, hrc, hcc = H
+    lam = ev[1]
+    # eigenvector of lam: (hrc, lam − hrr) normalized (or (lam − hcc, hrc))
+    nz_, nx_ = hrc, lam - hrr
+    norm = np.hypot(nz_, nx_)
+    nz_, nx_ = np.where(norm > 1e-12, nz_ / np.maximum(norm, 1e-12), 1.0), np.where(
+        norm > 1e-12, nx_ / np.maximum(norm, 1e-12), 0.0)
+    nonzero = img[img > 0]
+    if nonzero.size == 0:
+        return np.zeros(0)
+    bright = img >= np.quantile(nonzero, min_quantile)
+    zz, xx = np.nonzero(bright & (lam < 0) & (np.abs(lam) > np.abs(ev[0])))
+    fw = ndimage.map_coordinates(img, [zz + nz_[zz, xx], xx + nx_[zz, xx]], order=1)
+    bw = ndimage.map_coordinates(img, [zz - nz_[zz, xx], xx - nx_[zz, xx]], order=1)
+    keep = (img[zz, xx] >= fw) & (img[zz, xx] >= bw)
+    zz, xx = zz[keep], xx[keep]
+    if zz.size > max_points:
+        pick = np.random.default_rng(seed).choice(zz.size, max_points, replace=False)
+        zz, xx = zz[pick], xx[pick]
+    t = np.arange(-half_length, half_length + 1e-9, 0.1)
+    nz, nx = nz_[zz, xx], nx_[zz, xx]
+    prof = ndimage.map_coordinates(img, [(zz[:, None] + nz[:, None] * t[None]).ravel(),
+                                         (xx[:, None] + nx[:, None] * t[None]).ravel()],
+                                   order=1, mode="nearest").reshape(zz.size, t.size)
+    c = t.size // 2
+    peak = prof[:, c]
+    half = prof.min(axis=1) + 0.5 * (peak - prof.min(axis=1))
+    below = prof < half[:, None]
+    right = np.argmax(below[:, c:], axis=1)
+    left = np.argmax(below[:, c::-1], axis=1)
+    ok = below[:, c:].any(axis=1) & below[:, c::-1].any(axis=1) & (peak > 0)
+    return (right[ok] + left[ok]) * 0.1 * pixel_size
 
 
 # --------------------------------------------------------------------------- vascular
-def box_counting_dimension(mask: np.ndarray) -> float:
-    """Box-counting (Minkowski–Bouligand) dimension of a 2D binary mask: slope of
-    log N(s) against log(1/s) over box sizes s = 2, 4, …, up to a quarter of the image."""
-    mask = np.asarray(mask, bool)
-    n = min(mask.shape)
-    sizes = 2 ** np.arange(1, int(np.log2(max(n // 4, 2))) + 1)
-    counts = []
-    for s in sizes:
-        z, x = (mask.shape[0] // s) * s, (mask.shape[1] // s) * s
-        blocks = mask[:z, :x].reshape(z // s, s, x // s, s).any(axis=(1, 3))
-        counts.append(max(int(blocks.sum()), 1))
-    if len(sizes) < 2:
-        return float("nan")
-    slope = np.polyfit(np.log(1.0 / sizes), np.log(counts), 1)[0]
-    return float(slope)
-
-
 def binarize_map(values: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """Vessel mask of a density or power map: ``values > threshold`` (default: Otsu's
     threshold of log(1 + values))."""
@@ -205,25 +235,52 @@ def binarize_map(values: np.ndarray, threshold: float | None = None) -> np.ndarr
     return lv > threshold_otsu(lv)
 
 
-def vascular_metrics(values: np.ndarray, pixel_size_mm: float, mask: np.ndarray | None = None,
-                     roi: np.ndarray | None = None) -> dict[str, float | np.ndarray]:
-    """Vessel density (fraction), perfusion index, fractal dimension and diameters (mm) of a
-    rendered map; ``mask`` defaults to :func:`binarize_map`, ``roi`` to the whole image."""
-    from skimage.morphology import skeletonize
+def vascular_metrics(values: np.ndarray, pixel_size_mm: float | tuple[float, float],
+                     threshold: float | None = None, roi: np.ndarray | None = None,
+                     min_segment_mm: float | None = None) -> dict[str, float | np.ndarray]:
+    """Vascular metrics of a rendered 2D map (density, counts or power).
+
+    Vessels are ``values > threshold`` (default: Otsu on log values, :func:`binarize_map`;
+    for ULM count maps ``threshold=0`` — every pixel crossed by a track — is the usual and
+    more reproducible choice), within ``roi`` (default: the whole image). Returns vessel
+    density (vessel area / ROI area), perfusion index (mean map value over the ROI / 99th
+    percentile over vessel pixels: area and intensity together, in [0, 1]), box-counting fractal dimension (``vasomics.features.fractal``,
+    boxes from 2 pixels to a quarter of the vessels' extent), and from the centreline graph of the mask
+    (``vasomics.chain.graph.mask_to_graph``): diameters along the centrelines (2 × radius,
+    mm), their median, and the median tortuosity L/D (arc length over chord) of segments
+    at least ``min_segment_mm`` long (default 10 pixels).
+    """
+    from vasomics.chain.graph import mask_to_graph
+    from vasomics.features.fractal import fractal_dimension
 
     values = np.nan_to_num(np.asarray(values, float))
-    mask = binarize_map(values) if mask is None else np.asarray(mask, bool)
+    if values.ndim != 2:
+        raise InputError(f"vascular metrics need a 2D map, got shape {values.shape}")
+    spacing = tuple(float(v) for v in np.broadcast_to(np.asarray(pixel_size_mm, float), (2,)))
+    mask = binarize_map(values, threshold)
     roi = np.ones(values.shape, bool) if roi is None else np.asarray(roi, bool)
     mask = mask & roi
     if not mask.any():
         raise InputError("no vessel pixels in the map (empty mask)")
-    dist = ndimage.distance_transform_edt(mask) * pixel_size_mm
-    skel = skeletonize(mask)
-    diam = 2 * dist[skel] - pixel_size_mm  # distance to the first background pixel centre
+    image = Image(mask.astype(np.uint8), spacing=spacing)
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    side = max((rows[-1] - rows[0] + 1) * spacing[0], (cols[-1] - cols[0] + 1) * spacing[1])
+    box_lo = 2.0 * max(spacing)  # boxes from 2 pixels to a quarter of the vessel extent
+    fd, _ = fractal_dimension(mask, spacing, box_lo, max(box_lo, 0.25 * side))
+    graph = mask_to_graph(image)
+    lengths = graph.segment_lengths()
+    chords = np.array([np.linalg.norm(graph.segment_points(i)[-1] - graph.segment_points(i)[0])
+                       for i in range(graph.n_segments)])
+    min_len = 10 * max(spacing) if min_segment_mm is None else min_segment_mm
+    long = (lengths >= min_len) & (chords > 0)
+    diameters = 2.0 * np.asarray(graph.radius, float)
     return {
         "vessel_density": float(mask.sum() / roi.sum()),
-        "perfusion_index": float(values[roi].mean() / values[mask].mean()),
-        "fractal_dimension": box_counting_dimension(mask),
-        "diameters_mm": np.maximum(diam, pixel_size_mm),
-        "median_diameter_mm": float(np.median(np.maximum(diam, pixel_size_mm))),
+        "perfusion_index": float(values[roi].mean() / np.percentile(values[mask], 99)),
+        "fractal_dimension": float(fd),
+        "diameters_mm": diameters,
+        "median_diameter_mm": float(np.median(diameters)) if diameters.size else float("nan"),
+        "tortuosity": float(np.median(lengths[long] / chords[long])) if long.any()
+        else float("nan"),
+        "n_segments": int(graph.n_segments),
     }
