@@ -21,7 +21,7 @@ from pydantic import Field
 from vasomics.chain.graph import GraphParams, mask_to_graph
 from vasomics.chain.skeleton import SkeletonParams
 from vasomics.errors import InputError
-from vasomics.features.params import FeatureParams, resolve_params
+from vasomics.features.params import FeatureParams
 from vasomics.features.table import FeatureTable
 from vasomics.image import Image
 from vasomics.io.atomic import atomic_file, staged_output_dir
@@ -98,12 +98,11 @@ def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, regi
     image_img, _ = _as_image(image, "image", like=mask_image)
     region_img, _ = _as_image(region, "region mask", like=mask_image, allow_full=True)
     seconds["read"] = seconds.get("read", 0.0) + time.perf_counter() - t0
-    from vasomics.features.extract import extract_features as _extract
+    from vasomics.features.extract import extract_features_with_params
 
-    feature_params = resolve_params(params.features, graph, mask_image)
     t0 = time.perf_counter()
-    table = _extract(graph, mask=mask_image, image=image_img, region=region_img,
-                     params=feature_params)
+    table, feature_params = extract_features_with_params(
+        graph, mask=mask_image, image=image_img, region=region_img, params=params.features)
     seconds["features"] = time.perf_counter() - t0
     resolved = params.model_copy(update={"features": feature_params})
     return FeatureResult(table, graph, resolved, seconds)

@@ -25,6 +25,7 @@ from functools import cache
 from math import factorial
 
 import numpy as np
+from scipy.ndimage import correlate1d
 
 from vasomics.vessel_graph import VesselGraph
 
@@ -124,7 +125,11 @@ class Derivatives:
 
 
 def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivatives:
-    """Local polynomial (Savitzky-Golay) derivatives w.r.t. arc length (see module doc)."""
+    """Local polynomial (Savitzky-Golay) derivatives w.r.t. arc length (see module doc).
+
+    Points whose centred window lies inside their segment are done by one correlation of the
+    concatenated points with the centred weights; only the points near segment ends (and
+    segments shorter than the window) gather their shifted windows explicitly."""
     n_pts, d = cl.points.shape
     out = [np.zeros((n_pts, d)) for _ in range(3)]
     if n_pts == 0:
@@ -134,20 +139,27 @@ def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivative
     width = 2 * half + 1
     counts = np.diff(cl.offsets)
     eff = np.minimum(counts, width)
-    for w in np.unique(eff):
-        p = int(min(order, w - 1))
-        coeffs = _savgol_coefficients(int(w), p)  # (3, w, w): derivative k, eval pos, weights
-        segs = np.flatnonzero(eff == w)
-        pts = np.flatnonzero(np.isin(cl.segment, segs))
+    local = np.arange(n_pts) - cl.offsets[:-1][cl.segment]
+    n_of = counts[cl.segment]
+    interior = (eff[cl.segment] == width) & (local >= half) & (local < n_of - half)
+    scale = cl.step[cl.segment][:, None]
+    centred = _savgol_coefficients(width, int(min(order, width - 1)))[:, half, :]
+    for k in range(3):
+        # correlate1d: out[i] = Σ_j w[j] x[i + j - half]
+        full = correlate1d(cl.points, centred[k], axis=0, mode="nearest")
+        out[k][interior] = full[interior] / scale[interior] ** (k + 1)
+    rest = np.flatnonzero(~interior)
+    seg_rest = cl.segment[rest]
+    for w in np.unique(eff[seg_rest]):
+        coeffs = _savgol_coefficients(int(w), int(min(order, w - 1)))  # (3, pos, weights)
+        pts = rest[eff[seg_rest] == w]
         for lo in range(0, len(pts), _CHUNK):
             chunk = pts[lo:lo + _CHUNK]
             seg = cl.segment[chunk]
             first = cl.offsets[seg]
-            local = chunk - first
-            start = np.clip(local - w // 2, 0, counts[seg] - w)
-            pos = local - start
-            window = (first + start)[:, None] + np.arange(w)
-            values = cl.points[window]  # (m, w, d)
+            start = np.clip(local[chunk] - w // 2, 0, counts[seg] - w)
+            pos = local[chunk] - start
+            values = cl.points[(first + start)[:, None] + np.arange(w)]  # (m, w, d)
             h = cl.step[seg][:, None]
             for k in range(3):
                 out[k][chunk] = np.einsum("mw,mwd->md", coeffs[k][pos], values) / h ** (k + 1)

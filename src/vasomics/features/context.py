@@ -35,12 +35,14 @@ class Context:
     """Inputs of one extraction plus cached intermediate results.
 
     ``params`` must be resolved (:func:`vasomics.features.params.resolve_params`).
-    ``mask_array`` is the boolean vessel mask on ``mask``'s grid (None without a mask).
+    ``mask_array`` is the boolean vessel mask on ``mask``'s grid (None without a mask);
+    ``foreground`` its :class:`~vasomics.features.fractal.Foreground`.
     """
 
     def __init__(self, graph: VesselGraph, params: FeatureParams, mask: Image | None = None,
                  mask_array: np.ndarray | None = None, region: Image | None = None,
-                 region_array: np.ndarray | None = None, image: Image | None = None):
+                 region_array: np.ndarray | None = None, image: Image | None = None,
+                 foreground=None):
         self.graph = graph
         self.params = params
         self.mask = mask
@@ -48,6 +50,7 @@ class Context:
         self.region = region
         self.region_array = region_array
         self.image = image
+        self.foreground = foreground  # fractal.Foreground of mask_array (indices, shape)
 
     # ---------------------------------------------------------------- centerlines
     @cached_property

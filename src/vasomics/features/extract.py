@@ -25,6 +25,7 @@ from vasomics.errors import GeometryError, InputError
 from vasomics.features import bifurcation, intensity, maskbased, segment, tree, vessel
 from vasomics.features.catalogue import load_catalogue
 from vasomics.features.context import Context
+from vasomics.features.fractal import Foreground
 from vasomics.features.params import FeatureParams, resolve_params
 from vasomics.features.table import FeatureTable
 from vasomics.image import Image
@@ -56,7 +57,19 @@ def available_inputs(graph: VesselGraph, mask=None, region=None, image=None) -> 
 def extract_features(graph: VesselGraph, mask: Image | None = None, image: Image | None = None,
                      region: Image | None = None, params: FeatureParams | None = None,
                      *, timings: dict | None = None) -> FeatureTable:
-    """All catalogue features of a vessel graph, in long format.
+    """All catalogue features of a vessel graph, in long format (see
+    :func:`extract_features_with_params`, which also returns the resolved parameters)."""
+    return extract_features_with_params(graph, mask, image, region, params,
+                                        timings=timings)[0]
+
+
+def extract_features_with_params(graph: VesselGraph, mask: Image | None = None,
+                                 image: Image | None = None, region: Image | None = None,
+                                 params: FeatureParams | None = None, *,
+                                 timings: dict | None = None
+                                 ) -> tuple[FeatureTable, FeatureParams]:
+    """All catalogue features of a vessel graph, in long format, and the parameters used
+    (every auto value resolved).
 
     Parameters
     ----------
@@ -78,9 +91,9 @@ def extract_features(graph: VesselGraph, mask: Image | None = None, image: Image
 
     Returns
     -------
-    FeatureTable
+    (FeatureTable, FeatureParams)
         Rows ``(scope, feature_id, value, unit)``: ``tree``, ``vessel:<label>``,
-        ``segment:<index>``, ``bifurcation:<node index>``.
+        ``segment:<index>``, ``bifurcation:<node index>``; the resolved parameters.
     """
     if graph.n_segments == 0:
         raise InputError("vessel graph has no segments: nothing to measure")
@@ -100,8 +113,9 @@ def extract_features(graph: VesselGraph, mask: Image | None = None, image: Image
                              image.metadata.get("path"))
         if mask is not None:
             image.require_same_geometry(mask, "mask", mask.metadata.get("path"))
-    params = resolve_params(params or FeatureParams(), graph, mask)
-    ctx = Context(graph, params, mask, mask_array, region, region_array, image)
+    foreground = None if mask_array is None else Foreground.of(mask_array)
+    params = resolve_params(params or FeatureParams(), graph, mask, foreground)
+    ctx = Context(graph, params, mask, mask_array, region, region_array, image, foreground)
     have = available_inputs(graph, mask, region, image)
     catalogue = load_catalogue().by_id()
     expected = {fid for fid, f in catalogue.items() if set(f.requires) <= have}
@@ -119,7 +133,7 @@ def extract_features(graph: VesselGraph, mask: Image | None = None, image: Image
     if missing or extra:
         raise RuntimeError(f"feature modules disagree with the catalogue: missing "
                            f"{sorted(missing)}, unexpected {sorted(extra)}")
-    return _table(results, catalogue, graph.ndim)
+    return _table(results, catalogue, graph.ndim), params
 
 
 def _check_dims(graph: VesselGraph, image: Image, what: str) -> None:

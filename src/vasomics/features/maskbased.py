@@ -37,8 +37,9 @@ def compute(ctx: Context) -> dict[str, Values]:
     out: dict[str, Values] = {}
     p = ctx.params
     if ctx.mask is not None:
-        m, spacing = ctx.mask_array, ctx.mask.spacing
-        out["VX.A.T.MASKVOL"] = Values.tree(np.count_nonzero(m) * ctx.mask.voxel_volume)
+        m, spacing = ctx.foreground or ctx.mask_array, ctx.mask.spacing
+        out["VX.A.T.MASKVOL"] = Values.tree(np.count_nonzero(ctx.mask_array)
+                                            * ctx.mask.voxel_volume)
         fd, r2 = fractal_dimension(m, spacing, p.fractal_min_box_mm, p.fractal_max_box_mm,
                                    p.fractal_scales_per_octave)
         out["VX.A.T.FD"], out["VX.A.T.FD_R2"] = Values.tree(fd), Values.tree(r2)

@@ -54,11 +54,14 @@ class FeatureParams(StageParams):
         "fractal box range, whose lacunarities are averaged.")
 
 
-def resolve_params(params: FeatureParams, graph=None, mask=None) -> FeatureParams:
+def resolve_params(params: FeatureParams, graph=None, mask=None,
+                   foreground=None) -> FeatureParams:
     """Replace every ``None`` (auto) field by its data-derived number (see field docs).
 
     ``graph`` is a :class:`~vasomics.vessel_graph.VesselGraph`, ``mask`` an
     :class:`~vasomics.image.Image`; either may be None when the fields that need it are set.
+    ``foreground`` (:class:`~vasomics.features.fractal.Foreground` of the mask) saves
+    recomputing the mask's foreground indices.
     """
     spacing = _voxel_spacing(graph, mask)
     update: dict = {}
@@ -80,10 +83,12 @@ def resolve_params(params: FeatureParams, graph=None, mask=None) -> FeatureParam
         update["derivative_window_mm"] = float(window)
     if params.curvature_threshold_per_mm is None:
         update["curvature_threshold_per_mm"] = 0.05 / window
-    if mask is not None:
+    if mask is not None and (params.fractal_min_box_mm is None
+                             or params.fractal_max_box_mm is None):
         from vasomics.features.fractal import default_box_range
 
-        lo, hi = default_box_range(mask)
+        lo, hi = default_box_range(mask.array if foreground is None else foreground,
+                                   mask.spacing)
         if params.fractal_min_box_mm is None:
             update["fractal_min_box_mm"] = lo
         if params.fractal_max_box_mm is None:
