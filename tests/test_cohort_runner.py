@@ -278,7 +278,7 @@ def test_dask_local_cluster_gives_identical_tables(manifest, reference, tmp_path
           distributed.Client(cluster) as client):
         db = tmp_path / "dask.duckdb"
         summary = run_cohort(load_manifest(manifest), db, executor=DaskExecutor(client))
-        assert (summary.done, summary.failed) == (N_GOOD, len(CORRUPT))
+        assert (summary.done, summary.failed) == (N_GOOD, len(CORRUPT)), summary.failures[:2]
         assert summary.executor.startswith("dask:tcp://127.0.0.1")
         hosts = {r[0] for r in CohortStore.open(db, read_only=True).con.execute(
             "SELECT DISTINCT host FROM runs").fetchall()}

@@ -171,10 +171,31 @@ class ScanResult:
     detail: str | None = None
 
 
+_single_threaded = False
+
+
+def _single_threaded_math() -> None:
+    """Limit BLAS/OpenMP to one thread in this worker process, once.
+
+    The runner parallelises over scans, so more math threads would only oversubscribe the
+    CPUs; and the summation order of threaded BLAS depends on the thread count, which would
+    make a scan's features differ in the last bits between local processes and Dask
+    workers (whose nanny already sets one thread). One thread everywhere gives identical
+    tables whatever the executor.
+    """
+    global _single_threaded
+    if not _single_threaded:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
+        _single_threaded = True
+
+
 def execute(task: ScanTask) -> ScanResult:
     """Run one scan's pipeline; never raises (failures become ``failed`` results)."""
     from vasomics.provenance import file_sha256, software_versions
 
+    _single_threaded_math()
     started = time.time()
     software = software_versions()
     out = dict(scan_id=task.scan_id, params_hash=task.params_hash, host=socket.gethostname(),

@@ -406,7 +406,7 @@ def _check_version(con, path: Path, migrate: bool) -> None:
             con.execute("COMMIT")
         except duckdb.Error as exc:
             _rollback(con)
-            raise StoreWriteError(f"migration to schema version {version + 1} failed "
+            raise StoreError(f"migration to schema version {version + 1} failed "
                                   f"({_reason(exc)}); the database is unchanged", path) from None
         log.info("%s: migrated to schema version %d", path, version + 1)
 
