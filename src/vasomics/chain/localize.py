@@ -45,6 +45,8 @@ from vasomics.params import StageParams
 log = logging.getLogger(__name__)
 
 ORGANS = ("liver", "spleen", "aorta", "ivc", "portal_vein")
+#: Localized as well, to keep them out of the liver's vessels (not validated).
+HELPER_ORGANS = ("kidney",)
 
 
 class LocalizeParams(StageParams):
@@ -80,7 +82,7 @@ class LocalizeParams(StageParams):
 
 @dataclass
 class Localization:
-    """Organ masks (boolean, on the target grid), landmarks (LPS mm), the registration's
+    """Organ masks (boolean, on the target grid; :data:`ORGANS` plus ``kidney``), landmarks (LPS mm), the registration's
     final metric (negative Mattes MI: lower is better) and its affine (matrix, translation,
     centre; atlas → target points)."""
 
@@ -310,7 +312,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
     organs: dict[str, np.ndarray] = {}
     dice: dict[str, float] = {}
     claimed = np.zeros(image.shape, bool)
-    for name in ORGANS:
+    for name in ORGANS + ("kidney_left", "kidney_right"):
         prior = warped == atlas.names.index(name)
         if p.refine and prior.any():
             refined, mu, sd = refine_organ(image, prior, claimed, p, noise_sd_hu)
@@ -325,6 +327,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
                                                            atlas.confluence_mm)))
     aff = {"matrix": list(affine.GetMatrix()), "translation": list(affine.GetTranslation()),
            "center": list(affine.GetCenter())}
+    organs["kidney"] = organs.pop("kidney_left") | organs.pop("kidney_right")
     factors = [int(round(a / b)) for a, b in zip(image.spacing, full.spacing, strict=True)]
     organs = {k: _expand(v, factors, full.shape) for k, v in organs.items()}
     return Localization(organs, {"portal_confluence": confluence.tolist()}, metric, aff, dice)

@@ -1,0 +1,405 @@
+"""``vasomics run CT -o OUTDIR``: the CT vessel characterization chain in one command.
+
+Stages (each a plain function from its own module; this runner only composes them, caches
+their outputs in ``OUTDIR/.cache`` keyed by input hash and stage parameters, and records the
+time of each in ``provenance.json``):
+
+read → ``qc`` (header and intensity checks) → ``localize`` (atlas registration + intensity
+refinement) → ``phase`` (region HU → calibrated probabilities; coverage and CNR checks) →
+``vessels`` (liver vessel segmentation and portal/hepatic separation) → ``graph``
+(centerlines) → ``naming`` → ``features`` → outputs.
+
+Phase recognition needs the organ regions, so it runs after localization (the design lists
+it before; the order of the reported results is unchanged).
+
+Outputs (written atomically: a failure leaves OUTDIR as it was): ``qc.json``,
+``phase.json``, ``organs.nii.gz`` (labels: 1 liver, 2 spleen, 3 aorta, 4 ivc, 5 portal/splenic
+vein, 6 kidneys), ``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins), ``portal.vtp``,
+``hepatic.vtp`` (named centerlines with radii), ``features.csv`` (long format),
+``summary.html`` (one page), ``params.yaml`` and ``provenance.json``. A scan failing QC stops
+with the reasons (``QCFailed``) unless ``force``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import numpy as np
+from pydantic import Field
+
+from vasomics.chain.graph import GraphParams, mask_to_graph
+from vasomics.chain.liver_vessels import LiverVesselParams, LiverVessels, segment_liver_vessels
+from vasomics.chain.localize import ORGANS, Localization, LocalizeParams, localize
+from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
+from vasomics.chain.phase import PHASES, PhaseParams, PhaseResult, measure_regions, recognize_phase
+from vasomics.chain.qc import QCParams, QCReport, check_coverage, check_image, estimate_noise_sd
+from vasomics.errors import InputError, ParameterError
+from vasomics.features.liver import liver_features
+from vasomics.features.table import FeatureTable
+from vasomics.image import Image
+from vasomics.io.atomic import atomic_file, staged_output_dir
+from vasomics.params import StageParams, dump_params_yaml, load_params, params_hash
+from vasomics.provenance import provenance_record
+from vasomics.vessel_graph import VesselGraph
+
+log = logging.getLogger(__name__)
+
+ORGAN_LABELS = {name: i for i, name in enumerate(ORGANS + ("kidney",), 1)}
+
+
+class RunParams(StageParams):
+    """All sections of a ``vasomics run`` parameter file."""
+
+    qc: QCParams = Field(default_factory=QCParams, description="Quality control.")
+    localize: LocalizeParams = Field(default_factory=LocalizeParams,
+                                     description="Atlas localization.")
+    phase: PhaseParams = Field(default_factory=PhaseParams, description="Phase recognition.")
+    vessels: LiverVesselParams = Field(default_factory=LiverVesselParams,
+                                       description="Liver vessels.")
+    graph: GraphParams = Field(default_factory=GraphParams, description="Centerline graphs.")
+
+
+@dataclass
+class ChainResult:
+    """Everything the chain produced for one scan."""
+
+    qc: QCReport
+    phase: PhaseResult | None = None
+    localization: Localization | None = None
+    vessels: LiverVessels | None = None
+    portal: VesselGraph | None = None
+    hepatic: VesselGraph | None = None
+    features: FeatureTable | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    noise_sd_hu: float = float("nan")
+    stopped: str | None = None
+
+
+class _Timer:
+    def __init__(self, record: dict):
+        self.record = record
+
+    def __call__(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.record[name] = round(time.perf_counter() - self.t0, 3)
+                return False
+
+        return _Ctx()
+
+
+def characterize(image: Image, params: RunParams | None = None, *, phase: str = "auto",
+                 force: bool = False, cache_dir: Path | None = None,
+                 input_key: str | None = None) -> ChainResult:
+    """Run the chain on a CT ``image`` (HU). ``phase``: ``auto`` or one of
+    :data:`~vasomics.chain.phase.PHASES` to override recognition. With ``cache_dir`` and
+    ``input_key`` (a hash of the input), the localization and vessel stages are cached."""
+    p = params or RunParams()
+    if phase != "auto" and phase not in PHASES:
+        raise ParameterError(f"phase must be auto or one of {', '.join(PHASES)}, got {phase!r}")
+    seconds: dict[str, float] = {}
+    timed = _Timer(seconds)
+    with timed("qc"):
+        qc = check_image(image, p.qc)
+    result = ChainResult(qc=qc, stage_seconds=seconds)
+    if qc.failures() and not force:
+        result.stopped = qc.summary()
+        return result
+    if image.ndim != 3 or image.n_channels != 1:
+        raise InputError("the CT chain needs a 3D single-channel volume")
+    noise = estimate_noise_sd(image.array)
+    result.noise_sd_hu = noise
+    with timed("localize"):
+        loc = _cached(cache_dir, "localize", input_key, p.localize,
+                      lambda: localize(image, p.localize, noise), _save_loc, _load_loc)
+    result.localization = loc
+    with timed("phase"):
+        hu = measure_regions(image, loc.organs, p.phase.erosion_mm)
+        ph = recognize_phase(hu, image.metadata, p.phase)
+        if phase != "auto":
+            ph.evidence.append(f"phase set by the user to {phase} (recognized {ph.phase})")
+            ph.phase = phase
+        result.phase = ph
+        qc.extend(check_coverage(image, loc.organs, noise, ph.phase, p.qc))
+        if ph.conflict:
+            qc.add("contrast_tags", "warn", None, ph.evidence[-1])
+    if qc.failures() and not force:
+        result.stopped = qc.summary()
+        return result
+    with timed("vessels"):
+        ves = _cached(cache_dir, "vessels", input_key, p.vessels,
+                      lambda: segment_liver_vessels(image, loc.organs, hu, noise,
+                                                    loc.landmarks.get("portal_confluence"),
+                                                    p.vessels), _save_ves, _load_ves)
+    result.vessels = ves
+    if ves.status != "ok":
+        qc.add("vessel_trees", "warn", None, ves.status)
+    with timed("graph"):
+        portal = _graph(image, ves.portal, p.graph, ves.roots.get("portal"))
+        hepatic = _graph(image, ves.hepatic, p.graph, ves.roots.get("hepatic"))
+    with timed("naming"):
+        if portal is not None:
+            portal = name_portal_tree(portal, ves.roots.get("portal"))
+        if hepatic is not None:
+            hepatic = name_hepatic_veins(hepatic, ves.roots.get("hepatic"))
+    result.portal, result.hepatic = portal, hepatic
+    with timed("features"):
+        result.features = liver_features(image, loc.organs, ves.portal, ves.hepatic, portal,
+                                         hepatic, noise)
+    return result
+
+
+def _graph(image: Image, mask: np.ndarray, params: GraphParams, root) -> VesselGraph | None:
+    if mask is None or np.count_nonzero(mask) < 20:
+        return None
+    from scipy import ndimage
+
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    box = tuple(slice(max(0, b.start - 2), min(n, b.stop + 2)) for b, n in
+                zip(box, image.shape, strict=True))
+    origin = image.index_to_physical(np.array([[b.start for b in box]]))[0]
+    sub = Image(mask[box].astype(np.uint8), spacing=image.spacing, origin=tuple(origin),
+                direction=image.direction, modality="mask")
+    if root is not None:
+        params = params.model_copy(update={"root_point_mm": tuple(float(v) for v in root)})
+    return mask_to_graph(sub, params)
+
+
+# ---------------------------------------------------------------------------- caching
+def _cached(cache_dir, stage, input_key, stage_params, compute, save, load):
+    if cache_dir is None or input_key is None:
+        return compute()
+    key = f"{input_key}-{params_hash(stage_params)}"
+    path = Path(cache_dir) / f"{stage}-{key}.npz"
+    if path.is_file():
+        try:
+            log.info("stage %s: cached result %s", stage, path.name)
+            return load(path)
+        except (OSError, KeyError, ValueError):
+            log.warning("stage %s: unreadable cache %s, recomputing", stage, path.name)
+    value = compute()
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    for old in Path(cache_dir).glob(f"{stage}-*.npz"):
+        old.unlink(missing_ok=True)
+    with atomic_file(path) as tmp:
+        save(value, tmp)
+    return value
+
+
+def _save_loc(loc: Localization, path: Path) -> None:
+    labels = np.zeros(next(iter(loc.organs.values())).shape, np.uint8)
+    for name, value in ORGAN_LABELS.items():
+        labels[loc.organs[name] & (labels == 0)] = value
+    meta = json.dumps({"landmarks": loc.landmarks, "metric": loc.metric, "affine": loc.affine,
+                       "refinement_dice": loc.refinement_dice})
+    with open(path, "wb") as f:
+        np.savez_compressed(f, labels=labels, meta=np.array(meta))
+
+
+def _load_loc(path: Path) -> Localization:
+    with np.load(path) as z:
+        labels, meta = z["labels"], json.loads(str(z["meta"]))
+    organs = {name: labels == value for name, value in ORGAN_LABELS.items()}
+    return Localization(organs, meta["landmarks"], meta["metric"], meta["affine"],
+                        meta["refinement_dice"])
+
+
+def _save_ves(ves: LiverVessels, path: Path) -> None:
+    labels = ves.portal.astype(np.uint8) + 2 * (ves.hepatic & ~ves.portal) \
+        + 3 * (ves.vessels & ~ves.portal & ~ves.hepatic)
+    meta = json.dumps({"roots": ves.roots, "threshold_hu": ves.threshold_hu,
+                       "status": ves.status})
+    with open(path, "wb") as f:
+        np.savez_compressed(f, labels=labels.astype(np.uint8), meta=np.array(meta))
+
+
+def _load_ves(path: Path) -> LiverVessels:
+    with np.load(path) as z:
+        labels, meta = z["labels"], json.loads(str(z["meta"]))
+    return LiverVessels(labels == 1, labels == 2, labels > 0, meta["roots"],
+                        meta["threshold_hu"], meta["status"])
+
+
+# ---------------------------------------------------------------------------- outputs
+def run_chain(ct_path: str | Path, outdir: str | Path, *, params: str | Path | None = None,
+              phase: str = "auto", force: bool = False) -> tuple[ChainResult, Path]:
+    """Read ``ct_path`` (file or DICOM folder), run :func:`characterize` and write every
+    output into ``outdir``; returns the result and the path of ``summary.html``. Raises
+    :class:`~vasomics.chain.qc.QCFailed` (after writing ``qc.json``) when QC fails and not
+    ``force``."""
+    from vasomics.chain.qc import QCFailed
+    from vasomics.io.images import read_image
+    from vasomics.provenance import file_sha256
+
+    run_params = load_params(RunParams, params)
+    outdir = Path(outdir)
+    t0 = time.perf_counter()
+    image = read_image(ct_path)
+    read_s = time.perf_counter() - t0
+    input_hash = file_sha256(ct_path)
+    key = hashlib.sha256(input_hash.encode()).hexdigest()[:16]
+    result = characterize(image, run_params, phase=phase, force=force,
+                          cache_dir=outdir / ".cache", input_key=key)
+    result.stage_seconds = {"read": round(read_s, 3), **result.stage_seconds}
+    with staged_output_dir(outdir) as stage:
+        _write_outputs(stage, image, result, run_params, ct_path)
+    if result.stopped:
+        raise QCFailed(result.stopped.replace("QC fail", "scan failed quality control")
+                       + f"; see {outdir / 'qc.json'} (use --force to continue)", ct_path)
+    return result, outdir / "summary.html"
+
+
+def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunParams,
+                   ct_path) -> None:
+    from vasomics.io.graphs import write_graph_vtp
+    from vasomics.io.images import write_image
+
+    t0 = time.perf_counter()
+    (stage / "qc.json").write_text(json.dumps(result.qc.to_dict(), indent=1))
+    (stage / "params.yaml").write_text(dump_params_yaml(params))
+    if result.phase is not None:
+        (stage / "phase.json").write_text(json.dumps(result.phase.to_dict(), indent=1))
+    if result.localization is not None:
+        labels = np.zeros(image.shape, np.uint8)
+        for name, value in ORGAN_LABELS.items():
+            labels[result.localization.organs[name] & (labels == 0)] = value
+        write_image(image.with_array(labels, modality="mask", metadata={}),
+                    stage / "organs.nii.gz")
+        (stage / "localization.json").write_text(json.dumps(result.localization.summary(),
+                                                            indent=1))
+    if result.vessels is not None:
+        v = result.vessels
+        labels = v.portal.astype(np.uint8) + 2 * (v.hepatic & ~v.portal).astype(np.uint8)
+        write_image(image.with_array(labels, modality="mask", metadata={}),
+                    stage / "vessels.nii.gz")
+    for name, graph in (("portal", result.portal), ("hepatic", result.hepatic)):
+        if graph is not None:
+            write_graph_vtp(graph, stage / f"{name}.vtp")
+    if result.features is not None:
+        result.features.to_csv(stage / "features.csv")
+    result.stage_seconds["write"] = round(time.perf_counter() - t0, 3)
+    (stage / "summary.html").write_text(summary_html(image, result), encoding="utf-8")
+    record = provenance_record(params, {"ct": ct_path}, result.stage_seconds)
+    record["phase_override"] = None if result.phase is None else [
+        e for e in result.phase.evidence if e.startswith("phase set by the user")]
+    (stage / "provenance.json").write_text(json.dumps(record, indent=1))
+
+
+# ---------------------------------------------------------------------------- summary
+_COLOURS = {
+    "main_portal_vein": (230, 60, 60), "right_portal_vein": (250, 150, 40),
+    "left_portal_vein": (60, 180, 75), "right_anterior_portal_vein": (255, 225, 25),
+    "right_posterior_portal_vein": (245, 130, 180), "portal_S2": (70, 240, 240),
+    "portal_S3": (0, 130, 200), "portal_S4": (145, 30, 180), "portal_S5": (210, 245, 60),
+    "portal_S6": (240, 50, 230), "portal_S7": (170, 110, 40), "portal_S8": (255, 250, 200),
+    "right_hepatic_vein": (0, 128, 128), "middle_hepatic_vein": (128, 128, 255),
+    "left_hepatic_vein": (170, 255, 195),
+}
+KEY_FEATURES = ("VX.A.T.LIVER_VOL", "VX.A.T.SPLEEN_VOL", "VX.P.T.LIVER_SPLEEN_RATIO",
+                "VX.A.V.TREE_LEN", "VX.A.V.TREE_VOL", "VX.P.V.DISTAL_RICHNESS",
+                "VX.X.T.PORTAL_HEPATIC_VOL_RATIO", "VX.A.V.HILAR_STRAIGHTNESS",
+                "VX.A.V.NAMED_DIAMETER", "VX.C.T.PV_AORTA_RATIO", "VX.M.V.MURRAY_DEV")
+
+
+def _projection_png(image: Image, result: ChainResult) -> str:
+    """Coronal maximum-intensity projection (posterior to anterior) with the named
+    centerlines drawn in colour; PNG as base64."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+
+    a = np.asarray(image.array, np.float32)
+    mip = a.max(axis=1)  # (z, x)
+    lo, hi = -150.0, 350.0
+    g = (np.clip((mip - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)[::-1]  # superior up
+    sz, sx = image.spacing[0], image.spacing[2]
+    h, w = g.shape
+    scale = 512.0 / max(h * sz, w * sx)
+    size = (max(1, int(w * sx * scale)), max(1, int(h * sz * scale)))
+    pil = PILImage.fromarray(g).convert("RGB").resize(size)
+    draw = ImageDraw.Draw(pil)
+    for graph in (result.portal, result.hepatic):
+        if graph is None:
+            continue
+        idx = image.physical_to_index(graph.points)
+        seg = graph.point_segment()
+        for s in range(graph.n_segments):
+            pts = idx[seg == s]
+            colour = _COLOURS.get(str(graph.segment_label[s]), (200, 200, 200))
+            xy = [(float(p[2] * sx * scale), float((h - 1 - p[0]) * sz * scale)) for p in pts]
+            if len(xy) > 1:
+                draw.line(xy, fill=colour, width=2)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def summary_html(image: Image, result: ChainResult) -> str:
+    """A one-page HTML summary: projection with named centerlines, QC verdicts, phase
+    probabilities, key features and time per stage."""
+    e = html.escape
+    rows = "".join(f"<tr class='{c.status}'><td>{e(c.name)}</td><td>{e(c.status)}</td>"
+                   f"<td>{e(str(c.value))}</td><td>{e(c.reason)}</td></tr>"
+                   for c in result.qc.checks)
+    parts = [f"<h1>vasomics CT summary</h1><p>QC verdict: <b class='{result.qc.verdict}'>"
+             f"{result.qc.verdict}</b>"
+             + (f" &mdash; stopped: {e(result.stopped)}" if result.stopped else "") + "</p>"]
+    if result.localization is not None:
+        parts.append(f"<img alt='coronal MIP with named centerlines' "
+                     f"src='data:image/png;base64,{_projection_png(image, result)}'>")
+        legend = "".join(f"<span style='color:rgb{c}'>&#9632;</span> {e(n)} "
+                         for n, c in _COLOURS.items())
+        parts.append(f"<p class='legend'>{legend}</p>")
+    if result.phase is not None:
+        probs = ", ".join(f"{k} {v:.2f}" for k, v in result.phase.probabilities.items())
+        parts.append(f"<h2>Phase: {e(result.phase.phase)}</h2><p>{e(probs)}</p><p>"
+                     + e("; ".join(result.phase.evidence)) + "</p>")
+    parts.append(f"<h2>Quality control</h2><table><tr><th>check</th><th>status</th>"
+                 f"<th>value</th><th>reason</th></tr>{rows}</table>")
+    if result.features is not None and len(result.features):
+        f = result.features.frame
+        f = f[f.feature_id.isin(KEY_FEATURES)]
+        frows = "".join(f"<tr><td>{e(r.scope)}</td><td>{e(r.feature_id)}</td>"
+                        f"<td>{r.value:.4g}</td><td>{e(r.unit)}</td></tr>"
+                        for r in f.itertuples())
+        parts.append(f"<h2>Key features</h2><table><tr><th>scope</th><th>feature</th>"
+                     f"<th>value</th><th>unit</th></tr>{frows}</table>")
+    times = ", ".join(f"{k} {v:.2f} s" for k, v in result.stage_seconds.items())
+    parts.append(f"<h2>Time per stage</h2><p>{e(times)}</p>")
+    style = ("body{font-family:sans-serif;max-width:900px;margin:auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+             ".fail{color:#b00}.warn{color:#b60}.pass{color:#070}.legend{font-size:80%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>vasomics summary</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+
+
+# ---------------------------------------------------------------------------- CLI
+@click.command("run")
+@click.argument("ct", type=click.Path(path_type=Path))
+@click.option("-o", "--outdir", type=click.Path(path_type=Path), required=True,
+              help="Output folder (created; files of the same name are replaced).")
+@click.option("--phase", type=click.Choice(("auto",) + PHASES), default="auto",
+              show_default=True, help="Contrast phase, or auto to recognize it.")
+@click.option("--params", "params_path", type=click.Path(path_type=Path), default=None,
+              help="YAML parameter file (sections qc, localize, phase, vessels, graph).")
+@click.option("--force", is_flag=True, help="Continue even when the scan fails QC.")
+def run_command(ct: Path, outdir: Path, phase: str, params_path: Path | None,
+                force: bool) -> None:
+    """Characterize the liver vessels of the abdominal CT (file or DICOM folder): QC, phase,
+    organs, portal and hepatic venous trees, names, features and a one-page summary."""
+    result, summary = run_chain(ct, outdir, params=params_path, phase=phase, force=force)
+    click.echo(f"{result.qc.summary()}; phase {result.phase.phase if result.phase else '?'}")
+    click.echo(str(summary))

@@ -1,0 +1,150 @@
+"""Liver vasomics: features of the portal and hepatic venous trees in their organ context
+(the portal hypertension use case), computed by the CT chain (:mod:`vasomics.chain.run`).
+
+Scopes: ``tree`` (the scan), ``vessel:portal_venous_tree`` and ``vessel:hepatic_venous_tree``
+(one venous tree each), ``vessel:<anatomical name>`` (named vessels). Volumes in mL are
+voxel counts × voxel volume / 1000; lengths from the named centerline graphs (LPS mm).
+
+* ``VX.A.T.LIVER_VOL``, ``VX.A.T.SPLEEN_VOL`` (mL); ``VX.P.T.LIVER_SPLEEN_RATIO`` (1).
+* per tree: ``VX.A.V.TREE_LEN`` (total centerline length, mm), ``VX.A.V.TREE_VOL`` (lumen
+  voxel volume, mL), ``VX.A.V.VESSEL_VOLUME_FRACTION`` (lumen volume / liver volume, %),
+  ``VX.A.V.LENGTH_DENSITY`` (length / liver volume, mm/mL), ``VX.P.V.DISTAL_RICHNESS``
+  (terminal branches per litre of liver), ``VX.M.V.MURRAY_DEV`` (median over bifurcations of
+  Σ r_d³ / r_p³ − 1, segment median radii), ``VX.C.V.LUMEN_HU`` (median lumen HU),
+  ``VX.C.V.CNR`` ((lumen − liver parenchyma HU) / noise SD);
+* ``VX.A.V.HILAR_STRAIGHTNESS`` (main portal vein: chord / centerline length from its upstream
+  end to the first division, 1 = straight);
+* ``VX.A.V.NAMED_DIAMETER`` per named vessel (2 × length-weighted median radius, mm);
+* ``VX.X.T.PORTAL_HEPATIC_VOL_RATIO`` (portal / hepatic lumen volume);
+  ``VX.C.T.PV_AORTA_RATIO`` (median HU of the portal vein over that of the aorta).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vasomics.features.table import FeatureTable
+from vasomics.image import Image
+from vasomics.vessel_graph import VesselGraph
+
+TREES = {"portal": "vessel:portal_venous_tree", "hepatic": "vessel:hepatic_venous_tree"}
+
+
+def murray_deviation(graph: VesselGraph) -> float:
+    """Median over bifurcation nodes of Σ r_d³ / r_p³ − 1 (segment median radii; the parent is
+    the widest segment at the node). 0 for a Murray-optimal tree; NaN without bifurcations."""
+    ends = np.concatenate([graph.segment_start, graph.segment_end])
+    segs = np.concatenate([np.arange(graph.n_segments)] * 2)
+    r = np.array([np.median(graph.segment_radius(s)) for s in range(graph.n_segments)])
+    dev = []
+    for node in np.nonzero(graph.node_degree() >= 3)[0]:
+        rs = np.sort(r[segs[ends == node]])[::-1]
+        dev.append(float(np.sum(rs[1:] ** 3) / rs[0] ** 3 - 1.0))
+    return float(np.median(dev)) if dev else float("nan")
+
+
+def terminal_count(graph: VesselGraph) -> int:
+    """Endpoints other than the root."""
+    return int(np.sum(graph.node_kind == "endpoint"))
+
+
+def hilar_straightness(graph: VesselGraph) -> float:
+    """Chord over centerline length of the ``main_portal_vein`` segments (joined in order
+    from the root), NaN when the tree has no such vessel."""
+    segs = np.nonzero(graph.segment_label == "main_portal_vein")[0]
+    if segs.size == 0:
+        return float("nan")
+    # the main trunk: main_portal_vein segments in generation order
+    segs = segs[np.argsort(graph.segment_generation[segs])]
+    chain = [segs[0]]
+    for s in segs[1:]:
+        prev = chain[-1]
+        if {graph.segment_start[s], graph.segment_end[s]} & {graph.segment_start[prev],
+                                                             graph.segment_end[prev]}:
+            chain.append(s)
+    pts = np.concatenate([_oriented(graph, chain, i) for i in range(len(chain))])
+    length = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
+    return float(np.linalg.norm(pts[-1] - pts[0]) / length) if length > 0 else float("nan")
+
+
+def _oriented(graph, chain, i):
+    pts = graph.segment_points(chain[i])
+    if i + 1 < len(chain):
+        nxt = chain[i + 1]
+        shared = {graph.segment_start[nxt], graph.segment_end[nxt]}
+        if graph.segment_end[chain[i]] not in shared:
+            pts = pts[::-1]
+    elif i > 0:
+        prev = chain[i - 1]
+        if graph.segment_start[chain[i]] not in {graph.segment_start[prev],
+                                                 graph.segment_end[prev]}:
+            pts = pts[::-1]
+    return pts
+
+
+def named_diameters(graph: VesselGraph) -> dict[str, float]:
+    """2 × length-weighted median radius (mm) per anatomical name."""
+    out = {}
+    seg = graph.point_segment()
+    step = np.r_[np.linalg.norm(np.diff(graph.points, axis=0), axis=1), 0.0]
+    for name in sorted(set(graph.segment_label.tolist()) - {""}):
+        on = np.isin(seg, np.nonzero(graph.segment_label == name)[0])
+        r, w = graph.radius[on], step[on] + 1e-9
+        order = np.argsort(r)
+        cum = np.cumsum(w[order])
+        out[name] = float(2 * r[order][np.searchsorted(cum, 0.5 * cum[-1])])
+    return out
+
+
+def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.ndarray,
+                   hepatic_mask: np.ndarray, portal: VesselGraph | None,
+                   hepatic: VesselGraph | None, noise_sd_hu: float) -> FeatureTable:
+    """All liver vasomics features of one scan (see the module docstring)."""
+    vox_ml = image.voxel_volume / 1000.0
+    a = image.array
+    rec = []
+    liver = organs.get("liver")
+    liver_ml = float(np.count_nonzero(liver)) * vox_ml if liver is not None else float("nan")
+    spleen_ml = float(np.count_nonzero(organs.get("spleen", np.zeros(1, bool)))) * vox_ml
+    rec += [("tree", "VX.A.T.LIVER_VOL", liver_ml, "mL"),
+            ("tree", "VX.A.T.SPLEEN_VOL", spleen_ml, "mL"),
+            ("tree", "VX.P.T.LIVER_SPLEEN_RATIO",
+             liver_ml / spleen_ml if spleen_ml > 0 else float("nan"), "1")]
+    liver_hu = float(np.median(a[liver & ~(portal_mask | hepatic_mask)])) \
+        if liver is not None and liver.any() else float("nan")
+    vols = {}
+    for key, mask, graph in (("portal", portal_mask, portal), ("hepatic", hepatic_mask,
+                                                                 hepatic)):
+        scope = TREES[key]
+        vol = float(np.count_nonzero(mask)) * vox_ml
+        vols[key] = vol
+        length = float(graph.segment_lengths().sum()) if graph is not None else 0.0
+        lumen = float(np.median(a[mask])) if mask.any() else float("nan")
+        rec += [
+            (scope, "VX.A.V.TREE_LEN", length, "mm"),
+            (scope, "VX.A.V.TREE_VOL", vol, "mL"),
+            (scope, "VX.A.V.VESSEL_VOLUME_FRACTION", 100 * vol / liver_ml, "%"),
+            (scope, "VX.A.V.LENGTH_DENSITY", length / liver_ml, "mm/mL"),
+            (scope, "VX.P.V.DISTAL_RICHNESS",
+             (terminal_count(graph) if graph is not None else 0) / (liver_ml / 1000), "1/L"),
+            (scope, "VX.M.V.MURRAY_DEV",
+             murray_deviation(graph) if graph is not None else float("nan"), "1"),
+            (scope, "VX.C.V.LUMEN_HU", lumen, "HU"),
+            (scope, "VX.C.V.CNR", (lumen - liver_hu) / noise_sd_hu if noise_sd_hu else
+             float("nan"), "1"),
+        ]
+    if portal is not None:
+        rec.append(("vessel:main_portal_vein", "VX.A.V.HILAR_STRAIGHTNESS",
+                    hilar_straightness(portal), "1"))
+    for graph in (portal, hepatic):
+        if graph is not None:
+            rec += [(f"vessel:{n}", "VX.A.V.NAMED_DIAMETER", d, "mm")
+                    for n, d in named_diameters(graph).items()]
+    rec.append(("tree", "VX.X.T.PORTAL_HEPATIC_VOL_RATIO",
+                vols["portal"] / vols["hepatic"] if vols["hepatic"] > 0 else float("nan"), "1"))
+    pv, ao = organs.get("portal_vein"), organs.get("aorta")
+    ratio = float("nan")
+    if pv is not None and ao is not None and pv.any() and ao.any():
+        ratio = float(np.median(a[pv]) / np.median(a[ao]))
+    rec.append(("tree", "VX.C.T.PV_AORTA_RATIO", ratio, "1"))
+    return FeatureTable.from_records(rec)
