@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "model": "vasomics.model.cli:model",
     "us": "vasomics.ultrasound.cli:us",
     "io": "vasomics.io.cli:io_group",
+    "run": "vasomics.chain.run:run_command",
 }
 
 
