@@ -121,9 +121,10 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
     net.drop_short_components(params.min_component_length_mm)
     step = params.resample_step_mm or float(spacing.min())
     polylines, radii = [], []
-    for pts, rad in zip(net.points, net.radii, strict=True):
+    medians = _medians(net.radii)
+    for pts, rad, med in zip(net.points, net.radii, medians, strict=True):
         p, r = _resample(pts, rad, step)
-        sigma = max(params.smoothing_radius_factor * float(np.median(rad)),
+        sigma = max(params.smoothing_radius_factor * float(med),
                     params.smoothing_min_voxels * float(spacing.min()))
         p, r = _smooth(p, r, sigma / step)
         polylines.append(p)
@@ -137,7 +138,8 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
                 if degree[node] == 1:
                     polylines[s], radii[s] = _extend(polylines[s], radii[s], at_end, mask,
                                                      step, float(spacing.mean()),
-                                                     params.end_trim_radius_factor)
+                                                     params.end_trim_radius_factor,
+                                                     float(medians[s]))
                     node_pos[node] = polylines[s][-1 if at_end else 0]
     graph = _assemble(node_pos, seg_a, seg_b, polylines, radii, params)
     meta = {
@@ -194,7 +196,8 @@ class _Network:
         self._merge_degree_two()
         for _ in range(params.prune_rounds):
             degree = self._degree()
-            lengths = [self._length(s) for s in range(len(self.seg_a))]
+            lengths = [float(np.sum(np.sqrt(np.sum(np.diff(p, axis=0) ** 2, axis=1))))
+                       for p in self.points]
             remove: set[int] = set()
             by_junction: dict[int, list[int]] = defaultdict(list)
             pairs: dict[tuple[int, int], list[int]] = defaultdict(list)
@@ -280,6 +283,19 @@ class _Network:
         self._remove({s for s, a in enumerate(self.seg_a) if total[labels[a]] < min_length})
 
 
+def _medians(arrays) -> np.ndarray:
+    """Median of each array in a list, in one sort."""
+    if not arrays:
+        return np.zeros(0)
+    sizes = np.array([len(a) for a in arrays])
+    owner = np.repeat(np.arange(len(arrays)), sizes)
+    values = np.concatenate(arrays)
+    order = np.lexsort((values, owner))
+    values = values[order]
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return 0.5 * (values[start + (sizes - 1) // 2] + values[start + sizes // 2])
+
+
 def _components(n_nodes: int, seg_a: np.ndarray, seg_b: np.ndarray) -> np.ndarray:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -328,14 +344,13 @@ def _smooth(points: np.ndarray, radius: np.ndarray, sigma_pts: float):
 
 
 def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float,
-            trim_factor: float):
+            trim_factor: float, tip_r: float):
     """Re-draw one end of a polyline: drop the points closer to the tip than ``trim_factor``
-    × the segment's median radius (never more than half the points), then go straight along
-    the tangent of what is left to the mask boundary."""
+    × ``tip_r`` (the segment's median radius; never more than half the points), then follow
+    the parabola fitted to the end of what is left up to the mask boundary."""
     if not at_end:
-        p, r = _extend(points[::-1], radius[::-1], True, mask, step, voxel, trim_factor)
+        p, r = _extend(points[::-1], radius[::-1], True, mask, step, voxel, trim_factor, tip_r)
         return p[::-1], r[::-1]
-    tip_r = float(np.median(radius))
     near = np.linalg.norm(points - points[-1], axis=1) < trim_factor * tip_r
     keep = len(points) - int(np.argmin(near[::-1])) if not near.all() else 1
     keep = max(keep, (len(points) + 1) // 2, 2)
@@ -350,13 +365,14 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
     arc = -back[:window][::-1]
     fit = points[-window:]
     degree = 2 if window >= 5 else 1
-    coef = np.polynomial.polynomial.polyfit(arc, fit, degree)
-    if degree == 1 and np.linalg.norm(coef[1]) <= 0:
+    design = np.vander(arc, degree + 1, increasing=True)
+    coef = np.linalg.lstsq(design, fit, rcond=None)[0]  # (degree + 1, d)
+    if np.linalg.norm(coef[1]) <= 0:
         return points, radius
     probe = min(mask.spacing) / 4
     limit = 4 * tip_r + 4 * voxel
     t = np.arange(probe, limit + probe, probe)
-    ray = np.polynomial.polynomial.polyval(t, coef).T + (points[-1] - coef[0])
+    ray = np.vander(t, degree + 1, increasing=True) @ coef + (points[-1] - coef[0])
     idx = np.rint(mask.physical_to_index(ray)).astype(np.int64)
     shape = np.asarray(mask.shape)
     inside = np.all((idx >= 0) & (idx < shape), axis=1)
@@ -368,7 +384,7 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
     extent = t[first_out - 1] + probe / 2
     n_new = max(1, int(round(extent / step)))
     s_new = np.linspace(extent / n_new, extent, n_new)
-    new = np.polynomial.polynomial.polyval(s_new, coef).T + (points[-1] - coef[0])
+    new = np.vander(s_new, degree + 1, increasing=True) @ coef + (points[-1] - coef[0])
     return np.concatenate([points, new]), np.concatenate([radius, np.full(n_new, radius[-1])])
 
 
@@ -390,7 +406,7 @@ def _assemble(node_pos, seg_a, seg_b, polylines, radii, params: GraphParams) -> 
             incident[a].append(s)
             if b != a:
                 incident[b].append(s)
-        seg_radius = np.array([float(np.median(r)) for r in radii])
+        seg_radius = _medians(radii)
         labels = _components(n, seg_a, seg_b)
         roots = _choose_roots(node_pos, degree, labels, incident, seg_radius, params)
         for root in roots:

@@ -1,0 +1,74 @@
+"""Centerlines of real masks against independent references (TubeTK gold standard, VMTK)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vasomics.chain.compare import compare_centerlines, graph_polylines, resample_polylines
+from vasomics.chain.graph import mask_to_graph
+from vasomics.io.graphs import read_vtp_centerlines
+from vasomics.io.images import read_image
+from vasomics.io.tubetk import read_tubetk_centerlines
+
+
+@pytest.fixture(scope="module", params=["002", "003"])
+def tubetk(request, shared_data):
+    folder = shared_data / "tubetk_brain_mra"
+    mask = read_image(folder / "labels" / f"labels-{request.param}.nii.gz")
+    gold = read_tubetk_centerlines(
+        folder / "centerlines" / f"VascularNetworkFixed-{request.param}.vtp", mask)
+    return mask, gold, mask_to_graph(mask)
+
+
+def test_tubetk_centerlines_match_the_gold_standard(tubetk):
+    mask, gold, graph = tubetk
+    r = compare_centerlines(graph, (gold.polylines, gold.radii), tol_mm=1.0)
+    assert r["recall"] >= 0.90  # measured 0.987 (002), 0.988 (003)
+    assert r["far_fraction"] <= 0.10  # measured 0.007, 0.005
+    assert r["extracted_length_mm"] == pytest.approx(r["reference_length_mm"], rel=0.05)
+
+
+def test_tubetk_radii_follow_the_mask(tubetk):
+    """Our radius is the mask's own: at every centerline point it equals the exact Euclidean
+    distance transform of the mask up to smoothing."""
+    import edt
+
+    mask, _, graph = tubetk
+    dt = edt.edt(mask.array > 0, anisotropy=mask.spacing)
+    idx = np.rint(mask.physical_to_index(graph.points)).astype(int)
+    idx = np.clip(idx, 0, np.array(mask.shape) - 1)
+    inside = mask.array[tuple(idx.T)] > 0
+    assert inside.mean() > 0.97
+    diff = graph.radius[inside] - dt[tuple(idx[inside].T)]
+    assert abs(np.median(diff)) <= 0.1
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "the manual TubeTK masks are narrower than the gold-standard radii: the mask's own exact "
+    "distance transform at the gold points is 0.34-0.37 mm below the gold radius (median) and "
+    "the mask volume is 51 % of the gold tubes' volume, so a mask-faithful radius is ~0.4 mm "
+    "smaller than the gold radius (benchmarks/validate_real_centerlines.py)"))
+def test_tubetk_median_radius_error_target(tubetk):
+    _, gold, graph = tubetk
+    r = compare_centerlines(graph, (gold.polylines, gold.radii), tol_mm=1.0)
+    assert r["radius_abs_error_median_mm"] <= 0.25
+
+
+def test_vmtk_aorta_centerlines(shared_data):
+    from scipy.spatial import cKDTree
+
+    folder = shared_data / "vmtk_aorta_mra"
+    levelset = read_image(folder / "aorta-final-levelset.mha")
+    mask = levelset.with_array((levelset.array < 0).astype(np.uint8))
+    graph = mask_to_graph(mask)
+    kinds = sorted(graph.node_kind.tolist())
+    assert kinds == ["bifurcation", "endpoint", "endpoint", "root"]  # aorta into two iliacs
+    vmtk = read_vtp_centerlines(folder / "aorta-centerline.vtp", frame="RAS")
+    vp, _ = resample_polylines(vmtk.polylines, vmtk.radii, 0.1)
+    ep, _ = resample_polylines(*graph_polylines(graph), 0.1)
+    d_ours = cKDTree(vp).query(ep)[0]
+    d_vmtk = cKDTree(ep).query(vp)[0]
+    assert d_ours.mean() < 1.0  # measured 0.63 mm (voxels 0.88 x 0.88 x 1.5 mm)
+    assert d_vmtk.mean() < 0.7  # measured 0.43 mm
+    assert np.percentile(d_vmtk, 95) < 1.5  # measured 1.07 mm
