@@ -276,3 +276,56 @@ def radius_at(mask, points, spacing):  # pragma: no cover - compiled
                         best2 = ex
         dist[i] = np.sqrt(best2)
     return dist
+
+
+@numba.njit(cache=True, nogil=True)
+def radius_at_points(mask, points, spacing):  # pragma: no cover - compiled
+    """Distance (mm) from each continuous point (``(N, 3)`` fractional NumPy indices into
+    the 3D boolean ``mask``) to the nearest background voxel centre; outside the grid counts
+    as background. Exact: the nearest voxel's axis walks bound the search box."""
+    nz, ny, nx = mask.shape
+    n = points.shape[0]
+    dist = np.empty(n)
+    for i in range(n):
+        p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
+        c0, c1, c2 = int(np.rint(p0)), int(np.rint(p1)), int(np.rint(p2))
+        best2 = np.inf
+        for ax in range(3):
+            size = nz if ax == 0 else (ny if ax == 1 else nx)
+            for sgn in (-1, 1):
+                step = 0
+                while True:
+                    q0 = c0 + sgn * step if ax == 0 else c0
+                    q1 = c1 + sgn * step if ax == 1 else c1
+                    q2 = c2 + sgn * step if ax == 2 else c2
+                    qa = q0 if ax == 0 else (q1 if ax == 1 else q2)
+                    e2 = (((q0 - p0) * spacing[0]) ** 2 + ((q1 - p1) * spacing[1]) ** 2
+                          + ((q2 - p2) * spacing[2]) ** 2)
+                    if e2 >= best2:
+                        break
+                    if qa < 0 or qa >= size or q0 < 0 or q0 >= nz or q1 < 0 or q1 >= ny \
+                            or q2 < 0 or q2 >= nx or not mask[q0, q1, q2]:
+                        best2 = e2
+                        break
+                    step += 1
+        best = np.sqrt(best2)
+        z0, z1 = int(np.floor(p0 - best / spacing[0])), int(np.ceil(p0 + best / spacing[0]))
+        y0, y1 = int(np.floor(p1 - best / spacing[1])), int(np.ceil(p1 + best / spacing[1]))
+        x0, x1 = int(np.floor(p2 - best / spacing[2])), int(np.ceil(p2 + best / spacing[2]))
+        for z in range(z0, z1 + 1):
+            ez = ((z - p0) * spacing[0]) ** 2
+            if ez >= best2:
+                continue
+            for y in range(y0, y1 + 1):
+                ey = ez + ((y - p1) * spacing[1]) ** 2
+                if ey >= best2:
+                    continue
+                for x in range(x0, x1 + 1):
+                    ex = ey + ((x - p2) * spacing[2]) ** 2
+                    if ex >= best2:
+                        continue
+                    if z < 0 or z >= nz or y < 0 or y >= ny or x < 0 or x >= nx \
+                            or not mask[z, y, x]:
+                        best2 = ex
+        dist[i] = np.sqrt(best2)
+    return dist

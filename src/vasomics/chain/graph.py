@@ -24,7 +24,12 @@
    (``resample_step_mm``, default: the smallest voxel size) and smoothed with a Gaussian of
    ``σ = max(smoothing_radius_factor × median radius, smoothing_min_voxels × smallest voxel
    size)``, capped at a quarter of the segment length; the ends are held fixed (odd
-   reflection padding). Radii are resampled and smoothed with the same kernel.
+   reflection padding). The radius at each smoothed point is its distance (mm) to the nearest
+   background voxel centre (exact, anisotropic; outside the grid is background), smoothed
+   with the same kernel. Taken at the sub-voxel centerline rather than at the thinned voxel
+   (up to half a voxel off the axis), this is biased by less than +0.11 voxel on digitized
+   discs centred exactly and by -0.05 to -0.3 voxel on tube phantoms, where the centerline
+   itself strays about a quarter voxel (``benchmarks/bench_radius_definition.py``).
 4. **End correction.** Thinning stops about one radius short of a vessel's end, often bending
    towards the rim of the end face (within about √2 r of the tip). A terminal segment
    therefore loses its points closer to the tip than ``end_trim_radius_factor`` × its median
@@ -120,15 +125,16 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
     stats = net.prune(params, float(spacing.mean()))
     net.drop_short_components(params.min_component_length_mm)
     step = params.resample_step_mm or float(spacing.min())
-    polylines, radii = [], []
+    polylines, sigmas = [], []
     medians = _medians(net.radii)
     for pts, rad, med in zip(net.points, net.radii, medians, strict=True):
-        p, r = _resample(pts, rad, step)
+        p, _ = _resample(pts, rad, step)
         sigma = max(params.smoothing_radius_factor * float(med),
-                    params.smoothing_min_voxels * float(spacing.min()))
-        p, r = _smooth(p, r, sigma / step)
-        polylines.append(p)
-        radii.append(r)
+                    params.smoothing_min_voxels * float(spacing.min())) / step
+        polylines.append(_smooth(p, sigma))
+        sigmas.append(sigma)
+    radii = [_smooth_values(r, sigma) for r, sigma in
+             zip(_radius_at(mask, polylines), sigmas, strict=True)]
     seg_a, seg_b = np.array(net.seg_a, np.int64), np.array(net.seg_b, np.int64)
     node_pos = net.node_pos.copy()
     degree = np.bincount(np.concatenate([seg_a, seg_b]), minlength=len(node_pos))
@@ -317,30 +323,66 @@ def _resample(points: np.ndarray, radius: np.ndarray, step: float):
     return out, np.interp(t, arc, radius)
 
 
-def _smooth(points: np.ndarray, radius: np.ndarray, sigma_pts: float):
-    """Gaussian smoothing along a polyline with fixed ends (odd reflection padding)."""
-    n = len(points)
+def _kernel(sigma_pts: float, n: int):
+    """Gaussian kernel (half-width 3σ) for a polyline of ``n`` points, σ capped at a quarter
+    of the polyline; ``None`` when too small to matter."""
     sigma_pts = min(sigma_pts, (n - 1) / 4)
     if sigma_pts < 0.3 or n < 3:
-        return points, radius
-    w = int(np.ceil(3 * sigma_pts))
-    x = np.arange(-w, w + 1)
+        return None
+    x = np.arange(-int(np.ceil(3 * sigma_pts)), int(np.ceil(3 * sigma_pts)) + 1)
     kernel = np.exp(-0.5 * (x / sigma_pts) ** 2)
-    kernel /= kernel.sum()
-    w = min(w, n - 1)
-    pad_lo = 2 * points[0] - points[w:0:-1]
-    pad_hi = 2 * points[-1] - points[-2:-w - 2:-1]
-    ext = np.concatenate([pad_lo, points, pad_hi])
-    rext = np.concatenate([radius[w:0:-1], radius, radius[-2:-w - 2:-1]])
-    k = len(kernel) // 2
-    if w < k:  # very short segment: pad further with the end values
+    return kernel / kernel.sum()
+
+
+def _pad(values: np.ndarray, k: int, odd: bool) -> np.ndarray:
+    """Pad by ``k`` samples at each end: odd (point) reflection, which keeps the end values
+    fixed under a symmetric kernel, or even (mirror) reflection; beyond the polyline's own
+    length the end value is repeated."""
+    w = min(k, len(values) - 1)
+    lo, hi = values[w:0:-1], values[-2:-w - 2:-1]
+    if odd:
+        lo, hi = 2 * values[0] - lo, 2 * values[-1] - hi
+    ext = np.concatenate([lo, values, hi])
+    if w < k:
         ext = np.concatenate([np.repeat(ext[:1], k - w, 0), ext, np.repeat(ext[-1:], k - w, 0)])
-        rext = np.concatenate([np.repeat(rext[:1], k - w), rext, np.repeat(rext[-1:], k - w)])
+    return ext
+
+
+def _smooth(points: np.ndarray, sigma_pts: float) -> np.ndarray:
+    """Gaussian smoothing along a polyline with fixed ends (odd reflection padding)."""
+    kernel = _kernel(sigma_pts, len(points))
+    if kernel is None:
+        return points
+    ext = _pad(points, len(kernel) // 2, odd=True)
     out = np.column_stack([np.convolve(ext[:, d], kernel, mode="valid")
                            for d in range(points.shape[1])])
-    rad = np.convolve(rext, kernel, mode="valid")
     out[0], out[-1] = points[0], points[-1]
-    return out, rad
+    return out
+
+
+def _smooth_values(values: np.ndarray, sigma_pts: float) -> np.ndarray:
+    """Gaussian smoothing of a per-point quantity (mirror padding)."""
+    kernel = _kernel(sigma_pts, len(values))
+    if kernel is None:
+        return values
+    return np.convolve(_pad(values, len(kernel) // 2, odd=False), kernel, mode="valid")
+
+
+def _radius_at(mask: Image, polylines) -> list[np.ndarray]:
+    """Distance (mm) from each centerline point to the nearest background voxel centre."""
+    from vasomics.chain._thinning import radius_at_points
+
+    if not polylines:
+        return []
+    idx = mask.physical_to_index(np.concatenate(polylines))
+    spacing = np.asarray(mask.spacing, float)
+    array = mask.array
+    if mask.ndim == 2:
+        idx = np.column_stack([np.zeros(len(idx)), idx])
+        spacing = np.concatenate([[1e9], spacing])
+        array = array[None]
+    dist = radius_at_points(array, idx, spacing)
+    return np.split(dist, np.cumsum([len(p) for p in polylines])[:-1])
 
 
 def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float,

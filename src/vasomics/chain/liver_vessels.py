@@ -9,9 +9,10 @@ portal venous and hepatic venous trees.
    from the liver's median HU to the venous median HU seed vessels, which grow through
    voxels past a low threshold (``low_threshold_sd`` SDs of the smoothed parenchyma); the
    lumen edge is then placed at half the local peak contrast (``edge_window_mm``). The venous
-   median HU comes from (the portal vein, else the IVC, measured by
-   :func:`vasomics.chain.phase.measure_regions`) are vessel; localized kidneys, spleen and
-   aorta are excluded. When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
+   HU is that of the portal vein, the IVC (measured by
+   :func:`vasomics.chain.phase.measure_regions`) or the liver's ``liver_tail_percentile``,
+   whichever differs most from the parenchyma. Localized kidneys, spleen and aorta are
+   excluded. When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
    empty and the result says why (no silently wrong tree).
 3. **Roots**: regions thicker than ``max_vessel_radius_mm`` (kidney, bowel, spleen: the
    opening by a ball of that radius) are removed, and vessel components that do not reach
@@ -59,6 +60,9 @@ class LiverVesselParams(StageParams):
                                                            "fraction of the contrast.")
     min_contrast_sd: float = Field(3.0, description="Minimum vessel-to-liver contrast, in "
                                                     "noise SDs, to segment at all.")
+    liver_tail_percentile: float = Field(98.0, description="Percentile of the liver's HU taken "
+                                                           "as vessel HU when it exceeds the "
+                                                           "venous regions' contrast.")
     edge_window_mm: float = Field(2.0, description="Half-width of the window giving the local "
                                                    "peak contrast; the lumen edge is at half "
                                                    "of it.")
@@ -111,7 +115,10 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     liver_hu = region_hu.get("liver", np.nan)
     if not venous or not np.isfinite(liver_hu):
         return LiverVessels(empty, empty, empty, status="venous or liver HU not measured")
-    vessel_hu = float(venous[0])  # the portal vein when measured, else the IVC
+    # the venous region (or the liver's own bright tail) with the largest contrast: robust to
+    # a mislocalized portal vein
+    tail = float(np.percentile(image.array[liver][::7], p.liver_tail_percentile))
+    vessel_hu = max(venous + [tail], key=lambda v: abs(v - liver_hu))
     contrast = vessel_hu - liver_hu
     if abs(contrast) < p.min_contrast_sd * max(noise_sd_hu, 1.0):
         return LiverVessels(empty, empty, empty, status=f"vessel-to-liver contrast "

@@ -9,14 +9,13 @@ thinning (scikit-image) takes several seconds and TEASAR (kimimaro) tens of seco
 TEASAR it keeps loops. No distance transform of the volume is computed: radii are needed
 only on the centerline and are measured there by local search.
 
-Radius definition: at a centerline voxel, the Euclidean distance (mm, anisotropic spacing
-honoured) from its centre to the nearest background voxel centre, outside the grid counting
-as background: the value of the foreground's exact distance transform there, as skan and
-VesselVio use. No half-voxel correction is applied: the thinned voxel sits up to half a
-voxel off the true axis, which already shortens this distance. On digitized discs of radius
-1.2–7.3 voxels with random sub-voxel centres the mean error is −0.07 to −0.27 voxel and the
-largest 0.6 voxel (``benchmarks/bench_radius_definition.py``); smoothing along the
-centerline (:mod:`vasomics.chain.graph`) averages the per-voxel scatter.
+Radius at a centerline voxel: the Euclidean distance (mm, anisotropic spacing honoured) from
+its centre to the nearest background voxel centre, outside the grid counting as background -
+the foreground's exact distance transform there. It drives spur pruning; the radii of the
+final graph are measured again at the smoothed, sub-voxel centerline points
+(:mod:`vasomics.chain.graph`), because a thinned voxel can sit half a voxel off the axis, which
+shortens this distance by up to that much (mean error −0.1 to −0.3 voxel on digitized discs,
+``benchmarks/bench_radius_definition.py``).
 """
 
 from __future__ import annotations

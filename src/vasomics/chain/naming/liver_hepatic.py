@@ -1,8 +1,9 @@
 """Naming of the hepatic veins: right, middle and left.
 
 The hepatic venous graph (without the IVC) falls into trees that each drain into the IVC.
-Per connected tree, the root is its node nearest the IVC. Trees carrying at least
-``min_share`` of the total tubular volume are major; the major tree whose centroid lies
+Per connected tree, the root is its node nearest the IVC. Trees whose trunk (widest segment
+at the root, median radius) is at least ``min_caliber`` times the widest trunk are major
+(the three veins reach the IVC with comparable calibres); the major tree whose centroid lies
 farthest to the patient's right (smallest LPS x) is the ``right_hepatic_vein``, the one
 farthest to the left the ``left_hepatic_vein``, any between them the ``middle_hepatic_vein``.
 When only two major trees exist, the left one is divided at its first major division into
@@ -20,7 +21,7 @@ from vasomics.vessel_graph import VesselGraph
 RIGHT, MIDDLE, LEFT = "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein"
 
 
-def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_share: float = 0.08
+def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.5
                        ) -> VesselGraph:
     """Label hepatic vein segments (see the module docstring). ``ivc_point_mm``: a point on
     the IVC axis at the level of the hepatic vein confluence (LPS mm)."""
@@ -37,9 +38,10 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_share: float = 0.08
         tree = rooted_tree(graph, root)
         vol = sum(tree.weight[s] for s in tree.first)
         cen = sum(tree.weight[s] * tree.centroid[s] for s in tree.first) / max(vol, 1e-12)
-        trees.append((vol, cen, tree))
-    total = sum(t[0] for t in trees)
-    major = sorted([t for t in trees if t[0] >= min_share * total], key=lambda t: t[1][0])
+        caliber = max(float(np.median(graph.segment_radius(s))) for s in tree.first)
+        trees.append((caliber, cen, tree))
+    widest = max(t[0] for t in trees)
+    major = sorted([t for t in trees if t[0] >= min_caliber * widest], key=lambda t: t[1][0])
     named = []  # (centroid, name)
     if len(major) >= 3:
         for i, (_, cen, tree) in enumerate(major):

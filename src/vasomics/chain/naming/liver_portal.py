@@ -12,7 +12,8 @@ Rules (geometry in LPS mm: +x patient left, +y posterior, +z superior), applied 
 * segmental branches by Couinaud territory: below the right anterior division, the superior
   branch (larger z) is ``portal_S8`` and the inferior ``portal_S5``; below the right posterior
   division ``portal_S7`` / ``portal_S6``; the major branches of the left portal vein are
-  ``portal_S4`` (the most medial, smallest x), ``portal_S2`` (the most posterior-superior of
+  ``portal_S4`` (the most medial, smallest x; the left portal vein's division uses a third of
+  ``min_share``, its segmental branches being small), ``portal_S2`` (the most posterior-superior of
   the rest, largest y + z) and ``portal_S3`` (the others). Every segment below a segmental
   branch carries its name; minor side branches of a trunk carry the trunk's name.
 """
@@ -27,12 +28,14 @@ from vasomics.vessel_graph import VesselGraph
 
 def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15
                      ) -> VesselGraph:
-    """Label the portal tree's segments (see the module docstring). ``root_point_mm``: a
-    physical point near the trunk's upstream end (the hilum or the confluence)."""
+    """Label the portal tree's segments (see the module docstring). The root is the graph's
+    ``root`` node when it has exactly one, else the endpoint nearest ``root_point_mm`` (a
+    physical point near the trunk's upstream end, e.g. the confluence)."""
     labels = np.full(graph.n_segments, "", dtype=object)
     if graph.n_segments == 0:
         return graph.replace(segment_label=labels)
-    root = nearest_node(graph, root_point_mm)
+    roots = np.nonzero(graph.node_kind == "root")[0]
+    root = int(roots[0]) if roots.size == 1 else nearest_node(graph, root_point_mm)
     tree = rooted_tree(graph, root)
     if not tree.first:
         return graph.replace(segment_label=labels)
@@ -45,7 +48,7 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15
     left = max(division, key=lambda k: c[k, 0])
     right = max((k for k in division if k != left), key=lambda k: tree.weight[k])
     _name_side(labels, tree, right, "right_portal_vein", min_share, _right_rule)
-    _name_side(labels, tree, left, "left_portal_vein", min_share, _left_rule)
+    _name_side(labels, tree, left, "left_portal_vein", min_share / 3, _left_rule)
     return graph.replace(segment_label=labels)
 
 
