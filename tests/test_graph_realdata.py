@@ -47,8 +47,9 @@ def test_tubetk_radii_follow_the_mask(tubetk):
 @pytest.mark.xfail(strict=True, reason=(
     "the manual TubeTK masks are narrower than the gold-standard radii: the mask's own exact "
     "distance transform at the gold points is 0.34-0.37 mm below the gold radius (median) and "
-    "the mask volume is 51 % of the gold tubes' volume, so a mask-faithful radius is ~0.4 mm "
-    "smaller than the gold radius (benchmarks/validate_real_centerlines.py)"))
+    "the mask volume is 51 % of the gold tubes' volume, so a mask-faithful radius is smaller "
+    "than the gold radius (measured -0.36 and -0.35 mm), while VMTK's aorta radii are matched "
+    "within +0.03 mm (benchmarks/validate_real_centerlines.py)"))
 def test_tubetk_median_radius_error_target(tubetk):
     _, gold, graph = tubetk
     r = compare_centerlines(graph, (gold.polylines, gold.radii), tol_mm=1.0)
