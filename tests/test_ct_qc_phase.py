@@ -1,0 +1,83 @@
+"""CT chain: quality control verdicts and contrast phase recognition."""
+
+import numpy as np
+import pytest
+
+from vasomics.chain.phase import PHASES, measure_regions, recognize_phase
+from vasomics.chain.qc import check_coverage, check_image
+from vasomics.image import Image
+from vasomics.io.images import read_image
+from vasomics.phantoms.liver_ct import LABELS, liver_ct_phantom
+
+TS = "totalsegmentator_examples"
+
+
+def _truth_regions(truth):
+    lab = truth.labels.array
+    env = truth.labels.metadata["liver_envelope"]
+    return {"aorta": lab == LABELS["aorta"], "portal_vein": (lab == LABELS["portal"]) & ~env,
+            "liver": lab == LABELS["liver"], "ivc": lab == LABELS["ivc"]}
+
+
+def test_qc_passes_phantom_and_fails_bad_inputs(shared_data):
+    ct, truth = liver_ct_phantom((60, 96, 96), seed=1, z_extent_mm=180.0)
+    assert check_image(ct).verdict in ("pass", "warn")
+    coarse, _ = liver_ct_phantom((30, 64, 64), seed=1)  # 10 mm slices
+    assert any(c.name == "slice_spacing" for c in check_image(coarse).failures())
+    mr = check_image(read_image(shared_data / TS / "example_mr_sm.nii.gz"))
+    assert mr.verdict == "fail" and any(c.name == "hounsfield" for c in mr.failures())
+    scout = Image(ct.array[:3], spacing=ct.spacing, modality="CT")
+    assert any(c.name == "slices" for c in check_image(scout).failures())
+    flat = Image(ct.array[20], spacing=ct.spacing[1:])
+    assert check_image(flat).failures()[0].name == "dimensions"
+    tagged = ct.with_array(ct.array, metadata={"image_type": ["ORIGINAL", "PRIMARY",
+                                                              "LOCALIZER"]})
+    assert any(c.name == "localizer" for c in check_image(tagged).failures())
+    mixed = ct.with_array(ct.array, metadata={"dicom_series_in_folder": 3})
+    assert any(c.name == "series" and c.status == "warn" for c in check_image(mixed).checks)
+    modality = ct.with_array(ct.array, modality="MR")
+    assert any(c.name == "modality" for c in check_image(modality).failures())
+    with pytest.raises(Exception, match="quality control"):
+        check_image(modality).raise_if_failed()
+    # a scan that does not cover the liver fails coverage
+    empty = {"liver": np.zeros(ct.shape, bool)}
+    assert check_coverage(ct, empty, 12.0, "portal_venous").verdict == "fail"
+    organs = _truth_regions(truth)
+    organs["liver"] = truth.mask("liver")
+    assert check_coverage(ct, organs, 12.0, "portal_venous").verdict != "fail"
+
+
+def test_phase_accuracy_and_calibration_on_phantoms():
+    """40 phantoms (10 per phase, seeded, noise 8-25 HU), regions from the truth masks."""
+    n_ok, probs, labels = 0, [], []
+    for seed in range(40):
+        phase = PHASES[seed % 4]
+        noise = 8 + (seed * 7) % 18
+        ct, truth = liver_ct_phantom((40, 64, 64), phase=phase, seed=100 + seed,
+                                     noise_sd_hu=noise)
+        res = recognize_phase(measure_regions(ct, _truth_regions(truth)))
+        n_ok += res.phase == phase
+        probs.append([res.probabilities[p] for p in PHASES])
+        labels.append(PHASES.index(phase))
+    assert n_ok / 40 >= 0.95
+    probs = np.array(probs)
+    conf, pred = probs.max(1), probs.argmax(1)
+    ece = abs(np.mean(conf) - np.mean(pred == np.array(labels)))
+    assert ece < 0.08  # one-bin calibration gap; the benchmark reports the 10-bin ECE
+
+
+def test_phase_of_real_scans_and_tag_conflict(shared_data):
+    d = shared_data / TS
+    cta = read_image(d / "aorta_report/test_result/models/ct_cropped.nii.gz")
+    aorta = read_image(d / "aorta_report/test_result/models/aorta.nii.gz").array > 0
+    res = recognize_phase(measure_regions(cta, {"aorta": aorta}))
+    assert res.phase == "arterial" and res.probabilities["arterial"] > 0.9
+    native = read_image(d / "example_ct_sm.nii.gz")
+    masks = {r: read_image(d / "example_seg_fast" / f"{n}.nii.gz").array > 0 for r, n in
+             (("aorta", "aorta"), ("liver", "liver"), ("ivc", "inferior_vena_cava"),
+              ("portal_vein", "portal_vein_and_splenic_vein"))}
+    hu = measure_regions(native, masks)
+    assert recognize_phase(hu).phase == "native"
+    wrong_tag = recognize_phase(hu, {"contrast_agent_present": True})
+    assert wrong_tag.phase == "native" and wrong_tag.conflict
+    assert recognize_phase({}, {}).phase == "unknown"
