@@ -4,13 +4,17 @@ Usage: python benchmarks/bench_io_read.py [--size 512] [--repeats 3]
 
 The mask holds about 2,000 random tubes (≈0.1–0.3 % foreground, like the issue-2 benchmark
 tree). Each reader is timed best-of-N on the same files (written once to a temporary folder);
-"to array" means until a writable NumPy array in (z, y, x) order exists.
+"to array" means until a writable NumPy array in (z, y, x) order exists. Peak memory is the
+growth of the peak RSS (VmHWM, Linux) of a fresh process over its value after the imports
+(one process per reader and file).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,6 +51,26 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
+READERS = {
+    "vasomics": "from vasomics.io.images import read_image; f = lambda p: read_image(p).array",
+    "sitk": "import SimpleITK as s; f = lambda p: s.GetArrayFromImage(s.ReadImage(p))",
+    "nibabel": "import nibabel as n, numpy as np; "
+               "f = lambda p: np.asarray(n.load(p).dataobj).T.copy()",
+}
+
+
+def peak_mb(reader: str, path: Path) -> float:
+    """Extra peak RSS (MB) of reading ``path`` once in a fresh process (``VmHWM`` from
+    /proc: ``ru_maxrss`` would carry the parent's high-water mark across exec)."""
+    hwm = ("(lambda: int([l for l in open('/proc/self/status') "
+           "if l.startswith('VmHWM')][0].split()[1]))")
+    code = (f"{READERS[reader]}; hwm = {hwm}; base = hwm(); a = f({str(path)!r}); "
+            "print((hwm() - base) / 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip())
+
+
 def main() -> None:
     import nibabel as nib
     import SimpleITK as sitk
@@ -76,11 +100,14 @@ def main() -> None:
             else:
                 nibabel = float("nan")
             assert np.array_equal(read_image(path).array, mask)
-            rows.append((ext, size_mb, ours, itk, nibabel))
+            mem = [peak_mb(r, path) for r in ("vasomics", "sitk")]
+            mem.append(peak_mb("nibabel", path) if ext.startswith(".nii") else float("nan"))
+            rows.append((ext, size_mb, ours, itk, nibabel, *mem))
     print(f"{'format':8s} {'file MB':>8s} {'vasomics s':>11s} {'SimpleITK s':>12s} "
-          f"{'nibabel s':>10s}")
-    for ext, size_mb, ours, itk, nibabel in rows:
-        print(f"{ext:8s} {size_mb:8.2f} {ours:11.3f} {itk:12.3f} {nibabel:10.3f}")
+          f"{'nibabel s':>10s}   peak MB: {'vasomics':>8s} {'SimpleITK':>9s} {'nibabel':>8s}")
+    for ext, size_mb, ours, itk, nibabel, m1, m2, m3 in rows:
+        print(f"{ext:8s} {size_mb:8.2f} {ours:11.3f} {itk:12.3f} {nibabel:10.3f}   "
+              f"{'':9s}{m1:8.0f} {m2:9.0f} {m3:8.0f}")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,15 @@ Header keys used (synonyms as in MetaIO): ``NDims``, ``DimSize``, ``ElementSpaci
 
 from __future__ import annotations
 
-import zlib
+import os
 from pathlib import Path
 
 import numpy as np
 
 from vasomics.errors import FormatError, GeometryError, InputError
 from vasomics.image import Image
+from vasomics.io.compression import ERRORS as INFLATE_ERRORS
+from vasomics.io.compression import inflate
 
 #: MetaIO element types (MET_LONG is 4 bytes in MetaIO).
 MET_TYPES = {
@@ -38,11 +40,7 @@ _MAX_HEADER = 1 << 16
 def read_metaimage(path: str | Path) -> Image:
     """Read a ``.mha`` or ``.mhd`` file (see the module docstring)."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            blob = fh.read()
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror or exc})", path) from None
+    blob = _read_all(path)
     header, data_start = _parse_header(blob, path)
     ndim = _int(header, "NDims", path)
     if ndim not in (2, 3):
@@ -69,7 +67,7 @@ def read_metaimage(path: str | Path) -> Image:
     payload = _payload(header, blob, data_start, path, count * dtype.itemsize)
     if not _bool(header.get("BinaryData", "True")):
         try:
-            values = np.array(payload.split(), dtype=np.float64)
+            values = np.array(bytes(payload).split(), dtype=np.float64)
         except ValueError:
             raise InputError("ASCII voxel data hold non-numbers", path) from None
         if values.size != count:
@@ -90,6 +88,18 @@ def read_metaimage(path: str | Path) -> Image:
                      origin=tuple(origin), direction=direction, metadata={})
     except GeometryError as exc:
         raise GeometryError(f"invalid geometry in header: {exc.message}", path) from None
+
+
+def _read_all(path: Path, what: str = "file", owner: Path | None = None) -> bytearray:
+    """A file's bytes in a writable buffer (NumPy views of it are writable, no copy)."""
+    try:
+        with open(path, "rb") as fh:
+            data = bytearray(os.fstat(fh.fileno()).st_size)
+            n = fh.readinto(data)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} ({exc.strerror or exc})", owner or path) from None
+    del data[n:]
+    return data
 
 
 def _parse_header(blob: bytes, path: Path) -> tuple[dict[str, str], int]:
@@ -114,18 +124,14 @@ def _parse_header(blob: bytes, path: Path) -> tuple[dict[str, str], int]:
                               path)
 
 
-def _payload(header: dict, blob: bytes, data_start: int, path: Path, nbytes: int) -> bytes:
+def _payload(header: dict, blob: bytearray, data_start: int, path: Path,
+             nbytes: int) -> memoryview:
     source = header["ElementDataFile"]
     if source.upper() == "LOCAL":
-        return blob[data_start:]
+        return memoryview(blob)[data_start:]
     if source.upper().startswith("LIST") or len(source.split()) > 1:
         raise FormatError("MetaImage slice lists are not supported; convert to .mha", path)
-    data_path = path.parent / source
-    try:
-        data = data_path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read data file {source} ({exc.strerror or exc})",
-                         path) from None
+    data = memoryview(_read_all(path.parent / source, what=f"data file {source}", owner=path))
     try:
         skip = int(header.get("HeaderSize", "0") or 0)
     except ValueError:
@@ -135,19 +141,18 @@ def _payload(header: dict, blob: bytes, data_start: int, path: Path, nbytes: int
     return data[skip:]
 
 
-def _inflate(payload: bytes, expected: int, path: Path) -> bytes:
+def _inflate(payload, expected: int, path: Path) -> bytearray:
     """zlib data → exactly ``expected`` bytes, or an error (never partial data)."""
-    d = zlib.decompressobj()
     try:
-        out = d.decompress(payload, expected + 1)
-    except zlib.error as exc:
+        out = inflate(payload, expected, gzip=False)
+    except EOFError:
+        raise InputError(f"truncated compressed voxel data (expected {expected} bytes)",
+                         path) from None
+    except INFLATE_ERRORS as exc:
         raise InputError(f"corrupt compressed voxel data ({exc})", path) from None
-    if len(out) > expected:
-        raise InputError(f"compressed voxel data hold more than the {expected} bytes DimSize "
-                         f"and ElementType call for", path)
-    if not d.eof or len(out) < expected:
-        raise InputError(f"truncated compressed voxel data ({len(out)} of {expected} bytes)",
-                         path)
+    if len(out) != expected:
+        raise InputError(f"compressed voxel data hold {len(out)} bytes, DimSize and "
+                         f"ElementType call for {expected}", path)
     return out
 
 

@@ -25,6 +25,10 @@ from vasomics.io.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
+#: Largest plausible ratio of pixel bytes to file bytes (compressed TIFFs); beyond it the
+#: header is taken as corrupt rather than allocating the memory it asks for.
+_MAX_TIFF_RATIO = 10_000
+
 #: Length units found in ImageJ/OME metadata, in mm.
 UNITS_MM = {"micron": 1e-3, "microns": 1e-3, "um": 1e-3, "\u00b5m": 1e-3, "\u03bcm": 1e-3,
             "nm": 1e-6, "mm": 1.0, "millimeter": 1.0, "cm": 10.0, "centimeter": 10.0}
@@ -102,6 +106,10 @@ def _read_tiff(path: Path) -> Image:
                 if ends and max(ends) > size:
                     raise InputError(f"truncated TIFF (image data runs to byte {max(ends)} "
                                      f"of a {size}-byte file)", path)
+            claimed = int(np.prod(series.shape)) * series.dtype.itemsize
+            if claimed > _MAX_TIFF_RATIO * max(size, 1):
+                raise InputError(f"TIFF header claims {claimed / 1e9:.1f} GB of pixels in a "
+                                 f"{size / 1e6:.1f} MB file (corrupt file?)", path)
             array = series.asarray()
             axes = series.axes
             page = tif.pages[0]
