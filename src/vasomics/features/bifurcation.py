@@ -6,9 +6,10 @@ incident segments are its **daughters**, the *major* daughter being the one with
 radius. Each branch is measured on the stretch of its centerline between ``a = ka·R`` and
 ``a + kl·R`` of arc length from the node (``R`` = node radius, the largest radius of the
 incident segments at the node; ``ka``, ``kl`` = ``junction_start_radii``,
-``junction_length_radii``): its **direction** is the unit vector from the node to the centroid
-of that stretch, its **radius** the mean radius over it. A branch shorter than ``a`` uses its
-far end and its mean radius. Features needing a parent are NaN at a root; the three angles are
+``junction_length_radii``): its **direction** is the principal axis (least-squares line) of
+that stretch's points, oriented away from the node, its **radius** the mean radius over it.
+A stretch with fewer than three points uses the vector from the node to its centroid (to the
+far end of a branch shorter than ``a``), and a branch shorter than ``a`` its mean radius. Features needing a parent are NaN at a root; the three angles are
 NaN at nodes with more than two daughters.
 """
 
@@ -46,15 +47,28 @@ def junction_branches(ctx: Context):
         b = a + p.junction_length_radii * r_node
         dist = cl.s if end == 0 else cl.length[cl.segment] - cl.s
         inside = (dist >= a[cl.segment]) & (dist <= b[cl.segment])
-        count = np.bincount(cl.segment[inside], minlength=n_seg)
-        centroid = np.stack([np.bincount(cl.segment[inside], weights=cl.points[inside, k],
-                                         minlength=n_seg) for k in range(d)], axis=1)
-        r_sum = np.bincount(cl.segment[inside], weights=cl.radius[inside], minlength=n_seg)
-        has = count > 0
+        seg_in = cl.segment[inside]
+        pts_in = cl.points[inside]
+        count = np.bincount(seg_in, minlength=n_seg)
         safe = np.maximum(count, 1)
+        centroid = np.stack([np.bincount(seg_in, weights=pts_in[:, k], minlength=n_seg)
+                             for k in range(d)], axis=1) / safe[:, None]
+        # principal axis of the stretch (least-squares line), independent of where exactly
+        # the node sits; oriented away from the node
+        centred = pts_in - centroid[seg_in]
+        cov = np.zeros((n_seg, d, d))
+        for i in range(d):
+            for j in range(i, d):
+                cov[:, i, j] = cov[:, j, i] = np.bincount(
+                    seg_in, weights=centred[:, i] * centred[:, j], minlength=n_seg)
+        axis = np.linalg.eigh(cov)[1][:, :, -1]
+        r_sum = np.bincount(seg_in, weights=cl.radius[inside], minlength=n_seg)
+        has = count > 0
+        line = count >= 3
         far = g.points[off[1:] - 1] if end == 0 else g.points[off[:-1]]
-        target = np.where(has[:, None], centroid / safe[:, None], far)
-        vec = target - g.node_position[node]
+        away = np.where(has[:, None], centroid, far) - g.node_position[node]
+        sign = np.where(np.einsum("ij,ij->i", axis, away) < 0, -1.0, 1.0)
+        vec = np.where(line[:, None], sign[:, None] * axis, away)
         norm = np.linalg.norm(vec, axis=1, keepdims=True)
         direction[:, end] = np.where(norm > 0, vec / np.where(norm > 0, norm, 1.0), np.nan)
         radius[:, end] = np.where(has, r_sum / safe, whole_r)

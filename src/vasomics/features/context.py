@@ -79,6 +79,28 @@ class Context:
         return np.where(self.curved, cl_mod.torsion(self.derivatives), np.nan)
 
     @cached_property
+    def torsion_smoothed(self) -> np.ndarray:
+        """Signed torsion averaged (arc-length weighted, defined points only) over
+        ``torsion_window_mm`` centred on each point within its segment; NaN where the
+        point's own torsion is undefined."""
+        tau = self.torsion
+        ok = np.isfinite(tau)
+        if not ok.any():
+            return tau
+        cl = self.centerlines
+        w = np.where(ok, self.weights, 0.0)
+        key = cl.s + (cl.length.cumsum() - cl.length + 2.0 * self.params.torsion_window_mm
+                      * np.arange(cl.n_segments))[cl.segment]  # segments kept apart
+        half = 0.5 * self.params.torsion_window_mm
+        lo = np.searchsorted(key, key - half, side="left")
+        hi = np.searchsorted(key, key + half, side="right")
+        cw = np.concatenate([[0.0], np.cumsum(w)])
+        ctw = np.concatenate([[0.0], np.cumsum(w * np.where(ok, tau, 0.0))])
+        total = cw[hi] - cw[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ok & (total > 0), (ctw[hi] - ctw[lo]) / total, np.nan)
+
+    @cached_property
     def weights(self) -> np.ndarray:
         return self.centerlines.weights()
 

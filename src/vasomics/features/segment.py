@@ -34,20 +34,41 @@ def distance_metric(ctx: Context) -> np.ndarray:
         return np.where(c > 1e-9 * np.maximum(length, 1e-300), length / c, np.nan)
 
 
+def segment_quantile(values: np.ndarray, segment: np.ndarray, n_segments: int,
+                     q: float) -> np.ndarray:
+    """Per-segment ``q`` quantile (nearest rank) of per-point ``values`` (NaN if empty)."""
+    order = np.lexsort((values, segment))
+    counts = np.bincount(segment, minlength=n_segments)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = starts + np.floor(q * np.maximum(counts - 1, 0)).astype(np.int64)
+    out = np.full(n_segments, np.nan)
+    has = counts > 0
+    out[has] = values[order][rank[has]]
+    return out
+
+
 def inflection_count(ctx: Context) -> np.ndarray:
     """Number of sign changes of the principal normal (``N_a · N_b < 0``) between consecutive
-    curved points (curvature above threshold) of each segment; 0 without curved points."""
-    idx = np.flatnonzero(ctx.curved)
+    inflection-test points of each segment: points whose curvature exceeds both the
+    straightness threshold and ``inflection_relative_threshold`` × the segment's
+    90th-percentile curvature. Stretches in between are skipped, so a normal that turns
+    gradually through a noisy, nearly straight stretch (3D centerlines from masks) counts as
+    one flip. 0 without such points."""
+    cl = ctx.centerlines
+    p90 = segment_quantile(ctx.curvature, cl.segment, cl.n_segments, 0.9)
+    test = ctx.curved & (ctx.curvature > ctx.params.inflection_relative_threshold
+                         * p90[cl.segment])
+    idx = np.flatnonzero(test)
     normals = principal_normal(ctx.derivatives)[idx]
-    seg = ctx.centerlines.segment[idx]
+    seg = cl.segment[idx]
     flips = (np.einsum("ij,ij->i", normals[1:], normals[:-1]) < 0) & (seg[1:] == seg[:-1])
     return np.bincount(seg[1:][flips], minlength=ctx.graph.n_segments).astype(float)
 
 
 def sum_of_angles(ctx: Context) -> np.ndarray:
-    """Continuous limit of Bullitt's SOAM: ``∫ sqrt(κ² + τ²) ds / L`` (rad/mm); τ counts as
-    0 where undefined (straight points, 2D)."""
-    tau = np.nan_to_num(ctx.torsion, nan=0.0)
+    """Continuous limit of Bullitt's SOAM: ``∫ sqrt(κ² + τ²) ds / L`` (rad/mm) with the
+    window-averaged torsion; τ counts as 0 where undefined (straight points, 2D)."""
+    tau = np.nan_to_num(ctx.torsion_smoothed, nan=0.0)
     total = np.sqrt(ctx.curvature ** 2 + tau ** 2)
     return ctx.segment_mean(total)
 
@@ -91,7 +112,8 @@ def compute(ctx: Context) -> dict[str, Values]:
     radius_hi = np.maximum.reduceat(g.radius, g.point_offsets[:-1])
     dm = distance_metric(ctx)
     n_infl = inflection_count(ctx)
-    tors = ctx.segment_mean(np.abs(ctx.torsion), where=np.isfinite(ctx.torsion))
+    tau = ctx.torsion_smoothed
+    tors = ctx.segment_mean(np.abs(tau), where=np.isfinite(tau))
     values = {
         "VX.A.S.LEN": ctx.lengths,
         "VX.A.S.CHORD": chord(ctx),
