@@ -27,42 +27,37 @@ from vasomics.io.atomic import atomic_file, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
-#: Extensions read and written through SimpleITK (ITK's own readers).
+#: File extension → reader key. NIfTI and MetaImage have vasomics' own strict readers,
+#: NRRD is read by SimpleITK; all three are written by SimpleITK.
+EXTENSION_KINDS = {".nii": "nifti", ".nii.gz": "nifti", ".mha": "meta", ".mhd": "meta",
+                   ".nrrd": "nrrd", ".nhdr": "nrrd", ".png": "raster", ".tif": "raster",
+                   ".tiff": "raster", ".jpg": "raster", ".jpeg": "raster", ".bmp": "raster",
+                   ".dcm": "dicom", ".dicom": "dicom", ".ima": "dicom", ".vti": "vti"}
+#: Extensions written through SimpleITK.
 ITK_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-#: Extensions of 2D/3D raster formats (read with Pillow or tifffile).
-RASTER_EXTENSIONS = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
-DICOM_EXTENSIONS = (".dcm", ".dicom", ".ima")
+#: Extensions of 2D/3D raster formats (Pillow or tifffile).
+RASTER_EXTENSIONS = tuple(e for e, k in EXTENSION_KINDS.items() if k == "raster")
 VTK_EXTENSIONS = (".vti",)
-_SNIFFED_IO = {"nrrd": "NrrdImageIO"}
 #: Header-plus-detached-data formats: a second file is written beside the header.
-_DETACHED = {".mhd": ".raw", ".nhdr": ".raw.gz"}
+_DETACHED = (".mhd", ".nhdr")
 
 
 def image_format(path: str | Path) -> str:
-    """Format key of ``path``: ``"nifti"``, ``"itk"`` (NRRD, MetaImage), ``"raster"``,
+    """Reader key of ``path``: ``"nifti"``, ``"meta"``, ``"nrrd"``, ``"raster"``,
     ``"dicom"`` or ``"vti"``; a folder is a DICOM series. Files with an unknown extension
-    are identified by their first bytes (then ``"nrrd"`` and ``"meta"`` may be returned)."""
+    are identified by their first bytes."""
     path = Path(path)
     if path.is_dir():
         return "dicom"
     ext = _extension(path)
-    if ext in (".nii", ".nii.gz"):
-        return "nifti"
-    if ext in ITK_EXTENSIONS:
-        return "itk"
-    if ext in RASTER_EXTENSIONS:
-        return "raster"
-    if ext in DICOM_EXTENSIONS:
-        return "dicom"
-    if ext in VTK_EXTENSIONS:
-        return "vti"
+    if ext in EXTENSION_KINDS:
+        return EXTENSION_KINDS[ext]
     sniffed = _sniff(path)
     if sniffed:
         log.info("%s: unknown extension, read as %s by its content", path, sniffed)
         return sniffed
     raise FormatError(f"unknown image format {ext or '(no extension)'!r}; supported: "
-                      f"{', '.join(ITK_EXTENSIONS + RASTER_EXTENSIONS + DICOM_EXTENSIONS + VTK_EXTENSIONS)}"
-                      f" or a DICOM folder", path)
+                      f"{', '.join(EXTENSION_KINDS)} or a DICOM folder", path)
 
 
 def read_image(path: str | Path, *, spacing: tuple[float, ...] | None = None,
@@ -95,26 +90,7 @@ def read_image(path: str | Path, *, spacing: tuple[float, ...] | None = None,
         raise InputError("file is empty", path)
     kind = image_format(path)
     try:
-        if kind == "nifti":
-            from vasomics.io.nifti import read_nifti
-
-            image = read_nifti(path)
-        elif kind == "meta" or (kind == "itk" and _extension(path) in (".mha", ".mhd")):
-            from vasomics.io.metaimage import read_metaimage
-
-            image = read_metaimage(path)
-        elif kind in ("itk", "nrrd"):
-            image = _read_itk(path, kind)
-        elif kind == "raster":
-            from vasomics.io.raster import read_raster
-
-            image = read_raster(path)
-        elif kind == "vti":
-            image = _read_vti(path)
-        else:
-            from vasomics.io.dicom import read_dicom
-
-            image = read_dicom(path, series_uid=dicom_series)
+        image = _reader(kind)(path, dicom_series)
     except (InputError, FormatError) as exc:
         if exc.path is None:
             raise type(exc)(exc.message, path) from None
@@ -177,6 +153,29 @@ def write_image(image: Image, path: str | Path, *, compress: bool = True) -> Pat
 
 
 # ------------------------------------------------------------------------------- helpers
+def _reader(kind: str):
+    """``(path, dicom_series) -> Image`` for a reader key (modules imported on use)."""
+    if kind == "nifti":
+        from vasomics.io.nifti import read_nifti
+
+        return lambda path, _: read_nifti(path)
+    if kind == "meta":
+        from vasomics.io.metaimage import read_metaimage
+
+        return lambda path, _: read_metaimage(path)
+    if kind == "raster":
+        from vasomics.io.raster import read_raster
+
+        return lambda path, _: read_raster(path)
+    if kind == "dicom":
+        from vasomics.io.dicom import read_dicom
+
+        return lambda path, series: read_dicom(path, series_uid=series)
+    if kind == "vti":
+        return lambda path, _: _read_vti(path)
+    return lambda path, _: _read_nrrd(path)
+
+
 def _extension(path: Path) -> str:
     name = path.name.lower()
     for double in (".nii.gz", ".raw.gz"):
@@ -237,20 +236,19 @@ def _from_sitk(img, path: Path) -> Image:
         raise GeometryError(f"invalid geometry in header: {exc.message}", path) from None
 
 
-def _read_itk(path: Path, kind: str = "itk") -> Image:
-    """NRRD through SimpleITK (``kind`` names the ImageIO for files whose extension ITK would
-    not recognise)."""
+def _read_nrrd(path: Path) -> Image:
+    """NRRD (``.nrrd`` or ``.nhdr``) through SimpleITK, whose NRRD reader is told
+    explicitly, so files with another extension are read too."""
     sitk = _sitk()
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    if kind in _SNIFFED_IO:
-        reader.SetImageIO(_SNIFFED_IO[kind])
+    reader.SetImageIO("NrrdImageIO")
     try:
         img = reader.Execute()
     except RuntimeError as exc:
         reason = _itk_reason(exc)
         error = GeometryError if "spacing" in reason.lower() else InputError
-        raise error(f"cannot read {_extension(path) or kind} image: {reason}", path) from None
+        raise error(f"cannot read NRRD image: {reason}", path) from None
     return _from_sitk(img, path)
 
 
