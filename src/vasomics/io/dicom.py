@@ -360,7 +360,10 @@ def _safe_metadata(ds) -> dict:
             continue
         plain = _plain(value)
         if plain not in (None, "", []):
-            out[_snake(key)] = plain
+            # the stored encoding: pixels are returned decoded (palette/YBR → RGB)
+            name = "stored_photometric_interpretation" if key == "PhotometricInterpretation" \
+                else _snake(key)
+            out[name] = plain
     return out
 
 
