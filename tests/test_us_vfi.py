@@ -96,3 +96,19 @@ def test_vfi_bad_input():
         vector_velocity(np.ones((1, 8, 8, 8), complex), (PX, PX), 1e4, 5e6)
     with pytest.raises(InputError):
         vector_velocity(np.ones((3, 8, 8, 8)), (PX, PX), 1e4, 5e6)
+
+
+def test_reported_uncertainty_matches_spread_over_realizations():
+    v = np.array([-0.2, 0.3])
+    est, rep = [], []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        p0 = np.c_[rng.uniform(-3, 13, 4000), rng.uniform(-3, 13, 4000)]
+        iq = steered_iq(lambda t, p0=p0: p0 + v * 1e3 * t, (48, 48), PX, ACQ, n_frames=32,
+                        pad=16, seed=seed + 10)
+        f = _vfi(iq)
+        est.append(np.stack([f.vz, f.vx])[:, 8:40, 8:40])
+        rep.append(np.stack([f.sd_z, f.sd_x])[:, 8:40, 8:40])
+    empirical = np.std(est, axis=0, ddof=1).mean(axis=(1, 2))
+    reported = np.mean(rep, axis=(0, 2, 3))
+    np.testing.assert_allclose(reported, empirical, rtol=0.35)

@@ -302,7 +302,8 @@ def _psf_spectrum(acq: SteeredAcquisition, tx: float, rx: float, kz: np.ndarray,
 def steered_iq(positions, shape: tuple[int, int], pixel_mm: float,
                acq: SteeredAcquisition = SteeredAcquisition(), n_frames: int = 32,
                amplitudes: np.ndarray | None = None, noise_db: float | None = -40.0,
-               pad: int = 24, seed: int = 0) -> np.ndarray:
+               pad: int = 24, seed: int = 0, static_positions: np.ndarray | None = None,
+               static_amplitudes: np.ndarray | float = 1.0) -> np.ndarray:
     """Beamformed baseband IQ ``(angles, frames, Z, X)`` complex64 of point scatterers.
 
     ``positions(t)`` returns scatterer positions ``(N, 2)`` as (z, x) mm at time ``t`` s
@@ -310,7 +311,8 @@ def steered_iq(positions, shape: tuple[int, int], pixel_mm: float,
     the steered PSF (:class:`SteeredAcquisition`), computed in k-space on a grid padded by
     ``pad`` pixels (scatterers outside it alias in from the opposite side: keep the flow
     inside the padded field). ``noise_db`` adds white complex noise relative to the mean
-    signal power.
+    signal power. ``static_positions`` ``(M, 2)`` mm are motionless scatterers (tissue) with
+    ``static_amplitudes``, computed once.
     """
     rng = np.random.default_rng(seed)
     Z, X = shape
@@ -325,15 +327,22 @@ def steered_iq(positions, shape: tuple[int, int], pixel_mm: float,
     # scatterer spectrum at the RF wave numbers: demodulation multiplies the image by
     # exp(−i·kd·z) at fixed pixels, so motion phases follow the RF wave vector
     kd = 4 * np.pi * acq.center_frequency_hz / (acq.sound_speed_m_s * 1e3)
+    def spectrum(p, a):
+        zz, xx = p[:, 0] + pad * pixel_mm, p[:, 1] + pad * pixel_mm
+        Ez = np.exp(-1j * (kz[rows, None] + kd) * zz[None]).astype(np.complex64)
+        Ex = np.exp(-1j * xx[:, None] * kx[None, cols]).astype(np.complex64)
+        return (Ez * np.asarray(a, np.float32)[None]) @ Ex
+
+    static = 0
+    if static_positions is not None:
+        sp = np.asarray(static_positions, float)
+        static = spectrum(sp, np.broadcast_to(static_amplitudes, (len(sp),)))
     out = np.zeros((len(Hs), n_frames, Z, X), np.complex64)
     for t in range(n_frames):
         p = np.asarray(positions(t / acq.frame_rate_hz), float)
         a = np.ones(len(p)) if amplitudes is None else amplitudes
-        zz, xx = p[:, 0] + pad * pixel_mm, p[:, 1] + pad * pixel_mm
-        Ez = np.exp(-1j * (kz[rows, None] + kd) * zz[None]).astype(np.complex64)
-        Ex = np.exp(-1j * xx[:, None] * kx[None, cols]).astype(np.complex64)
         S = np.zeros((NZ, NX), np.complex64)
-        S[np.ix_(rows, cols)] = (Ez * a[None].astype(np.float32)) @ Ex
+        S[np.ix_(rows, cols)] = spectrum(p, a) + static
         for i, H in enumerate(Hs):
             img = np.fft.ifft2(S * H)
             out[i, t] = img[pad:pad + Z, pad:pad + X]
