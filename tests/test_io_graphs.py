@@ -204,3 +204,24 @@ def test_tubetk_gold_standard_graph(shared_data):
     assert np.count_nonzero(graph.node_kind == "bifurcation") > 100
     raw_length = sum(np.linalg.norm(np.diff(p, axis=0), axis=1).sum() for p in raw.polylines)
     assert 1.0 <= graph.segment_lengths().sum() / raw_length < 1.03
+
+
+def test_space_tag_sets_the_frame(tmp_path, caplog):
+    """3D Slicer's SPACE field tag decides the frame; vasomics writes SPACE=LPS."""
+    from vasomics.io.vtk_xml import write_vtk_xml
+
+    graph = _y_with_loop()
+    path = write_graph_vtp(graph, tmp_path / "g.vtp")
+    poly = read_vtp(path)
+    assert poly.field_data["SPACE"].tolist() == ["LPS"]
+    # the same model saved by Slicer in RAS: coordinates negated in x, y and tagged
+    poly.points = poly.points * [-1, -1, 1]
+    poly.field_data["NodePosition"] = poly.field_data["NodePosition"] * [-1, -1, 1]
+    poly.field_data["SPACE"] = np.array(["RAS"], dtype=object)
+    ras = write_vtk_xml(tmp_path / "ras.vtp", poly)
+    _assert_graphs_equal(graph, read_graph_vtp(ras))
+    np.testing.assert_allclose(read_vtp_centerlines(ras).points, graph.points)
+    with caplog.at_level("WARNING"):
+        forced = read_vtp_centerlines(ras, frame="LPS")
+    assert "SPACE=RAS" in caplog.text
+    np.testing.assert_allclose(forced.points, poly.points)

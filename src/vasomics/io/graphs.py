@@ -8,12 +8,14 @@ VTP layout written by :func:`write_graph_vtp` (read back exactly by :func:`read_
 * cell arrays ``SegmentId``, ``StartNode``, ``EndNode``, ``Generation``, ``Strahler``
   (``-1`` = not assigned) and ``Label`` (string);
 * field data ``NodePosition`` (N×3), ``NodeKind`` (strings) and ``Dimension`` (2 or 3; 2D
-  graphs are stored with z = 0).
+  graphs are stored with z = 0), and ``SPACE`` = ``"LPS"``, the tag 3D Slicer writes and
+  reads to know a model file's frame.
 
-Coordinates are written as they are in the graph: physical LPS mm. 3D Slicer displays RAS,
-but its VTK/VTP model reader assumes LPS files by default (Slicer ≥ 4.11), so the centerlines
-overlay the image loaded from the same case. VMTK works in the image's ITK physical frame,
-which is LPS too.
+Coordinates are written as they are in the graph: physical LPS mm, so in 3D Slicer the
+centerlines overlay the image loaded from the same case. Files written by VMTK scripts
+(``vmtkcenterlines`` and friends) hold RAS coordinates (x and y negated), measured on
+``vmtk_aorta_mra``: read them with ``frame="RAS"``. Files carrying Slicer's ``SPACE`` tag are
+converted automatically.
 
 JSON (:func:`write_graph_json`, :func:`read_graph_json`), schema :data:`JSON_SCHEMA_VERSION`::
 
@@ -191,18 +193,18 @@ class Centerlines:
 
 
 def read_vtp_centerlines(path: str | Path, radius_array: str | None = None,
-                         frame: str = "LPS") -> Centerlines:
+                         frame: str | None = None) -> Centerlines:
     """Read the polylines of a VTP file (VMTK, TubeTK, 3D Slicer, vasomics) with their radii.
 
     ``radius_array`` names the point array holding radii in mm; by default the first of
     :data:`RADIUS_NAMES` present. ``frame`` is the frame the file's points are in
-    (:data:`FRAMES`); points are returned in LPS mm, so ``"RAS"`` files (VMTK centerlines)
-    are converted with :func:`ras_to_lps`. Polylines of fewer than two points are dropped
-    (logged). See :mod:`vasomics.io.tubetk` for TubeTK's index × spacing frame.
+    (:data:`FRAMES`); by default the file's ``SPACE`` field (3D Slicer, vasomics), else
+    LPS. Points are returned in LPS mm, so ``"RAS"`` files (VMTK centerlines) are converted
+    with :func:`ras_to_lps`. Polylines of fewer than two points are dropped (logged). See
+    :mod:`vasomics.io.tubetk` for TubeTK's index × spacing frame.
     """
-    if frame not in FRAMES:
-        raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
     poly = read_vtp(path)
+    frame = _resolve_frame(poly, frame, path)
     if frame == "RAS":
         poly.points = ras_to_lps(poly.points)
     lines = poly.lines
@@ -231,6 +233,24 @@ def read_vtp_centerlines(path: str | Path, radius_array: str | None = None,
     )
 
 
+def _resolve_frame(poly: VTKPolyData, frame: str | None, path) -> str:
+    """The frame to read ``poly`` in: ``frame`` if given, else the file's SPACE tag, else
+    LPS. A given frame that contradicts the tag wins, with a warning."""
+    if frame is not None and frame not in FRAMES:
+        raise ValueError(f"frame must be one of {FRAMES}, got {frame!r}")
+    tag = poly.field_data.get("SPACE")
+    tagged = str(tag[0]).strip().upper() if tag is not None and len(tag) else None
+    if tagged is not None and tagged not in FRAMES:
+        log.warning("%s: unknown SPACE tag %r ignored", path, tagged)
+        tagged = None
+    if frame is None:
+        return tagged or "LPS"
+    if tagged is not None and tagged != frame:
+        log.warning("%s: file says SPACE=%s but frame=%s was requested; using %s", path,
+                    tagged, frame, frame)
+    return frame
+
+
 # ------------------------------------------------------------------------------------ VTP
 def write_graph_vtp(graph: VesselGraph, path: str | Path) -> Path:
     """Write ``graph`` as VTP (layout in the module docstring), atomically."""
@@ -253,7 +273,8 @@ def write_graph_vtp(graph: VesselGraph, path: str | Path) -> Path:
         },
         field_data={"NodePosition": nodes.astype(np.float64),
                     "NodeKind": graph.node_kind.astype(str),
-                    "Dimension": np.array([graph.ndim], dtype=np.int64)},
+                    "Dimension": np.array([graph.ndim], dtype=np.int64),
+                    "SPACE": np.array(["LPS"], dtype=object)},
     )
     return write_vtk_xml(path, poly)
 
@@ -269,6 +290,9 @@ def read_graph_vtp(path: str | Path, merge_tol_mm: float = 1e-3) -> VesselGraph:
     if "Radius" not in poly.point_data:
         raise InputError("vasomics graph VTP lacks the Radius point array", path)
     ndim = int(fd.get("Dimension", [3])[0])
+    if _resolve_frame(poly, None, path) == "RAS":  # e.g. re-saved by Slicer in RAS
+        poly.points = ras_to_lps(poly.points)
+        fd["NodePosition"] = ras_to_lps(np.asarray(fd["NodePosition"], float).reshape(-1, 3))
     lines = poly.lines
     order = np.concatenate(lines) if lines else np.zeros(0, np.int64)
     offsets = np.concatenate([[0], np.cumsum([len(c) for c in lines])])
