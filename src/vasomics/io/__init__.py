@@ -28,3 +28,21 @@ write). :mod:`vasomics.io.vtk_xml` is the dependency-free VTK XML (.vti/.vtp) co
 :mod:`vasomics.io.tubetk` maps TubeTK gold-standard centerlines into an image's frame. Every
 writer writes atomically (:mod:`vasomics.io.atomic`).
 """
+
+import importlib
+
+#: Public names, importable from ``vasomics.io`` (loaded on first use).
+_LAZY = {
+    "read_image": "vasomics.io.images", "write_image": "vasomics.io.images",
+    "read_mask": "vasomics.io.images", "read_vtp_centerlines": "vasomics.io.graphs",
+    "read_graph_vtp": "vasomics.io.graphs", "write_graph_vtp": "vasomics.io.graphs",
+    "read_graph_json": "vasomics.io.graphs", "write_graph_json": "vasomics.io.graphs",
+    "write_graph_graphml": "vasomics.io.graphs", "write_dicom_series": "vasomics.io.dicom",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vasomics.io' has no attribute {name!r}")
