@@ -214,7 +214,7 @@ class _TreeBuilder:
             if seg_len <= 6 or r_child < min_radius:
                 continue
             idx = self.add(start, end, r_child, r_child, parent, name, bend=0.05)
-            self.subtree(end, d, r_child * 0.8, length * 0.75, depth - 1, idx, name, min_radius)
+            self.subtree(end, d, r_child, length * 0.75, depth - 1, idx, name, min_radius)
 
 
 def _unit(v):
@@ -260,7 +260,7 @@ def _grow_segmental(t: _TreeBuilder, segmental: dict, depth, min_radius):
             seg_len *= 0.8
             end = start + direction * seg_len
         idx = t.add(start, end, radius, radius, parent, name)
-        t.subtree(end, direction, radius * 0.85, seg_len * 0.7, depth, idx, name, min_radius)
+        t.subtree(end, direction, radius, seg_len * 0.7, depth, idx, name, min_radius)
     return t
 
 
@@ -284,7 +284,7 @@ def _hepatic_tree(anat: _Anatomy, rng, step, depth, min_radius):
             seg_len *= 0.8
             end = start + direction * seg_len
         idx = t.add(start, end, radius, radius, -1, name)
-        t.subtree(end, direction, radius * 0.85, seg_len * 0.6, depth, idx, name, min_radius)
+        t.subtree(end, direction, radius, seg_len * 0.6, depth, idx, name, min_radius)
     return t
 
 
