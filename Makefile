@@ -1,5 +1,5 @@
 # Two commands do everything on a machine with Python 3.11, git and make:
-#   make demo   create .venv, install vasomics, run the main job on a generated phantom
+#   make demo   create .venv, install vasomics, run the CT chain on the bundled real CT (prints the summary path)
 #   make test   create .venv, install vasomics with test extras, run the whole suite
 PYTHON ?= python3.11
 VENV := .venv

@@ -17,7 +17,7 @@ from vasomics.errors import VasomicsError
 #: Sub-commands: name -> "module:attribute" of a click command or group. Each area adds
 #: its own line; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
-    "features": "vasomics.features.cli:features_command", "demo": "vasomics.features.cli:demo_command",
+    "features": "vasomics.features.cli:features_command", "demo": "vasomics.chain.run:demo_command",
     "cohort": "vasomics.cohort.cli:cohort",
     "model": "vasomics.model.cli:model",
     "us": "vasomics.ultrasound.cli:us",
