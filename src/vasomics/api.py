@@ -43,41 +43,52 @@ class PipelineParams(StageParams):
 @dataclass(frozen=True)
 class FeatureResult:
     """What :func:`compute_features` returns: the table, the graph it was measured on, the
-    parameters with every auto value resolved, and seconds per stage."""
+    parameters with every auto value resolved, seconds per stage and the validated mask."""
 
     table: FeatureTable
     graph: VesselGraph
     params: PipelineParams
     seconds: dict
+    mask: Image | None = None
 
 
-def _as_image(source, what: str, like: Image | None = None, allow_full: bool = False):
-    """(Image, path or None) from a path or an Image; masks validated, geometry checked."""
-    from vasomics.io.images import read_image, read_mask
+def _as_image(source, what: str, like: Image | None = None, allow_full: bool = False,
+              spacing: tuple[float, ...] | None = None):
+    """(Image, path or None) from a path or an Image. Masks are validated (binary, not empty,
+    not full unless ``allow_full``); geometry must match ``like``; ``spacing`` (mm, NumPy
+    order) overrides the file's voxel size (PNG and most TIFFs store none)."""
+    from vasomics.io.images import read_image
+    from vasomics.masks import binary_mask
 
     if source is None:
         return None, None
+    path = None
     if isinstance(source, Image):
-        if like is not None:
-            like.require_same_geometry(source, what)
-        return source, None
-    path = Path(source)
-    if what == "image":
-        image = read_image(path)
-        if like is not None:
-            like.require_same_geometry(image, what, path)
+        image = source
+        if spacing is not None:
+            image = image.with_array(image.array, spacing=tuple(spacing))
+    else:
+        path = Path(source)
+        image = read_image(path, spacing=spacing)
         image.metadata["path"] = str(path)
-        return image, path
-    image, _ = read_mask(path, like=like, allow_full=allow_full)
-    image.metadata["path"] = str(path)
+    if like is not None:
+        like.require_same_geometry(image, what, path)
+    if what != "image":
+        array = binary_mask(image, path, allow_full=allow_full)
+        image = image.with_array(array, modality="mask",
+                                 metadata={**image.metadata, "path": str(path)} if path else
+                                 image.metadata)
     return image, path
 
 
 def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, region=None,
-                     params: PipelineParams | str | Path | None = None) -> FeatureResult:
+                     params: PipelineParams | str | Path | None = None,
+                     spacing: tuple[float, ...] | None = None) -> FeatureResult:
     """Mask (file or Image) → graph → features. A :class:`VesselGraph` may be given instead of
     a mask (mask-based features are then left out). ``image`` and ``region`` are files or
-    Images on the mask's grid. ``params``: a :class:`PipelineParams` or a YAML file."""
+    Images on the mask's grid. ``params``: a :class:`PipelineParams` or a YAML file.
+    ``spacing`` (mm per NumPy axis) overrides the voxel size of all three inputs, for
+    formats without a physical one (PNG, most TIFFs)."""
     if params is None or isinstance(params, str | Path):
         params = load_params(PipelineParams, params)
     seconds: dict[str, float] = {}
@@ -85,7 +96,7 @@ def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, regi
     if isinstance(mask, VesselGraph):
         graph, mask_image, mask_path = mask, None, None
     else:
-        mask_image, mask_path = _as_image(mask, "mask")
+        mask_image, mask_path = _as_image(mask, "mask", spacing=spacing)
         seconds["read"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         graph = mask_to_graph(mask_image, params.graph, skeleton_params=params.skeleton,
@@ -95,8 +106,9 @@ def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, regi
             raise InputError("no vessel centerline could be extracted from the mask",
                              mask_path)
     t0 = time.perf_counter()
-    image_img, _ = _as_image(image, "image", like=mask_image)
-    region_img, _ = _as_image(region, "region mask", like=mask_image, allow_full=True)
+    image_img, _ = _as_image(image, "image", like=mask_image, spacing=spacing)
+    region_img, _ = _as_image(region, "region mask", like=mask_image, allow_full=True,
+                              spacing=spacing)
     seconds["read"] = seconds.get("read", 0.0) + time.perf_counter() - t0
     from vasomics.features.extract import extract_features_with_params
 
@@ -105,20 +117,22 @@ def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, regi
         graph, mask=mask_image, image=image_img, region=region_img, params=params.features)
     seconds["features"] = time.perf_counter() - t0
     resolved = params.model_copy(update={"features": feature_params})
-    return FeatureResult(table, graph, resolved, seconds)
+    return FeatureResult(table, graph, resolved, seconds, mask_image)
 
 
 def extract_features(mask: str | Path | Image | VesselGraph, *, image=None, region=None,
-                     params: PipelineParams | str | Path | None = None) -> FeatureTable:
+                     params: PipelineParams | str | Path | None = None,
+                     spacing: tuple[float, ...] | None = None) -> FeatureTable:
     """All catalogue features of a vessel mask (or graph) as a long
     :class:`~vasomics.features.table.FeatureTable` (see :func:`compute_features`)."""
-    return compute_features(mask, image=image, region=region, params=params).table
+    return compute_features(mask, image=image, region=region, params=params,
+                            spacing=spacing).table
 
 
 def data_dictionary(table: FeatureTable) -> pd.DataFrame:
     """One row per feature id present in ``table``: id, name, category, scope, unit,
-    definition, formula, when undefined, processing choices, equivalents, reference and
-    catalogue version."""
+    definition, formula, when undefined, processing choices, equivalents in other tools,
+    reference, the phantom validation (with its tolerance) and the catalogue version."""
     from vasomics.features.catalogue import load_catalogue
 
     cat = load_catalogue()
@@ -133,13 +147,16 @@ def data_dictionary(table: FeatureTable) -> pd.DataFrame:
             "formula": f.formula, "undefined_when": f.undefined or "",
             "depends_on": "; ".join(f.depends_on),
             "equivalents": "; ".join(f"{k}: {v}" for k, v in f.equivalents.items()),
-            "reference": f.reference or "", "catalogue_version": cat.catalogue_version,
+            "reference": f.reference or "",
+            "validated_on": f"{f.validation.phantom} (tolerance {f.validation.tolerance})",
+            "catalogue_version": cat.catalogue_version,
         })
     return pd.DataFrame(rows)
 
 
 def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, region=None,
                  params: PipelineParams | str | Path | None = None,
+                 spacing: tuple[float, ...] | None = None,
                  extra_images: dict[str, Image] | None = None) -> FeatureResult:
     """Compute features and write ``outdir``: ``features.parquet``, ``features.csv``,
     ``features_dictionary.csv``, ``graph.vtp``, ``graph.json``, ``params.yaml`` (resolved
@@ -152,7 +169,8 @@ def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, re
     from vasomics.io.images import write_image
     from vasomics.provenance import provenance_record
 
-    result = compute_features(mask, image=image, region=region, params=params)
+    result = compute_features(mask, image=image, region=region, params=params,
+                              spacing=spacing)
     inputs = {role: p for role, p in (("mask", mask), ("image", image), ("region", region))
               if isinstance(p, str | Path)}
     with staged_output_dir(outdir) as stage:
@@ -170,6 +188,12 @@ def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, re
         result.seconds["write"] = time.perf_counter() - t0
         record = provenance_record(result.params, inputs, result.seconds)
         record["feature_catalogue_version"] = load_catalogue().catalogue_version
+        record["spacing_override_mm"] = None if spacing is None else list(spacing)
+        if not isinstance(mask, VesselGraph):
+            m = result.mask
+            record["mask_geometry"] = {"shape": list(m.shape), "spacing_mm": list(m.spacing),
+                                       "origin_mm": list(m.origin),
+                                       "direction": m.direction.tolist()}
         record["graph"] = {"n_nodes": result.graph.n_nodes,
                            "n_segments": result.graph.n_segments, "ndim": result.graph.ndim}
         with atomic_file(stage / "provenance.json") as tmp:
