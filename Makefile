@@ -17,7 +17,7 @@ install: $(BIN)/python
 
 demo: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/vasomics demo -o demo_output
+	$(BIN)/vasomics ct-demo -o demo_output
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
