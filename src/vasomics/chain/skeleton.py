@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
 from vasomics.chain import _thinning as k
 from vasomics.image import Image
@@ -34,8 +35,13 @@ log = logging.getLogger(__name__)
 
 
 class SkeletonParams(StageParams):
-    """Parameters of the skeletonization stage (currently none change the result; the
-    section exists so parameter files stay stable as options are added)."""
+    """Parameters of the skeletonization stage."""
+
+    fill_cavities: bool = Field(
+        False, description="Fill background pockets enclosed by the mask (holes in a "
+        "segmented lumen) before thinning. Thinning preserves topology, so a cavity otherwise "
+        "leaves a closed surface, which becomes one node. Off by default: it costs a pass "
+        "over the mask's bounding box (about 1 s for 512^3).")
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
     Topology (components, loops, cavities) is preserved; isolated single voxels remain as
     centerline voxels without neighbours.
     """
-    del params  # no options yet
+    params = params or SkeletonParams()
     fg = binary_mask(mask, path)
     ndim = fg.ndim
     vol3 = fg if ndim == 3 else fg[None]
@@ -90,6 +96,14 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
     del nz, ys, xs
     # the foreground's bounding box with one voxel of background on every side
     crop = vol3[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
+    if params.fill_cavities:
+        from scipy.ndimage import binary_fill_holes
+
+        crop = binary_fill_holes(crop) if ndim == 3 else binary_fill_holes(crop[0])[None]
+        filled = np.zeros_like(vol3)
+        filled[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] = crop
+        vol3 = filled | vol3
+        fg = vol3 if ndim == 3 else vol3[0]
     vol = np.pad(crop.view(np.uint8), 1)
     offsets = k.cube_offsets(vol.shape)
     flat_vol = vol.reshape(-1)
