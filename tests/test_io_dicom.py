@@ -252,3 +252,15 @@ def test_enhanced_multiframe(tmp_path, volume):
     np.testing.assert_allclose(image.origin, origin, atol=1e-5)
     np.testing.assert_allclose(image.direction, rot, atol=1e-5)
     assert PATIENT_NAME.encode() not in pickle.dumps(image)
+
+
+def test_damaged_slice_is_reported(tmp_path, volume):
+    write_series(tmp_path / "s", volume)
+    victim = sorted((tmp_path / "s").glob("*.dcm"))[4]
+    data = victim.read_bytes()
+    victim.write_bytes(data[:200])  # header cut: pydicom cannot parse it
+    with pytest.raises(InputError, match=f"damaged DICOM file {victim.name}"):
+        read_image(tmp_path / "s")
+    victim.write_bytes(data[:-50])  # pixel data cut
+    with pytest.raises(InputError, match="pixel data"):
+        read_image(tmp_path / "s")

@@ -103,6 +103,9 @@ def _scan(folder: Path) -> dict[str, list]:
             ds = pydicom.dcmread(f, stop_before_pixels=True)
         except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, AttributeError,
                 KeyError):
+            if _has_dicom_preamble(f):  # a damaged DICOM file: never a silent gap
+                raise InputError(f"damaged DICOM file {f.relative_to(folder)}",
+                                 folder) from None
             continue
         if "SOPClassUID" in ds and str(ds.SOPClassUID).startswith("1.2.840.10008.1.3.10"):
             continue  # a DICOMDIR under another name
@@ -113,6 +116,15 @@ def _scan(folder: Path) -> dict[str, list]:
     if not groups:
         raise InputError("no DICOM images found in folder", folder)
     return groups
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
 
 
 def _info(uid: str, headers: list) -> SeriesInfo:
