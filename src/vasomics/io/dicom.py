@@ -97,6 +97,7 @@ def _scan(folder: Path) -> dict[str, list]:
     from pydicom.errors import InvalidDicomError
 
     groups: dict[str, list] = {}
+    headerless: dict[str, list[Path]] = {}
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in _SKIP_NAMES)
     for f in files:
         try:
@@ -109,12 +110,17 @@ def _scan(folder: Path) -> dict[str, list]:
             continue
         if "SOPClassUID" in ds and str(ds.SOPClassUID).startswith("1.2.840.10008.1.3.10"):
             continue  # a DICOMDIR under another name
-        if "Rows" not in ds:
-            continue  # not an image (structured report, presentation state...)
         uid = str(ds.get("SeriesInstanceUID", "")) or "unknown-series"
+        if "Rows" not in ds:  # not an image (report, presentation state) or cut short
+            headerless.setdefault(uid, []).append(f)
+            continue
         groups.setdefault(uid, []).append((f, ds))
     if not groups:
         raise InputError("no DICOM images found in folder", folder)
+    for uid, files in headerless.items():
+        if uid in groups:  # an image series with a member lacking the image header
+            raise InputError(f"damaged DICOM file {files[0].relative_to(folder)} (no image "
+                             f"header) in a series of {len(groups[uid])} images", folder)
     return groups
 
 
