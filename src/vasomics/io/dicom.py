@@ -110,6 +110,10 @@ def _scan(folder: Path) -> dict[str, list]:
             continue
         if "SOPClassUID" in ds and str(ds.SOPClassUID).startswith("1.2.840.10008.1.3.10"):
             continue  # a DICOMDIR under another name
+        if "SOPClassUID" not in ds and _has_dicom_preamble(f):
+            # every DICOM object carries SOPClassUID: the data set was cut short
+            raise InputError(f"damaged DICOM file {f.relative_to(folder)} (data set ends "
+                             f"early)", folder)
         uid = str(ds.get("SeriesInstanceUID", "")) or "unknown-series"
         if "Rows" not in ds:  # not an image (report, presentation state) or cut short
             headerless.setdefault(uid, []).append(f)
