@@ -59,7 +59,7 @@ def test_poiseuille_tube_velocity_and_wall_shear(angle):
 def test_rotating_disk_velocity_and_vorticity():
     omega = 100.0
     pos, vel = rotating_disk(CENTRE, 3.0, omega, seed=4)
-    iq = steered_iq(pos, SHAPE, PX, ACQ, n_frames=48, seed=5)
+    iq = steered_iq(pos, SHAPE, PX, ACQ, n_frames=64, seed=5)
     tz, tx = vel(*GRID)
     r = np.hypot(GRID[0] - CENTRE[0], GRID[1] - CENTRE[1])
     sel = r < 2.4
