@@ -110,7 +110,7 @@ class DaskExecutor:
     existing :class:`distributed.Client`. Workers need vasomics (same version) and must see
     the scan files at the same paths; they never open the database."""
 
-    def __init__(self, address_or_client):
+    def __init__(self, address_or_client, connect_timeout_s: float = 10.0):
         try:
             import distributed
         except ImportError:
@@ -121,7 +121,8 @@ class DaskExecutor:
             self.client, self._own = address_or_client, False
         else:
             try:
-                self.client = distributed.Client(address_or_client, timeout="10s",
+                self.client = distributed.Client(address_or_client,
+                                                  timeout=f"{connect_timeout_s}s",
                                                   set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise VasomicsError(f"cannot reach the Dask scheduler at {address_or_client} "

@@ -129,7 +129,8 @@ def run_cohort(manifest: Manifest, db: str | os.PathLike, *,
                 store.write_result(
                     result, session_id=summary.session_id, pipeline=entry.pipeline,
                     params_json=json.dumps(params_dict(entry.params), sort_keys=True),
-                    file_signature=file_signature(entry.path))
+                    file_signature=file_signature(entry.path),
+                    replace=states.get(result.scan_id, {}).get("status") == "done")
                 if result.status == "done":
                     summary.done += 1
                 else:

@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from vasomics.cohort.pipelines import QC_COLUMNS, SEGMENT_COLUMNS, ScanResult
 from vasomics.cohort.schema import MIGRATIONS, SCHEMA_VERSION, TABLES
@@ -209,10 +210,12 @@ class CohortStore:
              counts.get("failed", 0), session_id]))
 
     def write_result(self, result: ScanResult, *, session_id: str | None, pipeline: str,
-                     params_json: str, file_signature: tuple[int, int] | None) -> str:
+                     params_json: str, file_signature: tuple[int, int] | None,
+                     replace: bool = True) -> str:
         """Store one scan's result in one transaction: replace its qc, segments and features
         (removed when the scan failed), add a ``runs`` row and update ``scans``. Returns the
-        run id."""
+        run id. ``replace=False`` skips deleting old rows, for scans known to have none
+        (rows exist only while a scan's status is ``done``)."""
         run_id = uuid.uuid4().hex
         done = result.status == "done"
         provenance = json.dumps({
@@ -231,15 +234,15 @@ class CohortStore:
         size, mtime = file_signature or (None, None)
 
         def statements(con):
-            for table in ("features", "segments", "qc"):
-                con.execute(f"DELETE FROM {table} WHERE scan_id = ?", [result.scan_id])
+            if replace:
+                for table in ("features", "segments", "qc"):
+                    con.execute(f"DELETE FROM {table} WHERE scan_id = ?", [result.scan_id])
             if done:
                 for table, frame in (("features", features), ("segments", segments),
                                      ("qc", qc)):
-                    if len(frame):
-                        con.register("r_rows", frame)
-                        con.execute(f"INSERT INTO {table} SELECT * FROM r_rows")
-                        con.unregister("r_rows")
+                    if len(frame):  # columns are in table order; Arrow is the fastest path
+                        con.from_arrow(pa.Table.from_pandas(frame, preserve_index=False)
+                                       ).insert_into(table)
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, session_id, result.scan_id, pipeline,
