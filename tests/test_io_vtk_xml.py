@@ -232,6 +232,7 @@ def test_files_written_by_vtk(name):
                                    rtol=1e-15)
         assert [c.tolist() for c in data.lines] == [list(range(s, s + 10)) for s in (0, 10, 20)]
         np.testing.assert_allclose(data.point_data["Radius"], (0.5 + i / 100).astype(np.float32))
+        assert data.point_data["Radius"].flags.writeable
         np.testing.assert_array_equal(data.cell_data["Group"], [7, 8, 9])
         assert data.field_data["Names"].tolist() == ["aorta", "left iliac"]
     else:
@@ -241,6 +242,7 @@ def test_files_written_by_vtk(name):
         z, y, x = np.meshgrid(np.arange(3), np.arange(5), np.arange(7), indexing="ij")
         np.testing.assert_array_equal(data.point_data["v"], 100 * z + 10 * y + x - 50)
         assert data.point_data["v"].dtype == np.int16
+        assert data.point_data["v"].flags.writeable
 
 
 def test_unsupported_compressor_named():

@@ -19,6 +19,8 @@ CHUNK = 1 << 24
 MAX_RATIO = 1032
 #: Exceptions a damaged stream raises (zlib's and ISA-L's).
 ERRORS = (zlib.error, _zlib.error)
+#: One-shot zlib decompression (ISA-L when installed).
+zlib_decompress = _zlib.decompress
 
 
 def inflate(data: bytes, size_hint: int, *, gzip: bool) -> bytearray:

@@ -32,6 +32,8 @@ import numpy as np
 
 from vasomics.errors import FormatError, InputError
 from vasomics.io.atomic import atomic_file
+from vasomics.io.compression import ERRORS as INFLATE_ERRORS
+from vasomics.io.compression import zlib_decompress
 
 VTK_TYPES: dict[str, str] = {
     "Int8": "i1", "UInt8": "u1", "Int16": "i2", "UInt16": "u2", "Int32": "i4", "UInt32": "u4",
@@ -105,7 +107,7 @@ def read_vtk_xml(path: str | Path) -> VTKImageData | VTKPolyData:
         return _parse(data)
     except (FormatError, InputError) as exc:
         raise type(exc)(exc.message, path) from None
-    except (ValueError, KeyError, IndexError, TypeError, zlib.error, lzma.LZMAError,
+    except (ValueError, KeyError, IndexError, TypeError, *INFLATE_ERRORS, lzma.LZMAError,
             binascii.Error, ET.ParseError, OverflowError) as exc:
         raise InputError(f"corrupt or truncated VTK XML file ({type(exc).__name__}: "
                          f"{str(exc)[:120]})", path) from None
@@ -238,6 +240,9 @@ def _parse_image(elem, ctx: _Context) -> VTKImageData:
                 values, ncomp = _read_array(da, ctx, int(np.prod(dims)))
                 block = values.reshape(dims[2], dims[1], dims[0], ncomp)
                 name = da.get("Name", f"array{len(store)}")
+                if name not in store and tuple(dims) == tuple(whole_dims):
+                    store[name] = block  # one piece covering the whole extent: no copy
+                    continue
                 if name not in store:
                     store[name] = np.zeros((*whole_dims[::-1], ncomp), dtype=values.dtype)
                 z0, y0, x0 = ext[4] - whole[4], ext[2] - whole[2], ext[0] - whole[0]
@@ -407,7 +412,7 @@ def _decode_binary(raw: bytes, ctx: _Context, dtype: np.dtype) -> np.ndarray:
     hsize = hdt.itemsize
     if not ctx.compressor:
         nbytes = int(np.frombuffer(raw[:hsize], hdt)[0])
-        body = bytes(raw[hsize:hsize + nbytes])
+        body = bytearray(raw[hsize:hsize + nbytes])  # writable arrays
         if len(body) != nbytes:
             raise InputError(f"data block is truncated ({len(body)} of {nbytes} bytes)")
         return np.frombuffer(body, dtype)
@@ -417,23 +422,29 @@ def _decode_binary(raw: bytes, ctx: _Context, dtype: np.dtype) -> np.ndarray:
         raise InputError("compressed block header is truncated")
     pos = (3 + n_blocks) * hsize
     decompress = _decompressor(ctx.compressor)
-    chunks = []
+    total = (n_blocks - 1) * block + (last or block) if n_blocks else 0
+    if total > 1032 * len(raw) + block:  # deflate/LZMA cannot expand data that much
+        raise InputError(f"compressed block header claims {total} bytes (corrupt file?)")
+    out = bytearray(total)  # written block by block: one copy, writable result
+    start = 0
     for i, size in enumerate(sizes):
-        chunk = bytes(raw[pos:pos + size])
+        chunk = raw[pos:pos + size]
         if len(chunk) != size:
             raise InputError("compressed data is truncated")
-        out = decompress(chunk)
+        data = decompress(chunk)
         expected = last if (i == n_blocks - 1 and last) else block
-        if len(out) != expected:
-            raise InputError(f"compressed block {i} holds {len(out)} bytes, expected {expected}")
-        chunks.append(out)
+        if len(data) != expected:
+            raise InputError(f"compressed block {i} holds {len(data)} bytes, expected "
+                             f"{expected}")
+        out[start:start + expected] = data
+        start += expected
         pos += size
-    return np.frombuffer(b"".join(chunks), dtype)
+    return np.frombuffer(out, dtype)
 
 
 def _decompressor(name: str):
     if name == "vtkZLibDataCompressor":
-        return zlib.decompress
+        return zlib_decompress
     if name == "vtkLZMADataCompressor":
         return lzma.decompress
     raise FormatError(f"compressor {name!r} is not supported (zlib and LZMA are)")
