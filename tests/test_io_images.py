@@ -211,3 +211,14 @@ def test_2d_round_trip_keeps_geometry(tmp_path, ext):
     back = read_image(write_image(image, tmp_path / f"flat{ext}"))
     assert back.ndim == 2
     _assert_same(image, back)
+
+
+@pytest.mark.parametrize("ext", [".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".vti",
+                                 ".tif", ".png", ".bmp"])
+def test_arrays_are_writable(tmp_path, ext):
+    """Every reader hands out an array the caller may modify in place."""
+    array = np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    image = Image(array[0] if ext in (".png", ".bmp") else array)
+    back = read_image(write_image(image, tmp_path / f"w{ext}"))
+    assert back.array.flags.writeable
+    back.array[0, 0] = 7

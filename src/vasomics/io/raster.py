@@ -71,7 +71,8 @@ def _read_pillow(path: Path) -> Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"cannot read image ({type(exc).__name__}: {str(exc)[:120]})",
                          path) from None
-    return Image(array=np.ascontiguousarray(array), spacing=(1.0, 1.0),
+    # Pillow hands out read-only views: copy once so callers may modify the pixels
+    return Image(array=np.array(array, copy=True, order="C"), spacing=(1.0, 1.0),
                  metadata={"spacing_known": False})
 
 
