@@ -1,7 +1,8 @@
 """Ultrasound benchmarks: SVD filter, detection, localization, linking, end-to-end ULM.
 
-Run: ``python benchmarks/bench_ulm.py`` (pin cores with ``taskset -c 0,1`` for the 2-core
-figures). Prints time per stage and throughput; timings are best of 3.
+Run (2 cores): ``NUMBA_NUM_THREADS=2 taskset -c 0,1 python benchmarks/bench_ulm.py``.
+Prints time per stage and throughput; timings are best of 3 (numba kernels are compiled
+and cached on first use, before timing).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def main() -> None:
     ph = flow_phantom(horseshoe_vessels(size, radius=1.0), size, n_frames=1000,
                       bubbles_per_frame=40, seed=0)
     stack = ph.images
+    detect_peaks(stack[:10], top_n=40, border=2)  # compile (cached) before timing
+    run_ulm(stack[:20], ULMParams(top_n=40))
     t, det = best(lambda: detect_peaks(stack, top_n=40, border=2))
     print(f"detection: {stack.shape[0] / t:,.0f} frames/s (target >= 2,000)")
     patches = rng.random((1_000_000, 5, 5), dtype=np.float32)

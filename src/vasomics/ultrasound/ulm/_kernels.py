@@ -19,15 +19,14 @@ def _is_max(img, f, i, j, v):
 
 
 @nb.njit(cache=True)
-def _frame_candidates(img, f, border, thr, zbuf, xbuf, vbuf):
+def _frame_values(img, f, border, thr, vbuf):
+    """Values of the local maxima of frame ``f`` above ``thr`` (count returned)."""
     _, Z, X = img.shape
     n = 0
     for i in range(border, Z - border):
         for j in range(border, X - border):
             v = img[f, i, j]
             if v > thr and _is_max(img, f, i, j, v):
-                zbuf[n] = i
-                xbuf[n] = j
                 vbuf[n] = v
                 n += 1
     return n
@@ -36,15 +35,23 @@ def _frame_candidates(img, f, border, thr, zbuf, xbuf, vbuf):
 @nb.njit(parallel=True, cache=True)
 def local_maxima(img, border, thr, top_n):
     """Per frame, up to ``top_n`` strict local maxima (3×3) above ``thr[f]`` at least
-    ``border`` (≥ 1) pixels from the edges, brightest first. Returns (frame, z, x, value)."""
+    ``border`` (≥ 1) pixels from the edges, brightest first. Returns (frame, z, x, value).
+
+    Pass 1 finds each frame's cut value (the ``top_n``-th largest maximum), pass 2 collects
+    the maxima at or above it and sorts only those."""
     F, Z, X = img.shape
     cap = (Z - 2 * border) * (X - 2 * border)
     counts = np.zeros(F, np.int64)
+    cut = np.empty(F, np.float32)
     for f in nb.prange(F):
-        zb = np.empty(cap, np.int64)
-        xb = np.empty(cap, np.int64)
         vb = np.empty(cap, np.float32)
-        counts[f] = min(_frame_candidates(img, f, border, thr[f], zb, xb, vb), top_n)
+        n = _frame_values(img, f, border, thr[f], vb)
+        if n > top_n:
+            cut[f] = np.partition(vb[:n], n - top_n)[n - top_n]
+            counts[f] = top_n
+        else:
+            cut[f] = -np.inf
+            counts[f] = n
     offsets = np.zeros(F + 1, np.int64)
     for f in range(F):
         offsets[f + 1] = offsets[f] + counts[f]
@@ -54,13 +61,26 @@ def local_maxima(img, border, thr, top_n):
     xx = np.empty(total, np.int64)
     vv = np.empty(total, np.float32)
     for f in nb.prange(F):
-        zb = np.empty(cap, np.int64)
-        xb = np.empty(cap, np.int64)
-        vb = np.empty(cap, np.float32)
-        n = _frame_candidates(img, f, border, thr[f], zb, xb, vb)
+        m = counts[f]
+        zb = np.empty(m + 64, np.int64)
+        xb = np.empty(m + 64, np.int64)
+        vb = np.empty(m + 64, np.float32)
+        n = 0
+        for i in range(border, Z - border):
+            for j in range(border, X - border):
+                v = img[f, i, j]
+                if v > thr[f] and v >= cut[f] and _is_max(img, f, i, j, v):
+                    if n == zb.size:  # many ties at the cut value: grow
+                        zb = np.concatenate((zb, np.empty(zb.size, np.int64)))
+                        xb = np.concatenate((xb, np.empty(xb.size, np.int64)))
+                        vb = np.concatenate((vb, np.empty(vb.size, np.float32)))
+                    zb[n] = i
+                    xb[n] = j
+                    vb[n] = v
+                    n += 1
         order = np.argsort(-vb[:n], kind="mergesort")
         o = offsets[f]
-        for k in range(counts[f]):
+        for k in range(m):
             idx = order[k]
             fr[o + k] = f
             zz[o + k] = zb[idx]
