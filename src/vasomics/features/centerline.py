@@ -29,8 +29,6 @@ from scipy.ndimage import correlate1d
 
 from vasomics.vessel_graph import VesselGraph
 
-_CHUNK = 65536
-
 
 @dataclass(frozen=True)
 class Centerlines:
@@ -128,41 +126,40 @@ def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivative
     """Local polynomial (Savitzky-Golay) derivatives w.r.t. arc length (see module doc).
 
     Points whose centred window lies inside their segment are done by one correlation of the
-    concatenated points with the centred weights; only the points near segment ends (and
-    segments shorter than the window) gather their shifted windows explicitly."""
+    concatenated points with the centred weights; the first and last ``W // 2`` points of each
+    segment (and every point of a segment shorter than the window) by one batched matrix
+    product per window length with the off-centre weights."""
     n_pts, d = cl.points.shape
-    out = [np.zeros((n_pts, d)) for _ in range(3)]
+    out = np.zeros((3, n_pts, d))
     if n_pts == 0:
         return Derivatives(*out)
     h_ref = float(np.median(cl.step)) if len(cl.step) else 1.0
     half = max(1, int(round(window_mm / (2 * max(h_ref, 1e-12)))))
     width = 2 * half + 1
     counts = np.diff(cl.offsets)
-    eff = np.minimum(counts, width)
-    local = np.arange(n_pts) - cl.offsets[:-1][cl.segment]
-    n_of = counts[cl.segment]
-    interior = (eff[cl.segment] == width) & (local >= half) & (local < n_of - half)
-    scale = cl.step[cl.segment][:, None]
-    centred = _savgol_coefficients(width, int(min(order, width - 1)))[:, half, :]
-    for k in range(3):
-        # correlate1d: out[i] = Σ_j w[j] x[i + j - half]
-        full = correlate1d(cl.points, centred[k], axis=0, mode="nearest")
-        out[k][interior] = full[interior] / scale[interior] ** (k + 1)
-    rest = np.flatnonzero(~interior)
-    seg_rest = cl.segment[rest]
-    for w in np.unique(eff[seg_rest]):
-        coeffs = _savgol_coefficients(int(w), int(min(order, w - 1)))  # (3, pos, weights)
-        pts = rest[eff[seg_rest] == w]
-        for lo in range(0, len(pts), _CHUNK):
-            chunk = pts[lo:lo + _CHUNK]
-            seg = cl.segment[chunk]
-            first = cl.offsets[seg]
-            start = np.clip(local[chunk] - w // 2, 0, counts[seg] - w)
-            pos = local[chunk] - start
-            values = cl.points[(first + start)[:, None] + np.arange(w)]  # (m, w, d)
-            h = cl.step[seg][:, None]
-            for k in range(3):
-                out[k][chunk] = np.einsum("mw,mwd->md", coeffs[k][pos], values) / h ** (k + 1)
+    first = cl.offsets[:-1]
+    scale = cl.step[:, None, None] ** np.arange(1, 4)[None, :, None]  # (S, 3, 1): h^(k+1)
+    long = np.flatnonzero(counts >= width)
+    if long.size:
+        coeffs = _savgol_coefficients(width, int(min(order, width - 1)))  # (3, pos, weights)
+        for k in range(3):
+            out[k] = correlate1d(cl.points, coeffs[k, half], axis=0, mode="nearest")
+        ends = ((first[long], np.arange(half)),
+                (first[long] + counts[long] - width, np.arange(width - half, width)))
+        for start, positions in ends:
+            window = cl.points[start[:, None] + np.arange(width)]  # (L, W, d)
+            values = np.einsum("kpw,lwd->klpd", coeffs[:, positions], window)
+            idx = start[:, None] + positions  # (L, half)
+            out[:, idx] = values
+        interior_scale = scale[cl.segment][:, :, 0].T[:, :, None]  # (3, P, 1)
+        out /= interior_scale
+    for n in np.unique(counts[counts < width]):
+        segs = np.flatnonzero(counts == n)
+        coeffs = _savgol_coefficients(int(n), int(min(order, n - 1)))
+        window = cl.points[first[segs][:, None] + np.arange(n)]  # (G, n, d)
+        values = np.einsum("kpw,gwd->kgpd", coeffs, window)
+        values /= scale[segs].transpose(1, 0, 2)[:, :, None, :]
+        out[:, first[segs][:, None] + np.arange(n)] = values
     return Derivatives(*out)
 
 
