@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from vasomics.errors import InputError
-from vasomics.phantoms.flow import flow_phantom, gap_vessels, horseshoe_vessels, point_grid
+from vasomics.phantoms.flow import (
+    flow_phantom,
+    gap_vessels,
+    horseshoe_vessels,
+    point_grid,
+    tree_vessels,
+)
+from vasomics.ultrasound.clutter import SVDParams, svd_filter
 from vasomics.ultrasound.metrics import gridding_index, pair_localizations, two_peak_dip
 from vasomics.ultrasound.ulm import ULMParams, run_ulm
 from vasomics.ultrasound.ulm.detect import detect_peaks
@@ -118,3 +126,44 @@ def test_vessels_half_wavelength_apart_are_resolved():
     peaks = np.flatnonzero((window[1:-1] > window[:-2]) & (window[1:-1] >= window[2:])) + 1
     top = np.sort(peaks[np.argsort(window[peaks])[-2:]])
     assert abs((top[1] - top[0]) / 20 - 0.5) <= 0.15  # peaks where the vessels are (λ)
+
+
+def test_tree_phantom_every_branch_rendered():
+    size = (64, 64)
+    ph = flow_phantom(tree_vessels(size), size, n_frames=600, bubbles_per_frame=6, seed=5)
+    res = run_ulm(ph.images, ULMParams(top_n=None, relative_threshold_db=-12,
+                                       min_track_length=3, scale=4))
+    covered = []
+    for v in ph.vessels:
+        s = np.linspace(0.15, 0.85, 20) * v.arclength()[-1]
+        p = v.at(s, np.zeros_like(s))
+        iz = np.floor((p[:, 0] + 0.5) * 4).astype(int)
+        ix = np.floor((p[:, 1] + 0.5) * 4).astype(int)
+        dens = ndimage.maximum_filter(res.maps.density, 5)  # ±2 fine pixels = ±0.5 λ
+        covered.append(np.mean(dens[iz, ix] > 0))
+    assert min(covered) >= 0.8, covered
+
+
+def test_ulm_after_svd_on_iq_with_tissue():
+    size = (48, 64)
+    ph = flow_phantom(horseshoe_vessels(size), size, n_frames=200, bubbles_per_frame=6,
+                      clutter_db=None, seed=6)
+    rng = np.random.default_rng(7)
+    bubbles = ph.images * np.exp(1j * rng.uniform(0, 2 * np.pi, ph.images.shape))
+    tissue = 30 * (1 + 0.05 * np.sin(np.arange(200) / 15))[:, None, None] * np.exp(
+        1j * rng.uniform(0, 2 * np.pi, size))[None]
+    noise = 0.01 * (rng.standard_normal(ph.images.shape)
+                    + 1j * rng.standard_normal(ph.images.shape))
+    blood = svd_filter((bubbles + tissue + noise).astype(np.complex64), SVDParams(low=2))
+    res = run_ulm(blood, ULMParams(top_n=None, relative_threshold_db=-12, min_track_length=1))
+    pair = pair_localizations(ph.frame, ph.z, ph.x, res.frame, res.z, res.x)
+    assert pair.jaccard >= 0.6
+
+
+def test_nan_input_is_refused():
+    bad = np.ones((10, 16, 16), np.complex64)
+    bad[3, 4, 4] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        svd_filter(bad, SVDParams(low=1))
+    with pytest.raises(InputError, match="NaN"):
+        run_ulm(bad)

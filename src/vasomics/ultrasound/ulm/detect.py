@@ -41,10 +41,14 @@ def intensity_stack(data: np.ndarray) -> np.ndarray:
     if data.ndim != 3:
         raise InputError(f"ULM needs a stack (frames, z, x), got shape {data.shape}")
     if np.iscomplexobj(data):
-        return np.abs(data).astype(np.float32)
-    if not np.issubdtype(data.dtype, np.number):
+        out = np.abs(data).astype(np.float32)
+    elif np.issubdtype(data.dtype, np.number):
+        out = data.astype(np.float32, copy=False)
+    else:
         raise InputError(f"ULM needs numeric data, got {data.dtype}")
-    return data.astype(np.float32, copy=False)
+    if not np.isfinite(out).all():
+        raise InputError("ULM input holds NaN or infinite values")
+    return out
 
 
 def detect_peaks(intensity: np.ndarray, top_n: int | None = 40, threshold: float = 0.0,
