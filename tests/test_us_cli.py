@@ -40,8 +40,9 @@ def test_us_doppler_and_ulm(tmp_path):
     assert main(["us", "ulm", str(path), "-o", str(tmp_path / "ulm"), "-p", str(params)]) == 0
     rec = json.loads((tmp_path / "ulm" / "provenance.json").read_text())
     assert rec["summary"]["tracks"] > 0
+    assert "frc_resolution_mm" in rec["summary"]
     for name in ("density.nii.gz", "density.png", "direction_density.png", "velocity_mm_s.nii.gz",
-                 "localizations.csv"):
+                 "localizations.csv", "saturation.csv"):
         assert (tmp_path / "ulm" / name).is_file()
 
 

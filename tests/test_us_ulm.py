@@ -15,7 +15,12 @@ from vasomics.phantoms.flow import (
     tree_vessels,
 )
 from vasomics.ultrasound.clutter import SVDParams, svd_filter
-from vasomics.ultrasound.metrics import gridding_index, pair_localizations, two_peak_dip
+from vasomics.ultrasound.metrics import (
+    frc_tracks,
+    gridding_index,
+    pair_localizations,
+    two_peak_dip,
+)
 from vasomics.ultrasound.ulm import ULMParams, run_ulm
 from vasomics.ultrasound.ulm.detect import detect_peaks
 from vasomics.ultrasound.ulm.localize import extract_patches, localize_patches
@@ -106,8 +111,10 @@ def test_flow_phantom_jaccard_and_gridding():
         res = run_ulm(ph.images, ULMParams(method=method, top_n=None,
                                            relative_threshold_db=-12, min_track_length=1))
         pair = pair_localizations(ph.frame, ph.z, ph.x, res.frame, res.z, res.x)
-        scores[method] = (pair.jaccard, gridding_index(res.z, res.x))
+        scores[method] = (pair.jaccard, gridding_index(res.z, res.x),
+                          frc_tracks(res.track, res.frame, res.z, res.x, size, 10, 1.0))
     assert scores["radial_symmetry"][0] >= 0.6
+    assert scores["radial_symmetry"][2] < 1.5  # FRC resolution in λ (vessels are 1.2 λ wide)
     assert scores["radial_symmetry"][1] <= scores["no_shift"][1] - 10
 
 

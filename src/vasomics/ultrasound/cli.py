@@ -127,6 +127,7 @@ def ulm(input_path: str, outdir: str, params_path: str | None, contrast_free: bo
     """Ultrasound localization microscopy: density, direction and velocity maps."""
     from vasomics.ultrasound.clutter import svd_filter
     from vasomics.ultrasound.data import read_iq
+    from vasomics.ultrasound.metrics import frc_tracks, saturation_curve
     from vasomics.ultrasound.ulm.pipeline import localize_stack
     from vasomics.ultrasound.ulm.render import render_tracks
     from vasomics.ultrasound.ulm.track import link, track_velocity
@@ -167,9 +168,15 @@ def ulm(input_path: str, outdir: str, params_path: str | None, contrast_free: bo
             rows = np.c_[frame, ens.origin_mm[0] + z * dz, ens.origin_mm[1] + x * dx, track,
                          v[:, 0] * dz * ens.frame_rate_hz, v[:, 1] * dx * ens.frame_rate_hz]
             np.savetxt(fh, rows, delimiter=",", fmt=["%d", "%.5f", "%.5f", "%d", "%.4g", "%.4g"])
+        steps, frac = saturation_curve(frame, z, x, ens.frame_shape, u.scale)
+        np.savetxt(out / "saturation.csv", np.c_[steps, frac], delimiter=",", fmt="%.6g",
+                   header="frames,fraction_of_final_pixels", comments="")
+        kept = track[track >= 0]
         _finish(out, params, {"iq": input_path}, {"ulm": t1 - t0},
-                {"localizations": int(frame.size), "tracks": int(track.max() + 1)
-                 if track.size else 0})
+                {"localizations": int(frame.size),
+                 "tracks": int(np.unique(kept).size),
+                 "frc_resolution_mm": frc_tracks(track, frame, z, x, ens.frame_shape, u.scale,
+                                                 float(np.mean(ens.pixel_size_mm)))})
     click.echo(f"ULM maps written to {outdir} ({frame.size} localizations)")
 
 

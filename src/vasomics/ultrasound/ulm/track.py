@@ -127,6 +127,5 @@ def track_velocity(track: np.ndarray, frame: np.ndarray, z: np.ndarray,
     step[~same] = np.nan
     fwd = np.vstack([step, np.full((1, 2), np.nan)])
     bwd = np.vstack([np.full((1, 2), np.nan), step])
-    both = np.nanmean(np.stack([fwd, bwd]), axis=0) if order.size else fwd
-    v[order] = both
+    v[order] = np.where(np.isnan(fwd), bwd, np.where(np.isnan(bwd), fwd, 0.5 * (fwd + bwd)))
     return v
