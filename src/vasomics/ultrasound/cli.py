@@ -69,9 +69,20 @@ def _write_nifti(array: np.ndarray, spacing: tuple[float, float], path: Path) ->
 def _finish(out: Path, params: USParams, inputs: dict, seconds: dict, summary: dict) -> None:
     (out / "params.yaml").write_text(dump_params_yaml(params), encoding="utf-8")
     record = provenance_record(params, inputs, seconds)
-    record["summary"] = summary
-    (out / "provenance.json").write_text(json.dumps(record, indent=2, default=float),
+    record["summary"] = {k: _json_safe(v) for k, v in summary.items()}
+    (out / "provenance.json").write_text(json.dumps(record, indent=2, allow_nan=False),
                                          encoding="utf-8")
+
+
+def _json_safe(value):
+    """Plain JSON: numpy scalars to Python, NaN/inf to null, recursively."""
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer, int)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 @click.group(name="us")
