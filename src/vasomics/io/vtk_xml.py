@@ -284,9 +284,9 @@ def _parse_poly(elem, ctx: _Context) -> VTKPolyData:
         n_piece_cells = sum(len(v) for v in piece_cells.values())
         for da in _arrays(section):
             values, ncomp = _read_array(da, ctx, n_piece_cells)
-            point_data_like = values.reshape(n_piece_cells, ncomp) if ncomp > 1 else values
+            per_cell = values.reshape(n_piece_cells, ncomp) if ncomp > 1 else values
             cell_data.setdefault(da.get("Name", "array"), []).append(
-                _split_by_kind(point_data_like, piece_cells))
+                _split_by_kind(per_cell, piece_cells))
         n_done += n_points
     out_cells = {k: v for k, v in cells.items() if v}
     # cell data is ordered verts, lines, strips, polys across the whole file
@@ -303,7 +303,8 @@ def _parse_poly(elem, ctx: _Context) -> VTKPolyData:
     return VTKPolyData(
         points=np.concatenate(points) if points else np.zeros((0, 3)),
         cells=out_cells,
-        point_data={k: np.concatenate(v) for k, v in point_data.items()},
+        point_data={k: v[0] if len(v) == 1 else np.concatenate(v)
+                    for k, v in point_data.items()},
         cell_data=merged_cell_data,
         field_data=field_data,
     )
