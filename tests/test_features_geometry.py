@@ -228,3 +228,14 @@ def test_2d_graph_units_and_nan_torsion():
     t = extract_features(truth.graph, params=FeatureParams(sampling_step_mm=0.1))
     assert np.isnan(t.wide("segment:")["VX.A.S.TORS_MEAN"]).all()
     assert (t.frame[t.frame.feature_id == "VX.A.S.LEN"].unit == "mm").all()
+
+
+@pytest.mark.parametrize("depth", [0.3, -0.5, 0.0])
+def test_stenosis_and_dilation(depth):
+    """A 40 mm tube of radius 2 mm with a Gaussian narrowing (depth > 0) or bulge (< 0)."""
+    s = np.linspace(0, 40, 801)
+    r = 2.0 * (1 - depth * np.exp(-0.5 * ((s - 20) / 2.0) ** 2))
+    axis = np.column_stack([s, np.zeros_like(s), np.zeros_like(s)]) @ random_rotation(9).T
+    t = extract_features(VesselGraph.from_polylines([axis], [r]))
+    assert t.value("VX.P.S.STENOSIS", "segment:0") == pytest.approx(max(depth, 0), abs=1e-3)
+    assert t.value("VX.P.S.DILATION", "segment:0") == pytest.approx(max(-depth, 0), abs=1e-3)

@@ -16,7 +16,7 @@ PROVIDES = (
     "VX.A.S.LEN", "VX.A.S.CHORD", "VX.A.S.DM", "VX.A.S.NINFL", "VX.A.S.ICM", "VX.A.S.SOAM",
     "VX.A.S.CURV_MEAN", "VX.A.S.CURV_RMS", "VX.A.S.TORS_MEAN", "VX.A.S.RMEAN", "VX.A.S.RMIN",
     "VX.A.S.RMAX", "VX.A.S.TAPER", "VX.A.S.VOL", "VX.A.S.GEN", "VX.A.S.STRAHLER",
-    "VX.M.S.RES",
+    "VX.M.S.RES", "VX.P.S.STENOSIS", "VX.P.S.DILATION",
 )
 
 
@@ -105,6 +105,31 @@ def poiseuille_resistance(ctx: Context) -> np.ndarray:
     return (8.0 / np.pi) * ctx.centerlines.segment_sum(ctx.weights * inv)
 
 
+def radius_extremes_vs_median(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment: ``1 − r_min / r_med`` (stenosis) and ``r_max / r_med − 1`` (dilation),
+    with ``r_med`` the length-weighted median radius of the segment's resampled centerline
+    and ``r_min``/``r_max`` its extremes."""
+    cl = ctx.centerlines
+    r = cl.radius
+    order = np.lexsort((r, cl.segment))
+    w = ctx.weights[order]
+    seg = cl.segment[order]
+    cum = np.cumsum(w)
+    start = np.concatenate([[0.0], cum])[cl.offsets[:-1]]
+    total = cl.segment_sum(ctx.weights)
+    # first sorted point of each segment whose cumulative weight reaches half the total
+    key = cum - 0.5 * w - start[seg] - 0.5 * total[seg]
+    idx = np.flatnonzero(key >= 0)
+    first = np.full(cl.n_segments, len(r))
+    np.minimum.at(first, seg[idx], idx)
+    found = first < len(r)
+    med = np.where(found, r[order][np.minimum(first, len(r) - 1)], np.nan)
+    lo = np.minimum.reduceat(r, cl.offsets[:-1])
+    hi = np.maximum.reduceat(r, cl.offsets[:-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 - lo / med, hi / med - 1.0
+
+
 def compute(ctx: Context) -> dict[str, Values]:
     g = ctx.graph
     curv = ctx.curvature
@@ -133,4 +158,5 @@ def compute(ctx: Context) -> dict[str, Values]:
         "VX.A.S.STRAHLER": ctx.topology.strahler,
         "VX.M.S.RES": poiseuille_resistance(ctx),
     }
+    values["VX.P.S.STENOSIS"], values["VX.P.S.DILATION"] = radius_extremes_vs_median(ctx)
     return {fid: ctx.segment_values(v) for fid, v in values.items()}
