@@ -98,4 +98,8 @@ if __name__ == "__main__":
               header, big)
         write(vtk.vtkXMLImageDataWriter(), imagedata(), f"image_{tag}.vti", mode, encode,
               comp, header, big)
+    pieces = vtk.vtkXMLImageDataWriter()  # the extent split into 3 pieces
+    pieces.SetNumberOfPieces(3)
+    write(pieces, imagedata(), "image_pieces3_appended_zlib_u64.vti", "appended", False,
+          "zlib", 64)
     print("VTK", vtk.vtkVersion.GetVTKVersion())
