@@ -248,3 +248,20 @@ def test_files_written_by_vtk(name):
 def test_unsupported_compressor_named():
     with pytest.raises(FormatError, match="vtkLZ4DataCompressor.*not supported"):
         read_vtk_xml(FIXTURES / "poly_appended_lz4_u64.vtp")
+
+
+def test_imagedata_split_into_pieces(tmp_path):
+    """Pieces covering parts of the whole extent are assembled in place (ascii, by hand)."""
+    z, y, x = np.meshgrid(np.arange(3), np.arange(2), np.arange(4), indexing="ij")
+    v = 100 * z + 10 * y + x
+
+    def piece(z0, z1):
+        values = " ".join(str(int(a)) for a in v[z0:z1 + 1].reshape(-1))
+        return (f'<Piece Extent="0 3 0 1 {z0} {z1}"><PointData><DataArray type="Int32" '
+                f'Name="v" format="ascii">{values}</DataArray></PointData></Piece>')
+
+    text = ('<?xml version="1.0"?><VTKFile type="ImageData" version="1.0">'
+            '<ImageData WholeExtent="0 3 0 1 0 2" Origin="0 0 0" Spacing="1 1 1">'
+            f"{piece(2, 2)}{piece(0, 1)}</ImageData></VTKFile>")
+    (tmp_path / "pieces.vti").write_text(text)
+    np.testing.assert_array_equal(read_vti(tmp_path / "pieces.vti").point_data["v"], v)
