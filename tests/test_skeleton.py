@@ -121,3 +121,13 @@ def test_fill_cavities_option(ndim):
     assert filled.n_voxels < plain.n_voxels
     if ndim == 3:  # the cavity's closed surface gives no segment; filled, a centre point
         assert mask_to_graph(image).n_segments == 0
+
+
+def test_bool_masks_with_non_canonical_bytes():
+    """PIL's 1-bit images arrive as NumPy bools whose True byte is 255: same result."""
+    mask, _ = P.straight_tube(20.0, 2.0, (0.5, 0.5))
+    canonical = mask.array.astype(bool)
+    odd = (mask.array.astype(np.uint8) * 255).view(bool)
+    a = skeletonize(Image(canonical, spacing=mask.spacing))
+    b = skeletonize(Image(odd, spacing=mask.spacing))
+    assert np.array_equal(a.indices, b.indices) and np.allclose(a.radius, b.radius)

@@ -85,6 +85,10 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
     """
     params = params or SkeletonParams()
     fg = binary_mask(mask, path)
+    if mask.array.dtype == bool:
+        # NumPy bools from some sources (PIL 1-bit images) store True as byte 255; the
+        # compiled kernels read bytes, so make them 0/1
+        fg = np.not_equal(fg.view(np.uint8), 0)
     ndim = fg.ndim
     vol3 = fg if ndim == 3 else fg[None]
     nz = np.flatnonzero(vol3)
