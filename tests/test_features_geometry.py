@@ -239,3 +239,24 @@ def test_stenosis_and_dilation(depth):
     t = extract_features(VesselGraph.from_polylines([axis], [r]))
     assert t.value("VX.P.S.STENOSIS", "segment:0") == pytest.approx(max(depth, 0), abs=1e-3)
     assert t.value("VX.P.S.DILATION", "segment:0") == pytest.approx(max(-depth, 0), abs=1e-3)
+
+
+def test_degenerate_segments_give_nan_not_warnings():
+    """A zero-length segment, a segment closing on itself and a 1 µm stub: no warnings,
+    NaN exactly where the catalogue says a value is undefined."""
+    import warnings
+
+    loop = np.array([[10, 0, 0], [11, 1, 0], [12, 0, 0], [11, -1, 0], [10, 0, 0.0]])
+    g = VesselGraph.from_polylines(
+        [np.array([[0, 0, 0], [10, 0, 0.0]]), loop, np.array([[10, 0, 0], [10, 0, 0.0]]),
+         np.array([[0, 0, 0], [0, 0.001, 0]])], [1.0, 0.5, 0.5, 0.2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = extract_features(g)
+    seg = t.wide("segment:")
+    assert np.isnan(seg.loc["segment:1", "VX.A.S.DM"])  # loop: chord 0
+    assert np.isnan(seg.loc["segment:2", "VX.A.S.TAPER"])  # zero length
+    assert np.isnan(seg.loc["segment:2", "VX.P.S.STENOSIS"])
+    assert seg.loc["segment:0", "VX.A.S.DM"] == 1.0 and np.isnan(seg.loc["segment:0",
+                                                                         "VX.A.S.TORS_MEAN"])
+    assert t.value("VX.A.T.NLOOP") == 2

@@ -138,7 +138,9 @@ def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivative
     width = 2 * half + 1
     counts = np.diff(cl.offsets)
     first = cl.offsets[:-1]
-    scale = cl.step[:, None, None] ** np.arange(1, 4)[None, :, None]  # (S, 3, 1): h^(k+1)
+    # (S, 3, 1): h^(k+1); a zero-length segment has identical points, zero derivatives
+    h = np.where(cl.step > 0, cl.step, 1.0)
+    scale = h[:, None, None] ** np.arange(1, 4)[None, :, None]
     long = np.flatnonzero(counts >= width)
     if long.size:
         coeffs = _savgol_coefficients(width, int(min(order, width - 1)))  # (3, pos, weights)

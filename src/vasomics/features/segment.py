@@ -122,7 +122,7 @@ def radius_extremes_vs_median(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     idx = np.flatnonzero(key >= 0)
     first = np.full(cl.n_segments, len(r))
     np.minimum.at(first, seg[idx], idx)
-    found = first < len(r)
+    found = (first < len(r)) & (total > 0)
     med = np.where(found, r[order][np.minimum(first, len(r) - 1)], np.nan)
     lo = np.minimum.reduceat(r, cl.offsets[:-1])
     hi = np.maximum.reduceat(r, cl.offsets[:-1])
