@@ -60,7 +60,8 @@ _SKIP_NAMES = {"DICOMDIR"}
 
 @dataclass(frozen=True)
 class SeriesInfo:
-    """One series found in a folder (no identifying data)."""
+    """One series found in a folder. The SeriesInstanceUID is given so that a series can be
+    chosen (``read_image(folder, dicom_series=uid)``); it is never stored in an Image."""
 
     series_uid: str
     n_files: int
