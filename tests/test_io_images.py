@@ -222,3 +222,15 @@ def test_arrays_are_writable(tmp_path, ext):
     back = read_image(write_image(image, tmp_path / f"w{ext}"))
     assert back.array.flags.writeable
     back.array[0, 0] = 7
+
+
+def test_ome_tiff_spacing(tmp_path):
+    stack = np.arange(4 * 5 * 6, dtype=np.uint16).reshape(4, 5, 6)
+    tifffile.imwrite(tmp_path / "s.ome.tif", stack, metadata={
+        "axes": "ZYX", "PhysicalSizeX": 0.65, "PhysicalSizeXUnit": "µm",
+        "PhysicalSizeY": 0.65, "PhysicalSizeYUnit": "µm",
+        "PhysicalSizeZ": 2.0, "PhysicalSizeZUnit": "µm"})
+    image = read_image(tmp_path / "s.ome.tif")
+    np.testing.assert_array_equal(image.array, stack)
+    np.testing.assert_allclose(image.spacing, (0.002, 0.00065, 0.00065))
+    assert image.metadata["spacing_known"] is True

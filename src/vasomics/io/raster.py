@@ -4,8 +4,8 @@ Pixel types are kept: 1-bit images become ``bool``, 8- and 16-bit stay ``uint8``
 (16-bit colour PNGs included), float TIFFs stay float. Colour images get a trailing channel
 axis ``(y, x, 3|4)``; palette images are expanded to RGB, or to grey when the palette is grey.
 
-Physical spacing: these formats rarely store one. TIFF spacing is used when ImageJ metadata
-names a length unit (``unit`` = ``micron``/``um``/``nm``/``mm``/``cm``; z from ``spacing``)
+Physical spacing: these formats rarely store one. TIFF spacing is taken from OME-XML
+``PhysicalSizeX/Y/Z`` (with their units), else when ImageJ metadata names a length unit (``unit`` = ``micron``/``um``/``nm``/``mm``/``cm``; z from ``spacing``)
 or the ``ResolutionUnit`` tag is centimetre. Pixel-per-inch values (PNG ``pHYs``, TIFF inch)
 are screen or scanner settings, not anatomy, and are ignored. Without a physical spacing the
 pixel size is 1 and ``metadata["spacing_known"]`` is ``False``: pass ``spacing=`` to
@@ -115,6 +115,7 @@ def _read_tiff(path: Path) -> Image:
             axes = series.axes
             page = tif.pages[0]
             ij = tif.imagej_metadata or {}
+            ome = tif.ome_metadata if tif.is_ome else None
             tags = {t.name: t.value for t in page.tags.values()}
     except InputError:
         raise
@@ -131,9 +132,9 @@ def _read_tiff(path: Path) -> Image:
     array, axes = _spatial_axes(array, axes, path)
     ndim = 3 if axes.startswith("Z") else 2
     try:
-        spacing = _tiff_spacing(tags, ij, ndim)
-    except (TypeError, ValueError, ZeroDivisionError) as exc:
-        raise InputError(f"unreadable TIFF resolution or ImageJ spacing ({exc})",
+        spacing = (_ome_spacing(ome, ndim) if ome else None) or _tiff_spacing(tags, ij, ndim)
+    except (TypeError, ValueError, ZeroDivisionError, SyntaxError) as exc:
+        raise InputError(f"unreadable TIFF resolution, ImageJ or OME spacing ({exc})",
                          path) from None
     meta = {"spacing_known": spacing is not None}
     if spacing is None:
@@ -168,6 +169,25 @@ def _spatial_axes(array: np.ndarray, axes: str, path: Path) -> tuple[np.ndarray,
         raise FormatError(f"TIFF axes {axes!r} (shape {array.shape}) are not a 2D or 3D "
                           f"image; time series and multi-channel stacks are not supported", path)
     return np.ascontiguousarray(array), axes
+
+
+def _ome_spacing(ome_xml: str, ndim: int) -> tuple[float, ...] | None:
+    """Voxel size (mm, NumPy order) from OME-XML ``Pixels`` PhysicalSize* attributes (unit
+    attributes default to µm, as the OME schema says); None when absent."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(ome_xml)
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+    sizes = []
+    for axis in "ZYX"[3 - ndim:]:
+        value = pixels.get(f"PhysicalSize{axis}")
+        unit = pixels.get(f"PhysicalSize{axis}Unit", "\u00b5m").strip().lower()
+        if value is None or unit not in UNITS_MM:
+            return None
+        sizes.append(float(value) * UNITS_MM[unit])
+    return tuple(sizes)
 
 
 def _tiff_spacing(tags: dict, ij: dict, ndim: int) -> tuple[float, ...] | None:
