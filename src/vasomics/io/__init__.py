@@ -19,7 +19,8 @@ DICOM file         .dcm          no     as above; ultrasound regions give the sp
 VTK ImageData      .vti          yes    spacing, origin, VTK 9 Direction (own codec)
 PNG, JPEG, BMP     .png .jpg     yes    none stored (1 unless spacing= is given); 8/16-bit
                                         grey, RGB(A) incl. 16-bit PNG, 1-bit → bool
-TIFF (2D, 3D)      .tif .tiff    yes    ImageJ unit and z spacing, or cm resolution tags
+TIFF (2D, 3D)      .tif .tiff    yes    OME PhysicalSize, ImageJ unit and z spacing, or cm
+                                        resolution tags
 =================  ============  =====  ==================================================
 
 Graphs and centerlines (:mod:`vasomics.io.graphs`): VTP (VMTK / 3D Slicer polylines with a
