@@ -19,11 +19,10 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from vasomics.chain.graph import GraphParams
 from vasomics.chain.skeleton import SkeletonParams
-from vasomics.cohort.pipelines import QC_COLUMNS, SEGMENT_COLUMNS, ScanOutput
+from vasomics.cohort.pipelines import QC_COLUMNS, ScanOutput, segment_rows
 from vasomics.features.params import FeatureParams
 from vasomics.image import Image
 from vasomics.params import StageParams
-from vasomics.vessel_graph import VesselGraph
 
 
 class MaskQCParams(StageParams):
@@ -82,39 +81,6 @@ def mask_qc(image: Image, mask: np.ndarray, params: MaskQCParams) -> pd.DataFram
          "connected components (26-connected in 3D, 8 in 2D)"),
     ]
     return pd.DataFrame(rows, columns=list(QC_COLUMNS)).astype({"value": float})
-
-
-def segment_rows(graph: VesselGraph) -> pd.DataFrame:
-    """One row per graph segment (:data:`~vasomics.cohort.pipelines.SEGMENT_COLUMNS`):
-    topology, polyline length and chord (mm), radius statistics (mm) and end positions
-    (LPS mm; ``z`` is NaN for 2D graphs)."""
-    n = graph.n_segments
-    starts, ends = graph.point_offsets[:-1], graph.point_offsets[1:] - 1
-    first, last = _xyz(graph.points[starts]), _xyz(graph.points[ends])
-    if n:
-        mean_r = np.add.reduceat(graph.radius, starts) / np.diff(graph.point_offsets)
-        min_r = np.minimum.reduceat(graph.radius, starts)
-        max_r = np.maximum.reduceat(graph.radius, starts)
-    else:
-        mean_r = min_r = max_r = np.zeros(0)
-    columns = {
-        "segment_id": np.arange(n), "start_node": graph.segment_start,
-        "end_node": graph.segment_end, "label": graph.segment_label.astype(str),
-        "generation": graph.segment_generation, "strahler": graph.segment_strahler,
-        "n_points": np.diff(graph.point_offsets), "length_mm": graph.segment_lengths(),
-        "chord_mm": np.linalg.norm(graph.points[ends] - graph.points[starts], axis=1),
-        "mean_radius_mm": mean_r, "min_radius_mm": min_r, "max_radius_mm": max_r,
-    }
-    for i, axis in enumerate("xyz"):
-        columns[f"start_{axis}_mm"] = first[:, i]
-        columns[f"end_{axis}_mm"] = last[:, i]
-    return pd.DataFrame(columns)[list(SEGMENT_COLUMNS)]
-
-
-def _xyz(points: np.ndarray) -> np.ndarray:
-    if points.shape[1] == 3:
-        return points
-    return np.column_stack([points, np.full(len(points), np.nan)])
 
 
 def run_mask(path: Path, params: MaskPipelineParams) -> ScanOutput:

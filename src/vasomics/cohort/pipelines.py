@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from vasomics.errors import ParameterError, VasomicsError
 from vasomics.features.table import FeatureTable
 from vasomics.params import params_dict, params_hash
+from vasomics.vessel_graph import VesselGraph
 
 #: Columns of the per-scan vessel segment rows (lengths and radii in mm, positions LPS mm).
 SEGMENT_COLUMNS = ("segment_id", "start_node", "end_node", "label", "generation", "strahler",
@@ -101,6 +103,41 @@ def known_modalities() -> list[str]:
 def _import(target: str):
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def segment_rows(graph: VesselGraph, first_id: int = 0, tree: str = "") -> pd.DataFrame:
+    """One row per graph segment (:data:`SEGMENT_COLUMNS`): topology, polyline length and
+    chord (mm), radius statistics (mm) and end positions (LPS mm; ``z`` is NaN for 2D
+    graphs). Segment ids start at ``first_id``; a non-empty ``tree`` prefixes labels
+    (``"portal:"``), so several graphs of one scan fit in one table."""
+    n = graph.n_segments
+    starts, ends = graph.point_offsets[:-1], graph.point_offsets[1:] - 1
+    first, last = _xyz(graph.points[starts]), _xyz(graph.points[ends])
+    if n:
+        mean_r = np.add.reduceat(graph.radius, starts) / np.diff(graph.point_offsets)
+        min_r = np.minimum.reduceat(graph.radius, starts)
+        max_r = np.maximum.reduceat(graph.radius, starts)
+    else:
+        mean_r = min_r = max_r = np.zeros(0)
+    columns = {
+        "segment_id": first_id + np.arange(n), "start_node": graph.segment_start,
+        "end_node": graph.segment_end,
+        "label": [f"{tree}:{lab}" if tree else str(lab) for lab in graph.segment_label],
+        "generation": graph.segment_generation, "strahler": graph.segment_strahler,
+        "n_points": np.diff(graph.point_offsets), "length_mm": graph.segment_lengths(),
+        "chord_mm": np.linalg.norm(graph.points[ends] - graph.points[starts], axis=1),
+        "mean_radius_mm": mean_r, "min_radius_mm": min_r, "max_radius_mm": max_r,
+    }
+    for i, axis in enumerate("xyz"):
+        columns[f"start_{axis}_mm"] = first[:, i]
+        columns[f"end_{axis}_mm"] = last[:, i]
+    return pd.DataFrame(columns)[list(SEGMENT_COLUMNS)]
+
+
+def _xyz(points: np.ndarray) -> np.ndarray:
+    if points.shape[1] == 3:
+        return points
+    return np.column_stack([points, np.full(len(points), np.nan)])
 
 
 # ------------------------------------------------------------------ task and result
@@ -234,3 +271,8 @@ register_pipeline(Pipeline(
     name="mask", function="vasomics.cohort.mask_pipeline:run_mask",
     params="vasomics.cohort.mask_pipeline:MaskPipelineParams", modalities=("mask",),
     description="binary vessel mask -> vessel graph -> feature table, segments and QC"))
+register_pipeline(Pipeline(
+    name="ct", function="vasomics.cohort.ct_pipeline:run_ct",
+    params="vasomics.cohort.ct_pipeline:CTPipelineParams", modalities=("ct",),
+    description="contrast-enhanced abdominal CT -> the CT vessel chain (QC, organs, phase, "
+                "named portal and hepatic trees, liver features)"))
