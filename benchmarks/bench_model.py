@@ -31,7 +31,7 @@ def main() -> None:
     ap.add_argument("--features-per-family", type=int, default=40)  # 5 x 40 = 200
     ap.add_argument("--harmonize", action="store_true")
     ap.add_argument("--baseline", action="store_true", help="also time the L1 baseline")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads per fit")
     args = ap.parse_args()
     sizes = tuple([args.patients // args.centres] * args.centres)
     fm = simulate_cohort(sizes, features_per_family=args.features_per_family, seed=0)

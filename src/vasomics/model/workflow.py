@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field
 from scipy.special import expit
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from vasomics.model import validate as V
 from vasomics.model.harmonize import ComBatHarmonizer
@@ -133,7 +134,8 @@ def train(fm: FeatureMatrix, p: ModelParams, name: str = "vasomics model"
     t0 = time.perf_counter()
     estimator = build_estimator(p, fm.families)
     X = V.model_input(fm, estimator)
-    estimator.fit(X, fm.y)
+    with threadpool_limits(1):  # see validate.held_out_predictions
+        estimator.fit(X, fm.y)
     fit_s = time.perf_counter() - t0
     validation = {s: run_validation(p, fm, s) for s in schemes(p, fm)}
     moe = estimator.steps[-1][1]
