@@ -264,3 +264,16 @@ def test_damaged_slice_is_reported(tmp_path, volume):
     victim.write_bytes(data[:-50])  # pixel data cut
     with pytest.raises(InputError, match="pixel data"):
         read_image(tmp_path / "s")
+
+
+def test_rescale_differs_per_slice(tmp_path):
+    volume = np.full((4, 5, 6), 100, np.int16)
+    write_series(tmp_path / "s", volume, intercept=0.0)
+    slopes = [1.0, 0.5, 0.25, 2.0]
+    for f, slope in zip(sorted((tmp_path / "s").glob("*.dcm")), slopes, strict=True):
+        ds = pydicom.dcmread(f)
+        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", "0.3"
+        ds.save_as(f)
+    image = read_image(tmp_path / "s")
+    assert image.array.dtype == np.float32
+    np.testing.assert_allclose(image.array[:, 2, 3], [100 * s + 0.3 for s in slopes], rtol=1e-6)

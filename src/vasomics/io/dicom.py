@@ -297,7 +297,9 @@ def _pixels(files: list[Path], where: Path) -> np.ndarray:
         line = [ln for ln in str(exc).splitlines() if ln.strip()]
         raise InputError(f"cannot decode DICOM pixel data ({line[-1][:160] if line else exc})",
                          where) from None
-    return sitk.GetArrayFromImage(img)
+    array = sitk.GetArrayFromImage(img)
+    # rescaled values (stored integers × slope + intercept) fit float32; halve the memory
+    return array.astype(np.float32) if array.dtype == np.float64 else array
 
 
 # -------------------------------------------------------------------------------- single
