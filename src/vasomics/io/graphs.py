@@ -204,6 +204,11 @@ def read_vtp_centerlines(path: str | Path, radius_array: str | None = None,
     :mod:`vasomics.io.tubetk` for TubeTK's index × spacing frame.
     """
     poly = read_vtp(path)
+    if frame is None and "SPACE" not in poly.field_data and \
+            "MaximumInscribedSphereRadius" in poly.point_data:
+        log.warning("%s: VMTK centerlines without a SPACE tag are read as LPS; VMTK scripts "
+                    "usually write RAS (pass frame='RAS' if they do not overlay the image)",
+                    path)
     frame = _resolve_frame(poly, frame, path)
     if frame == "RAS":
         poly.points = ras_to_lps(poly.points)
