@@ -123,6 +123,17 @@ def test_graphml(tmp_path):
     np.testing.assert_allclose(json.loads(edge["points"]), graph.segment_points(1), atol=1e-6)
 
 
+def test_vmtk_centerlines_without_frame_warn(shared_data, caplog):
+    path = shared_data / "vmtk_aorta_mra/aorta-centerline.vtp"
+    with caplog.at_level("WARNING"):
+        read_vtp_centerlines(path)
+    assert "frame='RAS'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        read_vtp_centerlines(path, frame="RAS")
+    assert caplog.text == ""
+
+
 def test_vmtk_centerlines_to_graph(shared_data):
     """VMTK's branch-split centerlines: per centerline, tracts (trunk, blanked bifurcation
     zone, branch) join end to end; the two centerlines share only their source point (VMTK
