@@ -68,7 +68,9 @@ def ras_to_lps(points: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Centerlines:
-    """Polylines read from a VTP file, in the file's coordinates (mm).
+    """Polylines read from a VTP file, in LPS mm (converted from the file's frame by
+    :func:`read_vtp_centerlines`; TubeTK files are index × spacing until mapped with
+    :mod:`vasomics.io.tubetk`).
 
     ``polylines[i]`` is ``(n_i, 3)``; ``radii[i]`` ``(n_i,)`` in mm or ``None`` when the file
     has no radius array; ``radius_name`` is the array used. ``cell_data`` holds the file's
