@@ -24,6 +24,8 @@ import pytest
 
 from vasomics.cohort.executors import DaskExecutor, LocalExecutor
 from vasomics.cohort.manifest import load_manifest
+from vasomics.cohort.mask_pipeline import MaskPipelineParams, run_mask
+from vasomics.cohort.pipelines import Pipeline, register_pipeline
 from vasomics.cohort.runner import run_cohort
 from vasomics.cohort.store import CohortStore, progress_path
 from vasomics.errors import VasomicsError
@@ -259,6 +261,30 @@ def test_second_runner_gets_a_clear_error(tmp_path):
     assert first.returncode == 1 and "1 done, 0 unchanged, 1 failed" in out, err
     with CohortStore.open(db, read_only=True) as store:
         assert store.query("SELECT count(*) FROM runs").iat[0, 0] == 2
+
+
+def crash_on_request(path: Path, params: MaskPipelineParams):
+    """A pipeline whose worker process dies (like an out-of-memory kill) on files named
+    ``crash*``; otherwise the mask pipeline."""
+    if path.name.startswith("crash"):
+        os._exit(9)
+    return run_mask(path, params)
+
+
+def test_a_dying_worker_fails_only_its_scan(tmp_path):
+    register_pipeline(Pipeline(name="crash-test", function="test_cohort_runner:crash_on_request",
+                               params="vasomics.cohort.mask_pipeline:MaskPipelineParams"),
+                      replace=True)
+    lines = ["scan_id,subject_id,path,centre,modality,pipeline"]
+    for i, name in enumerate(["a.nrrd", "crash.nrrd", "b.nrrd"]):
+        write_image(random_tree(shape=(40, 40, 40), generations=3, seed=i).mask, tmp_path / name)
+        lines.append(f"{name[:-5]},P{i},{name},X,mask,crash-test")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    summary = run_cohort(load_manifest(tmp_path / "m.csv"), tmp_path / "c.duckdb",
+                         executor=LocalExecutor(2))
+    assert (summary.done, summary.failed) == (2, 1)
+    assert summary.failures[0][0] == "crash"
+    assert "worker process died on this scan" in summary.failures[0][1]
 
 
 def _feed_fifo(path: Path, stop: threading.Event) -> None:

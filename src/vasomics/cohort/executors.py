@@ -23,10 +23,6 @@ from vasomics.errors import DependencyError, VasomicsError
 
 log = logging.getLogger(__name__)
 
-#: A scan whose worker process died this many times is recorded as failed.
-MAX_CRASHES = 2
-
-
 def _failed(task: ScanTask, message: str) -> ScanResult:
     now = time.time()
     return ScanResult(scan_id=task.scan_id, status="failed", input_hash=None,
@@ -57,52 +53,65 @@ class LocalExecutor:
     def describe(self) -> str:
         return f"local:{self.workers}"
 
-    def _pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+    def _pool(self, workers: int | None = None) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers or self.workers,
+                                   mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_watch_parent, initargs=(os.getpid(),))
 
     def run(self, tasks: Iterable[ScanTask], max_in_flight: int | None = None
             ) -> Iterator[ScanResult]:
         limit = max_in_flight or 2 * self.workers
         pending = iter(tasks)
-        retry: list[ScanTask] = []
-        crashes: dict[str, int] = {}
         pool = self._pool()
         in_flight: dict = {}
         try:
             while True:
                 while len(in_flight) < limit:
-                    task = retry.pop() if retry else next(pending, None)
+                    task = next(pending, None)
                     if task is None:
                         break
                     in_flight[pool.submit(execute, task)] = task
                 if not in_flight:
                     return
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                broken = False
+                suspects = []
                 for future in finished:
                     task = in_flight.pop(future)
                     try:
-                        yield future.result()
+                        result = future.result()
                     except BrokenProcessPool:
-                        broken = True
-                        crashes[task.scan_id] = crashes.get(task.scan_id, 0) + 1
-                        if crashes[task.scan_id] >= MAX_CRASHES:
-                            yield _failed(task, f"worker process died {MAX_CRASHES} times "
-                                                f"on this scan (crash or killed, e.g. out of "
-                                                f"memory)")
-                        else:
-                            retry.append(task)
-                if broken:  # every other task of the dead pool is lost too: run them again
-                    for future, task in in_flight.items():
-                        future.cancel()
-                        retry.append(task)
+                        suspects.append(task)
+                        continue
+                    yield result
+                if suspects:
+                    # A worker died: every task of the pool is lost, and which one killed it
+                    # is unknown. Run each lost task alone to find out, then go on.
+                    suspects += list(in_flight.values())
                     in_flight.clear()
                     pool.shutdown(wait=False, cancel_futures=True)
-                    log.warning("a worker process died; restarting the worker pool")
+                    log.warning("a worker process died; re-running %d scans one by one",
+                                len(suspects))
+                    yield from self._run_alone(suspects)
                     pool = self._pool()
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run_alone(self, tasks: list[ScanTask]) -> Iterator[ScanResult]:
+        """Run ``tasks`` one at a time in a one-process pool, replaced when it dies."""
+        pool = None
+        try:
+            for task in tasks:
+                pool = pool or self._pool(1)
+                try:
+                    yield pool.submit(execute, task).result()
+                except BrokenProcessPool:
+                    yield _failed(task, "the worker process died on this scan (crashed, or "
+                                        "was killed, e.g. for using too much memory)")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = None
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
 
 
 class DaskExecutor:
