@@ -60,3 +60,14 @@ def test_invalid_catalogue_is_rejected(mutation, message):
     assert bad != text
     with pytest.raises(ParameterError, match=message):
         parse_catalogue(bad)
+
+
+def test_published_ids_are_permanent():
+    """Every id ever published stays in the catalogue (possibly deprecated), and every
+    catalogue id is recorded as published."""
+    lines = (ROOT / "src/vasomics/features/published_ids.txt").read_text("utf-8").splitlines()
+    published = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    ids = {f.id for f in load_catalogue().features}
+    assert set(published) <= ids, f"removed or renamed ids: {sorted(set(published) - ids)}"
+    assert ids <= set(published), f"add to published_ids.txt: {sorted(ids - set(published))}"
+    assert len(published) == len(set(published))
