@@ -77,3 +77,14 @@ def test_color_doppler_kasai_and_aliasing():
         est = color_doppler(iq, prf, f0, c)
         expect = (v + vn) % (2 * vn) - vn  # aliased value
         np.testing.assert_allclose(est, expect, rtol=1e-4, atol=1e-6)
+
+
+def test_blockwise_auto_thresholds_and_auto_high():
+    iq, blood, mask = _tissue_blood(seed=3)
+    out, th = svd_filter(iq, SVDParams(block_size=32), return_thresholds=True)
+    assert len(th) > 1 and all(abs(low - 3) <= 2 for low, _ in th)
+    out, th = svd_filter(iq, SVDParams(auto_high=True), return_thresholds=True)
+    low, high = th[0]
+    assert abs(low - 3) <= 2 and low < high <= iq.shape[0]
+    pd = power_doppler(out)
+    assert abs(10 * np.log10(pd[mask].mean() / np.mean(np.abs(blood[:, mask]) ** 2))) < 1.0

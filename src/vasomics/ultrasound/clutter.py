@@ -144,8 +144,9 @@ def ssm_thresholds(ssm: np.ndarray) -> tuple[int, int]:
     """Cut-offs ``(n1, n2)``: tissue = components ``[0, n1)``, blood = ``[n1, n2)``.
 
     The binary model ``M`` is 1 on the squares ``[0, n1)²`` and ``[n1, n2)²``; the pair
-    maximizing the Pearson correlation between ``M`` and the SSM is returned. All pairs are
-    scored at once from a summed-area table (each score is O(1)).
+    maximizing the Pearson correlation between ``M`` and the SSM over the off-diagonal
+    elements is returned. All pairs are scored at once from a summed-area table (each score
+    is O(1)).
     """
     K = ssm.shape[0]
     if K < 3:
@@ -153,16 +154,17 @@ def ssm_thresholds(ssm: np.ndarray) -> tuple[int, int]:
     sat = np.zeros((K + 1, K + 1))
     sat[1:, 1:] = ssm.cumsum(0).cumsum(1)
 
-    def block(a, b):  # sum of ssm[a:b, a:b]
-        return sat[b, b] - sat[a, b] - sat[b, a] + sat[a, a]
+    def block(a, b):  # sum of the off-diagonal elements of ssm[a:b, a:b]
+        return sat[b, b] - sat[a, b] - sat[b, a] + sat[a, a] - (b - a)
 
     n1 = np.arange(1, K)[:, None]
     n2 = np.arange(2, K + 1)[None, :]
     valid = n2 > n1
     n2b = np.where(valid, n2, n1 + 1)
-    total, total2, N = ssm.sum(), (ssm ** 2).sum(), K * K
+    # the diagonal (all ones) carries no information and is left out of the correlation
+    total, total2, N = ssm.sum() - K, (ssm ** 2).sum() - K, K * K - K
     s_cm = block(0, n1) + block(n1, n2b)
-    s_m = n1 ** 2 + (n2b - n1) ** 2.0
+    s_m = n1 * (n1 - 1) + (n2b - n1) * (n2b - n1 - 1.0)
     num = s_cm - total * s_m / N
     den = np.sqrt(max(total2 - total ** 2 / N, 1e-300) * np.maximum(s_m - s_m ** 2 / N, 1e-300))
     score = np.where(valid, num / den, -np.inf)
