@@ -9,6 +9,7 @@ import pytest
 
 from vasomics.cohort.manifest import ManifestError, load_manifest
 from vasomics.cohort.pipelines import get_pipeline
+from vasomics.errors import InputError
 
 HEADER = "scan_id,subject_id,path,centre,modality,acquisition_date,label:hvpg"
 
@@ -152,3 +153,17 @@ def test_unreadable_and_empty_manifests(tmp_path):
     with pytest.raises(ManifestError, match="no scans listed"):
         load_manifest(empty)
     assert get_pipeline("mask").name == "mask"
+
+
+def test_malformed_rows_yaml_and_cells(files):
+    path = _csv(files, ["scan_id,subject_id,path,centre,modality,param:qc.max_anisotropy",
+                        "s1,P1,a.nii.gz,A,mask,[unclosed", "s2,P2,b.nii.gz,A"])
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    problems = info.value.problems
+    assert any(p.startswith("line 2, param:qc.max_anisotropy: cannot parse") for p in problems)
+    assert "line 3: 4 cells for 6 columns" in problems
+    bad_yaml = files / "m.yaml"
+    bad_yaml.write_text("scans: [ {scan_id: s1\n")
+    with pytest.raises(InputError, match="invalid YAML at line"):
+        load_manifest(bad_yaml)

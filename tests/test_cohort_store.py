@@ -3,10 +3,13 @@ through the CLI, and bad input (foreign or newer databases, a full disk)."""
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -19,7 +22,7 @@ from vasomics.cohort import schema
 from vasomics.cohort.executors import LocalExecutor
 from vasomics.cohort.manifest import load_manifest
 from vasomics.cohort.runner import run_cohort
-from vasomics.cohort.store import CohortStore, StoreError
+from vasomics.cohort.store import CohortStore, StoreBusyError, StoreError
 from vasomics.errors import InputError, OutputError
 from vasomics.io.images import write_image
 from vasomics.phantoms.trees import random_tree
@@ -213,3 +216,17 @@ def test_full_disk_stops_the_run_and_keeps_what_was_stored(tmp_path):
     assert set(done) >= {"t0", "t1", "t2", "t3"} and len(done) < 12 and partial.empty
     assert run_cohort(load_manifest(manifest), db, executor=LocalExecutor(1)).skipped == \
         len(done)
+
+
+def test_writer_lock_waits_or_fails_clearly(tmp_path):
+    db = tmp_path / "w.duckdb"
+    holder = CohortStore.open(db)
+    with pytest.raises(StoreBusyError, match=f"in use by another vasomics cohort run \\(pid "
+                                             f"{os.getpid()} on "):
+        CohortStore.open(db, wait_s=0.3)
+    threading.Timer(1.0, holder.close).start()
+    t0 = time.monotonic()
+    with CohortStore.open(db, wait_s=30) as second:  # waits for the first to close
+        assert second.query("SELECT count(*) FROM scans").iat[0, 0] == 0
+    assert 0.7 < time.monotonic() - t0 < 20
+

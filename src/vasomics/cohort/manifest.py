@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from vasomics.cohort.pipelines import Pipeline, get_pipeline, pipeline_for_modality
-from vasomics.errors import InputError
+from vasomics.errors import InputError, ParameterError
 from vasomics.params import read_yaml_mapping
 
 REQUIRED = ("scan_id", "subject_id", "path", "centre", "modality")
@@ -188,8 +188,12 @@ def _read_csv_rows(path: Path, problems: list[str]) -> list[tuple[str, dict[str,
                     if cell:
                         row["labels"][name[len(LABEL_PREFIX):]] = _label_value(cell)
                 elif name.startswith(PARAM_PREFIX):
-                    if cell:
+                    if not cell:
+                        continue
+                    try:
                         row["inline_params"][name[len(PARAM_PREFIX):]] = yaml.safe_load(cell)
+                    except yaml.YAMLError:
+                        problems.append(f"{where}, {name}: cannot parse {cell!r}")
                 else:
                     row[name] = cell
             rows.append((where, row))
@@ -201,10 +205,8 @@ def _read_csv_rows(path: Path, problems: list[str]) -> list[tuple[str, dict[str,
 def _read_yaml_rows(path: Path, problems: list[str]) -> list[tuple[str, dict[str, Any]]]:
     try:
         data = read_yaml_mapping(path)
-    except InputError:
-        raise
-    except Exception as exc:  # ParameterError from the shared YAML reader
-        raise InputError(getattr(exc, "message", str(exc)), path) from None
+    except ParameterError as exc:  # the shared YAML reader speaks of parameter files
+        raise InputError(exc.message.replace("parameter file", "manifest"), path) from None
     unknown_top = set(data) - {"scans", "defaults"}
     if unknown_top:
         problems.append(f"unknown top-level keys {sorted(unknown_top)} (expected 'scans' and "
@@ -240,8 +242,7 @@ def _read_yaml_rows(path: Path, problems: list[str]) -> list[tuple[str, dict[str
         row.setdefault("inline_params", {})
         row["_yaml"] = True
         rows.append((where, row))
-    _check_columns(sorted(seen_columns | ({"scan_id"} if not rows else set())), problems,
-                   yaml_mode=True)
+    _check_columns(sorted(seen_columns), problems, yaml_mode=True)
     return rows
 
 
@@ -344,8 +345,6 @@ def _parse_date(value: Any) -> dt.date | None | bool:
 
 
 def _pipeline(modality: str, name: str, bad) -> Pipeline | None:
-    from vasomics.errors import ParameterError
-
     if name.strip():
         try:
             return get_pipeline(name.strip())
