@@ -52,3 +52,20 @@ def test_e2e_y_bifurcation_angles(spacing, seed, angles):
     v = truth.values
     asym = v["radius_child2_mm"] / v["radius_child1_mm"]
     assert abs(t.value("VX.A.B.ASYM", node) / asym - 1) < 0.08  # radii: graph stage
+
+
+@pytest.mark.parametrize("spacing, seed", CASES)
+def test_e2e_tube_length_radius_volume(spacing, seed):
+    """Straight tube from its mask: length within 2 %, mean radius within half a voxel, and
+    the tubular-model volume within the radius error's reach of the voxel volume."""
+    from vasomics.phantoms import straight_tube
+
+    mask, truth = straight_tube(length_mm=30.0, radius_mm=3.0, spacing=spacing,
+                                rotation=random_rotation(seed))
+    t = extract_features(mask_to_graph(mask), mask=mask)
+    assert abs(t.value("VX.A.T.LEN") / 30.0 - 1) < 0.02
+    assert abs(t.value("VX.A.T.RMEAN") - 3.0) < 0.5 * max(spacing)
+    r = t.value("VX.A.T.RMEAN")
+    assert t.value("VX.A.T.VOL") == pytest.approx(np.pi * r ** 2 * t.value("VX.A.T.LEN"),
+                                                  rel=0.02)
+    assert abs(t.value("VX.A.T.MASKVOL") / (np.pi * 9 * 30) - 1) < 0.03
