@@ -24,32 +24,33 @@ def tubetk(request, shared_data):
 def test_tubetk_centerlines_match_the_gold_standard(tubetk):
     mask, gold, graph = tubetk
     r = compare_centerlines(graph, (gold.polylines, gold.radii), tol_mm=1.0)
-    assert r["recall"] >= 0.90  # measured 0.987 (002), 0.988 (003)
+    assert r["recall"] >= 0.90  # measured 0.987 (002), 0.989 (003)
     assert r["far_fraction"] <= 0.10  # measured 0.007, 0.005
     assert r["extracted_length_mm"] == pytest.approx(r["reference_length_mm"], rel=0.05)
 
 
 def test_tubetk_radii_follow_the_mask(tubetk):
-    """Our radius is the mask's own: at every centerline point it equals the exact Euclidean
-    distance transform of the mask up to smoothing."""
-    import edt
+    """Our radius is the mask's own: at every centerline point, up to smoothing, the distance
+    to the nearest background voxel centre, checked here with an independent KD-tree over
+    the background voxels that touch the vessel."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
 
     mask, _, graph = tubetk
-    dt = edt.edt(mask.array > 0, anisotropy=mask.spacing)
-    idx = np.rint(mask.physical_to_index(graph.points)).astype(int)
-    idx = np.clip(idx, 0, np.array(mask.shape) - 1)
-    inside = mask.array[tuple(idx.T)] > 0
-    assert inside.mean() > 0.97
-    diff = graph.radius[inside] - dt[tuple(idx[inside].T)]
-    assert abs(np.median(diff)) <= 0.1
+    fg = mask.array > 0
+    shell = ndimage.binary_dilation(fg) & ~fg
+    tree = cKDTree(mask.index_to_physical(np.argwhere(shell)))
+    exact = tree.query(graph.points)[0]
+    assert np.median(np.abs(graph.radius - exact)) <= 0.05
+    assert abs(np.median(graph.radius - exact)) <= 0.02
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "the manual TubeTK masks are narrower than the gold-standard radii: the mask's own exact "
     "distance transform at the gold points is 0.34-0.37 mm below the gold radius (median) and "
     "the mask volume is 51 % of the gold tubes' volume, so a mask-faithful radius is smaller "
-    "than the gold radius (measured -0.36 and -0.35 mm), while VMTK's aorta radii are matched "
-    "within +0.03 mm (benchmarks/validate_real_centerlines.py)"))
+    "than the gold radius (measured -0.27 and -0.26 mm), while VMTK's aorta radii are matched "
+    "within +0.07 mm (benchmarks/validate_real_centerlines.py)"))
 def test_tubetk_median_radius_error_target(tubetk):
     _, gold, graph = tubetk
     r = compare_centerlines(graph, (gold.polylines, gold.radii), tol_mm=1.0)
@@ -70,6 +71,6 @@ def test_vmtk_aorta_centerlines(shared_data):
     ep, _ = resample_polylines(*graph_polylines(graph), 0.1)
     d_ours = cKDTree(vp).query(ep)[0]
     d_vmtk = cKDTree(ep).query(vp)[0]
-    assert d_ours.mean() < 1.0  # measured 0.63 mm (voxels 0.88 x 0.88 x 1.5 mm)
-    assert d_vmtk.mean() < 0.7  # measured 0.43 mm
-    assert np.percentile(d_vmtk, 95) < 1.5  # measured 1.07 mm
+    assert d_ours.mean() < 1.0  # measured 0.52 mm (voxels 0.88 x 0.88 x 1.5 mm)
+    assert d_vmtk.mean() < 0.7  # measured 0.33 mm
+    assert np.percentile(d_vmtk, 95) < 1.5  # measured 1.08 mm
