@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from vasomics.errors import InputError
 from vasomics.model.preprocess import as_frame
@@ -60,8 +61,12 @@ def shap_values(model, X: pd.DataFrame, background: pd.DataFrame, n_permutations
     """Interventional SHAP values (rows of ``X`` x its columns) of the model output and the
     base value (mean output over ``background``). ``n_permutations`` is rounded up to an
     even number (antithetic pairs)."""
-    X = as_frame(X)
-    background = as_frame(background).loc[:, X.columns]
+    with threadpool_limits(1):  # many small predictions: threads only add overhead
+        return _shap_values(model, as_frame(X), as_frame(background), n_permutations, seed)
+
+
+def _shap_values(model, X, background, n_permutations, seed):
+    background = background.loc[:, X.columns]
     if len(background) == 0:
         raise InputError("SHAP needs a non-empty background sample")
     rng = np.random.default_rng(seed)

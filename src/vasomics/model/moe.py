@@ -42,6 +42,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from vasomics.errors import InputError
 from vasomics.model.matrix import catalogue_families, check_target
@@ -58,7 +59,8 @@ class _MixtureBase(BaseEstimator):
 
     def __init__(self, families=None, expert: str = "linear", expert_penalty: float = 1.0,
                  generalist: bool = True, gate_penalty: float = 1.0, inner_folds: int = 5,
-                 min_family_size: int = 1, random_state: int | None = 0):
+                 min_family_size: int = 1, n_threads: int | None = 1,
+                 random_state: int | None = 0):
         self.families = families
         self.expert = expert
         self.expert_penalty = expert_penalty
@@ -66,6 +68,7 @@ class _MixtureBase(BaseEstimator):
         self.gate_penalty = gate_penalty
         self.inner_folds = inner_folds
         self.min_family_size = min_family_size
+        self.n_threads = n_threads
         self.random_state = random_state
 
     # ----------------------------------------------------------------- experts
@@ -176,6 +179,10 @@ class _MixtureBase(BaseEstimator):
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y):
+        with threadpool_limits(self.n_threads):
+            return self._fit(X, y)
+
+    def _fit(self, X, y):
         frame = as_frame(X)
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
@@ -206,7 +213,8 @@ class _MixtureBase(BaseEstimator):
         expected = [c for c in self.feature_names_in_ if c not in frame.columns]
         if len(expected) == len(self.feature_names_in_):
             raise InputError("none of the model's features is in the table")
-        E = np.column_stack([self._expert_output(p, frame) for p in self.experts_])
+        with threadpool_limits(self.n_threads):
+            E = np.column_stack([self._expert_output(p, frame) for p in self.experts_])
         G, avail = self._availability(frame)
         return E, G, avail
 
@@ -252,6 +260,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, _MixtureBase):
         Cross-fitting folds for the out-of-fold expert outputs the gate learns from (5).
     min_family_size:
         Families with fewer columns are merged into ``"other"`` (1: no merging).
+    n_threads:
+        BLAS/OpenMP threads while fitting and predicting (1: the experts are small models,
+        and multi-threaded OpenMP in boosting is much slower on a busy machine; None: the
+        libraries' defaults).
     random_state:
         Seed of the inner fold split and of the boosting experts.
     """
