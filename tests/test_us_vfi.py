@@ -101,14 +101,14 @@ def test_vfi_bad_input():
 def test_reported_uncertainty_matches_spread_over_realizations():
     v = np.array([-0.2, 0.3])
     est, rep = [], []
-    for seed in range(5):
+    for seed in range(4):
         rng = np.random.default_rng(seed)
-        p0 = np.c_[rng.uniform(-3, 13, 4000), rng.uniform(-3, 13, 4000)]
-        iq = steered_iq(lambda t, p0=p0: p0 + v * 1e3 * t, (48, 48), PX, ACQ, n_frames=32,
-                        pad=16, seed=seed + 10)
+        p0 = np.c_[rng.uniform(-3, 10, 3000), rng.uniform(-3, 10, 3000)]
+        iq = steered_iq(lambda t, p0=p0: p0 + v * 1e3 * t, (40, 40), PX, ACQ, n_frames=24,
+                        pad=12, seed=seed + 10)
         f = _vfi(iq)
-        est.append(np.stack([f.vz, f.vx])[:, 8:40, 8:40])
-        rep.append(np.stack([f.sd_z, f.sd_x])[:, 8:40, 8:40])
+        est.append(np.stack([f.vz, f.vx])[:, 6:34, 6:34])
+        rep.append(np.stack([f.sd_z, f.sd_x])[:, 6:34, 6:34])
     empirical = np.std(est, axis=0, ddof=1).mean(axis=(1, 2))
     reported = np.mean(rep, axis=(0, 2, 3))
     np.testing.assert_allclose(reported, empirical, rtol=0.35)
