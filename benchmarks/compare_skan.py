@@ -42,9 +42,9 @@ the table above is the current run):
    branches under 2 voxels); vasomics merges each cluster into one bifurcation node.
 3. Lengths. skan's branch_distance is the length of the voxel staircase (steps of 1, sqrt2,
    sqrt3 voxels), which overestimates oblique and curved vessels (TubeTK: +11 % against the
-   gold standard's length, ours -1.5 %), and it stops where thinning stops, about one radius
+   gold standard's length, ours -2 %), and it stops where thinning stops, about one radius
    short of each free vessel end, which underestimates (anisotropic tube: skan -3.5 %,
-   ours 0 %). vasomics smooths each centerline (Gaussian, sigma = one radius) and redraws free
+   ours -0.8 %). vasomics smooths each centerline (Gaussian, sigma = one radius) and redraws free
    ends up to the mask boundary.
 4. Spurs and pinhole loops. skan prunes nothing. vasomics removes terminal branches shorter
    than 1.5 junction radii + 2 voxels (TubeTK: 40 spurs per case) and opens loops shorter
