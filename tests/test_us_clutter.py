@@ -88,3 +88,12 @@ def test_blockwise_auto_thresholds_and_auto_high():
     assert abs(low - 3) <= 2 and low < high <= iq.shape[0]
     pd = power_doppler(out)
     assert abs(10 * np.log10(pd[mask].mean() / np.mean(np.abs(blood[:, mask]) ** 2))) < 1.0
+
+
+def test_non_contiguous_input_as_read_from_matlab_order():
+    iq, _, _ = _tissue_blood(seed=4, n=32, nz=16, nx=20)
+    matlab = np.ascontiguousarray(np.moveaxis(iq, 0, 2))
+    view = np.moveaxis(matlab, 2, 0)  # what read_iq returns for MAT files: not contiguous
+    assert not view.flags.c_contiguous
+    np.testing.assert_allclose(svd_filter(view, SVDParams(low=3)),
+                               svd_filter(iq, SVDParams(low=3)), rtol=1e-4, atol=1e-3)

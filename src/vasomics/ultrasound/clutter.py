@@ -254,7 +254,7 @@ def svd_filter(iq: np.ndarray, params: SVDParams | None = None,
     if n < 3:
         raise InputError(f"SVD filter needs at least 3 frames, got {n}")
     iq = iq.astype(np.complex64, copy=False)
-    if not np.isfinite(iq.view(np.float32)).all():
+    if not np.isfinite(iq).all():
         raise InputError("SVD filter input holds NaN or infinite values")
     if params.block_size is None or params.block_size >= max(nz, nx):
         out, th = _filter_casorati(casorati(iq), params)
