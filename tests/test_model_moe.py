@@ -90,3 +90,14 @@ def test_gbm_experts_and_bad_expert(cohort):
 def test_one_class_target_is_refused(cohort):
     with pytest.raises(InputError, match="2 classes"):
         MixtureOfExpertsClassifier().fit(cohort.X, np.ones(len(cohort.X)))
+
+
+def test_constant_features_are_ignored_and_all_constant_refused(cohort):
+    X = cohort.X.copy()
+    bio = [c for c, f in cohort.families.items() if f == "biochemical"]
+    X[bio] = 1.0  # a whole family constant in training
+    moe = MixtureOfExpertsClassifier(families=cohort.families, inner_folds=3).fit(X, cohort.y)
+    assert set(moe.dropped_constant_) == set(bio) and "biochemical" not in moe.expert_names_
+    assert np.isfinite(moe.predict_proba(cohort.X)[:, 1]).all()
+    with pytest.raises(InputError, match="every feature is constant"):
+        MixtureOfExpertsClassifier().fit(X[bio], cohort.y)

@@ -135,3 +135,14 @@ def test_harness_fits_preprocessing_on_training_folds_only(uci):
     direct = est.fit(small.X[small.centre == "Cleveland"], small.y[small.centre == "Cleveland"])
     np.testing.assert_allclose(direct.predict_proba(small.X[small.centre == "Hungary"])[:, 1],
                                a.score[a.fold == "Hungary"])
+
+
+def test_selection_stability_across_folds_is_reported():
+    from vasomics.model.workflow import ModelParams, build_estimator
+
+    fm = simulate_cohort((100, 100, 100), centre_effects=False, seed=6)
+    p = ModelParams(selection="fdr", inner_folds=3)
+    res = V.validate({"moe": build_estimator(p, fm.families)}, fm, "loco", n_boot=100)
+    sel = res.results["moe"]["selection"]
+    assert sel["n_folds"] == 3 and -1 <= sel["stability_index"] <= 1
+    assert sel["frequency"]["sim.anatomical.0"] == 1.0  # informative: chosen in every fold

@@ -135,6 +135,12 @@ def card_markdown(meta: ModelMeta) -> str:
         for name, res in val.get("results", {}).items():
             lines += ["", f"### {name} — {scheme}", ""] + _perf_table(res, meta.task)
             lines += [""] + _cutoff_lines(res)
+            if res.get("selection"):
+                sel = res["selection"]
+                top = sorted(sel["frequency"].items(), key=lambda kv: -kv[1])[:10]
+                lines.append(f"- Feature selection over {sel['n_folds']} training folds: "
+                             f"stability index {_fmt(sel['stability_index'], 2)}; most often "
+                             "selected: " + ", ".join(f"`{k}` ({v:.2f})" for k, v in top))
     lines += ["", "## Interpretation, limitations and usability [25–27]",
               "- Performance in centres not represented in the validation is unknown; "
               "centres with fewer than 10 patients received no per-centre measures.",

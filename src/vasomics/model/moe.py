@@ -16,7 +16,8 @@ A *gating model* weights the experts per patient::
 
 where ``e_k`` is expert k's output (log-odds, or the prediction in target units for
 regression) and ``g(x)`` holds the share of observed values of each family for that patient.
-An expert whose columns are all missing for a patient (a missing family or modality, or
+Constant training columns are ignored (``dropped_constant_``); a family left without
+columns gets no expert. An expert whose columns are all missing for a patient (a missing family or modality, or
 columns absent from the table) gets weight 0 and the others are renormalized, so a missing
 family never feeds imputed guesses into the prediction. ``a, B, c0, s`` are fitted on
 *out-of-fold* expert outputs (``inner_folds``-fold cross-fitting inside the training data)
@@ -100,7 +101,14 @@ class _MixtureBase(BaseEstimator):
         mapping = dict(catalogue_families(frame.columns))
         mapping.update(self.families or {})
         groups: dict[str, list[str]] = {}
+        self.dropped_constant_ = [c for c in frame.columns if frame[c].nunique(dropna=True) <= 1]
+        if len(self.dropped_constant_) == frame.shape[1]:
+            raise InputError("every feature is constant or missing in the training data")
+        if self.dropped_constant_:
+            log.info("constant features ignored by the mixture: %s", self.dropped_constant_)
         for col in frame.columns:
+            if col in self.dropped_constant_:
+                continue
             groups.setdefault(str(mapping.get(col, "other")), []).append(col)
         small = [f for f, cols in groups.items() if len(cols) < self.min_family_size]
         if small and len(groups) > len(small):
@@ -190,7 +198,7 @@ class _MixtureBase(BaseEstimator):
         self.family_columns_ = self._family_groups(frame)
         experts = dict(self.family_columns_)
         if self.generalist:
-            experts[GENERALIST] = list(frame.columns)
+            experts[GENERALIST] = [c for c in frame.columns if c not in self.dropped_constant_]
         self.expert_names_ = list(experts)
         templates = [self._expert_pipeline(cols) for cols in experts.values()]
         oof = np.zeros((len(frame), len(templates)))

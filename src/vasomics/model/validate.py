@@ -176,7 +176,7 @@ def held_out_predictions(estimator, fm: FeatureMatrix, scheme: str = "loco",
 
 def _held_out(estimator, fm, scheme, n_splits, n_repeats, seed, min_centre_size):
     X = model_input(fm, estimator)
-    rows = []
+    rows, selected = [], {}
     for fold, rep, tr, te in splits(fm, scheme, n_splits, n_repeats, seed, min_centre_size):
         t0 = time.perf_counter()
         model = clone(estimator).fit(X.iloc[tr], fm.y[tr])
@@ -188,9 +188,26 @@ def _held_out(estimator, fm, scheme, n_splits, n_repeats, seed, min_centre_size)
             cut = _training_cutoffs(model, estimator, X.iloc[tr], fm.y[tr], seed)
             part["rule_out"], part["rule_in"] = cut["rule_out"], cut["rule_in"]
         rows.append(pd.DataFrame(part))
+        if isinstance(model, Pipeline) and "select" in model.named_steps:
+            selected[f"{fold}/{rep}"] = list(model.named_steps["select"].selected_)
         log.info("fold %s: trained on %d, tested on %d in %.1f s", fold, len(tr), len(te),
                  time.perf_counter() - t0)
-    return pd.concat(rows, ignore_index=True)
+    out = pd.concat(rows, ignore_index=True)
+    out.attrs["selected"] = selected
+    return out
+
+
+def selection_across_folds(selected: dict[str, list[str]]) -> dict:
+    """How often each feature was selected over the training folds, and the Nogueira
+    stability index of the selected sets."""
+    from vasomics.model.selection import stability_index
+
+    feats = sorted({f for s in selected.values() for f in s})
+    Z = np.array([[f in s for f in feats] for s in selected.values()], float)
+    return {"n_folds": len(selected),
+            "frequency": dict(zip(feats, Z.mean(axis=0).round(3).tolist(), strict=True)),
+            "stability_index": stability_index(Z) if len(selected) > 1 else None,
+            "per_fold": selected}
 
 
 def summarize(pred: pd.DataFrame, task: str, min_n: int = 10, n_boot: int = 1000,
@@ -267,4 +284,6 @@ def validate(models: dict, fm: FeatureMatrix, scheme: str = "loco", n_splits: in
         out.seconds[name] = time.perf_counter() - t0
         out.predictions[name] = pred
         out.results[name] = summarize(pred, fm.task, min_centre_size, n_boot, seed, threshold)
+        if pred.attrs.get("selected"):
+            out.results[name]["selection"] = selection_across_folds(pred.attrs["selected"])
     return out
