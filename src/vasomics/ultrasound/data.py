@@ -137,13 +137,6 @@ class IQEnsemble:
     def frame_shape(self) -> tuple[int, int]:
         return int(self.iq.shape[1]), int(self.iq.shape[2])
 
-    def require_wavelength(self) -> float:
-        """The wavelength in mm, or an :class:`InputError` when the file did not give it."""
-        if self.wavelength_mm is None:
-            raise InputError("wavelength_mm (or center_frequency_hz) is needed but missing",
-                             self.source)
-        return self.wavelength_mm
-
     def metadata(self) -> dict:
         """The acquisition parameters as plain JSON-compatible data."""
         return {"pixel_size_mm": list(self.pixel_size_mm), "frame_rate_hz": self.frame_rate_hz,

@@ -92,13 +92,3 @@ def render_tracks(track: np.ndarray, frame: np.ndarray, z: np.ndarray, x: np.nda
     with np.errstate(invalid="ignore", divide="ignore"):
         vel = np.where(cnt > 0, ssum / np.maximum(cnt, 1), np.nan).reshape(Z, X)
     return RenderedMaps(density, d_up, d_down, vel.astype(np.float32), scale)
-
-
-def render_localizations(z: np.ndarray, x: np.ndarray, shape: tuple[int, int],
-                         scale: int = 10) -> np.ndarray:
-    """Histogram of localizations (no tracking) on the super-resolved grid (float32)."""
-    Z, X = shape[0] * scale, shape[1] * scale
-    iz = np.floor((np.asarray(z) + 0.5) * scale).astype(np.int64)
-    ix = np.floor((np.asarray(x) + 0.5) * scale).astype(np.int64)
-    ok = (iz >= 0) & (iz < Z) & (ix >= 0) & (ix < X)
-    return np.bincount(iz[ok] * X + ix[ok], minlength=Z * X).reshape(Z, X).astype(np.float32)
