@@ -33,6 +33,9 @@
    smoothed with the same kernel. No half-voxel correction: on tube phantoms (radius 1-4 mm,
    iso- and anisotropic voxels, random orientations) the error is -0.12 to +0.14 voxel
    (``benchmarks/bench_radius_definition.py``).
+   Bifurcation nodes are then moved to where their branches' axes meet (``relocate_
+   bifurcations``): thinning branches off a radius or so downstream of that point, which
+   shortens branches and blunts angles (details in :func:`_relocate_bifurcations`).
 4. **End correction.** Thinning stops about one radius short of a vessel's end, often bending
    towards the rim of the end face (within about √2 r of the tip). A terminal segment
    therefore loses its points closer to the tip than ``end_trim_radius_factor`` × its median
@@ -94,6 +97,9 @@ class GraphParams(StageParams):
     recenter: bool = Field(
         True, description="Move smoothed centerline points to the centre of their "
         "cross-section (ray casting in the normal plane), then smooth again.")
+    relocate_bifurcations: bool = Field(
+        True, description="Move each bifurcation node to the point nearest to its branches' "
+        "axes (extrapolated from beyond the junction) and join the branches to it straight.")
     extend_ends: bool = Field(
         True, description="Extend terminal segments along their tangent to the mask boundary.")
     end_trim_radius_factor: float = Field(
@@ -142,11 +148,14 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
     if params.recenter:
         polylines = [_smooth(p, sigma) for p, sigma in
                      zip(_recenter(mask, polylines, medians), sigmas, strict=True)]
-    radii = [_smooth_values(r, sigma) for r, sigma in
-             zip(_radius_at(mask, polylines), sigmas, strict=True)]
     seg_a, seg_b = np.array(net.seg_a, np.int64), np.array(net.seg_b, np.int64)
     node_pos = net.node_pos.copy()
     degree = np.bincount(np.concatenate([seg_a, seg_b]), minlength=len(node_pos))
+    if params.relocate_bifurcations:
+        _relocate_bifurcations(polylines, seg_a, seg_b, node_pos, net.node_r, degree, step,
+                               float(spacing.mean()))
+    radii = [_smooth_values(r, sigma) for r, sigma in
+             zip(_radius_at(mask, polylines), sigmas, strict=True)]
     if params.extend_ends:
         for s in range(len(polylines)):
             for at_end, node in ((False, seg_a[s]), (True, seg_b[s])):
@@ -411,6 +420,67 @@ def _recenter(mask: Image, polylines, medians) -> list[np.ndarray]:
     for new, old in zip(out, polylines, strict=True):
         new[0], new[-1] = old[0], old[-1]
     return out
+
+
+def _relocate_bifurcations(polylines, seg_a, seg_b, node_pos, node_r, degree, step: float,
+                           voxel: float) -> None:
+    """Move every node of degree >= 3 to where its branches' axes meet (in place).
+
+    Thinning branches off where the inscribed sphere touches all walls, a radius or so
+    downstream of where the vessel axes cross, so branches come out short and angles are
+    blunted. For each branch the axis is the line fitted (principal direction) to its points
+    between ``r_j`` and ``r_j + max(2 r_j, 3 v)`` of arc length from the node (``r_j``: the
+    junction radius); the new node is the least-squares point nearest to these lines. It is
+    used when every branch is long enough (twice that window) and the point lies within
+    ``2 r_j`` of the old node; branches then lose their points closer than ``r_j`` and are
+    joined to the new node straight.
+    """
+    ends: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    for s_id, (a, b) in enumerate(zip(seg_a, seg_b, strict=True)):
+        if a == b:
+            ends[a].append((-1, False))  # loops at the node: leave it alone
+            continue
+        ends[a].append((s_id, False))
+        ends[b].append((s_id, True))
+    for node, incident in ends.items():
+        if degree[node] < 3 or any(s_id < 0 for s_id, _ in incident):
+            continue
+        r_j = float(node_r[node])
+        a0, a1 = r_j, r_j + max(2 * r_j, 3 * voxel)
+        lines, cuts = [], []
+        for s_id, at_end in incident:
+            pts = polylines[s_id][::-1] if at_end else polylines[s_id]
+            arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0),
+                                                                  axis=1))])
+            if arc[-1] < 2 * a1:
+                break
+            window = pts[(arc >= a0) & (arc <= a1)]
+            if len(window) < 3:
+                break
+            centre = window.mean(axis=0)
+            direction = np.linalg.svd(window - centre, full_matrices=False)[2][0]
+            lines.append((centre, direction))
+            cuts.append(int(np.searchsorted(arc, a0)))
+        else:
+            eye = np.eye(node_pos.shape[1])
+            lhs = sum(eye - np.outer(d, d) for _, d in lines)
+            rhs = sum((eye - np.outer(d, d)) @ c for c, d in lines)
+            try:
+                target = np.linalg.solve(lhs, rhs)
+            except np.linalg.LinAlgError:
+                continue
+            if np.linalg.norm(target - node_pos[node]) > 2 * r_j:
+                continue
+            for (s_id, at_end), cut in zip(incident, cuts, strict=True):
+                pts = polylines[s_id][::-1] if at_end else polylines[s_id]
+                rest = pts[cut:]
+                gap = np.linalg.norm(rest[0] - target)
+                n_new = max(1, int(np.ceil(gap / step)))
+                joint = target + np.linspace(0.0, 1.0, n_new, endpoint=False)[:, None] * \
+                    (rest[0] - target)
+                new = np.concatenate([joint, rest])
+                polylines[s_id] = new[::-1] if at_end else new
+            node_pos[node] = target
 
 
 def _radius_at(mask: Image, polylines) -> list[np.ndarray]:
