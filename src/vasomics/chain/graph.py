@@ -33,9 +33,10 @@
    smoothed with the same kernel. No half-voxel correction: on tube phantoms (radius 1-4 mm,
    iso- and anisotropic voxels, random orientations) the error is -0.12 to +0.14 voxel
    (``benchmarks/bench_radius_definition.py``).
-   Bifurcation nodes are then moved to where their branches' axes meet (``relocate_
-   bifurcations``): thinning branches off a radius or so downstream of that point, which
-   shortens branches and blunts angles (details in :func:`_relocate_bifurcations`).
+   (Radii are measured after the next step.) Bifurcation nodes are moved to where their
+   branches' axes meet (``relocate_bifurcations``): thinning branches off a radius or so
+   downstream of that point, which shortens branches and blunts angles (details in
+   :func:`_relocate_bifurcations`).
 4. **End correction.** Thinning stops about one radius short of a vessel's end, often bending
    towards the rim of the end face (within about √2 r of the tip). A terminal segment
    therefore loses its points closer to the tip than ``end_trim_radius_factor`` × its median
