@@ -102,7 +102,8 @@ class GraphParams(StageParams):
         True, description="Move each bifurcation node to the point nearest to its branches' "
         "axes (extrapolated from beyond the junction) and join the branches to it straight.")
     extend_ends: bool = Field(
-        True, description="Extend terminal segments along their tangent to the mask boundary.")
+        True, description="Re-draw terminal segments up to the mask boundary (trimmed, then "
+        "continued along a parabola fitted to their end).")
     end_trim_radius_factor: float = Field(
         1.5, ge=0, description="Before extending, drop the points of a terminal segment "
         "closer to its tip than this many median radii (where thinning bends towards the "
