@@ -97,7 +97,6 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
     lo = np.array([nz[0] // plane, ys.min(), xs.min()])
     hi = np.array([nz[-1] // plane, ys.max(), xs.max()])
     n_foreground = len(nz)
-    del nz, ys, xs
     # the foreground's bounding box with one voxel of background on every side
     crop = vol3[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
     if params.fill_cavities:
@@ -111,7 +110,12 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
     vol = np.pad(crop.view(np.uint8), 1)
     offsets = k.cube_offsets(vol.shape)
     flat_vol = vol.reshape(-1)
-    flat = np.flatnonzero(flat_vol).astype(np.int64)
+    if params.fill_cavities:
+        flat = np.flatnonzero(flat_vol).astype(np.int64)
+    else:  # the same indices, from the foreground list instead of a pass over the box
+        flat = ((nz // plane - lo[0] + 1) * (vol.shape[1] * vol.shape[2])
+                + (ys - lo[1] + 1) * vol.shape[2] + (xs - lo[2] + 1)).astype(np.int64)
+    del nz, ys, xs
     directions = k.SIX if ndim == 3 else k.SIX[2:]
     border = k.border_voxels(flat_vol, offsets, flat)
     sweeps = k.thin(flat_vol, offsets, border, directions)
