@@ -140,6 +140,20 @@ def _xyz(points: np.ndarray) -> np.ndarray:
     return np.column_stack([points, np.full(len(points), np.nan)])
 
 
+def file_signature(path: Path) -> tuple[int, int] | None:
+    """``(size in bytes, latest mtime in ns)`` of a file, or summed over a folder's files;
+    None when it cannot be read."""
+    try:
+        if path.is_dir():
+            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+            return (sum(s.st_size for s in stats) + len(stats),
+                    max((s.st_mtime_ns for s in stats), default=0))
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return None
+
+
 # ------------------------------------------------------------------ task and result
 @dataclass
 class ScanOutput:
@@ -203,6 +217,7 @@ class ScanResult:
     host: str
     pid: int
     software: dict[str, str]
+    file_signature: tuple[int, int] | None = None
     output: ScanOutput | None = None
     error: str | None = None
     detail: str | None = None
@@ -247,6 +262,7 @@ def execute(task: ScanTask) -> ScanResult:
         if not path.exists():
             raise VasomicsError("file not found on the worker (is the storage shared and "
                                 "mounted at the same path?)", path)
+        out["file_signature"] = file_signature(path)  # before reading: binds hash and state
         input_hash = file_sha256(path)
         params = _import(task.params_model).model_validate(task.params)
         output = _import(task.function)(path, params)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from vasomics.cohort.executors import DaskExecutor, LocalExecutor
 from vasomics.cohort.manifest import Manifest, ScanEntry
-from vasomics.cohort.pipelines import ScanTask, get_pipeline
+from vasomics.cohort.pipelines import ScanTask, file_signature, get_pipeline
 from vasomics.cohort.store import CohortStore, progress_path
 from vasomics.io.atomic import atomic_file
 from vasomics.params import params_dict
@@ -54,20 +54,6 @@ class RunSummary:
     def counts(self) -> dict[str, int]:
         return {"total": self.total, "done": self.done, "skipped": self.skipped,
                 "failed": self.failed}
-
-
-def file_signature(path: Path) -> tuple[int, int] | None:
-    """``(size in bytes, latest mtime in ns)`` of a file, or summed over a folder's files;
-    None when it cannot be read."""
-    try:
-        if path.is_dir():
-            stats = [p.stat() for p in path.rglob("*") if p.is_file()]
-            return (sum(s.st_size for s in stats) + len(stats),
-                    max((s.st_mtime_ns for s in stats), default=0))
-        st = path.stat()
-        return st.st_size, st.st_mtime_ns
-    except OSError:
-        return None
 
 
 def run_cohort(manifest: Manifest, db: str | os.PathLike, *,
@@ -129,7 +115,7 @@ def run_cohort(manifest: Manifest, db: str | os.PathLike, *,
                 store.write_result(
                     result, session_id=summary.session_id, pipeline=entry.pipeline,
                     params_json=json.dumps(params_dict(entry.params), sort_keys=True),
-                    file_signature=file_signature(entry.path),
+                    file_signature=result.file_signature,
                     replace=states.get(result.scan_id, {}).get("status") == "done")
                 if result.status == "done":
                     summary.done += 1
@@ -164,8 +150,7 @@ def _unchanged(entry: ScanEntry, state: dict | None, rehash: bool, store: Cohort
         return True
     if file_sha256(entry.path) != state["input_hash"]:
         return False
-    store.con.execute("UPDATE scans SET file_size = ?, file_mtime_ns = ? WHERE scan_id = ?",
-                      [signature[0], signature[1], entry.scan_id])
+    store.update_signature(entry.scan_id, signature)
     return True
 
 

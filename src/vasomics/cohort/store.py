@@ -195,6 +195,12 @@ class CohortStore:
         keys = ("status", "input_hash", "params_hash", "file_size", "file_mtime_ns")
         return {r[0]: dict(zip(keys, r[1:], strict=True)) for r in rows}
 
+    def update_signature(self, scan_id: str, signature: tuple[int, int]) -> None:
+        """Record a file's new size and mtime after a re-hash showed the same content."""
+        self._write(lambda con: con.execute(
+            "UPDATE scans SET file_size = ?, file_mtime_ns = ? WHERE scan_id = ?",
+            [signature[0], signature[1], scan_id]))
+
     def start_session(self, manifest: str, executor: str, version: str, n_total: int) -> str:
         session_id = uuid.uuid4().hex
         self._write(lambda con: con.execute(
