@@ -106,6 +106,18 @@ def test_loops_are_counted():
     assert _kinds(g)["bifurcation"] == truth.values["n_bifurcations"]
 
 
+def test_loops_get_generations_and_orders():
+    """Loop-closing segments count as terminal branches: every segment gets a generation
+    and a Strahler order; a pure ring is generation 1, order 1."""
+    ring = mask_to_graph(P.ring_tube()[0])
+    assert ring.segment_generation.tolist() == [1] and ring.segment_strahler.tolist() == [1]
+    g = mask_to_graph(P.ladder(3)[0])
+    assert np.all(g.segment_generation >= 1) and np.all(g.segment_strahler >= 1)
+    root_segments = np.isin(g.segment_start, np.flatnonzero(g.node_kind == "root")) | \
+        np.isin(g.segment_end, np.flatnonzero(g.node_kind == "root"))
+    assert np.all(g.segment_generation[root_segments] == 1)
+
+
 def test_several_components_get_one_root_each():
     a, _ = P.straight_tube(15.0, 2.0, (0.5, 0.5, 0.5))
     b, _ = P.straight_tube(15.0, 1.0, (0.5, 0.5, 0.5))
