@@ -23,7 +23,7 @@ CATEGORY_LETTER = {"anatomical": "A", "biomechanical": "M", "biochemical": "C",
                    "pathophysiological": "P", "composite": "X"}
 SCOPE_LETTER = {"tree": "T", "vessel": "V", "segment": "S", "bifurcation": "B"}
 ID_PATTERN = re.compile(r"^VX\.([AMCPX])\.([TVSB])\.[A-Z][A-Z0-9_]*$")
-Requirement = Literal["graph", "mask", "region", "image", "labels"]
+Requirement = Literal["graph", "mask", "region", "image", "labels", "organs"]
 
 
 class _Strict(BaseModel):

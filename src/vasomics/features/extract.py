@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from vasomics.errors import GeometryError, InputError
-from vasomics.features import bifurcation, intensity, maskbased, segment, tree, vessel
+from vasomics.features import bifurcation, intensity, liver, maskbased, segment, tree, vessel
 from vasomics.features.catalogue import load_catalogue
 from vasomics.features.context import Context
 from vasomics.features.fractal import Foreground
@@ -34,7 +34,7 @@ from vasomics.vessel_graph import VesselGraph
 
 log = logging.getLogger(__name__)
 
-MODULES = (tree, segment, bifurcation, maskbased, intensity, vessel)
+MODULES = (tree, segment, bifurcation, maskbased, intensity, vessel, liver)
 _SCOPE_RANK = {"tree": 0, "vessel": 1, "segment": 2, "bifurcation": 3}
 
 

@@ -29,6 +29,20 @@ from vasomics.vessel_graph import VesselGraph
 
 TREES = {"portal": "vessel:portal_venous_tree", "hepatic": "vessel:hepatic_venous_tree"}
 
+#: Catalogue ids computed here. They need the organ context of the CT chain (catalogue
+#: requirement ``organs``), which a single-graph extraction does not have, so
+#: :func:`compute` adds nothing there; :func:`liver_features` computes them.
+PROVIDES = ("VX.A.T.LIVER_VOL", "VX.A.T.SPLEEN_VOL", "VX.P.T.LIVER_SPLEEN_RATIO",
+            "VX.A.V.TREE_LEN", "VX.A.V.TREE_VOL", "VX.A.V.VESSEL_VOLUME_FRACTION",
+            "VX.A.V.LENGTH_DENSITY", "VX.P.V.DISTAL_RICHNESS", "VX.M.V.MURRAY_DEV",
+            "VX.C.V.LUMEN_HU", "VX.C.V.CNR", "VX.A.V.HILAR_STRAIGHTNESS",
+            "VX.A.V.NAMED_DIAMETER", "VX.X.T.PORTAL_HEPATIC_VOL_RATIO", "VX.C.T.PV_AORTA_RATIO")
+
+
+def compute(ctx) -> dict:
+    """Extractor hook (:data:`vasomics.features.extract.MODULES`): nothing without organs."""
+    return {}
+
 
 def murray_deviation(graph: VesselGraph) -> float:
     """Median over bifurcation nodes of Σ r_d³ / r_p³ − 1 (segment median radii; the parent is
