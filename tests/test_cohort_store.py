@@ -177,6 +177,12 @@ def test_cli_query_export_matrix_status(small_db, tmp_path, capsys):
     assert len(pd.read_parquet(tmp_path / "s.parquet")) == _counts(db)["segments"]
     assert main(["cohort", "status", "--db", str(db)]) == 0
     assert "6 done" in capsys.readouterr().out
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(db.read_bytes())
+    assert main(["cohort", "run", str(manifest), "--db", str(copy)]) == 0  # progress bar on
+    captured = capsys.readouterr()
+    assert "6 scans: 0 done, 6 unchanged, 0 failed" in captured.out
+    assert "done 0 · unchanged 6 · failed 0" in captured.err and "ETA" in captured.err
 
 
 def _limit_file_size(limit: int):
