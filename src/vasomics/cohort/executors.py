@@ -44,11 +44,13 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 class LocalExecutor:
-    """``workers`` spawned processes on this machine (``spawn``: safe with threads, the
-    same start method on every platform)."""
+    """``workers`` spawned processes on this machine (default: one per CPU this process may
+    run on; ``spawn``: safe with threads, the same start method on every platform)."""
 
     def __init__(self, workers: int | None = None):
-        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        usable = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count())
+        self.workers = max(1, int(workers or usable or 1))
 
     def describe(self) -> str:
         return f"local:{self.workers}"
