@@ -355,6 +355,8 @@ def test_dask_scheduler_and_workers_as_processes(manifest, reference, tmp_path):
             hosts = store.query("SELECT DISTINCT host FROM runs").host.tolist()
         assert hosts == [socket.gethostname()]
     finally:
+        family = [c for p in procs if p.poll() is None
+                  for c in psutil.Process(p.pid).children(recursive=True)]
         for p in reversed(procs):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGTERM)
@@ -365,6 +367,8 @@ def test_dask_scheduler_and_workers_as_processes(manifest, reference, tmp_path):
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(10)
     assert all(p.poll() is not None for p in procs)
+    _, alive = psutil.wait_procs(family, timeout=20)  # the nannies' worker processes too
+    assert not alive, alive
 
 
 def test_unreachable_dask_scheduler_is_a_clear_error():
