@@ -179,6 +179,11 @@ def test_cli_query_export_matrix_status(small_db, tmp_path, capsys):
     assert "6 done" in capsys.readouterr().out
     copy = tmp_path / "copy.duckdb"
     copy.write_bytes(db.read_bytes())
+    before = _counts(copy)
+    assert main(["cohort", "run", str(manifest), "--db", str(copy), "--dry-run",
+                 "--force"]) == 0
+    assert "6 valid scans: 6 to run, 0 unchanged (dry run" in capsys.readouterr().out
+    assert _counts(copy) == before
     assert main(["cohort", "run", str(manifest), "--db", str(copy)]) == 0  # progress bar on
     captured = capsys.readouterr()
     assert "6 scans: 0 done, 6 unchanged, 0 failed" in captured.out

@@ -41,9 +41,11 @@ def cohort() -> None:
 @click.option("--wait", "wait_s", type=click.FloatRange(min=0), default=0.0,
               help="Seconds to wait for another runner on the same database to finish.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+@click.option("--dry-run", is_flag=True,
+              help="Validate the manifest and say which scans would run; change nothing.")
 def run_cmd(manifest: Path, db: Path, workers: int | None, dask_address: str | None,
             force: bool, rehash: bool, root: Path | None, params_file: Path | None,
-            wait_s: float, no_progress: bool) -> None:
+            wait_s: float, no_progress: bool, dry_run: bool) -> None:
     """Process every scan of MANIFEST that needs work; store results in --db.
 
     Exits with status 1 when some scans failed (they are recorded with their reason)."""
@@ -56,6 +58,15 @@ def run_cmd(manifest: Path, db: Path, workers: int | None, dask_address: str | N
         raise click.UsageError("--workers applies to local runs; a Dask cluster sets its own")
     cohort_params = read_yaml_mapping(params_file) if params_file else None
     loaded = load_manifest(manifest, root=root, params=cohort_params)
+    if dry_run:
+        from vasomics.cohort.runner import plan_cohort
+
+        todo, unchanged = plan_cohort(loaded, db, force=force, rehash=rehash)
+        click.echo(f"{manifest}: {len(loaded)} valid scans: {len(todo)} to run, "
+                   f"{len(unchanged)} unchanged (dry run: nothing was run or written)")
+        for scan_id in todo:
+            click.echo(f"  run {scan_id}")
+        return
     executor = DaskExecutor(dask_address) if dask_address else LocalExecutor(workers)
     try:
         with _ProgressBar(enabled=not no_progress) as bar:

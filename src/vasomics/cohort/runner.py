@@ -139,7 +139,26 @@ def run_cohort(manifest: Manifest, db: str | os.PathLike, *,
     return summary
 
 
-def _unchanged(entry: ScanEntry, state: dict | None, rehash: bool, store: CohortStore) -> bool:
+def plan_cohort(manifest: Manifest, db: str | os.PathLike, *, force: bool = False,
+                rehash: bool = False) -> tuple[list[str], list[str]]:
+    """What :func:`run_cohort` would do, without running or writing anything: the scan ids
+    to run and those unchanged (the database is opened read-only, when it exists)."""
+    db = Path(db)
+    if not db.exists():
+        return [e.scan_id for e in manifest.entries], []
+    with CohortStore.open(db, read_only=True) as store:
+        states = store.scan_states()
+        todo, unchanged = [], []
+        for entry in manifest.entries:
+            same = not force and _unchanged(entry, states.get(entry.scan_id), rehash, None)
+            (unchanged if same else todo).append(entry.scan_id)
+    return todo, unchanged
+
+
+def _unchanged(entry: ScanEntry, state: dict | None, rehash: bool,
+               store: CohortStore | None) -> bool:
+    """True when ``entry`` needs no work; a re-hash that finds the same content records the
+    file's new size and mtime in ``store`` (when given)."""
     if (state is None or state["status"] != "done"
             or state["params_hash"] != entry.params_hash or not state["input_hash"]):
         return False
@@ -150,7 +169,8 @@ def _unchanged(entry: ScanEntry, state: dict | None, rehash: bool, store: Cohort
         return True
     if file_sha256(entry.path) != state["input_hash"]:
         return False
-    store.update_signature(entry.scan_id, signature)
+    if store is not None:
+        store.update_signature(entry.scan_id, signature)
     return True
 
 
