@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "us": "vasomics.ultrasound.cli:us",
     "io": "vasomics.io.cli:io_group",
     "run": "vasomics.chain.run:run_command", "ct-demo": "vasomics.chain.run:demo_command",
+    "segment": "vasomics.chain.segment.cli:segment_command", "segmenter": "vasomics.chain.segment.cli:segmenter",
 }
 
 

@@ -1,0 +1,1 @@
+"""Vessel segmentation from images (see :func:`vasomics.chain.segment.api.segment`)."""

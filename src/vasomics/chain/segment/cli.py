@@ -1,0 +1,86 @@
+"""``vasomics segment`` and ``vasomics segmenter train``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from vasomics.chain.segment.api import presets
+
+
+@click.command("segment")
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Vessel mask to write (format from the extension, e.g. .nii.gz, .png).")
+@click.option("--preset", default="cta", show_default=True,
+              help=f"Preset name ({', '.join(presets())}) or a preset YAML file.")
+@click.option("--method", type=click.Choice(["frangi", "sato", "jerman", "learned",
+                                             "totalsegmentator", "nnunet"]),
+              help="Override the preset's method.")
+@click.option("--region", type=click.Path(path_type=Path),
+              help="Binary mask (FOV or organ) restricting the search; same grid as IMAGE.")
+@click.option("--score", type=click.Path(path_type=Path),
+              help="Also write the score map (vesselness or probability, float32).")
+@click.option("--spacing", type=float, nargs=2, default=None,
+              help="2D pixel size in mm (y x) for PNG/JPEG inputs without one.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def segment_command(image, output, preset, method, region, score, spacing, quiet):
+    """Segment vessels in IMAGE and write a binary mask to OUTPUT."""
+    from vasomics.chain.segment.api import segment
+    from vasomics.io.images import read_image, read_mask, write_image
+
+    img = read_image(image, spacing=spacing)
+    region_mask = read_mask(region, like=img)[1] if region else None
+    with click.progressbar(length=100, label="segmenting", file=sys.stderr,
+                           hidden=quiet) as bar:
+        state = {"done": 0}
+
+        def progress(fraction: float) -> None:
+            step = int(round(100 * fraction)) - state["done"]
+            if step > 0:
+                bar.update(step)
+                state["done"] += step
+
+        result = segment(img, preset, method=method, region=region_mask, progress=progress)
+        progress(1.0)
+    mask = result.mask.with_array(result.mask.array.astype("uint8"))
+    if output.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
+        mask = mask.with_array(mask.array * 255)
+    write_image(mask, output)
+    if score and result.score is not None:
+        write_image(result.score, score)
+    n = int(result.mask.array.sum())
+    click.echo(f"{output}: {n} vessel voxels ({100 * n / result.mask.array.size:.2f} %)")
+
+
+@click.group("segmenter")
+def segmenter() -> None:
+    """Learned 2D segmenters (fundus, OCTA)."""
+
+
+@segmenter.command("train")
+@click.option("--dataset", type=click.Choice(["chase", "rossa"]), required=True)
+@click.option("--data", "data", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Data set folder (chase_db1/ with training/, or rossa/ with train_manual/).")
+@click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
+              help="Weight file to write (.pt); the JSON card is written beside it.")
+@click.option("--iterations", type=int, default=None, help="Optimizer steps.")
+@click.option("--n-val", type=int, default=None, help="Training images held out for validation.")
+@click.option("--validate-every", type=int, default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch CPU threads.")
+def train_command(dataset, data, output, iterations, n_val, validate_every, seed, threads):
+    """Train the compact U-Net; the best validation checkpoint is written."""
+    from vasomics.chain.segment.learned import TrainParams, train
+
+    changes = {"iterations": iterations, "n_val": n_val, "validate_every": validate_every,
+               "seed": seed, "threads": threads}
+    params = TrainParams(**{k: v for k, v in changes.items() if v is not None})
+    command = "vasomics " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    card = train(dataset, data, output.with_suffix(".pt"), params,
+                 progress=lambda m: click.echo(m, err=True), command=command)
+    click.echo(f"{output}: validation Dice {card['validation_dice']} (threshold "
+               f"{card['threshold']}, iteration {card['best_iteration']})")

@@ -1,0 +1,314 @@
+"""Learned 2D vessel segmenter for fundus photographs and OCTA en-face images.
+
+A compact U-Net (4 resolution levels, ``base`` channels doubling per level, batch norm,
+ReLU; about 0.12 M parameters for ``base=8``) trained on CPU from random patches with flips,
+90-degree rotations and intensity jitter, with binary cross-entropy + soft Dice loss.
+
+Input preparation (the same for training and inference): grey image (RGB -> green channel,
+see :func:`vasomics.chain.segment.fov.to_grey`) scaled to [0, 1] by its dtype range
+(8-bit: /255, 16-bit: /65535, float: min-max), CLAHE (``skimage.exposure.equalize_adapthist``,
+clip 0.01), then standardized by the mean and standard deviation inside the field of view.
+
+Weights live in ``weights/<name>.pt`` with ``weights/<name>.json`` beside them (the command,
+data, seed, iterations, decision threshold and validation figures). PyTorch is an optional
+extra (``pip install 'vasomics[dl]'``, torch==2.13.0 CPU wheel); without it, or without the
+weight file, a :class:`~vasomics.errors.DependencyError` says how to get them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from vasomics.errors import DependencyError, InputError, ParameterError
+from vasomics.params import StageParams
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+#: Learned models shipped with vasomics: name -> description.
+MODELS = {"chase": "fundus photographs (trained on CHASE_DB1, first observer)",
+          "rossa": "OCTA en-face images (trained on ROSSA)"}
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise DependencyError("the learned segmenter needs PyTorch: pip install "
+                              "'vasomics[dl]' (torch==2.13.0, CPU wheel)") from None
+    return torch
+
+
+# ----------------------------------------------------------------------------- preparation
+
+def prepare(array: np.ndarray, fov: np.ndarray | None = None) -> np.ndarray:
+    """Network input (float32, ``(y, x)``) from a grey or RGB 2D array (see module doc)."""
+    from skimage.exposure import equalize_adapthist
+
+    from vasomics.chain.segment.fov import to_grey
+
+    raw = np.asarray(array)
+    grey = to_grey(raw)
+    if np.issubdtype(raw.dtype, np.integer):
+        grey = grey / float(np.iinfo(raw.dtype).max)
+    else:
+        lo, hi = float(grey.min()), float(grey.max())
+        grey = (grey - lo) / (hi - lo) if hi > lo else np.zeros_like(grey)
+    grey = equalize_adapthist(np.clip(grey, 0, 1), clip_limit=0.01).astype(np.float32)
+    inside = grey[fov] if fov is not None and fov.any() else grey
+    std = float(inside.std())
+    return ((grey - float(inside.mean())) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- network
+
+def build_unet(base: int = 16, levels: int = 4):
+    """The compact U-Net (1 input channel, 1 logit output)."""
+    torch = _torch()
+    nn = torch.nn
+
+    def block(cin, cout):
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True),
+                             nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True))
+
+    class UNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            ch = [base * 2 ** i for i in range(levels)]
+            self.down = nn.ModuleList([block(1, ch[0])] + [block(ch[i - 1], ch[i])
+                                                            for i in range(1, levels)])
+            self.up = nn.ModuleList([nn.ConvTranspose2d(ch[i], ch[i - 1], 2, stride=2)
+                                     for i in range(levels - 1, 0, -1)])
+            self.dec = nn.ModuleList([block(2 * ch[i - 1], ch[i - 1])
+                                      for i in range(levels - 1, 0, -1)])
+            self.head = nn.Conv2d(ch[0], 1, 1)
+
+        def forward(self, x):
+            skips = []
+            for i, d in enumerate(self.down):
+                x = d(x if i == 0 else nn.functional.max_pool2d(x, 2))
+                skips.append(x)
+            for up, dec, skip in zip(self.up, self.dec, skips[-2::-1], strict=True):
+                x = dec(torch.cat([up(x), skip], 1))
+            return self.head(x)
+
+    return UNet()
+
+
+def _pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    h, w = x.shape
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return np.pad(x, ((0, ph), (0, pw)), mode="reflect"), (h, w)
+
+
+def predict_probability(model, prepared: np.ndarray, levels: int = 4) -> np.ndarray:
+    """Vessel probability (float32, same shape) of a prepared image."""
+    torch = _torch()
+    x, (h, w) = _pad_to(prepared, 2 ** (levels - 1))
+    model.eval()
+    with torch.inference_mode():
+        out = torch.sigmoid(model(torch.from_numpy(x)[None, None]))[0, 0].numpy()
+    return out[:h, :w].astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- weights
+
+def weights_path(name: str) -> Path:
+    """Path of the ``.pt`` weight file of a shipped model (may not exist)."""
+    if name not in MODELS:
+        raise ParameterError(f"unknown learned model {name!r}; known: {', '.join(MODELS)}")
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def load_model(name_or_path: str | Path):
+    """Load a trained model and its JSON card: returns ``(model, card)``."""
+    torch = _torch()
+    path = Path(name_or_path)
+    if path.suffix != ".pt":
+        path = weights_path(str(name_or_path))
+    card_path = path.with_suffix(".json")
+    if not path.is_file() or not card_path.is_file():
+        raise DependencyError(f"weights not found (expected {path.name} and {card_path.name}); "
+                              f"make them with: vasomics segmenter train --dataset "
+                              f"{path.stem if path.stem in MODELS else 'chase|rossa'}", path)
+    card = json.loads(card_path.read_text())
+    model = build_unet(card["base"], card["levels"])
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.eval()
+    return model, card
+
+
+def segment_learned(array: np.ndarray, model_name: str = "chase",
+                    fov: np.ndarray | None = None, *, threads: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Segment a 2D image with a shipped model: returns ``(mask, probability)``.
+
+    ``fov`` (boolean, same ``(y, x)`` shape) restricts the mask; without it, fundus models
+    derive one with :func:`~vasomics.chain.segment.fov.fundus_fov`.
+    """
+    from vasomics.chain.segment.fov import fundus_fov
+
+    a = np.asarray(array)
+    shape = a.shape[:2]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)):
+        raise InputError(f"the learned segmenter takes 2D grey or RGB images, got shape "
+                         f"{a.shape}")
+    if fov is None and model_name == "chase":
+        fov = fundus_fov(a)
+    if fov is not None and np.shape(fov) != shape:
+        raise InputError(f"field-of-view mask shape {np.shape(fov)} does not match the image "
+                         f"{shape}")
+    torch = _torch()
+    if threads:
+        torch.set_num_threads(threads)
+    model, card = load_model(model_name)
+    prob = predict_probability(model, prepare(a, fov), card["levels"])
+    mask = prob >= card["threshold"]
+    if fov is not None:
+        mask &= fov
+        prob = np.where(fov, prob, 0).astype(np.float32)
+    return mask, prob
+
+
+# ----------------------------------------------------------------------------- training
+
+class TrainParams(StageParams):
+    """Training of the learned 2D segmenter (defaults: the shipped CHASE model)."""
+
+    base: int = 8  # channels of the first U-Net level (doubling per level)
+    levels: int = 4  # U-Net resolution levels
+    patch: int = 128  # training patch edge (pixels)
+    batch: int = 4  # patches per iteration
+    iterations: int = 6000  # optimizer steps
+    lr: float = 2e-3  # Adam learning rate (cosine decay to 2 % of it)
+    validate_every: int = 500  # iterations between validation passes (best checkpoint kept)
+    n_val: int = 2  # training images held out for validation/threshold selection
+    seed: int = 0  # random seed (patches, augmentation, initialisation, split)
+    threads: int = 1  # torch CPU threads
+
+
+def load_dataset(name: str, root: str | Path, split: str = "train"
+                 ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Images of a data set folder: list of ``(id, image, manual mask, fov)``.
+
+    ``chase``: ``<root>/{training,test}/images/*.jpg`` with ``mask/*_1stHO.png``;
+    ``rossa``: ``<root>/{train_manual,val}/image/*.png`` with ``label/*.png``.
+    """
+    from PIL import Image as PILImage
+
+    from vasomics.chain.segment.fov import fundus_fov
+
+    root = Path(root)
+    items = []
+    if name == "chase":
+        folder = root / {"train": "training", "test": "test"}[split]
+        for img_path in sorted((folder / "images").glob("*.jpg")):
+            rgb = np.asarray(PILImage.open(img_path).convert("RGB"))
+            gt = np.asarray(PILImage.open(folder / "mask" / f"{img_path.stem}_1stHO.png")) > 0
+            items.append((img_path.stem, rgb, gt, fundus_fov(rgb)))
+    elif name == "rossa":
+        folder = root / {"train": "train_manual", "test": "val", "val": "val"}[split]
+        for img_path in sorted((folder / "image").glob("*.png"), key=lambda p: int(p.stem)):
+            grey = np.asarray(PILImage.open(img_path).convert("L"))
+            gt = np.asarray(PILImage.open(folder / "label" / img_path.name).convert("L")) > 127
+            items.append((img_path.stem, grey, gt, np.ones(grey.shape, bool)))
+    else:
+        raise ParameterError(f"unknown data set {name!r} (chase or rossa)")
+    if not items:
+        raise InputError(f"no {name} images found under {folder}")
+    return items
+
+
+def _augment(rng: np.random.Generator, x: np.ndarray, y: np.ndarray):
+    k = int(rng.integers(4))
+    x, y = np.rot90(x, k), np.rot90(y, k)
+    if rng.random() < 0.5:
+        x, y = x[:, ::-1], y[:, ::-1]
+    x = x * rng.uniform(0.8, 1.25) + rng.normal(0, 0.2)  # contrast/brightness jitter
+    return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)
+
+
+def _best_threshold(probs, gts, fovs) -> tuple[float, float]:
+    best = (0.5, -1.0)
+    for t in np.arange(0.3, 0.71, 0.05):
+        inter = sum(int(np.count_nonzero((p >= t) & g & f)) for p, g, f in zip(probs, gts, fovs, strict=True))
+        total = sum(int(np.count_nonzero((p >= t) & f)) + int(np.count_nonzero(g & f))
+                    for p, g, f in zip(probs, gts, fovs, strict=True))
+        dice = 2 * inter / max(total, 1)
+        if dice > best[1]:
+            best = (round(float(t), 2), dice)
+    return best
+
+
+def train(dataset: str, root: str | Path, out: str | Path, params: TrainParams | None = None,
+          *, progress: Callable[[str], None] | None = None, command: str = "") -> dict:
+    """Train the U-Net on ``dataset`` (chase or rossa) under ``root``; write ``out`` (.pt) and
+    its JSON card; return the card. The best validation checkpoint is kept."""
+    torch = _torch()
+    p = params or TrainParams()
+    torch.manual_seed(p.seed)
+    torch.set_num_threads(p.threads)
+    rng = np.random.default_rng(p.seed)
+    items = load_dataset(dataset, root, "train")
+    order = rng.permutation(len(items))
+    n_val = min(p.n_val, len(items) - 1)
+    val = [items[i] for i in order[:n_val]]
+    tr = [items[i] for i in order[n_val:]]
+    xs = [prepare(im, fov) for _, im, _, fov in tr]
+    ys = [gt & fov for _, _, gt, fov in tr]
+    xv = [prepare(im, fov) for _, im, _, fov in val]
+    model = build_unet(p.base, p.levels)
+    opt = torch.optim.Adam(model.parameters(), lr=p.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, p.iterations, eta_min=p.lr * 0.02)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    best = {"dice": -1.0}
+    t0 = time.time()
+    for it in range(1, p.iterations + 1):
+        bx, by = [], []
+        for _ in range(p.batch):
+            j = int(rng.integers(len(xs)))
+            h, w = xs[j].shape
+            ps = min(p.patch, h, w) // 8 * 8
+            r0, c0 = int(rng.integers(h - ps + 1)), int(rng.integers(w - ps + 1))
+            x, y = _augment(rng, xs[j][r0:r0 + ps, c0:c0 + ps], ys[j][r0:r0 + ps, c0:c0 + ps])
+            bx.append(x)
+            by.append(y)
+        model.train()
+        xb = torch.from_numpy(np.stack(bx))[:, None]
+        yb = torch.from_numpy(np.stack(by))[:, None]
+        logits = model(xb)
+        prob = torch.sigmoid(logits)
+        dice = 1 - (2 * (prob * yb).sum() + 1) / (prob.sum() + yb.sum() + 1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, yb) + dice
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if it % p.validate_every == 0 or it == p.iterations:
+            probs = [predict_probability(model, x, p.levels) for x in xv]
+            thr, vdice = _best_threshold(probs, [v[2] for v in val], [v[3] for v in val])
+            msg = (f"iteration {it}/{p.iterations}: loss {loss.item():.4f}, validation Dice "
+                   f"{vdice:.4f} at threshold {thr} ({time.time() - t0:.0f} s)")
+            log.info(msg)
+            if progress:
+                progress(msg)
+            if vdice > best["dice"]:
+                best = {"dice": vdice, "threshold": thr, "iteration": it}
+                torch.save(model.state_dict(), out)
+    card = {"model": "unet", "base": p.base, "levels": p.levels, "dataset": dataset,
+            "data": str(root), "train_images": [t[0] for t in tr],
+            "validation_images": [v[0] for v in val], "params": p.model_dump(),
+            "threshold": best["threshold"], "best_iteration": best["iteration"],
+            "validation_dice": round(best["dice"], 4), "training_seconds": round(time.time() - t0),
+            "torch": torch.__version__, "command": command}
+    out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
+    return card

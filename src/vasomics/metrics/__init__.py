@@ -1,0 +1,1 @@
+"""Accuracy metrics (segmentation)."""
