@@ -13,7 +13,10 @@ RSS (``ru_maxrss``) is its own:
 * ``skan``: read → ``skimage.morphology.skeletonize`` → ``skan.Skeleton`` →
   ``skan.summarize`` (graph and branch lengths only, as in the issue).
 
-Time is wall time inside the subprocess after imports and after one warm-up run of the same
+Time is wall time and CPU time (user + system: on a busy machine, a proxy for the wall time an
+idle one would give; an overestimate where a stage runs threads) inside the subprocess after
+imports
+and after one warm-up run of the same
 pipeline on a small Y phantom (numba compiles skan's kernels and loads vasomics' cached
 ones on first use); import and warm-up seconds are printed apart ("cold" cost).
 Counts: our segments/bifurcations/endpoints vs the truth, and skan's branches, junction
@@ -49,6 +52,11 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _warm_up(kind: str, folder: Path) -> None:
     from vasomics.io.images import write_image
     from vasomics.phantoms import y_bifurcation
@@ -78,6 +86,7 @@ def worker(kind: str, mask_path: str, outdir: str, warm: bool = True) -> dict:
         t_warm = time.perf_counter()
         _warm_up(kind, Path(outdir).parent)
         out["warmup_s"] = time.perf_counter() - t_warm
+    cpu0 = _cpu_s()
     t0 = time.perf_counter()
     if kind == "skan":
         mask = read_image(mask_path)
@@ -107,6 +116,7 @@ def worker(kind: str, mask_path: str, outdir: str, warm: bool = True) -> dict:
         out.update(total_s=time.perf_counter() - t0, **{f"{k}_s": v for k, v in
                                                           result.seconds.items()},
                    n_features=int(len(result.table.frame)), **_graph_counts(result.graph))
+    out["cpu_s"] = _cpu_s() - cpu0
     out["peak_rss_mb"] = _rss_mb()
     return out
 
@@ -166,12 +176,14 @@ def main() -> None:
               f"{tv['total_length_mm']:.0f} mm")
         full = _run("vasomics", path, work / f"out_{name}")
         graph = _run("vasomics-graph", path, work / "unused")
-        print(f"vasomics read->graph->features->write: {full['total_s']:.2f} s "
+        print(f"vasomics read->graph->features->write: {full['total_s']:.2f} s wall, "
+              f"{full['cpu_s']:.2f} s CPU "
               f"(read {full['read_s']:.2f}, graph {full['graph_s']:.2f}, features "
               f"{full['features_s']:.2f}, write {full['write_s']:.2f}), peak RSS "
               f"{full['peak_rss_mb']:.0f} MB, {full['n_features']} feature rows; "
               f"cold extra: imports {full['import_s']:.2f} s, warm-up {full['warmup_s']:.2f} s")
-        print(f"vasomics read->graph: {graph['total_s']:.2f} s (graph {graph['graph_s']:.2f}), "
+        print(f"vasomics read->graph: {graph['total_s']:.2f} s wall, {graph['cpu_s']:.2f} s CPU "
+              f"(graph {graph['graph_s']:.2f}), "
               f"peak RSS {graph['peak_rss_mb']:.0f} MB; segments {graph['n_segments']}, "
               f"bifurcations {graph['n_bifurcations']}, endpoints {graph['n_endpoints']}, "
               f"max Strahler {graph['max_strahler']}, length {graph['total_length_mm']:.0f} mm "
@@ -179,6 +191,7 @@ def main() -> None:
         if not args.no_skan:
             sk = _run("skan", path, work / "unused")
             print(f"skimage+skan read->skeletonize->Skeleton->summarize: {sk['total_s']:.2f} s "
+                  f"wall, {sk['cpu_s']:.2f} s CPU "
                   f"(skeletonize {sk['skeletonize_s']:.2f}, skan {sk['skan_s']:.2f}), peak RSS "
                   f"{sk['peak_rss_mb']:.0f} MB; branches {sk['n_branches']}, junction pixels "
                   f"{sk['n_junction_pixels']}, junction-junction branches "
@@ -186,8 +199,10 @@ def main() -> None:
                   f"length {sk['total_length_mm']:.0f} mm "
                   f"({100 * (sk['total_length_mm'] / tv['total_length_mm'] - 1):+.1f} % vs truth); "
                   f"cold extra: imports {sk['import_s']:.2f} s, warm-up {sk['warmup_s']:.2f} s")
-            print(f"ratio skan / vasomics: full path {sk['total_s'] / full['total_s']:.2f}x, "
-                  f"graph only {sk['total_s'] / graph['total_s']:.2f}x")
+            print(f"ratio skan / vasomics (wall): full path {sk['total_s'] / full['total_s']:.2f}x,"
+                  f" graph only {sk['total_s'] / graph['total_s']:.2f}x; (CPU): full path "
+                  f"{sk['cpu_s'] / full['cpu_s']:.2f}x, graph only "
+                  f"{sk['cpu_s'] / graph['cpu_s']:.2f}x")
     print(f"\n# outputs in {work}")
 
 
