@@ -5,10 +5,11 @@ Steps, in order (each optional, all in :class:`BinarizeParams`):
 1. **Region**: voxels outside the region mask (field of view, organ) are never vessel.
 2. **Intensity window**: voxels whose *raw image* value lies outside ``[lo, hi]`` are never
    vessel (e.g. contrast blood 150-700 HU in CTA).
-3. **Threshold**: ``high`` on the response (absolute), or ``None`` for Otsu's threshold of
-   the response inside the region where it is > 0 (times ``otsu_factor``); hysteresis keeps
-   voxels above ``low_ratio x high`` connected to a voxel above ``high`` (``low_ratio=1``:
-   plain threshold).
+3. **Threshold**: ``high`` on the response (absolute); else the quantile leaving
+   ``top_fraction`` of the region above it (an expected vessel fraction); else Otsu's
+   threshold of the response inside the region where it is > 0 (times ``otsu_factor``).
+   Hysteresis keeps voxels above ``low_ratio x high`` connected to a voxel above ``high``
+   (``low_ratio=1``: plain threshold).
 4. **Components**: ``keep="all"``; ``"largest"``: the ``n_largest`` largest connected
    components (26/8-connectivity, cc3d); ``"seeds"``: components touching a seed point.
    Components smaller than ``min_size_mm`` (mm^3 in 3D, mm^2 in 2D) are dropped.
@@ -32,7 +33,9 @@ from vasomics.params import StageParams
 class BinarizeParams(StageParams):
     """Parameters of :func:`binarize`."""
 
-    high: float | None = None  # response threshold; None: Otsu x otsu_factor inside region
+    high: float | None = None  # response threshold; None: top_fraction or Otsu (see below)
+    top_fraction: float | None = Field(default=None, gt=0, lt=1)  # high = quantile keeping
+    # this fraction of the region above it (when high is None); None: Otsu x otsu_factor
     otsu_factor: float = 1.0  # multiplies the Otsu threshold when high is None
     low_ratio: float = Field(default=0.5, gt=0, le=1)  # hysteresis low = low_ratio x high
     intensity_window: tuple[float, float] | None = None  # raw-intensity [lo, hi] allowed
@@ -83,7 +86,9 @@ def binarize(response: np.ndarray, params: BinarizeParams | None = None, *,
         lo, hi = p.intensity_window
         allowed &= (img >= lo) & (img <= hi)
     high = p.high
-    if high is None:
+    if high is None and p.top_fraction is not None:
+        high = float(np.quantile(response[allowed], 1 - p.top_fraction)) if allowed.any() else 0.0
+    elif high is None:
         inside = response[allowed & (response > 0)]
         high = otsu(inside) * p.otsu_factor
     strong = (response >= high) & allowed
