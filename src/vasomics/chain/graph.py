@@ -450,17 +450,20 @@ def _relocate_bifurcations(polylines, seg_a, seg_b, node_pos, node_r, degree, st
         r_j = float(node_r[node])
         a0, a1 = r_j, r_j + max(2 * r_j, 3 * voxel)
         lines, cuts = [], []
+        prefix = int(np.ceil(4 * a1 / step)) + 4  # points are about one step apart
         for s_id, at_end in incident:
             pts = polylines[s_id][::-1] if at_end else polylines[s_id]
-            arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0),
-                                                                  axis=1))])
+            head = pts[:prefix]
+            arc = np.concatenate([[0.0], np.cumsum(np.sqrt(np.sum(np.diff(head, axis=0) ** 2,
+                                                                  axis=1)))])
             if arc[-1] < 2 * a1:
                 break
-            window = pts[(arc >= a0) & (arc <= a1)]
+            window = head[(arc >= a0) & (arc <= a1)]
             if len(window) < 3:
                 break
             centre = window.mean(axis=0)
-            direction = np.linalg.svd(window - centre, full_matrices=False)[2][0]
+            cov = (window - centre).T @ (window - centre)
+            direction = np.linalg.eigh(cov)[1][:, -1]  # principal axis
             lines.append((centre, direction))
             cuts.append(int(np.searchsorted(arc, a0)))
         else:

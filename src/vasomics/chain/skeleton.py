@@ -107,7 +107,8 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
         filled[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] = crop
         vol3 = filled | vol3
         fg = vol3 if ndim == 3 else vol3[0]
-    vol = np.pad(crop.view(np.uint8), 1)
+    vol = np.zeros(tuple(int(n) + 2 for n in crop.shape), np.uint8)
+    vol[1:-1, 1:-1, 1:-1] = crop.view(np.uint8)
     offsets = k.cube_offsets(vol.shape)
     flat_vol = vol.reshape(-1)
     if params.fill_cavities:
