@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "io": "vasomics.io.cli:io_group",
     "run": "vasomics.chain.run:run_command", "ct-demo": "vasomics.chain.run:demo_command",
     "segment": "vasomics.chain.segment.cli:segment_command", "segmenter": "vasomics.chain.segment.cli:segmenter",
+    "report": "vasomics.report.cli:report", "serve": "vasomics.web.app:serve_command", "mcp": "vasomics.agent.server:mcp_command",
 }
 
 
