@@ -131,3 +131,15 @@ def test_bool_masks_with_non_canonical_bytes():
     a = skeletonize(Image(canonical, spacing=mask.spacing))
     b = skeletonize(Image(odd, spacing=mask.spacing))
     assert np.array_equal(a.indices, b.indices) and np.allclose(a.radius, b.radius)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, bool, np.float32])
+def test_input_is_left_untouched(dtype):
+    """Thinning works in place on the validated copy and restores it; the caller's array
+    and the skeleton's mask both still hold the input."""
+    mask, _ = P.y_bifurcation(spacing=(1.0, 1.0, 1.0))
+    arr = mask.array.astype(dtype)
+    before = arr.copy()
+    sk = skeletonize(Image(arr))
+    assert np.array_equal(arr, before)
+    assert np.array_equal(sk.mask.array, before != 0)

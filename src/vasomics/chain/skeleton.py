@@ -76,6 +76,25 @@ class Skeleton:
         return np.diff(self.adj_offsets)
 
 
+def _padded_box(vol3, nz, ys, xs, lo, hi, plane, params, ndim):
+    """``uint8`` copy of the foreground's bounding box with one voxel of background on every
+    side (cavities filled on request), the flat indices of its foreground voxels and the index
+    shift back to the grid."""
+    crop = vol3[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
+    if params.fill_cavities:
+        from scipy.ndimage import binary_fill_holes
+
+        crop = binary_fill_holes(crop) if ndim == 3 else binary_fill_holes(crop[0])[None]
+    vol = np.zeros(tuple(int(n) + 2 for n in crop.shape), np.uint8)
+    vol[1:-1, 1:-1, 1:-1] = crop.view(np.uint8)
+    if params.fill_cavities:
+        flat = np.flatnonzero(vol).astype(np.int64)
+    else:  # the same indices, from the foreground list instead of a pass over the box
+        flat = ((nz // plane - lo[0] + 1) * (vol.shape[1] * vol.shape[2])
+                + (ys - lo[1] + 1) * vol.shape[2] + (xs - lo[2] + 1)).astype(np.int64)
+    return vol, flat, lo - 1
+
+
 def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None) -> Skeleton:
     """Thin a binary vessel mask to one-voxel-wide centerlines (see the module docstring).
 
@@ -97,34 +116,31 @@ def skeletonize(mask: Image, params: SkeletonParams | None = None, *, path=None)
     lo = np.array([nz[0] // plane, ys.min(), xs.min()])
     hi = np.array([nz[-1] // plane, ys.max(), xs.max()])
     n_foreground = len(nz)
-    # the foreground's bounding box with one voxel of background on every side
-    crop = vol3[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
-    if params.fill_cavities:
-        from scipy.ndimage import binary_fill_holes
-
-        crop = binary_fill_holes(crop) if ndim == 3 else binary_fill_holes(crop[0])[None]
-        filled = np.zeros_like(vol3)
-        filled[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] = crop
-        vol3 = filled | vol3
-        fg = vol3 if ndim == 3 else vol3[0]
-    vol = np.zeros(tuple(int(n) + 2 for n in crop.shape), np.uint8)
-    vol[1:-1, 1:-1, 1:-1] = crop.view(np.uint8)
+    in_place = (ndim == 3 and not params.fill_cavities and vol3.flags.c_contiguous
+                and np.all(lo > 0) and np.all(hi < np.array(vol3.shape) - 1))
+    if in_place:
+        # ``vol3`` is our own copy (made by binary_mask or above) and background surrounds the
+        # foreground: thin it in place, then put the foreground back
+        vol, flat, shift = vol3.view(np.uint8), nz.astype(np.int64), np.zeros(3, np.int64)
+    else:
+        vol, flat, shift = _padded_box(vol3, nz, ys, xs, lo, hi, plane, params, ndim)
+        if params.fill_cavities:
+            vol3 = np.zeros_like(vol3)
+            vol3[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] = \
+                vol[1:-1, 1:-1, 1:-1].view(bool)
+            fg = vol3 if ndim == 3 else vol3[0]
+    del nz, ys, xs
     offsets = k.cube_offsets(vol.shape)
     flat_vol = vol.reshape(-1)
-    if params.fill_cavities:
-        flat = np.flatnonzero(flat_vol).astype(np.int64)
-    else:  # the same indices, from the foreground list instead of a pass over the box
-        flat = ((nz // plane - lo[0] + 1) * (vol.shape[1] * vol.shape[2])
-                + (ys - lo[1] + 1) * vol.shape[2] + (xs - lo[2] + 1)).astype(np.int64)
-    del nz, ys, xs
     directions = k.SIX if ndim == 3 else k.SIX[2:]
     border = k.border_voxels(flat_vol, offsets, flat)
     sweeps = k.thin(flat_vol, offsets, border, directions)
     skel_flat = flat[(flat_vol[flat] & 1) != 0]  # survivors, still sorted
-    del flat, border
     adj_offsets, adj = k.adjacency(flat_vol, offsets, skel_flat)
-    skel_idx = np.column_stack(np.unravel_index(skel_flat, vol.shape)) + lo - 1
-    del vol, flat_vol
+    skel_idx = np.column_stack(np.unravel_index(skel_flat, vol.shape)) + shift
+    if in_place:
+        flat_vol[flat] = 1  # restore the mask (thinning only cleared foreground voxels)
+    del vol, flat_vol, flat, border
     spacing = np.asarray(mask.spacing, float)
     if ndim == 2:
         spacing = np.concatenate([[1e9], spacing])  # the slab axis never holds the nearest bg
