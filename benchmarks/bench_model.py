@@ -51,8 +51,9 @@ def main() -> None:
             cpu = time.process_time() - c0
             per = {c: round(auc(d.y.to_numpy(), d.score.to_numpy()), 3)
                    for c, d in pred.groupby("centre")}
-            print(f"{name}: {len(fm.X)} patients x {n_feat} features, {args.centres} centres, "
-                  f"harmonize={args.harmonize}: train {t_fit:.1f} s, train + LOCO "
+            tag = " + ComBat" if V.uses_batch(est) else ""
+            print(f"{name}{tag}: {len(fm.X)} patients x {n_feat} features, {args.centres} "
+                  f"centres: train {t_fit:.1f} s, train + LOCO "
                   f"{total:.1f} s wall ({cpu:.1f} s CPU); pooled held-out AUC "
                   f"{auc(pred.y.to_numpy(), pred.score.to_numpy()):.3f}; per centre {per}")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
