@@ -146,3 +146,12 @@ def test_selection_stability_across_folds_is_reported():
     sel = res.results["moe"]["selection"]
     assert sel["n_folds"] == 3 and -1 <= sel["stability_index"] <= 1
     assert sel["frequency"]["sim.anatomical.0"] == 1.0  # informative: chosen in every fold
+
+
+def test_per_modality_results():
+    fm = simulate_cohort((90, 90), centre_effects=False, seed=7)
+    fm.modality = np.where(np.arange(180) % 3 == 0, "MR", "CT")
+    res = V.validate({"moe": MixtureOfExpertsClassifier(families=fm.families, inner_folds=3)},
+                     fm, "cv", n_splits=3, n_boot=100)
+    per = res.results["moe"]["per_modality"]
+    assert set(per) == {"CT", "MR"} and per["MR"]["n"] == 60 and "auc" in per["CT"]
