@@ -139,25 +139,20 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
     stats = net.prune(params, float(spacing.mean()))
     net.drop_short_components(params.min_component_length_mm)
     step = params.resample_step_mm or float(spacing.min())
-    polylines, sigmas = [], []
     medians = _medians(net.radii)
-    for pts, rad, med in zip(net.points, net.radii, medians, strict=True):
-        p, _ = _resample(pts, rad, step)
-        sigma = max(params.smoothing_radius_factor * float(med),
-                    params.smoothing_min_voxels * float(spacing.min())) / step
-        polylines.append(_smooth(p, sigma))
-        sigmas.append(sigma)
+    sigmas = np.maximum(params.smoothing_radius_factor * medians,
+                        params.smoothing_min_voxels * float(spacing.min())) / step
+    polylines = _smooth_all([_resample(p, step) for p in net.points], sigmas, odd=True)
     if params.recenter:
-        polylines = [_smooth(p, sigma) for p, sigma in
-                     zip(_recenter(mask, polylines, medians), sigmas, strict=True)]
+        polylines = _smooth_all(_recenter(mask, polylines, medians), sigmas, odd=True)
     seg_a, seg_b = np.array(net.seg_a, np.int64), np.array(net.seg_b, np.int64)
     node_pos = net.node_pos.copy()
     degree = np.bincount(np.concatenate([seg_a, seg_b]), minlength=len(node_pos))
     if params.relocate_bifurcations:
         _relocate_bifurcations(polylines, seg_a, seg_b, node_pos, net.node_r, degree, step,
                                float(spacing.mean()))
-    radii = [_smooth_values(r, sigma) for r, sigma in
-             zip(_radius_at(mask, polylines), sigmas, strict=True)]
+    radii = [r[:, 0] for r in _smooth_all([r[:, None] for r in _radius_at(mask, polylines)],
+                                          sigmas, odd=False)]
     if params.extend_ends:
         for s in range(len(polylines)):
             for at_end, node in ((False, seg_a[s]), (True, seg_b[s])):
@@ -330,62 +325,31 @@ def _components(n_nodes: int, seg_a: np.ndarray, seg_b: np.ndarray) -> np.ndarra
     return connected_components(m, directed=False)[1]
 
 
-def _resample(points: np.ndarray, radius: np.ndarray, step: float):
+def _resample(points: np.ndarray, step: float) -> np.ndarray:
     """Resample a polyline at a uniform arc step (mm); the ends are kept."""
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    seg = np.sqrt(np.sum(np.diff(points, axis=0) ** 2, axis=1))
     arc = np.concatenate([[0.0], np.cumsum(seg)])
     length = arc[-1]
     if length <= 0:
-        return points[[0, -1]], radius[[0, -1]]
+        return points[[0, -1]]
     n = max(2, int(round(length / step)) + 1)
     t = np.linspace(0.0, length, n)
-    out = np.column_stack([np.interp(t, arc, points[:, d]) for d in range(points.shape[1])])
-    return out, np.interp(t, arc, radius)
+    return np.column_stack([np.interp(t, arc, points[:, d]) for d in range(points.shape[1])])
 
 
-def _kernel(sigma_pts: float, n: int):
-    """Gaussian kernel (half-width 3σ) for a polyline of ``n`` points, σ capped at a quarter
-    of the polyline; ``None`` when too small to matter."""
-    sigma_pts = min(sigma_pts, (n - 1) / 4)
-    if sigma_pts < 0.3 or n < 3:
-        return None
-    x = np.arange(-int(np.ceil(3 * sigma_pts)), int(np.ceil(3 * sigma_pts)) + 1)
-    kernel = np.exp(-0.5 * (x / sigma_pts) ** 2)
-    return kernel / kernel.sum()
+def _smooth_all(arrays, sigmas, *, odd: bool) -> list[np.ndarray]:
+    """Gaussian smoothing of each ``(n_i, d)`` array along its rows with σ = ``sigmas[i]``
+    samples (see :mod:`vasomics.chain._polyline`): ``odd`` reflection keeps the end values
+    (positions), even reflection suits per-point quantities (radii)."""
+    from vasomics.chain._polyline import smooth_csr
 
-
-def _pad(values: np.ndarray, k: int, odd: bool) -> np.ndarray:
-    """Pad by ``k`` samples at each end: odd (point) reflection, which keeps the end values
-    fixed under a symmetric kernel, or even (mirror) reflection; beyond the polyline's own
-    length the end value is repeated."""
-    w = min(k, len(values) - 1)
-    lo, hi = values[w:0:-1], values[-2:-w - 2:-1]
-    if odd:
-        lo, hi = 2 * values[0] - lo, 2 * values[-1] - hi
-    ext = np.concatenate([lo, values, hi])
-    if w < k:
-        ext = np.concatenate([np.repeat(ext[:1], k - w, 0), ext, np.repeat(ext[-1:], k - w, 0)])
-    return ext
-
-
-def _smooth(points: np.ndarray, sigma_pts: float) -> np.ndarray:
-    """Gaussian smoothing along a polyline with fixed ends (odd reflection padding)."""
-    kernel = _kernel(sigma_pts, len(points))
-    if kernel is None:
-        return points
-    ext = _pad(points, len(kernel) // 2, odd=True)
-    out = np.column_stack([np.convolve(ext[:, d], kernel, mode="valid")
-                           for d in range(points.shape[1])])
-    out[0], out[-1] = points[0], points[-1]
-    return out
-
-
-def _smooth_values(values: np.ndarray, sigma_pts: float) -> np.ndarray:
-    """Gaussian smoothing of a per-point quantity (mirror padding)."""
-    kernel = _kernel(sigma_pts, len(values))
-    if kernel is None:
-        return values
-    return np.convolve(_pad(values, len(kernel) // 2, odd=False), kernel, mode="valid")
+    if not arrays:
+        return []
+    sizes = np.array([len(a) for a in arrays])
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    out = smooth_csr(np.concatenate(arrays).astype(float), offsets,
+                     np.asarray(sigmas, float), odd)
+    return np.split(out, offsets[1:-1])
 
 
 def _recenter(mask: Image, polylines, medians) -> list[np.ndarray]:
