@@ -34,14 +34,18 @@ def main() -> None:
         path = write_image(ct, Path(tmp) / "ct.nii.gz")
         del ct
         load0 = os.getloadavg()
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t1 = time.perf_counter()
         result, _ = run_chain(path, Path(tmp) / "out", force=True)
         wall = time.perf_counter() - t1
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         load1 = os.getloadavg()
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(f"phantom {tuple(args.shape)} generated in {t_gen:.1f} s (not timed below)")
     print("stage seconds:", result.stage_seconds)
-    print(f"vasomics run wall {wall:.1f} s, peak RSS {peak_gb:.2f} GB (incl. generation)")
+    print(f"vasomics run wall {wall:.1f} s, CPU {cpu:.1f} s (user+sys, all threads), peak RSS "
+          f"{peak_gb:.2f} GB (incl. generation)")
     print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f}; cpus {os.cpu_count()}")
     print(f"phase {result.phase.phase if result.phase else None}; QC {result.qc.verdict}")
 

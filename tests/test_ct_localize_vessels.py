@@ -5,7 +5,7 @@ import edt
 import numpy as np
 
 from vasomics.chain.liver_vessels import segment_liver_vessels
-from vasomics.chain.localize import _dice, _sitk, localize
+from vasomics.chain.localize import LocalizeParams, _dice, _sitk, localize
 from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
 from vasomics.chain.phase import measure_regions
 from vasomics.chain.qc import estimate_noise_sd
@@ -56,13 +56,14 @@ def _deformed_atlas_scan(shared_data, seed=0):
 
 
 def test_localization_dice_on_deformed_totalsegmentator_scan(shared_data):
-    """Measured (seed 0): liver 0.94, spleen 0.91, aorta 0.80. The aorta misses the 0.85 goal
-    in this non-contrast scan (aorta 42 HU against the crus); asserted at the measured level."""
+    """Affine + B-spline localization; measured (seed 0): liver 0.94, spleen 0.91,
+    aorta 0.88 (affine only: 0.94, 0.92, 0.87; seeds 1-2 give an affine aorta of 0.79-0.84,
+    the B-spline stage 0.87-0.88)."""
     ct, truth = _deformed_atlas_scan(shared_data)
-    loc = localize(ct)
+    loc = localize(ct, LocalizeParams(bspline=True))
     dice = {k: _dice(loc.organs[k], truth[k]) for k in truth}
-    assert dice["liver"] >= 0.85 and dice["spleen"] >= 0.85, dice
-    assert dice["aorta"] >= 0.75, dice
+    assert dice["liver"] >= 0.80 and dice["spleen"] >= 0.80, dice
+    assert dice["aorta"] >= 0.85, dice
 
 
 def _ircadb(shared_data):
