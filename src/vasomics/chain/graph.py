@@ -394,9 +394,9 @@ def _relocate_bifurcations(polylines, seg_a, seg_b, node_pos, node_r, degree, st
 
     Thinning branches off where the inscribed sphere touches all walls, a radius or so
     downstream of where the vessel axes cross, so branches come out short and angles are
-    blunted. For each branch the axis is the line fitted (principal direction) to its points
+    blunted. For each branch the axis is the line through the mean of its (smoothed) points
     between ``r_j`` and ``r_j + max(2 r_j, 3 v)`` of arc length from the node (``r_j``: the
-    junction radius); the new node is the least-squares point nearest to these lines. It is
+    junction radius) along their chord; the new node is the least-squares point nearest to these lines. It is
     used when every branch is long enough (twice that window) and the point lies within
     ``2 r_j`` of the old node; branches then lose their points closer than ``r_j`` and are
     joined to the new node straight.
@@ -425,15 +425,15 @@ def _relocate_bifurcations(polylines, seg_a, seg_b, node_pos, node_r, degree, st
             window = head[(arc >= a0) & (arc <= a1)]
             if len(window) < 3:
                 break
-            centre = window.mean(axis=0)
-            cov = (window - centre).T @ (window - centre)
-            direction = np.linalg.eigh(cov)[1][:, -1]  # principal axis
-            lines.append((centre, direction))
+            chord = window[-1] - window[0]  # the window is smoothed: its chord is its axis
+            lines.append((window.mean(axis=0), chord / np.sqrt(chord @ chord)))
             cuts.append(int(np.searchsorted(arc, a0)))
         else:
-            eye = np.eye(node_pos.shape[1])
-            lhs = sum(eye - np.outer(d, d) for _, d in lines)
-            rhs = sum((eye - np.outer(d, d)) @ c for c, d in lines)
+            centres = np.array([c for c, _ in lines])
+            dirs = np.array([d for _, d in lines])
+            # least squares: sum_i (I - d_i d_i^T) (x - c_i) = 0
+            lhs = len(lines) * np.eye(dirs.shape[1]) - dirs.T @ dirs
+            rhs = centres.sum(axis=0) - dirs.T @ np.einsum("ij,ij->i", dirs, centres)
             try:
                 target = np.linalg.solve(lhs, rhs)
             except np.linalg.LinAlgError:
@@ -445,8 +445,7 @@ def _relocate_bifurcations(polylines, seg_a, seg_b, node_pos, node_r, degree, st
                 rest = pts[cut:]
                 gap = np.linalg.norm(rest[0] - target)
                 n_new = max(1, int(np.ceil(gap / step)))
-                joint = target + np.linspace(0.0, 1.0, n_new, endpoint=False)[:, None] * \
-                    (rest[0] - target)
+                joint = target + (np.arange(n_new) / n_new)[:, None] * (rest[0] - target)
                 new = np.concatenate([joint, rest])
                 polylines[s_id] = new[::-1] if at_end else new
             node_pos[node] = target
