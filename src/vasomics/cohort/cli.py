@@ -108,8 +108,9 @@ def status_cmd(db: Path) -> None:
 
     console = Console()
     counts = ", ".join(f"{n} {k}" for k, n in s["by_status"].items()) or "no scans"
-    console.print(f"{db}: schema {s['schema_version']}; scans: {counts}; "
-                  f"{s['n_features']} feature values")
+    # plain echo: the summary line must not be re-wrapped by rich at the terminal width
+    click.echo(f"{db}: schema {s['schema_version']}; scans: {counts}; "
+               f"{s['n_features']} feature values")
     _print_frame(console, s["by_centre"], "scans by centre and modality")
     _print_frame(console, s["sessions"], "latest runs")
     if len(s["failed"]):
