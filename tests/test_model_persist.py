@@ -77,6 +77,10 @@ def test_missing_features_and_tampering_are_errors(bundle_dir, cohort_csv, tmp_p
         bundle.predict(bundle.raw_features(frame))
     with pytest.raises(InputError, match="centre column 'centre'"):
         bundle.predict(bundle.raw_features(pd.read_csv(path).drop(columns="centre")))
+    bad = pd.read_csv(path).head(1).astype({"sim.anatomical.0": object})
+    bad.loc[0, "sim.anatomical.0"] = "n/a mm"
+    with pytest.raises(InputError, match="'sim.anatomical.0' has non-numeric values"):
+        bundle.raw_features(bad)
     copy = tmp_path / "copy"
     copy.mkdir()
     (copy / "model.json").write_text((bundle_dir / "model.json").read_text())

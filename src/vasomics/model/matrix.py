@@ -105,10 +105,13 @@ def _count(values) -> dict[str, int]:
 
 
 def coerce_features(frame: pd.DataFrame, categorical: list[str] | None = None,
-                    source: str | None = None) -> pd.DataFrame:
+                    source: str | None = None, numeric: list[str] | None = None
+                    ) -> pd.DataFrame:
     """Numeric columns as float64, text booleans as 0/1, other text columns as categorical
-    strings (NaN kept); a mostly numeric column with stray text raises ``InputError``."""
+    strings (NaN kept); a mostly numeric column, or one listed in ``numeric`` (e.g. numeric
+    in a model's training data), with stray text raises ``InputError``."""
     categorical = set(categorical or [])
+    numeric = set(numeric or [])
     out = {}
     for col in frame.columns:
         s = frame[col]
@@ -127,7 +130,7 @@ def coerce_features(frame: pd.DataFrame, categorical: list[str] | None = None,
             continue
         parsed = pd.to_numeric(text, errors="coerce")
         share = float(parsed.notna().mean()) if len(present) else 1.0
-        if share >= NUMERIC_SHARE:
+        if share >= NUMERIC_SHARE or col in numeric:
             bad = text[parsed.isna()]
             if len(bad):
                 raise InputError(f"feature column '{col}' has non-numeric values "

@@ -102,8 +102,9 @@ class ModelBundle:
         from vasomics.model.matrix import coerce_features
 
         present = [c for c in self.meta.feature_ids if c in frame.columns]
-        X = coerce_features(frame[present], [c for c in self.meta.categorical if c in present],
-                            source)
+        cat = [c for c in self.meta.categorical if c in present]
+        X = coerce_features(frame[present], cat, source,
+                            numeric=[c for c in present if c not in cat])
         for c in self.meta.zero_as_missing:
             if c in X.columns:
                 X.loc[X[c] == 0, c] = np.nan
