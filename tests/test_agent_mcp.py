@@ -175,3 +175,29 @@ def test_knowledge_base_portal_hypertension(mode):
     assert "KB001" in {h["id"] for h in hits}  # angiogenesis / vessel density entry
     other = search("tortuosity of brain vessels and tumour malignancy", k=2, mode=mode)
     assert {h["id"] for h in other} <= {"KB010", "KB011", "KB008", "KB009"}
+
+
+def test_stdio_transport_subprocess(setup, tmp_path):
+    """``vasomics mcp --root R`` over stdio in a real subprocess."""
+    import os
+    import sys
+
+    from mcp import StdioServerParameters
+
+    root = setup[1]
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "vasomics", "mcp", "--root", str(root)],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"}, cwd=str(tmp_path))
+
+    async def go():
+        async with Client(params, read_timeout_seconds=120) as client:
+            tools = (await client.list_tools()).tools
+            hit = await client.call_tool("search_knowledge_base", {
+                "query": "Murray law at bifurcations", "k": 1, "mode": "keyword"})
+            refused = await client.call_tool("run_qc", {"path": "/etc/hostname"})
+            return tools, hit, refused
+
+    tools, hit, refused = anyio.run(go)
+    assert {t.name for t in tools} == TOOLS
+    assert hit.structured_content["result"][0]["id"] == "KB017"
+    assert refused.is_error and "outside the allowed root" in refused.content[0].text

@@ -186,3 +186,26 @@ def test_serve_defaults_to_loopback():
 
     host = next(p for p in serve_command.params if p.name == "host")
     assert host.default == "127.0.0.1"
+
+
+def test_serve_command_prints_token_and_binds_loopback(cohort, monkeypatch):
+    import uvicorn
+
+    from vasomics.cli import main
+
+    _, db, base = cohort
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["serve", "--db", str(db), "--outputs", str(base / "outputs")]) == 0
+    token = seen["app"].state.token
+    assert seen["host"] == "127.0.0.1" and len(token) >= 32
+    assert f"http://127.0.0.1:8765/?token={token}" in buf.getvalue()
+    with TestClient(seen["app"], base_url="http://127.0.0.1") as client:
+        assert client.get("/api/scans").status_code == 401
+        assert client.get("/api/scans", headers={"X-Vasomics-Token": token}).status_code == 200
+    seen["app"].state.viewer.close()
