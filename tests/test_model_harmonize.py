@@ -92,3 +92,15 @@ def test_harmonization_recovers_leave_centre_out_auc_on_simulated_cohort():
     assert clean > 0.8
     assert raw < clean - 0.08, (clean, raw)  # centre effects hurt measurably
     assert harmonized >= clean - 0.03, (clean, raw, harmonized)
+
+
+def test_phantom_tree_cohort_has_catalogue_features_and_centre_effects():
+    from vasomics.model.simulate import simulate_phantom_cohort
+
+    kw = dict(n_per_centre=(4, 4), generations=3, spacing_mm=1.0, seed=2)
+    clean = simulate_phantom_cohort(centre_effects=False, **kw)
+    shifted = simulate_phantom_cohort(centre_effects=True, **kw)
+    assert "VX.A.T.RMEAN" in clean.X.columns and "VX.A.T.NSEG" not in clean.X.columns
+    assert set(clean.families.values()) <= {"anatomical", "biochemical"}
+    np.testing.assert_array_equal(clean.y, shifted.y)
+    assert not np.allclose(clean.X.to_numpy(), shifted.X.to_numpy())
