@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 
 import numpy as np
@@ -147,3 +149,38 @@ def test_report_from_run_folder(phantom, tmp_path):
         extract_features(data.graphs["graph"], mask=mask))
     text = scan_report_html(data)
     assert "<canvas id='tree3d'" in text and "VX.A.S.LEN" in text  # segment colouring
+
+
+def test_report_of_named_trees_from_a_run_folder(phantom, tmp_path):
+    """A `vasomics run`-style folder: portal/hepatic graphs with vessel names, qc and
+    phase JSON; names reach the 3D view's legend and colour the projections."""
+    import json
+
+    from vasomics.io.graphs import write_graph_vtp
+    from vasomics.report.scan import tree_payload
+
+    g = phantom.graphs["graph"]
+    names = np.array(["main_portal_vein"] + ["left_portal_vein"] * (g.n_segments - 1),
+                     dtype=object)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    write_graph_vtp(g.replace(segment_label=names), folder / "portal.vtp")
+    (folder / "qc.json").write_text(json.dumps(phantom.qc))
+    (folder / "phase.json").write_text(json.dumps(phantom.phase))
+    data = load_output_folder(folder, image=phantom.image)
+    assert list(data.graphs) == ["portal"] and data.phase["phase"] == "arterial"
+    colours = {"left_portal_vein": (255, 0, 0), "main_portal_vein": (0, 0, 255)}
+    payload = tree_payload(data.graphs, None, colours)
+    assert payload["names"] == ["left_portal_vein", "main_portal_vein"]
+    idx = np.frombuffer(base64.b64decode(payload["seg_name"]), np.int32)
+    assert (idx == 1).sum() == 1 and (idx == 0).sum() == g.n_segments - 1
+
+    from PIL import Image as PILImage
+
+    from vasomics.report.figures import mip_pngs
+
+    views = mip_pngs(data.image, data.graphs, colours)
+    rgb = np.asarray(PILImage.open(io.BytesIO(base64.b64decode(views[1][1]))))
+    red = (rgb[..., 0] == 255) & (rgb[..., 1] == 0) & (rgb[..., 2] == 0)
+    blue = (rgb[..., 0] == 0) & (rgb[..., 1] == 0) & (rgb[..., 2] == 255)
+    assert red.sum() > blue.sum() > 0  # both vessels drawn in their colours

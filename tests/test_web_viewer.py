@@ -170,6 +170,7 @@ def test_scan_report_compare_catalogue(cohort):
     assert "centre" in page  # metadata from the database
     page = _get(client, "/scans/scan00003").text  # database only
     assert "straight lines" in page
+    assert page.count("<svg class='hist'") == 6  # position of each feature in the cohort
     cmp = _get(client, "/compare?a=scan00001&b=scan00003").text
     assert "<table id='diff'>" in cmp and cmp.count("<iframe") == 2
     assert "data-feature-id='VX.A.T.LEN'" in cmp

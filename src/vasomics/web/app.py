@@ -266,7 +266,7 @@ def create_app(db: str | Path, outputs: Sequence[str | Path] = (), *, token: str
 
     @app.get("/scans/{scan_id}", response_class=HTMLResponse)
     def scan_page(scan_id: str):
-        return scan_report_html(viewer.scan_data(known_scan(scan_id)), cohort_db=None)
+        return scan_report_html(viewer.scan_data(known_scan(scan_id)), cohort_db=viewer.db)
 
     @app.get("/compare", response_class=HTMLResponse)
     def compare(a: str, b: str):
