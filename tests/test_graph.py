@@ -179,3 +179,17 @@ def test_graph_params_validate():
     with pytest.raises(ParameterError):
         validate_params(GraphParams, {"unknown": 1})
     assert validate_params(GraphParams, {"resample_step_mm": 0.25}).resample_step_mm == 0.25
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0), (0.8, 0.5, 0.5)])
+def test_graph_scales_exactly_with_the_voxel_size(spacing):
+    """The same voxels at 100x smaller spacing give the same graph 100x smaller: no step of
+    the pipeline depends on absolute sizes or on rounding ties."""
+    mask, _ = P.binary_tree(4, spacing=spacing)
+    arr = (mask.array != 0).astype(np.uint8)
+    big = mask_to_graph(Image(arr, spacing=spacing))
+    small = mask_to_graph(Image(arr, spacing=tuple(s / 100 for s in spacing)))
+    assert small.n_segments == big.n_segments
+    assert small.segment_lengths().sum() * 100 == pytest.approx(big.segment_lengths().sum(),
+                                                                rel=1e-9)
+    assert np.allclose(small.radius * 100, big.radius, rtol=1e-9)

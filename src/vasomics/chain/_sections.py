@@ -52,7 +52,10 @@ def recenter(mask, points, tangents, spacing, max_len, n_rays, gain):  # pragma:
             c, s = cos[k], sin[k]
             d0, d1, d2 = c * u0 + s * v0, c * u1 + s * v1, c * u2 + s * v2
             dirs[k, 0], dirs[k, 1], dirs[k, 2] = d0, d1, d2
-            dist = 0.0
+            # probes at (k + 0.382) steps: never exactly half-way between two voxel centres
+            # on grid-aligned rays, so rounding has no ties (and scaling the grid changes
+            # nothing)
+            dist = (0.382 - 1.0) * step
             left = False
             while dist <= max_len[i]:
                 dist += step

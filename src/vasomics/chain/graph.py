@@ -496,7 +496,7 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
         return points, radius
     probe = min(mask.spacing) / 4
     limit = 4 * tip_r + 4 * voxel
-    t = np.arange(probe, limit + probe, probe)
+    t = np.arange(0.382 * probe, limit + probe, probe)  # off half-voxel ties, as in recenter
     ray = np.vander(t, degree + 1, increasing=True) @ coef + (points[-1] - coef[0])
     idx = np.rint(mask.physical_to_index(ray)).astype(np.int64)
     shape = np.asarray(mask.shape)
