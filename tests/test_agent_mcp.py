@@ -132,6 +132,8 @@ def test_http_protocol_errors_and_body_limit(setup):
             "name": "search_knowledge_base", "arguments": {"query": "x" * 20_000}}})
         r = client.post("/mcp", content=big, headers=headers)
         assert r.status_code == 413
+        r = client.post("/mcp", content=b"{}", headers={**headers, "Host": "evil.example"})
+        assert r.status_code == 421  # DNS-rebinding protection: loopback Host only
 
 
 def test_query_cohort(setup):

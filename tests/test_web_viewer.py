@@ -161,6 +161,8 @@ def test_scan_list_filters(cohort):
     assert d["total"] == n_range
     assert _get(client, "/api/scans", params={"q": "scan0001"}).json()["total"] == 10
     assert _get(client, "/api/scans", params={"limit": 100000}).status_code == 422
+    assert _get(client, "/api/scans", params={"q": "x" * 10_000}).status_code == 422
+    assert _get(client, "/api/scans", params={"min": "abc"}).status_code == 422
 
 
 def test_scan_report_compare_catalogue(cohort):

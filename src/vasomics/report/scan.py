@@ -344,6 +344,7 @@ def scan_report_html(data: ScanData, *, cohort_db: str | Path | None = None,
     script = static_text("tree3d.js").replace("</", "<\\/") if data.graphs else ""
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<link rel='icon' href='data:,'>"
             f"<title>vasomics report {_esc(data.scan_id)}</title>"
             f"<style>{static_text('report.css')}</style></head><body>{''.join(body)}"
             f"<script>{script}</script></body></html>")

@@ -148,8 +148,9 @@ def _page(title: str, body: str) -> str:
     style = static_text("report.css") + (
         "form input,form select{margin-right:.5em}.cmp{display:flex;gap:8px}"
         ".cmp iframe{flex:1;height:80vh;border:1px solid #ccc}")
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>"
-            f"{html.escape(title)}</title><style>{style}</style></head><body><p>"
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<link rel='icon' href='data:,'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body><p>"
             f"<a href='/'>scans</a> · <a href='/catalogue'>feature catalogue</a> · "
             f"<a href='/cohort'>cohort report</a></p>{body}</body></html>")
 
