@@ -55,11 +55,17 @@ def _window(a: np.ndarray) -> np.ndarray:
     return (np.clip((a - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
 
 
+def _slice_axis_superior(image: Image) -> bool:
+    """Whether increasing array axis 0 (ITK index k) points superior (+z in LPS)."""
+    return float(np.asarray(image.direction)[2, 2]) > 0
+
+
 def mip_pngs(image: Image, graphs: dict[str, VesselGraph], colours: dict[str, tuple],
              size_px: int = 384) -> list[tuple[str, str]]:
     """``[(view title, base64 PNG)]`` for the axial, coronal and sagittal maximum-intensity
     projections of a 3D ``image`` (2D images: one view), with every segment of ``graphs``
-    drawn in the colour of its name. Pixels are scaled to physical aspect ratio."""
+    drawn in the colour of its name. Pixels are scaled to physical aspect ratio; coronal and
+    sagittal views show superior up."""
     from PIL import Image as PILImage
     from PIL import ImageDraw
 
@@ -77,7 +83,10 @@ def mip_pngs(image: Image, graphs: dict[str, VesselGraph], colours: dict[str, tu
         h, w = mip.shape
         scale = size_px / max(h * sp[0], w * sp[1])
         size = (max(1, round(w * sp[1] * scale)), max(1, round(h * sp[0] * scale)))
-        pil = PILImage.fromarray(_window(mip)).convert("RGB").resize(size)
+        # rows along the slice axis: show superior up (radiological display)
+        flip = a.ndim == 3 and keep[0] == 0 and _slice_axis_superior(image)
+        grey = _window(mip)[::-1] if flip else _window(mip)
+        pil = PILImage.fromarray(np.ascontiguousarray(grey)).convert("RGB").resize(size)
         draw = ImageDraw.Draw(pil)
         for key, graph in graphs.items():
             if key not in idx_by_graph:
@@ -89,8 +98,9 @@ def mip_pngs(image: Image, graphs: dict[str, VesselGraph], colours: dict[str, tu
                 if hi - lo < 2:
                     continue
                 p = idx[lo:hi]
+                row = (h - 1 - p[:, keep[0]]) if flip else p[:, keep[0]]
                 xy = np.column_stack([(p[:, keep[1]] + 0.5) * sp[1] * scale,
-                                      (p[:, keep[0]] + 0.5) * sp[0] * scale])
+                                      (row + 0.5) * sp[0] * scale])
                 draw.line([tuple(map(float, q)) for q in xy],
                           fill=colours.get(names[s], (255, 255, 0)), width=2)
         buf = io.BytesIO()
