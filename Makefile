@@ -1,6 +1,7 @@
 # Two commands do everything on a machine with Python 3.11, git and make:
 #   make demo   create .venv, install vasomics, run the CT chain on the bundled real CT (prints the summary path)
 #   make test   create .venv, install vasomics with test extras, run the whole suite
+# (two pytest workers on the two CI cores, each with single-threaded BLAS: no oversubscription)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,7 +23,7 @@ demo: $(BIN)/python
 test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
