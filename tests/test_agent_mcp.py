@@ -203,3 +203,39 @@ def test_stdio_transport_subprocess(setup, tmp_path):
     assert {t.name for t in tools} == TOOLS
     assert hit.structured_content["result"][0]["id"] == "KB017"
     assert refused.is_error and "outside the allowed root" in refused.content[0].text
+
+
+def test_qc_phase_and_segmentation_tools(tmp_path):
+    from vasomics.chain.qc import check_image
+    from vasomics.io.images import read_image, write_image
+    from vasomics.phantoms.liver_ct import liver_ct_phantom
+
+    ct, _ = liver_ct_phantom((48, 64, 64), seed=1, z_extent_mm=200.0)
+    write_image(ct, tmp_path / "ct.nii.gz")
+    server = build_server(tmp_path)
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append(message)
+
+    qc = call(server, "run_qc", {"path": "ct.nii.gz"})
+    expected = check_image(read_image(tmp_path / "ct.nii.gz")).to_dict()
+    got = json.loads(qc.content[0].text)
+    assert got["verdict"] == expected["verdict"]
+    assert [c["name"] for c in got["checks"]] == [c["name"] for c in expected["checks"]]
+    phase = json.loads(call(server, "recognize_phase", {"path": "ct.nii.gz"},
+                            on_progress).content[0].text)
+    probs = phase["probabilities"]
+    assert sum(probs.values()) == pytest.approx(1.0) and phase["phase"] == max(probs,
+                                                                               key=probs.get)
+    assert progress == ["reading the image", "localizing organs and recognizing the phase",
+                        "done"]
+    seg = call(server, "segment_vessels", {"path": "ct.nii.gz", "output": "vessels.nii.gz"})
+    out = json.loads(seg.content[0].text)
+    mask = read_image(tmp_path / "vessels.nii.gz")
+    assert out["vessel_voxels"] == int((mask.array > 0).sum()) > 0
+    again = call(server, "segment_vessels", {"path": "ct.nii.gz", "output": "vessels.nii.gz"})
+    assert again.is_error and "does not overwrite" in again.content[0].text
+    bad = call(server, "segment_vessels", {"path": "ct.nii.gz", "output": "v2.nii.gz",
+                                           "preset": "nonsense"})
+    assert bad.is_error and "unknown preset" in bad.content[0].text

@@ -66,6 +66,7 @@ def _render(html_path, screenshot):
             }""")
             ids = page.eval_on_selector_all(
                 "table.features tr[data-scope='tree']", "rs => rs.map(r => r.dataset.featureId)")
+            page.select_option("#tree-colour", "generation")
             page.select_option("#tree-colour", "radius")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
@@ -149,6 +150,7 @@ def test_report_from_run_folder(phantom, tmp_path):
         extract_features(data.graphs["graph"], mask=mask))
     text = scan_report_html(data)
     assert "<canvas id='tree3d'" in text and "VX.A.S.LEN" in text  # segment colouring
+    assert "<option value='generation'>" in text and "<option value='Strahler order'>" in text
 
 
 def test_report_of_named_trees_from_a_run_folder(phantom, tmp_path):

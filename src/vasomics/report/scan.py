@@ -138,15 +138,21 @@ def tree_payload(graphs: dict[str, VesselGraph], features: FeatureTable | None,
                  colours: dict[str, tuple], max_points_per_segment: int = 24) -> dict:
     """The JSON document read by ``tree3d.js``: decimated polylines (at most
     ``max_points_per_segment`` points per segment, ends kept) as base64 float32 LPS mm,
-    per-point radii, the name index of every segment with the name colours, and the
-    per-segment features (only for a single graph, whose ``segment:<i>`` scopes index it)."""
+    per-point radii, the name index of every segment with the name colours, the generation
+    and Strahler order of every segment, and the per-segment features (only for a single
+    graph, whose ``segment:<i>`` scopes index it)."""
     pts, rad, offsets, name_idx = [], [], [0], []
+    orders: dict[str, list] = {"generation": [], "Strahler order": []}
     names = sorted(colours)
     lookup = {n: i for i, n in enumerate(names)}
     for key, g in graphs.items():
         if g.n_segments == 0 or g.points.shape[1] != 3:
             continue
         seg_names = segment_names(g, f"{key}:")
+        for label, column in (("generation", g.segment_generation),
+                              ("Strahler order", g.segment_strahler)):
+            orders[label].append(np.full(g.n_segments, np.nan) if column is None
+                                 else np.asarray(column, float))
         for s in range(g.n_segments):
             lo, hi = int(g.point_offsets[s]), int(g.point_offsets[s + 1])
             n = hi - lo
@@ -157,8 +163,12 @@ def tree_payload(graphs: dict[str, VesselGraph], features: FeatureTable | None,
             rad.append(g.radius[take])
             offsets.append(offsets[-1] + len(take))
             name_idx.append(lookup[seg_names[s]])
-    seg_features = {}
     n_seg = len(name_idx)
+    seg_features = {}
+    for label, parts in orders.items():
+        values = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+        if np.isfinite(values).any():
+            seg_features[label] = {"values": _b64(values), "unit": ""}
     if features is not None and len(graphs) == 1 and n_seg:
         f = features.frame
         f = f[f.scope.str.startswith("segment:")]
