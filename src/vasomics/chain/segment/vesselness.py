@@ -217,7 +217,8 @@ def _response(l1, l2, l3, three_d, method, alpha, beta, c, rho_max):  # pragma: 
 @nb.njit(parallel=True, cache=True, fastmath=True)
 def _slab3(L, lo, hi, inv, norm, method, alpha, beta, c, rho_max, out, stats):  # pragma: no cover
     """Hessian by central differences on smoothed slab ``L`` for planes ``lo..hi-1``;
-    ``out`` (planes hi-lo) gets the max response; ``stats[z]`` = (max S, max l3)."""
+    ``out`` (planes hi-lo) gets the max response; ``stats[z]`` = (max S, max l3). ``method``
+    -1: statistics of S only (Frangi), -2: S and l3 (Jerman), >= 0: responses."""
     nz, ny, nx = L.shape
     izz, iyy, ixx, izy, izx, iyx = inv[0], inv[1], inv[2], inv[3], inv[4], inv[5]
     for z in nb.prange(lo, hi):
@@ -235,10 +236,14 @@ def _slab3(L, lo, hi, inv, norm, method, alpha, beta, c, rho_max, out, stats):  
                 hzy = (L[zp, yp, x] - L[zp, ym, x] - L[zm, yp, x] + L[zm, ym, x]) * izy * norm
                 hzx = (L[zp, y, xp] - L[zp, y, xm] - L[zm, y, xp] + L[zm, y, xm]) * izx * norm
                 hyx = (L[z, yp, xp] - L[z, yp, xm] - L[z, ym, xp] + L[z, ym, xm]) * iyx * norm
-                l1, l2, l3 = _eig3(hzz, hyy, hxx, hzy, hzx, hyx)
-                if method < 0:  # statistics pass
-                    s = math.sqrt(l1 * l1 + l2 * l2 + l3 * l3)
+                if method == -1:  # statistics pass, Frobenius norm only (no eigenvalues)
+                    s = math.sqrt(hzz * hzz + hyy * hyy + hxx * hxx
+                                  + 2.0 * (hzy * hzy + hzx * hzx + hyx * hyx))
                     smax = max(smax, s)
+                    continue
+                l1, l2, l3 = _eig3(hzz, hyy, hxx, hzy, hzx, hyx)
+                if method < 0:  # statistics pass with eigenvalues
+                    smax = max(smax, math.sqrt(l1 * l1 + l2 * l2 + l3 * l3))
                     lmax = max(lmax, l3)
                     continue
                 v = _response(l1, l2, l3, True, method, alpha, beta, c, rho_max)
@@ -343,7 +348,8 @@ def vesselness(array: np.ndarray, spacing: Sequence[float] | None = None,
         norm = scale ** p.gamma
         c, rho = (p.c or 1.0), 0.0
         if need_stats:
-            stats = _run(a, sign, sigma, spacing_arr, norm, -1, p, 1.0, 0.0, None)
+            stats_code = -2 if p.method == "jerman" else -1
+            stats = _run(a, sign, sigma, spacing_arr, norm, stats_code, p, 1.0, 0.0, None)
             c = p.c or max(0.5 * float(stats[:, 0].max()), 1e-12)
             rho = p.tau * float(stats[:, 1].max())
             done += 1
