@@ -36,7 +36,6 @@ def server(tmp_path_factory):
     yield f"http://127.0.0.1:{port}", app.state.token
     srv.should_exit = True
     thread.join(10)
-    app.state.viewer.close()
 
 
 def test_viewer_in_chromium(server):
@@ -54,9 +53,9 @@ def test_viewer_in_chromium(server):
             page.goto(f"{base}/?token={token}")
             page.wait_for_selector("#results table")
             page.select_option("select[name=centre]", "paris")
+            page.evaluate("document.getElementById('results').innerHTML = ''")
             page.click("#filter button")
-            page.wait_for_function("document.querySelector('#results p').textContent"
-                                   ".length > 0")
+            page.wait_for_selector("#results table")
             rows = page.eval_on_selector_all("#results tr td:nth-child(4)",
                                              "cs => cs.map(c => c.textContent)")
             assert rows and set(rows) == {"paris"}

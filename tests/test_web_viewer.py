@@ -128,8 +128,10 @@ def test_file_inside_is_served(cohort):
 def test_database_cannot_be_written(cohort):
     client, db, _ = cohort
     before = _digest(db)
+    con = client.app.state.viewer.cursor()
     with pytest.raises(duckdb.Error, match="read-only"):
-        client.app.state.viewer.con.execute("DELETE FROM scans")
+        con.execute("DELETE FROM scans")
+    con.close()
     for url in ROUTES:
         for method in ("post", "put", "delete", "patch"):
             r = client.request(method.upper(), url, json={"sql": "DROP TABLE scans"},
@@ -211,4 +213,3 @@ def test_serve_command_prints_token_and_binds_loopback(cohort, monkeypatch):
     with TestClient(seen["app"], base_url="http://127.0.0.1") as client:
         assert client.get("/api/scans").status_code == 401
         assert client.get("/api/scans", headers={"X-Vasomics-Token": token}).status_code == 200
-    seen["app"].state.viewer.close()

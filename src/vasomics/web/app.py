@@ -13,8 +13,8 @@ Routes (all ``GET``; every request needs the access token, else 401):
 * ``/files/{scan_id}/{path}``: a file of the scan's output folder ``OUTPUTS/<scan_id>/``.
 
 Safety: bound to 127.0.0.1 by default; a random token is printed at start; the database
-is opened with a read-only DuckDB connection and queried only with fixed, parameterized
-SQL; file paths from requests are confined to the output folders
+is opened with read-only DuckDB connections (one per request) and queried only with
+fixed, parameterized SQL; file paths from requests are confined to the output folders
 (:func:`~vasomics.web.security.resolve_inside`); other HTTP methods get 405.
 """
 
@@ -25,7 +25,6 @@ import logging
 import math
 import mimetypes
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,17 +50,18 @@ SCAN_COLUMNS = ("scan_id", "subject_id", "centre", "modality", "pipeline", "acqu
 
 
 class Viewer:
-    """The database connection and output folders behind the app (thread-safe reads)."""
+    """The database and output folders behind the app. Every request opens its own
+    read-only connection and closes it at once, so the viewer never holds the database
+    file between requests (a cohort run can write to it meanwhile)."""
 
     def __init__(self, db: Path, outputs: Sequence[Path]):
         self.db = Path(db)
-        self.con = connect_read_only(self.db)
+        connect_read_only(self.db).close()  # fail at start on a missing or bad database
         self.outputs = [Path(o) for o in outputs]
-        self._lock = threading.Lock()
 
     def cursor(self):
-        with self._lock:
-            return self.con.cursor()
+        """A new read-only DuckDB connection (close it after use)."""
+        return connect_read_only(self.db)
 
     def scan_exists(self, scan_id: str) -> bool:
         cur = self.cursor()
@@ -139,9 +139,6 @@ class Viewer:
                 from_files.graphs, from_files.notes = data.graphs, data.notes + from_files.notes
             data = from_files
         return data
-
-    def close(self) -> None:
-        self.con.close()
 
 
 def _page(title: str, body: str) -> str:
