@@ -213,3 +213,24 @@ def test_serve_command_prints_token_and_binds_loopback(cohort, monkeypatch):
     with TestClient(seen["app"], base_url="http://127.0.0.1") as client:
         assert client.get("/api/scans").status_code == 401
         assert client.get("/api/scans", headers={"X-Vasomics-Token": token}).status_code == 200
+
+
+def test_busy_database_gives_503(cohort):
+    """While another process writes the database (DuckDB's file lock), requests get 503
+    with Retry-After, and work again afterwards."""
+    import subprocess
+    import sys
+
+    client, db, _ = cohort
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('open', flush=True); time.sleep(30)", str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        r = _get(client, "/api/scans")
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+        assert "another process is writing" in r.json()["detail"]
+    finally:
+        writer.kill()
+        writer.wait()
+    assert _get(client, "/api/scans").status_code == 200

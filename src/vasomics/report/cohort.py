@@ -33,12 +33,22 @@ log = logging.getLogger(__name__)
 
 
 def connect_read_only(db: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only DuckDB connection to an existing cohort database."""
+    """A read-only DuckDB connection to an existing cohort database;
+    :class:`~vasomics.cohort.store.StoreBusyError` while another process writes it (DuckDB
+    locks the file for its writer)."""
     db = Path(db)
     if not db.is_file():
         raise InputError("cohort database not found", db)
+    from vasomics.cohort.store import StoreBusyError
+
     try:
         return duckdb.connect(str(db), read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreBusyError("another process is writing the cohort database; try again "
+                                 "when it has finished", db) from None
+        raise InputError(f"not a readable cohort database ({str(exc).splitlines()[0]})",
+                         db) from None
     except duckdb.Error as exc:
         raise InputError(f"not a readable cohort database ({str(exc).splitlines()[0]})",
                          db) from None

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import click
 
+from vasomics.cohort.store import StoreBusyError
 from vasomics.errors import InputError
 from vasomics.report.cohort import cohort_report_html, connect_read_only, scan_from_db
 from vasomics.report.scan import load_output_folder, scan_report_html, static_text
@@ -326,6 +327,11 @@ def create_app(db: str | Path, outputs: Sequence[str | Path] = (), *, token: str
     @app.exception_handler(InputError)
     async def input_error(request, exc: InputError):
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(StoreBusyError)
+    async def busy(request, exc: StoreBusyError):
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     return app
 
