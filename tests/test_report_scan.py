@@ -186,3 +186,31 @@ def test_report_of_named_trees_from_a_run_folder(phantom, tmp_path):
     red = (rgb[..., 0] == 255) & (rgb[..., 1] == 0) & (rgb[..., 2] == 0)
     blue = (rgb[..., 0] == 0) & (rgb[..., 1] == 0) & (rgb[..., 2] == 255)
     assert red.sum() > blue.sum() > 0  # both vessels drawn in their colours
+
+
+def test_large_tree_report_size_and_paint(tmp_path):
+    """3,000 segments: report <= 10 MB and the whole tree drawn <= 3 s after navigation
+    (the benchmark's tree; benchmarks/bench_report.py prints the figures)."""
+    import importlib.util
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_report.py"
+    spec = importlib.util.spec_from_file_location("bench_report", bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    graph = module.random_tree(3000)
+    path = write_scan_report(ScanData("big", graphs={"tree": graph},
+                                      features=extract_features(graph)),
+                             tmp_path / "big.html")
+    assert path.stat().st_size <= 10e6
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(path.as_uri())
+            page.wait_for_function("document.getElementById('tree3d').dataset.drawn")
+            drawn_ms = page.evaluate("performance.getEntriesByName('tree-drawn')[0].startTime")
+            n = int(page.evaluate("document.getElementById('tree3d').dataset.drawn"))
+        finally:
+            browser.close()
+    assert n == 3000 and drawn_ms <= 3000
