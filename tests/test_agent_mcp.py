@@ -239,3 +239,12 @@ def test_qc_phase_and_segmentation_tools(tmp_path):
     bad = call(server, "segment_vessels", {"path": "ct.nii.gz", "output": "v2.nii.gz",
                                            "preset": "nonsense"})
     assert bad.is_error and "unknown preset" in bad.content[0].text
+
+
+def test_mcp_command_bad_root(tmp_path, capsys):
+    from vasomics.cli import main
+
+    assert main(["mcp", "--root", str(tmp_path / "absent")]) == 2
+    assert "allowed root is not a folder" in capsys.readouterr().err
+    assert main(["mcp", "--root", str(tmp_path), "--db", str(tmp_path / "no.duckdb")]) == 2
+    assert "cohort database not found" in capsys.readouterr().err

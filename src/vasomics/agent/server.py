@@ -21,7 +21,7 @@ import click
 from pydantic import Field
 
 from vasomics.agent import tools
-from vasomics.errors import VasomicsError
+from vasomics.errors import InputError, VasomicsError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ def build_server(root: str | Path, *, db: str | Path | None = None):
     from mcp.server.mcpserver import Context, MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
+    if not Path(root).is_dir():
+        raise InputError("allowed root is not a folder", root)
+    if db is not None and not Path(db).is_file():
+        raise InputError("cohort database not found", db)
     root = Path(root).resolve(strict=True)
     db = None if db is None else Path(db).resolve(strict=True)
     server = MCPServer("vasomics", instructions=(
@@ -154,9 +158,10 @@ def build_server(root: str | Path, *, db: str | Path | None = None):
     return server
 
 
-def http_app(server, max_body_bytes: int = MAX_BODY_BYTES):
-    """The streamable HTTP (Starlette) app of ``server`` at ``/mcp``."""
-    return server.streamable_http_app(max_request_body_size=max_body_bytes)
+def http_app(server, max_body_bytes: int = MAX_BODY_BYTES, host: str = "127.0.0.1"):
+    """The streamable HTTP (Starlette) app of ``server`` at ``/mcp``; the SDK's
+    DNS-rebinding protection accepts only ``host`` in the Host header."""
+    return server.streamable_http_app(max_request_body_size=max_body_bytes, host=host)
 
 
 @click.command("mcp")
@@ -176,5 +181,8 @@ def mcp_command(root: Path, db: Path | None, transport: str, host: str, port: in
         return
     import uvicorn
 
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"warning: listening on {host}: the MCP server has no authentication; "
+                   f"anyone who can reach it can run its tools", err=True)
     click.echo(f"vasomics MCP server: http://{host}:{port}/mcp", err=True)
-    uvicorn.run(http_app(server), host=host, port=port, log_level="warning")
+    uvicorn.run(http_app(server, host=host), host=host, port=port, log_level="warning")
