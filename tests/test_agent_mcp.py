@@ -248,3 +248,16 @@ def test_mcp_command_bad_root(tmp_path, capsys):
     assert "allowed root is not a folder" in capsys.readouterr().err
     assert main(["mcp", "--root", str(tmp_path), "--db", str(tmp_path / "no.duckdb")]) == 2
     assert "cohort database not found" in capsys.readouterr().err
+
+
+def test_knowledge_base_falls_back_to_keywords(monkeypatch):
+    from vasomics.agent import knowledge
+    from vasomics.errors import ParameterError
+
+    monkeypatch.setattr(knowledge, "_embedder", lambda: None)  # model unavailable
+    hits = search("Murray cube law bifurcation", k=2)
+    assert hits[0]["method"] == "keyword" and hits[0]["id"] == "KB017"
+    with pytest.raises(ParameterError, match="semantic search needs"):
+        search("anything", mode="semantic")
+    with pytest.raises(ParameterError, match="empty"):
+        search("   ")
