@@ -33,6 +33,14 @@ def phantom():
 
 
 @pytest.fixture(scope="module")
+def phantom2d():
+    mask, _ = binary_tree(3, spacing=(0.2, 0.2))
+    graph = mask_to_graph(mask)
+    return ScanData("phantom2d", graphs={"graph": graph}, image=mask,
+                    features=extract_features(graph, mask=mask))
+
+
+@pytest.fixture(scope="module")
 def aorta(shared_data):
     folder = shared_data / "vmtk_aorta_mra"
     image = read_image(folder / "aorta.mha")
@@ -74,7 +82,7 @@ def _render(html_path, screenshot):
     return errors, lit, ids
 
 
-@pytest.mark.parametrize("which", ["phantom", "aorta"])
+@pytest.mark.parametrize("which", ["phantom", "phantom2d", "aorta"])
 def test_report_renders_in_chromium(which, request, tmp_path):
     data = request.getfixturevalue(which)
     path = write_scan_report(data, tmp_path / "report.html")

@@ -146,8 +146,12 @@ def tree_payload(graphs: dict[str, VesselGraph], features: FeatureTable | None,
     names = sorted(colours)
     lookup = {n: i for i, n in enumerate(names)}
     for key, g in graphs.items():
-        if g.n_segments == 0 or g.points.shape[1] != 3:
+        if g.n_segments == 0:
             continue
+        # 2D graphs: (x, y) placed in the viewer's frontal plane as (-x, 0, -y), so the
+        # default view shows them as the image does (x to the right, y down)
+        points = g.points if g.points.shape[1] == 3 else np.column_stack(
+            [-g.points[:, 0], np.zeros(len(g.points)), -g.points[:, 1]])
         seg_names = segment_names(g, f"{key}:")
         for label, column in (("generation", g.segment_generation),
                               ("Strahler order", g.segment_strahler)):
@@ -159,7 +163,7 @@ def tree_payload(graphs: dict[str, VesselGraph], features: FeatureTable | None,
             take = (np.arange(lo, hi) if n <= max_points_per_segment else
                     np.unique(np.linspace(lo, hi - 1, max_points_per_segment).round()
                               .astype(int)))
-            pts.append(g.points[take])
+            pts.append(points[take])
             rad.append(g.radius[take])
             offsets.append(offsets[-1] + len(take))
             name_idx.append(lookup[seg_names[s]])
