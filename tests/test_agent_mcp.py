@@ -261,3 +261,13 @@ def test_knowledge_base_falls_back_to_keywords(monkeypatch):
         search("anything", mode="semantic")
     with pytest.raises(ParameterError, match="empty"):
         search("   ")
+
+
+def test_knowledge_base_by_feature(setup):
+    hits = call(setup[0], "search_knowledge_base", {
+        "query": "clinical evidence", "feature_id": "VX.A.T.FD", "k": 20,
+        "mode": "keyword"}).structured_content["result"]
+    expected = {e.id for e in load_knowledge_base() if "VX.A.T.FD" in e.features}
+    assert {h["id"] for h in hits} == expected and len(expected) >= 3
+    none = call(setup[0], "search_knowledge_base", {"query": "x", "feature_id": "VX.NOPE"})
+    assert none.structured_content["result"] == []

@@ -113,13 +113,17 @@ def _embedder():
     return model, np.asarray(emb, np.float32)
 
 
-def search(query: str, k: int = 5, mode: Literal["auto", "semantic", "keyword"] = "auto"
-           ) -> list[dict]:
+def search(query: str, k: int = 5, mode: Literal["auto", "semantic", "keyword"] = "auto",
+           feature_id: str | None = None) -> list[dict]:
     """The ``k`` best entries for ``query``: dicts with the entry's fields, ``score`` and
-    ``method`` (``semantic`` or ``keyword``). ``auto``: semantic when the model loads."""
+    ``method`` (``semantic`` or ``keyword``). ``auto``: semantic when the model loads.
+    ``feature_id``: only entries about that catalogue feature."""
     if not query.strip():
         raise ParameterError("empty knowledge-base query")
     entries = load_knowledge_base()
+    keep = np.array([feature_id is None or feature_id in e.features for e in entries])
+    if not keep.any():
+        return []
     method = "keyword"
     scores = None
     if mode in ("auto", "semantic"):
@@ -136,6 +140,7 @@ def search(query: str, k: int = 5, mode: Literal["auto", "semantic", "keyword"] 
             method = "semantic"
     if scores is None:
         scores = keyword_scores(query, entries)
-    order = np.argsort(-scores, kind="stable")[:k]
+    scores = np.where(keep, scores, -np.inf)
+    order = np.argsort(-scores, kind="stable")[:min(k, int(keep.sum()))]
     return [{**entries[i].model_dump(), "score": round(float(scores[i]), 4), "method": method}
-            for i in order if method == "semantic" or scores[i] > 0]
+            for i in order if method == "semantic" or feature_id or scores[i] > 0]

@@ -130,14 +130,15 @@ def build_server(root: str | Path, *, db: str | Path | None = None):
     @server.tool()
     def search_knowledge_base(query: Annotated[str, Field(min_length=1, max_length=500)],
                               k: Annotated[int, Field(ge=1, le=20)] = 5,
-                              mode: Literal["auto", "semantic", "keyword"] = "auto"
-                              ) -> list[dict]:
+                              mode: Literal["auto", "semantic", "keyword"] = "auto",
+                              feature_id: Name | None = None) -> list[dict]:
         """Clinical and physiological evidence behind vasomics features, with citations
-        (semantic search, keyword fallback)."""
+        (semantic search, keyword fallback); `feature_id` keeps only entries about that
+        catalogue feature."""
         from vasomics.agent.knowledge import search
 
         try:
-            return search(query, k, mode)
+            return search(query, k, mode, feature_id)
         except VasomicsError as exc:
             raise ToolError(str(exc)) from None
 
