@@ -29,13 +29,12 @@ def chase_predictions(shared_data):
 def test_chase_test_split_dice_cldice(chase_predictions):
     """CHASE_DB1 test split (8 images, first observer), inside the FOV.
 
-    Measured: Dice 0.788, clDice 0.811, AUC 0.978. The issue's Dice target is 0.79 (not
-    reached by 0.002 with the CPU training budget available); Dice is guarded at 0.78."""
+    Measured: Dice 0.802, clDice 0.827, ROC AUC 0.983 (targets: Dice 0.79, clDice 0.80)."""
     preds, seconds = chase_predictions
     d = np.mean([sm.dice(m, g, f) for m, _, g, f in preds])
     cl = np.mean([sm.cl_dice(m, g, f) for m, _, g, f in preds])
     auc = np.mean([sm.roc_auc(p, g, f) for _, p, g, f in preds])
-    assert d >= 0.78 and cl >= 0.80 and auc > 0.97, (d, cl, auc)
+    assert d >= 0.79 and cl >= 0.80 and auc > 0.97, (d, cl, auc)
     assert np.median(seconds) < 5.0  # < 1 s on an idle 2-core machine; the CI CPU is shared
 
 
@@ -46,8 +45,8 @@ def test_rossa_validation_dice(shared_data):
 
 
 @pytest.mark.xfail(strict=True, reason="target ICC >= 0.85 not met: measured ICC(2,1) total "
-                   "length 0.29, fractal dimension 0.43, vessel fraction 0.58; the predicted "
-                   "masks miss the thinnest vessels (skeleton length -20 percent vs manual)")
+                   "length 0.34, fractal dimension 0.60, vessel fraction 0.73; the predicted "
+                   "masks miss the thinnest vessels (total length -15 percent vs manual)")
 def test_feature_agreement_chase(chase_predictions):
     """Tree features from predicted vs manual masks: ICC(2,1) over the 8 test images."""
     from vasomics.api import extract_features
