@@ -185,3 +185,26 @@ def test_preset_files_validate():
         load_preset(name)
     with pytest.raises(ParameterError, match="unknown preset"):
         load_preset("nope")
+
+
+def test_documented_input_conversions():
+    from vasomics.chain.segment.api import segment
+    from vasomics.chain.segment.fov import fundus_fov, to_grey
+    from vasomics.image import Image
+
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 1] = 7
+    assert to_grey(rgba).max() == 7  # RGB(A) -> green channel, alpha dropped
+    assert to_grey(rgba, channel="luminance").max() == pytest.approx(0.587 * 7, rel=1e-5)
+    with pytest.raises(InputError, match="NaN"):
+        to_grey(np.array([[np.nan, 1.0], [1.0, 1.0]]))
+    disc = np.zeros((60, 60), np.uint16)  # a grey 16-bit "fundus": the FOV still works
+    yy, xx = np.indices(disc.shape)
+    disc[np.hypot(yy - 30, xx - 30) < 25] = 40000
+    assert fundus_fov(disc)[30, 30] and not fundus_fov(disc)[2, 2]
+    grey16 = disc.copy()
+    grey16[28:32, 10:50] = 10000  # dark vessel
+    result = segment(Image(grey16), "fundus", method="frangi")
+    assert result.mask.array.shape == (60, 60) and result.mask.array[30, 30]
+    with pytest.raises(InputError, match="colour volumes"):
+        segment(Image(np.zeros((6, 20, 20, 3), np.uint8), spacing=(1, 1, 1)), "cta")
