@@ -95,8 +95,10 @@ def measure(kind, shape, spacing, threads):
     q = ctx.Queue()
     p = ctx.Process(target=_child, args=(kind, shape, spacing, threads, q))
     p.start()
+    p.join()  # the child only queues a small tuple, so joining first cannot deadlock
+    if p.exitcode != 0:
+        raise RuntimeError(f"{kind} measurement failed (exit code {p.exitcode})")
     seconds, rss, path = q.get()
-    p.join()
     out = np.load(path)
     os.remove(path)
     return seconds, rss, out
