@@ -110,14 +110,14 @@ def bench_overhead(folder: Path, n: int) -> None:
           f"all {again.skipped} unchanged: {skip_wall:.2f} s")
 
 
-def bench_speedup(folder: Path, n: int) -> None:
+def bench_speedup(folder: Path, n: int, size: int = 128) -> None:
     from vasomics.io.images import write_image
     from vasomics.phantoms.trees import random_tree
 
     rows = []
     for i in range(n):
         name = f"tree{i}.nii.gz"
-        write_image(random_tree(shape=(128, 128, 128), generations=7, seed=i).mask,
+        write_image(random_tree(shape=(size,) * 3, generations=7, seed=i).mask,
                     folder / name)
         rows.append((f"m{i}", name, "AB"[i % 2]))
     manifest = load_manifest(_manifest(folder, rows, "mask"))
@@ -133,7 +133,7 @@ def bench_speedup(folder: Path, n: int) -> None:
         assert summary.done == n, summary.failures
     with CohortStore.open(folder / "speed1.duckdb", read_only=True) as store:
         per_scan = store.query("SELECT median(seconds) FROM runs").iat[0, 0]
-    print(f"[speed-up] {n} random trees 128^3, mask pipeline (median {per_scan:.2f} s/scan): "
+    print(f"[speed-up] {n} random trees {size}^3, mask pipeline (median {per_scan:.2f} s/scan): "
           f"wall 1 worker {walls[1]:.1f} s, 2 workers {walls[2]:.1f} s: speed-up "
           f"{walls[1] / walls[2]:.2f}x; steady state (after worker start-up) "
           f"{steady[1]:.2f} vs {steady[2]:.2f} s/scan: {steady[1] / steady[2]:.2f}x "
@@ -202,6 +202,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scans", type=int, default=300)
     parser.add_argument("--trees", type=int, default=16)
+    parser.add_argument("--tree-size", type=int, default=128,
+                        help="edge of the speed-up trees in voxels (larger: work dominates)")
     parser.add_argument("--big", type=int, default=10_000)
     parser.add_argument("--parts", default="overhead,speedup,big",
                         help="comma-separated subset of overhead, speedup, big")
@@ -211,7 +213,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for name, fn, n in (("overhead", bench_overhead, args.scans),
-                            ("speedup", bench_speedup, args.trees),
+                            ("speedup", functools.partial(bench_speedup, size=args.tree_size),
+                             args.trees),
                             ("big", bench_big, args.big)):
             if name not in parts:
                 continue
