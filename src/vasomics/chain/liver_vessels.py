@@ -18,8 +18,9 @@ portal venous and hepatic venous trees.
    opening by a ball of that radius) are removed, and vessel components that do not reach
    into the liver are dropped.
    The hepatic venous root is the localized IVC (added to the vessel mask); the portal root
-   is the thickest vessel voxel at least ``portal_ivc_gap_mm`` from the IVC (the main portal
-   vein at the hilum), with a mild preference for the portal/splenic confluence.
+   is the thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC
+   and below the liver's median height (the main portal vein at the hilum), with a preference for the
+   portal/splenic confluence (1 mm of radius per 25 mm of distance).
 4. **Separation**: a two-front geodesic competition (minimum-cost paths,
    :class:`skimage.graph.MCP_Geometric`) inside the vessel mask with a local cost
    ``1 / (r + r0)²`` from the distance to the vessel wall ``r`` (mm): fronts run fast along
@@ -156,7 +157,9 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     bright &= signed >= 0.5 * peak
     ivc = organs.get("ivc", empty)[box]
     aorta = organs.get("aorta", empty)[box]
-    other = organs.get("kidney", empty)[box] | organs.get("spleen", empty)[box]
+    # neighbours that enhance like vessels, outside the liver only (their masks may overlap
+    # the liver's edge, where cutting would disconnect the trees)
+    other = (organs.get("kidney", empty)[box] | organs.get("spleen", empty)[box]) & ~liv
     # remove blobs thicker than any liver vessel (kidney, bowel, spleen): opening by a ball
     depth = edt.edt(bright, anisotropy=image.spacing, parallel=2)
     blob = edt.edt(depth <= p.max_vessel_radius_mm, anisotropy=image.spacing,
@@ -172,16 +175,27 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     vessels |= hepatic_seed
     radius = edt.edt(vessels, anisotropy=image.spacing, parallel=2)
     far_from_ivc = edt.edt(~ivc, anisotropy=image.spacing, parallel=2) > p.portal_ivc_gap_mm
-    cand = vessels & far_from_ivc
+    # inside the liver (kidneys, bowel and spleen lie outside it)
+    cand = vessels & far_from_ivc & liv
+    # the hilum lies in the liver's inferior half (LPS z grows superiorly): no portal root
+    # above the liver's median height. Slices are taken as axial (z along the first axis).
+    offset = np.array([b.start for b in box])
+    liver_idx = np.argwhere(liv)
+    z_world = image.index_to_physical(liver_idx[::max(1, len(liver_idx) // 20000)] + offset)
+    z_mid = float(np.median(z_world[:, 2]))
+    slice_idx = np.zeros((liv.shape[0], 3))
+    slice_idx[:, 0] = np.arange(liv.shape[0])
+    slice_z = image.index_to_physical(slice_idx + offset)[:, 2]
+    if image.direction[2, 2] != 0:
+        cand &= (slice_z <= z_mid)[:, None, None]
     roots = {}
     portal_seed = np.zeros_like(vessels)
-    offset = np.array([b.start for b in box])
     if cand.any():
         idx = np.argwhere(cand)
         score = radius[tuple(idx.T)]
         if confluence_mm is not None:  # prefer thick voxels near the confluence
             world = image.index_to_physical(idx + offset)
-            score = score - np.linalg.norm(world - np.asarray(confluence_mm), axis=1) / 50.0
+            score = score - np.linalg.norm(world - np.asarray(confluence_mm), axis=1) / 25.0
         best = idx[int(np.argmax(score))]
         portal_seed = _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
         roots["portal"] = image.index_to_physical(best + offset)[0].tolist()
