@@ -130,17 +130,20 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
     for key, mask, graph in (("portal", portal_mask, portal), ("hepatic", hepatic_mask,
                                                                  hepatic)):
         scope = TREES[key]
-        vol = float(np.count_nonzero(mask)) * vox_ml
+        # a tree that was not found (not traced, or its root missing) is not measured: NaN,
+        # never 0, so that a failed tracing cannot pass for a vanished tree in a cohort
+        nan = float("nan")
+        vol = float(np.count_nonzero(mask)) * vox_ml if mask.any() else nan
         vols[key] = vol
-        length = float(graph.segment_lengths().sum()) if graph is not None else 0.0
-        lumen = float(np.median(a[mask])) if mask.any() else float("nan")
+        length = float(graph.segment_lengths().sum()) if graph is not None else nan
+        terminals = terminal_count(graph) if graph is not None else nan
+        lumen = float(np.median(a[mask])) if mask.any() else nan
         rec += [
             (scope, "VX.A.V.TREE_LEN", length, "mm"),
             (scope, "VX.A.V.TREE_VOL", vol, "mL"),
             (scope, "VX.A.V.VESSEL_VOLUME_FRACTION", 100 * vol / liver_ml, "%"),
             (scope, "VX.A.V.LENGTH_DENSITY", length / liver_ml, "mm/mL"),
-            (scope, "VX.P.V.DISTAL_RICHNESS",
-             (terminal_count(graph) if graph is not None else 0) / (liver_ml / 1000), "1/L"),
+            (scope, "VX.P.V.DISTAL_RICHNESS", terminals / (liver_ml / 1000), "1/L"),
             (scope, "VX.M.V.MURRAY_DEV",
              murray_deviation(graph) if graph is not None else float("nan"), "1"),
             (scope, "VX.C.V.LUMEN_HU", lumen, "HU"),
