@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 ORGANS = ("liver", "spleen", "aorta", "ivc", "portal_vein")
 #: Localized as well, to keep them out of the liver's vessels (not validated).
 HELPER_ORGANS = ("kidney",)
+#: Vertical tubes: their growth beyond the atlas stops at the first slice whose area exceeds
+#: ``tube_area_ratio`` times their mean area inside the atlas.
+TUBES = ("aorta", "ivc")
 #: Refinement order: a voxel goes to the first organ that claims it.
 CLAIM_ORDER = ("liver", "spleen", "aorta", "ivc", "portal_vein", "kidney_left", "kidney_right")
 
@@ -83,6 +86,9 @@ class LocalizeParams(StageParams):
     extend_organs: tuple[str, ...] = Field(("liver", "spleen", "aorta", "ivc"), description=
                                            "Organs grown by intensity beyond the atlas's "
                                            "field of view (the atlas is a 90 mm slab).")
+    tube_area_ratio: float = Field(1.6, description="Aorta/IVC growth beyond the atlas stops "
+                                                    "where a slice's area exceeds this times "
+                                                    "their mean area inside the atlas.")
     extend_margin_mm: float = Field(60.0, description="In-plane margin around the organ "
                                                       "searched when growing beyond the atlas.")
     extend_opening_mm: float = Field(4.0, description="Opening radius that cuts thin bridges "
@@ -330,7 +336,10 @@ def localize(image: Image, params: LocalizeParams | None = None,
             refined, mu, sd = refine_organ(image, prior, claimed, p, noise_sd_hu)
             dice[name] = _dice(prior, refined)
             if name in p.extend_organs and not covered.all():
-                refined = extend_beyond_atlas(image, refined, covered, claimed, mu, sd, p)
+                grown = extend_beyond_atlas(image, refined, covered, claimed, mu, sd, p)
+                if name in TUBES:
+                    grown = _stop_tube_leaks(grown, refined, p.tube_area_ratio)
+                refined = grown
             if name == "aorta":
                 refined = round_tube(refined, image.spacing) & ~claimed
         else:
@@ -385,6 +394,28 @@ def extend_beyond_atlas(image: Image, organ: np.ndarray, covered: np.ndarray,
     keep = keep[keep > 0]
     out = organ.copy()
     out[box] |= np.isin(lab, keep) & cand
+    return out
+
+
+def _stop_tube_leaks(grown: np.ndarray, inside: np.ndarray, ratio: float) -> np.ndarray:
+    """Keep the slices of ``grown`` (a vertical tube) from the atlas part ``inside`` outwards
+    up to the first slice whose area exceeds ``ratio`` times the mean area of ``inside``."""
+    area_in = inside.sum(axis=(1, 2))
+    rows = np.nonzero(area_in)[0]
+    if rows.size == 0:
+        return inside
+    limit = ratio * float(area_in[rows].mean())
+    area = grown.sum(axis=(1, 2))
+    out = grown.copy()
+    for direction, start in ((1, rows.max() + 1), (-1, rows.min() - 1)):
+        k = start
+        while 0 <= k < len(area) and 0 < area[k] <= limit:
+            k += direction
+        if 0 <= k < len(area):  # clear from the first offending (or empty) slice on
+            if direction > 0:
+                out[k:] = False
+            else:
+                out[: k + 1] = False
     return out
 
 

@@ -137,6 +137,7 @@ class _Anatomy:
     ivc_xy: np.ndarray
     ivc_r: float
     body_ab: tuple
+    body_cy: float
 
 
 def _anatomy(rng: np.random.Generator) -> _Anatomy:
@@ -151,7 +152,7 @@ def _anatomy(rng: np.random.Generator) -> _Anatomy:
     return _Anatomy(liver_r, liver_l, spleen, kidneys,
                     aorta_xy=np.array([16 + j(3), 28 + j(3)]), aorta_r=11 + j(1.5),
                     ivc_xy=np.array([-22 + j(3), 22 + j(3)]), ivc_r=10 + j(1.5),
-                    body_ab=(165 * k(), 118 * k()))
+                    body_ab=(165 * k(), 130 * k()), body_cy=25 + j(3))
 
 
 def _in_ellipsoid(p: np.ndarray, centre, axes, shrink_mm: float = 0.0) -> np.ndarray:
@@ -364,7 +365,7 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     rng = np.random.default_rng(seed)
     anat = _anatomy(rng)
     extent = (np.asarray(shape) - 1) * np.asarray(spacing)
-    origin = (-extent[2] / 2, -extent[1] / 2 - 5.0, -extent[0] / 2 + 10.0)  # (x, y, z) mm
+    origin = (-extent[2] / 2, -extent[1] / 2 + 20.0, -extent[0] / 2 + 10.0)  # (x, y, z) mm
     min_r = max(1.0, max(spacing)) if min_radius_mm is None else float(min_radius_mm)
     step = min(spacing) / 2
     portal = _portal_tree(anat, rng, step, depth, min_r)
@@ -404,12 +405,13 @@ def _label_volume(shape, spacing, origin, anat, portal, hepatic) -> np.ndarray:
     lab = np.zeros(shape, np.uint8)
     a, b = anat.body_ab
     p2 = _grid_points((1, *shape[1:]), spacing, origin)[0, ..., :2]  # one axial slice
-    r = (p2[..., 0] / a) ** 2 + (p2[..., 1] / b) ** 2
+    by = p2[..., 1] - anat.body_cy  # the body's centre lies posterior to the organs' frame
+    r = (p2[..., 0] / a) ** 2 + (by / b) ** 2
     slice_lab = np.zeros(shape[1:], np.uint8)
     slice_lab[r <= 1] = LABELS["fat"]
-    inner = (p2[..., 0] / (a - 15)) ** 2 + (p2[..., 1] / (b - 15)) ** 2
+    inner = (p2[..., 0] / (a - 15)) ** 2 + (by / (b - 15)) ** 2
     slice_lab[inner <= 1] = LABELS["muscle"]
-    core = (p2[..., 0] / (a - 25)) ** 2 + (p2[..., 1] / (b - 25)) ** 2
+    core = (p2[..., 0] / (a - 25)) ** 2 + (by / (b - 25)) ** 2
     slice_lab[core <= 1] = LABELS["abdomen"]
     for cx in (-38.0, 38.0):  # paraspinal muscles
         slice_lab[((p2[..., 0] - cx) / 26) ** 2 + ((p2[..., 1] - 78) / 20) ** 2 <= 1] = \
