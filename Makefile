@@ -18,7 +18,7 @@ install: $(BIN)/python
 
 demo: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/vasomics ct-demo -o demo_output
+	$(BIN)/vasomics demo -o demo_output
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"

@@ -1,4 +1,4 @@
-"""``vasomics features`` / ``vasomics demo`` and the Python API, end to end, with bad input."""
+"""``vasomics features`` / ``vasomics demo --kind tree`` and the Python API, end to end, with bad input."""
 
 import json
 import os
@@ -126,7 +126,7 @@ def test_unwritable_output(tree_files, tmp_path, capsys):
 
 def test_subprocess_and_demo(tmp_path):
     out = tmp_path / "demo"
-    run = subprocess.run([sys.executable, "-m", "vasomics", "demo", "-o", str(out)],
+    run = subprocess.run([sys.executable, "-m", "vasomics", "demo", "--kind", "tree", "-o", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert str(out.resolve()) in run.stdout

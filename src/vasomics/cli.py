@@ -17,12 +17,12 @@ from vasomics.errors import VasomicsError
 #: Sub-commands: name -> "module:attribute" of a click command or group. Each area adds
 #: its own line; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
-    "features": "vasomics.features.cli:features_command", "demo": "vasomics.features.cli:demo_command",
+    "features": "vasomics.features.cli:features_command", "demo": "vasomics.demo:demo_command",
     "cohort": "vasomics.cohort.cli:cohort",
     "model": "vasomics.model.cli:model",
     "us": "vasomics.ultrasound.cli:us",
     "io": "vasomics.io.cli:io_group",
-    "run": "vasomics.chain.run:run_command", "ct-demo": "vasomics.chain.run:demo_command",
+    "run": "vasomics.chain.run:run_command",
     "segment": "vasomics.chain.segment.cli:segment_command", "segmenter": "vasomics.chain.segment.cli:segmenter",
     "report": "vasomics.report.cli:report", "serve": "vasomics.web.app:serve_command", "mcp": "vasomics.agent.server:mcp_command",
 }

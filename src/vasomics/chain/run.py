@@ -403,21 +403,3 @@ def run_command(ct: Path, outdir: Path, phase: str, params_path: Path | None,
     result, summary = run_chain(ct, outdir, params=params_path, phase=phase, force=force)
     click.echo(f"{result.qc.summary()}; phase {result.phase.phase if result.phase else '?'}")
     click.echo(str(summary))
-
-
-@click.command("demo")
-@click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("demo_output"),
-              show_default=True, help="Output folder.")
-def demo_command(outdir: Path) -> None:
-    """Run the whole CT chain on the bundled real CT (the TotalSegmentator example CT,
-    Apache-2.0, see chain/atlas/NOTICE.txt) and print the path of the HTML summary."""
-    from vasomics.chain.localize import load_atlas
-    from vasomics.io.atomic import ensure_writable_dir
-    from vasomics.io.images import write_image
-
-    ct_path = ensure_writable_dir(outdir) / "example_ct.nii.gz"
-    if not ct_path.is_file():
-        write_image(load_atlas().ct, ct_path)
-    result, summary = run_chain(ct_path, outdir, force=True)
-    click.echo(f"{result.qc.summary()}; phase {result.phase.phase if result.phase else '?'}")
-    click.echo(str(summary))

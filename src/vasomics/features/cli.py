@@ -1,4 +1,4 @@
-"""``vasomics features`` (mask → feature table and companions) and ``vasomics demo``."""
+"""``vasomics features``: mask → feature table and companions."""
 
 from __future__ import annotations
 
@@ -44,15 +44,3 @@ def _parse_spacing(text: str | None) -> tuple[float, ...] | None:
         raise click.BadParameter("give 2 or 3 values (mm per NumPy axis)",
                                  param_hint="--spacing")
     return values
-
-
-@click.command("demo")
-@click.option("-o", "--outdir", type=click.Path(path_type=Path), default=Path("demo_output"),
-              show_default=True, help="Output folder.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Phantom seed.")
-def demo_command(outdir: Path, seed: int) -> None:
-    """Generate a phantom vessel tree, measure it and print where the results are."""
-    from vasomics.features.demo import run_demo
-
-    summary = run_demo(outdir, seed=seed)
-    click.echo(summary)
