@@ -26,8 +26,12 @@ def test_liver_features_against_phantom_truth():
     assert close(t.value("VX.A.V.TREE_LEN", ht), v["hepatic_length_mm"])
     assert close(t.value("VX.A.V.TREE_VOL", pt), v["portal_volume_mm3"] / 1e3)
     assert close(t.value("VX.A.V.VESSEL_VOLUME_FRACTION", ht),
-                 100 * v["hepatic_volume_mm3"] / v["liver_volume_mm3"])
-    assert close(t.value("VX.A.V.LENGTH_DENSITY", pt), v["portal_length_mm"] / liver_ml)
+                 v["hepatic_volume_mm3"] / v["liver_volume_mm3"])
+    assert close(t.value("VX.A.V.LENGTH_DENSITY", pt),
+                 v["portal_length_mm"] / v["liver_volume_mm3"])  # mm^-2
+    units = dict(zip(t.frame.feature_id, t.frame.unit, strict=False))
+    assert units["VX.A.V.VESSEL_VOLUME_FRACTION"] == "1"
+    assert units["VX.A.V.LENGTH_DENSITY"] == "mm^-2"
     n_term = int(np.sum(truth.hepatic.node_kind == "endpoint"))
     assert close(t.value("VX.P.V.DISTAL_RICHNESS", ht), n_term / (t.value("VX.A.T.LIVER_VOL") / 1000),
                  1e-9)

@@ -7,8 +7,8 @@ voxel counts × voxel volume / 1000; lengths from the named centerline graphs (L
 
 * ``VX.A.T.LIVER_VOL``, ``VX.A.T.SPLEEN_VOL`` (mL); ``VX.P.T.LIVER_SPLEEN_RATIO`` (1).
 * per tree: ``VX.A.V.TREE_LEN`` (total centerline length, mm), ``VX.A.V.TREE_VOL`` (lumen
-  voxel volume, mL), ``VX.A.V.VESSEL_VOLUME_FRACTION`` (lumen volume / liver volume, %),
-  ``VX.A.V.LENGTH_DENSITY`` (length / liver volume, mm/mL), ``VX.P.V.DISTAL_RICHNESS``
+  voxel volume, mL), ``VX.A.V.VESSEL_VOLUME_FRACTION`` (lumen volume / liver volume, fraction 1),
+  ``VX.A.V.LENGTH_DENSITY`` (length / liver volume, mm/mm³ = mm⁻²), ``VX.P.V.DISTAL_RICHNESS``
   (terminal branches per litre of liver), ``VX.M.V.MURRAY_DEV`` (median over bifurcations of
   Σ r_d³ / r_p³ − 1, segment median radii), ``VX.C.V.LUMEN_HU`` (median lumen HU),
   ``VX.C.V.CNR`` ((lumen − liver parenchyma HU) / noise SD);
@@ -141,8 +141,8 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
         rec += [
             (scope, "VX.A.V.TREE_LEN", length, "mm"),
             (scope, "VX.A.V.TREE_VOL", vol, "mL"),
-            (scope, "VX.A.V.VESSEL_VOLUME_FRACTION", 100 * vol / liver_ml, "%"),
-            (scope, "VX.A.V.LENGTH_DENSITY", length / liver_ml, "mm/mL"),
+            (scope, "VX.A.V.VESSEL_VOLUME_FRACTION", vol / liver_ml, "1"),
+            (scope, "VX.A.V.LENGTH_DENSITY", length / (1000 * liver_ml), "mm^-2"),
             (scope, "VX.P.V.DISTAL_RICHNESS", terminals / (liver_ml / 1000), "1/L"),
             (scope, "VX.M.V.MURRAY_DEV",
              murray_deviation(graph) if graph is not None else float("nan"), "1"),
