@@ -52,5 +52,11 @@ def test_segment_errors_are_one_line(tmp_path, capsys):
                  "learned", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and "\n" not in err and "2D" in err
+    nan_path = tmp_path / "nan.nii.gz"
+    write_image(Image(np.full((20, 20, 20), np.nan, np.float32)), nan_path)
+    code = main(["segment", str(nan_path), "-o", str(tmp_path / "m.nii.gz"), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "\n" not in err and err.count("nan.nii.gz: ") == 1 and "NaN" in err
+    assert not (tmp_path / "m.nii.gz").exists()
     code = main(["segment", str(path), "-o", str(tmp_path / "m.nii.gz"), "--preset", "nope"])
     assert code != 0 and "unknown preset" in capsys.readouterr().err

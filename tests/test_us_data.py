@@ -80,3 +80,7 @@ def test_bad_inputs(tmp_path):
         read_iq(tmp_path / "x.dcm")
     with pytest.raises(InputError, match="not found"):
         read_iq(tmp_path / "missing.npz")
+    scipy.io.savemat(tmp_path / "cut.mat", {"iq": np.moveaxis(_iq(), 0, 2), **META})
+    (tmp_path / "cut.mat").write_bytes((tmp_path / "cut.mat").read_bytes()[:12])
+    with pytest.raises(FormatError, match="cut.mat: cannot read MAT file, truncated"):
+        read_iq(tmp_path / "cut.mat")

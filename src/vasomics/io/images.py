@@ -108,7 +108,7 @@ def read_image(path: str | Path, *, spacing: tuple[float, ...] | None = None,
     if np.issubdtype(image.array.dtype, np.floating):
         n_nan = int(np.count_nonzero(np.isnan(image.array)))
         if n_nan:
-            log.warning("%s: %d NaN voxels (kept as NaN)", path, n_nan)
+            log.info("%s: %d NaN voxels (kept as NaN)", path, n_nan)
             image.metadata["n_nan_voxels"] = n_nan
     image.metadata.setdefault("source_format", kind)
     return image

@@ -260,8 +260,11 @@ def _read_mat(path: Path) -> dict:
         return _read_hdf5(path, matlab=True)
     try:
         data = scipy.io.loadmat(path, squeeze_me=False)
-    except (ValueError, NotImplementedError, OSError) as exc:
-        raise FormatError(f"cannot read MAT file ({exc})", path) from None
+    except (ValueError, NotImplementedError, OSError, IndexError, TypeError,
+            scipy.io.matlab.MatReadError) as exc:
+        # scipy raises IndexError/TypeError instead of MatReadError on some truncated headers
+        raise FormatError(f"cannot read MAT file, truncated or corrupt ({type(exc).__name__}: {exc})",
+                          path) from None
     return {k: v for k, v in data.items() if not k.startswith("__")}
 
 

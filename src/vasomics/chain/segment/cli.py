@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from vasomics.chain.segment.api import presets
+from vasomics.errors import VasomicsError
 
 
 @click.command("segment")
@@ -44,7 +45,13 @@ def segment_command(image, output, preset, method, region, score, spacing, quiet
                 bar.update(step)
                 state["done"] += step
 
-        result = segment(img, preset, method=method, region=region_mask, progress=progress)
+        try:
+            result = segment(img, preset, method=method, region=region_mask,
+                             progress=progress)
+        except VasomicsError as exc:
+            if exc.path is None:  # name the image the problem belongs to
+                exc.path = str(image)
+            raise
         progress(1.0)
     mask = result.mask.with_array(result.mask.array.astype("uint8"))
     if output.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
@@ -72,12 +79,22 @@ def segmenter() -> None:
 @click.option("--validate-every", type=int, default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="Torch CPU threads.")
-def train_command(dataset, data, output, iterations, n_val, validate_every, seed, threads):
+@click.option("--cldice-weight", type=float, default=None,
+              help="Weight of the soft clDice loss term (default 0).")
+@click.option("--val-flips", type=click.Choice(["1", "2", "4"]), default=None,
+              help="Flip test-time augmentation on the validation images (default 1).")
+@click.option("--threshold-rule", type=click.Choice(["dice", "length"]), default=None,
+              help="Decision threshold: best validation Dice (default) or validation length "
+              "and area matching the manual masks.")
+def train_command(dataset, data, output, iterations, n_val, validate_every, seed, threads,
+                  cldice_weight, val_flips, threshold_rule):
     """Train the compact U-Net; the best validation checkpoint is written."""
     from vasomics.chain.segment.learned import TrainParams, train
 
     changes = {"iterations": iterations, "n_val": n_val, "validate_every": validate_every,
-               "seed": seed, "threads": threads}
+               "seed": seed, "threads": threads, "cldice_weight": cldice_weight,
+               "val_flips": int(val_flips) if val_flips else None,
+               "threshold_rule": threshold_rule}
     params = TrainParams(**{k: v for k, v in changes.items() if v is not None})
     command = "vasomics " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     card = train(dataset, data, output.with_suffix(".pt"), params,
