@@ -39,3 +39,81 @@ def test_run_stops_on_failed_qc_unless_forced(tmp_path, shared_data, capsys):
     assert not (tmp_path / "mr" / "vessels.nii.gz").exists()
     missing = main(["run", str(tmp_path / "nope.nii.gz"), "-o", str(tmp_path / "x")])
     assert missing != 0 and "not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- bad DICOM input, one line
+def _dicom_folder(tmp_path, name, shape=(24, 48, 48), spacing=(2.0, 1.5, 1.5), series=1):
+    """A small CT-like volume written as a DICOM series with the library's own writer."""
+    import numpy as np
+
+    from vasomics.image import Image
+    from vasomics.io.dicom import write_dicom_series
+
+    rng = np.random.default_rng(series)
+    vol = (rng.normal(40, 10, shape)).astype(np.float32)
+    return write_dicom_series(Image(vol, spacing=spacing, modality="CT"), tmp_path / name,
+                              series_number=series)
+
+
+def _one_line_error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_run_rejects_slices_with_different_spacing(tmp_path, capsys):
+    """One slice moved 1.2 mm: steps of 2.0 and 0.8/3.2 mm in one series."""
+    import pydicom
+
+    folder = _dicom_folder(tmp_path, "uneven")
+    f = sorted(folder.glob("*.dcm"))[10]
+    ds = pydicom.dcmread(f)
+    pos = [float(v) for v in ds.ImagePositionPatient]
+    ds.ImagePositionPatient = [f"{pos[0]:g}", f"{pos[1]:g}", f"{pos[2] + 1.2:g}"]
+    ds.save_as(f)
+    err = _one_line_error(capsys, ["run", str(folder), "-o", str(tmp_path / "o1")])
+    assert "uneven slice spacing" in err
+    assert not (tmp_path / "o1" / "organs.nii.gz").exists()
+
+
+def test_run_on_mixed_series_folder(tmp_path, capsys):
+    """Two series in one folder: equal sizes cannot be told apart (one-line error); otherwise
+    the larger one is read and QC warns that the folder held several series."""
+    import shutil
+
+    from vasomics.chain.qc import check_image
+    from vasomics.io.images import read_image
+
+    a = _dicom_folder(tmp_path, "a", series=1)
+    b = _dicom_folder(tmp_path, "b", series=2)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for src, tag in ((a, "a"), (b, "b")):
+        for f in src.glob("*.dcm"):
+            shutil.copy(f, mixed / f"{tag}_{f.name}")
+    err = _one_line_error(capsys, ["run", str(mixed), "-o", str(tmp_path / "o2")])
+    assert "2 series" in err and "24 slices each" in err
+    for f in sorted(mixed.glob("b_*.dcm"))[12:]:  # series b keeps 12 slices: a is larger
+        f.unlink()
+    image = read_image(mixed)
+    assert image.shape[0] == 24
+    qc = check_image(image)
+    series = [c for c in qc.checks if c.name == "series"]
+    assert series and series[0].status == "warn" and series[0].value == 2
+
+
+def test_run_stops_on_localizer_only_series(tmp_path, capsys):
+    """A 2-slice series tagged LOCALIZER fails QC before any localization."""
+    import pydicom
+
+    folder = _dicom_folder(tmp_path, "scout", shape=(2, 48, 48))
+    for f in folder.glob("*.dcm"):
+        ds = pydicom.dcmread(f)
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+        ds.save_as(f)
+    err = _one_line_error(capsys, ["run", str(folder), "-o", str(tmp_path / "o3")])
+    assert "quality control" in err
+    qc = json.loads((tmp_path / "o3" / "qc.json").read_text())
+    failed = {c["name"] for c in qc["checks"] if c["status"] == "fail"}
+    assert {"localizer", "slices"} <= failed, failed
