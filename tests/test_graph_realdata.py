@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vasomics.chain.compare import compare_centerlines, graph_polylines, resample_polylines
-from vasomics.chain.graph import mask_to_graph
+from vasomics.chain.graph import GraphParams, mask_to_graph
 from vasomics.io.graphs import read_vtp_centerlines
 from vasomics.io.images import read_image
 from vasomics.io.tubetk import read_tubetk_centerlines
@@ -46,13 +46,19 @@ def test_tubetk_radii_follow_the_mask(tubetk):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "the manual TubeTK masks are narrower than the gold-standard radii: the mask's own exact "
-    "distance transform at the gold points is 0.34-0.37 mm below the gold radius (median) and "
-    "the mask volume is 51 % of the gold tubes' volume, so a mask-faithful radius is smaller "
-    "than the gold radius (measured -0.28 and -0.26 mm), while VMTK's aorta radii are matched "
-    "within +0.07 mm (benchmarks/validate_real_centerlines.py)"))
-def test_tubetk_median_radius_error_target(tubetk):
-    _, gold, graph = tubetk
+    "not reachable by a radius faithful to the mask: ours - gold, median (median |.|), "
+    "002/003: inscribed -0.277 (0.277) / -0.263 (0.263) mm, section_area -0.275 (0.276) / "
+    "-0.253 (0.253) mm, although both definitions are within 0.36 / 0.14 voxel on thin phantom "
+    "tubes (tests/test_radius.py). Our radius = 0.47-0.58 x gold + 0.20-0.30 mm: the gold "
+    "radii scale like TubeTK index units (TubeTK stores radii in units of the x spacing, "
+    "0.513 mm here; BrainGraph's tre->vtp scripts transform the positions only); read so, the errors "
+    "are +0.26 to +0.27 mm (masks about half a voxel wider than the tubes). Mask volume is "
+    "51 % of the gold tubes' volume read as mm (benchmarks/bench_radius_definition.py)"))
+@pytest.mark.parametrize("definition", ["inscribed", "section_area"])
+def test_tubetk_median_radius_error_target(tubetk, definition):
+    mask, gold, graph = tubetk
+    if definition != "inscribed":
+        graph = mask_to_graph(mask, GraphParams(radius_definition=definition))
     r = compare_centerlines(graph, (gold.polylines, gold.radii), tol_mm=1.0)
     assert r["radius_abs_error_median_mm"] <= 0.25
 
@@ -67,10 +73,12 @@ def test_vmtk_aorta_centerlines(shared_data):
     kinds = sorted(graph.node_kind.tolist())
     assert kinds == ["bifurcation", "endpoint", "endpoint", "root"]  # aorta into two iliacs
     vmtk = read_vtp_centerlines(folder / "aorta-centerline.vtp", frame="RAS")
-    vp, _ = resample_polylines(vmtk.polylines, vmtk.radii, 0.1)
-    ep, _ = resample_polylines(*graph_polylines(graph), 0.1)
+    vp, vr = resample_polylines(vmtk.polylines, vmtk.radii, 0.1)
+    ep, er = resample_polylines(*graph_polylines(graph), 0.1)
     d_ours = cKDTree(vp).query(ep)[0]
-    d_vmtk = cKDTree(ep).query(vp)[0]
+    d_vmtk, i_vmtk = cKDTree(ep).query(vp)
     assert d_ours.mean() < 1.0  # measured 0.52 mm (voxels 0.88 x 0.88 x 1.5 mm)
     assert d_vmtk.mean() < 0.7  # measured 0.33 mm
     assert np.percentile(d_vmtk, 95) < 1.5  # measured 1.08 mm
+    # the default radius is VMTK's maximum inscribed sphere radius, taken from the mask
+    assert abs(np.median(er[i_vmtk] - vr)) <= 0.2  # measured +0.07 mm (section_area: +0.55)

@@ -1,13 +1,20 @@
-"""Compiled kernel: re-centre centerline points in their cross-sections by ray casting.
+"""Compiled kernels on centerline cross-sections, by ray casting in the plane normal to the
+centerline.
 
-For a point ``p`` with unit tangent ``t``, ``n_rays`` rays are cast in the plane normal to
-``t``; each stops at the first background voxel (nearest-voxel membership, probed every
-quarter of the smallest voxel), so its length ``s_k`` reaches the voxel faces of the mask
-boundary. For a circular cross-section of radius ``R`` whose centre lies at ``δ`` from
-``p``, ``s_k ≈ R + δ · d_k`` and the mean of ``s_k d_k`` over evenly spaced ray directions
-``d_k`` is ``δ / 2``: the centre is ``p + 2 mean(s_k d_k)``. Where a ray runs more than
-twice the median ray length (another vessel joins: bifurcations, touching vessels) or does
-not leave the mask within ``max_len``, the point is left where it is.
+For a point ``p`` with unit tangent ``t``, ``n_rays`` rays ``d_k`` at evenly spaced angles are
+cast in the plane normal to ``t``. Each stops at the first background voxel (nearest-voxel
+membership, probed every quarter of the smallest voxel, at (k + 0.382) steps so that no probe
+falls exactly half-way between two voxel centres), so its length ``s_k`` reaches the voxel
+faces of the mask boundary: the mask is read as the union of its voxels' boxes. A ray that
+runs more than twice the median ray length (another vessel joins: bifurcations, touching
+vessels) or does not leave the mask within ``max_len`` marks the section as open.
+
+* :func:`recenter`: for a circular cross-section of radius ``R`` whose centre lies at ``δ``
+  from ``p``, ``s_k ≈ R + δ · d_k`` and the mean of ``s_k d_k`` is ``δ / 2``: the centre is
+  ``p + 2 mean(s_k d_k)``. Open sections leave the point where it is.
+* :func:`section_radius`: the area-equivalent radius ``sqrt(A / π)`` of the cross-section,
+  with ``A = ½ Σ s_k² Δθ`` (polar area of the star-shaped section seen from ``p``; exact for
+  any interior ``p`` as ``n_rays`` grows), i.e. ``sqrt(mean(s_k²))``.
 """
 
 from __future__ import annotations
@@ -17,12 +24,63 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
+def _normal_basis(t0, t1, t2):  # pragma: no cover - compiled
+    """Unit ``u ⟂ t`` from the axis least aligned with ``t``, and ``v = t × u`` (zeros when
+    ``t`` is zero)."""
+    a0, a1, a2 = 0.0, 0.0, 0.0
+    if abs(t0) <= abs(t1) and abs(t0) <= abs(t2):
+        a0 = 1.0
+    elif abs(t1) <= abs(t2):
+        a1 = 1.0
+    else:
+        a2 = 1.0
+    u0, u1, u2 = t1 * a2 - t2 * a1, t2 * a0 - t0 * a2, t0 * a1 - t1 * a0
+    norm = np.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
+    if norm == 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    u0, u1, u2 = u0 / norm, u1 / norm, u2 / norm
+    v0, v1, v2 = t1 * u2 - t2 * u1, t2 * u0 - t0 * u2, t0 * u1 - t1 * u0
+    return u0, u1, u2, v0, v1, v2
+
+
+@numba.njit(cache=True, nogil=True)
+def _cast(mask, p0, p1, p2, d0, d1, d2, spacing, step, max_len):  # pragma: no cover
+    """Length (mm) of the ray from ``p`` (grid mm) along ``d`` to the face of the first
+    background voxel (outside the grid is background); -1 when it stays inside the mask up
+    to ``max_len``."""
+    nz, ny, nx = mask.shape
+    dist = (0.382 - 1.0) * step
+    while dist <= max_len:
+        dist += step
+        z = int(np.rint((p0 + dist * d0) / spacing[0]))
+        y = int(np.rint((p1 + dist * d1) / spacing[1]))
+        x = int(np.rint((p2 + dist * d2) / spacing[2]))
+        if z < 0 or z >= nz or y < 0 or y >= ny or x < 0 or x >= nx or not mask[z, y, x]:
+            return dist - 0.5 * step
+    return -1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _rays(mask, p0, p1, p2, u, v, spacing, step, max_len, cos, sin, lengths,
+          dirs):  # pragma: no cover - compiled
+    """Cast the ring of rays; fill ``lengths`` and ``dirs``; return False when the section
+    is open (a ray does not leave the mask, or runs beyond twice the median length)."""
+    for k in range(cos.shape[0]):
+        c, s = cos[k], sin[k]
+        d0, d1, d2 = c * u[0] + s * v[0], c * u[1] + s * v[1], c * u[2] + s * v[2]
+        dirs[k, 0], dirs[k, 1], dirs[k, 2] = d0, d1, d2
+        lengths[k] = _cast(mask, p0, p1, p2, d0, d1, d2, spacing, step, max_len)
+        if lengths[k] < 0.0:
+            return False
+    return lengths.max() <= 2.0 * np.median(lengths)
+
+
+@numba.njit(cache=True, nogil=True)
 def recenter(mask, points, tangents, spacing, max_len, n_rays, gain):  # pragma: no cover
     """Return re-centred copies of ``points`` (``(N, 3)`` in grid mm: NumPy index × spacing)
     and a flag per point telling whether it moved. ``tangents`` are unit vectors in the same
     frame; ``max_len`` (``(N,)`` mm) bounds each ray. ``gain`` is 2 for a full ring of rays
     (3D) and 1 for two opposite rays (2D, where the offset is half their difference)."""
-    nz, ny, nx = mask.shape
     n = points.shape[0]
     out = points.copy()
     moved = np.zeros(n, np.bool_)
@@ -31,48 +89,14 @@ def recenter(mask, points, tangents, spacing, max_len, n_rays, gain):  # pragma:
     dirs = np.empty((n_rays, 3))
     cos = np.cos(2.0 * np.pi * np.arange(n_rays) / n_rays)
     sin = np.sin(2.0 * np.pi * np.arange(n_rays) / n_rays)
+    u, v = np.empty(3), np.empty(3)
     for i in range(n):
-        t0, t1, t2 = tangents[i, 0], tangents[i, 1], tangents[i, 2]
-        # normal basis: u ⟂ t from the axis least aligned with t, v = t × u
-        a0, a1, a2 = 0.0, 0.0, 0.0
-        if abs(t0) <= abs(t1) and abs(t0) <= abs(t2):
-            a0 = 1.0
-        elif abs(t1) <= abs(t2):
-            a1 = 1.0
-        else:
-            a2 = 1.0
-        u0, u1, u2 = t1 * a2 - t2 * a1, t2 * a0 - t0 * a2, t0 * a1 - t1 * a0
-        norm = np.sqrt(u0 * u0 + u1 * u1 + u2 * u2)
-        if norm == 0.0:
+        u[0], u[1], u[2], v[0], v[1], v[2] = _normal_basis(tangents[i, 0], tangents[i, 1],
+                                                           tangents[i, 2])
+        if u[0] == 0.0 and u[1] == 0.0 and u[2] == 0.0:
             continue
-        u0, u1, u2 = u0 / norm, u1 / norm, u2 / norm
-        v0, v1, v2 = t1 * u2 - t2 * u1, t2 * u0 - t0 * u2, t0 * u1 - t1 * u0
-        ok = True
-        for k in range(n_rays):
-            c, s = cos[k], sin[k]
-            d0, d1, d2 = c * u0 + s * v0, c * u1 + s * v1, c * u2 + s * v2
-            dirs[k, 0], dirs[k, 1], dirs[k, 2] = d0, d1, d2
-            # probes at (k + 0.382) steps: never exactly half-way between two voxel centres
-            # on grid-aligned rays, so rounding has no ties (and scaling the grid changes
-            # nothing)
-            dist = (0.382 - 1.0) * step
-            left = False
-            while dist <= max_len[i]:
-                dist += step
-                z = int(np.rint((points[i, 0] + dist * d0) / spacing[0]))
-                y = int(np.rint((points[i, 1] + dist * d1) / spacing[1]))
-                x = int(np.rint((points[i, 2] + dist * d2) / spacing[2]))
-                if z < 0 or z >= nz or y < 0 or y >= ny or x < 0 or x >= nx or not mask[z, y, x]:
-                    left = True
-                    break
-            if not left:
-                ok = False
-                break
-            lengths[k] = dist - 0.5 * step
-        if not ok:
-            continue
-        med = np.median(lengths)
-        if lengths.max() > 2.0 * med:
+        if not _rays(mask, points[i, 0], points[i, 1], points[i, 2], u, v, spacing, step,
+                     max_len[i], cos, sin, lengths, dirs):
             continue
         o0, o1, o2 = 0.0, 0.0, 0.0
         for k in range(n_rays):
@@ -85,3 +109,35 @@ def recenter(mask, points, tangents, spacing, max_len, n_rays, gain):  # pragma:
         out[i, 2] = points[i, 2] + scale * o2
         moved[i] = True
     return out, moved
+
+
+@numba.njit(cache=True, nogil=True)
+def section_radius(mask, points, tangents, spacing, max_len, n_rays):  # pragma: no cover
+    """Area-equivalent radius (mm) of the cross-section at each of ``points`` (``(N, 3)``
+    grid mm, unit ``tangents`` in the same frame): ``sqrt(mean(s_k²))`` over ``n_rays``
+    evenly spaced rays (``n_rays`` = 2: the half-width ``mean(s_k)``, for 2D masks seen as one
+    slice). Returns the radii and a flag per point telling whether the section was closed;
+    open sections (see the module docstring) get NaN."""
+    n = points.shape[0]
+    radius = np.full(n, np.nan)
+    closed = np.zeros(n, np.bool_)
+    step = 0.25 * min(spacing[0], min(spacing[1], spacing[2]))
+    lengths = np.empty(n_rays)
+    dirs = np.empty((n_rays, 3))
+    cos = np.cos(2.0 * np.pi * np.arange(n_rays) / n_rays)
+    sin = np.sin(2.0 * np.pi * np.arange(n_rays) / n_rays)
+    u, v = np.empty(3), np.empty(3)
+    for i in range(n):
+        u[0], u[1], u[2], v[0], v[1], v[2] = _normal_basis(tangents[i, 0], tangents[i, 1],
+                                                           tangents[i, 2])
+        if u[0] == 0.0 and u[1] == 0.0 and u[2] == 0.0:
+            continue
+        if not _rays(mask, points[i, 0], points[i, 1], points[i, 2], u, v, spacing, step,
+                     max_len[i], cos, sin, lengths, dirs):
+            continue
+        if n_rays == 2:
+            radius[i] = 0.5 * (lengths[0] + lengths[1])
+        else:
+            radius[i] = np.sqrt(np.mean(lengths * lengths))
+        closed[i] = True
+    return radius, closed
