@@ -101,3 +101,14 @@ def test_section_area_scales_exactly_with_the_voxel_size():
     big = _graph(Image(arr, spacing=(0.8, 0.5, 0.5)), "section_area")
     small = _graph(Image(arr, spacing=(0.008, 0.005, 0.005)), "section_area")
     assert np.allclose(small.radius * 100, big.radius, rtol=1e-9)
+
+
+def test_radius_definition_is_validated_and_recorded():
+    from vasomics.errors import ParameterError
+    from vasomics.params import validate_params
+
+    with pytest.raises(ParameterError):
+        validate_params(GraphParams, {"radius_definition": "diameter"})
+    mask, _ = P.straight_tube(10.0, 1.0, (0.5, 0.5, 0.5))
+    g = _graph(mask, "section_area")
+    assert g.metadata["graph_params"]["radius_definition"] == "section_area"
