@@ -1,6 +1,6 @@
 """Mask -> graph (vasomics.chain.graph) -> features on rasterized phantoms: the accuracy a user
 gets from a mask, at several spacings and orientations. Tolerances are the issue's where the
-graph stage allows (length 2 %, angles 3°, counts exact); torsion from a mask is looser."""
+graph stage allows (length 2 %, angles 3°, counts exact, torsion 5 %)."""
 
 import numpy as np
 import pytest
@@ -24,15 +24,18 @@ def test_e2e_helix(spacing, seed):
     assert abs(t.value("VX.A.S.LEN", s) / truth.values["length_mm"] - 1) < 0.02
     assert abs(t.value("VX.A.S.CURV_MEAN", s) / kappa - 1) < 0.03
     assert abs(t.value("VX.A.S.SOAM", s) / np.hypot(kappa, tau) - 1) < 0.03
-    assert abs(t.value("VX.A.S.TORS_MEAN", s) / tau - 1) < 0.12
+    assert abs(t.value("VX.A.S.TORS_MEAN", s) / tau - 1) < 0.05
     assert t.value("VX.A.S.NINFL", s) == 0
 
 
 @pytest.mark.parametrize("spacing, seed", CASES)
 @pytest.mark.parametrize("periods", [1, 3])
 def test_e2e_sinusoid(spacing, seed, periods):
+    """Sinusoid with 10 mm straight leads at its end crests: the graph stage re-draws the
+    last (end_trim_radius_factor + 1) radii of a vessel, where shape is not counted, so the
+    end half-waves must lie inside the vessel for the count to be exact."""
     mask, truth = sinusoid_tube(amplitude_mm=5.0, wavelength_mm=30.0, periods=periods,
-                                spacing=spacing, rotation=random_rotation(seed))
+                                spacing=spacing, rotation=random_rotation(seed), lead_mm=10.0)
     t = extract_features(mask_to_graph(mask))
     assert t.value("VX.A.S.NINFL", "segment:0") == truth.values["inflection_count"]
     dm = truth.values["length_mm"] / truth.values["chord_mm"]

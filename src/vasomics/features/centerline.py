@@ -10,9 +10,18 @@ Discrete scheme (documented in the catalogue and ``docs/features.md``):
    segment ends the window is shifted inside the segment and the polynomial evaluated off
    centre; segments shorter than the window use all their points and order
    ``min(p, n - 1)``. This removes voxel staircase noise at scales shorter than ``w``.
-3. Curvature ``κ = sqrt(|r'|²|r''|² − (r'·r'')²) / |r'|³`` (1/mm, any dimension) and torsion
-   ``τ = (r' × r'')·r''' / |r' × r''|²`` (1/mm, 3D only; undefined where ``κ`` is below the
-   straightness threshold).
+3. Curvature ``κ = sqrt(|r'|²|r''|² − (r'·r'')²) / |r'|³`` (1/mm, any dimension) and the
+   pointwise torsion ``τ = (r' × r'')·r''' / |r' × r''|²`` (1/mm, 3D only; undefined where
+   ``κ`` is below the straightness threshold).
+4. Features use a torsion that needs no third derivative (:func:`plane_rotation`,
+   :func:`windowed_torsion`): the signed rotation of the osculating plane about the tangent
+   per step (binormal carried along by discrete parallel transport), summed over a window
+   and divided by its length. The sums telescope, so binormal noise enters only at the
+   window ends (the pointwise formula divides a noisy ``r'''`` by ``|r' × r''|²``).
+5. Inflections (:func:`sign_changes`): sign changes of the bending side
+   (:func:`bending_orientation`: binormal in 3D, signed curvature in 2D) between
+   consecutive test points, with two drop rules on the lobes they form: lobes drawn only by
+   a graph's end extrapolation, then (repeatedly) lobes spanning less than a minimum arc.
 
 Everything is vectorized over the CSR point arrays; the only Python loop is over distinct
 window lengths (at most ``W`` of them) and over chunks of points.
@@ -208,3 +217,150 @@ def principal_normal(der: Derivatives) -> np.ndarray:
     proj = der.d2 - (np.einsum("ij,ij->i", der.d2, der.d1) / safe)[:, None] * der.d1
     norm = np.linalg.norm(proj, axis=1)
     return np.where(norm[:, None] > 0, proj / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
+
+
+def binormal(der: Derivatives) -> np.ndarray:
+    """Unit binormal ``(r' × r'') / |r' × r''|`` (3D; rows of zeros where it vanishes)."""
+    cross = np.cross(der.d1, der.d2)
+    norm = np.linalg.norm(cross, axis=1)
+    return np.where(norm[:, None] > 0, cross / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
+
+
+def plane_rotation(cl: Centerlines, der: Derivatives, defined: np.ndarray) -> np.ndarray:
+    """Signed rotation angle (rad) of the osculating plane about the tangent over each step
+    ``i → i + 1`` of a segment; NaN for the last point of a segment and where either end of
+    the step is not ``defined`` (3D only; ``defined`` marks points whose curvature exceeds
+    the straightness threshold).
+
+    The binormal ``b_i`` is carried to point ``i + 1`` by the smallest rotation that takes
+    the unit tangent ``t_i`` to ``t_{i+1}`` (discrete parallel transport), and the angle
+    ``φ_i`` from it to ``b_{i+1}`` is measured about ``t_{i+1}``; since ``b' = −τ n``,
+    ``φ_i = ∫ τ ds`` over the step. The plane is unoriented: ``φ`` is folded into
+    ``(−π/2, π/2]``, so the flip of the binormal at an inflection is not torsion.
+    Summed over a stretch, the angles telescope to the net rotation of the plane, so noise in
+    the binormal enters only through the stretch's two end points (no third derivative)."""
+    n = len(cl.s)
+    out = np.full(n, np.nan)
+    if n < 2 or cl.points.shape[1] != 3:
+        return out
+    speed = np.linalg.norm(der.d1, axis=1)
+    t = np.where(speed[:, None] > 0, der.d1 / np.where(speed > 0, speed, 1.0)[:, None], 0.0)
+    b = binormal(der)
+    i = np.flatnonzero((cl.segment[1:] == cl.segment[:-1]) & defined[:-1] & defined[1:]
+                       & (speed[:-1] > 0) & (speed[1:] > 0))
+    t0, t1, b0, b1 = t[i], t[i + 1], b[i], b[i + 1]
+    axis = np.cross(t0, t1)
+    c = np.einsum("ij,ij->i", t0, t1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = np.where(c > -1 + 1e-12, 1.0 / (1.0 + c), 0.0)
+    # Rodrigues: R x = c x + a × x + a (a·x) / (1 + c), with a = t0 × t1
+    moved = (c[:, None] * b0 + np.cross(axis, b0)
+             + axis * (np.einsum("ij,ij->i", axis, b0) * k)[:, None])
+    phi = np.arctan2(np.einsum("ij,ij->i", np.cross(moved, b1), t1),
+                     np.einsum("ij,ij->i", moved, b1))
+    phi = np.where(phi > np.pi / 2, phi - np.pi, np.where(phi <= -np.pi / 2, phi + np.pi, phi))
+    out[i] = phi
+    return out
+
+
+def windowed_torsion(cl: Centerlines, phi: np.ndarray, window_mm: float) -> np.ndarray:
+    """Signed torsion (1/mm) at each point: the net osculating-plane rotation
+    (:func:`plane_rotation`) over the defined steps whose midpoints lie within
+    ``window_mm / 2`` of the point (in arc length, inside its segment), divided by their
+    total length; NaN where the point has no defined step in its window."""
+    n = len(cl.s)
+    if n == 0:
+        return np.zeros(0)
+    ok = np.isfinite(phi)
+    h = np.zeros(n)
+    h[:-1] = np.where(cl.segment[1:] == cl.segment[:-1], cl.s[1:] - cl.s[:-1], 0.0)
+    h = np.where(ok, h, 0.0)
+    mid = cl.s + 0.5 * h
+    gap = 2.0 * window_mm + 1.0
+    shift = (np.cumsum(cl.length) - cl.length + gap * np.arange(cl.n_segments))[cl.segment]
+    key_mid = mid + shift  # non-decreasing along the CSR order, segments kept apart
+    key_pt = cl.s + shift
+    half = 0.5 * window_mm
+    lo = np.searchsorted(key_mid, key_pt - half, side="left")
+    hi = np.searchsorted(key_mid, key_pt + half, side="right")
+    c_phi = np.concatenate([[0.0], np.cumsum(np.where(ok, phi, 0.0))])
+    c_len = np.concatenate([[0.0], np.cumsum(h)])
+    total = c_len[hi] - c_len[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (c_phi[hi] - c_phi[lo]) / total, np.nan)
+
+
+def near_free_end(cl: Centerlines, graph: VesselGraph, zone_mm: np.ndarray) -> np.ndarray:
+    """Points within ``zone_mm[s]`` (arc length, mm) of a free end (a node of degree 1) of
+    their segment ``s``."""
+    if cl.n_segments == 0:
+        return np.zeros(0, bool)
+    degree = graph.node_degree()
+    free_a = degree[graph.segment_start] == 1
+    free_b = degree[graph.segment_end] == 1
+    zone = np.asarray(zone_mm, float)[cl.segment]
+    return ((free_a[cl.segment] & (cl.s < zone))
+            | (free_b[cl.segment] & (cl.length[cl.segment] - cl.s < zone)))
+
+
+def bending_orientation(der: Derivatives) -> np.ndarray:
+    """Unit vector fixing the bending side at each point: the binormal in 3D; in 2D the sign
+    of ``x'y'' − y'x''`` as a (P, 1) array of ±1 (0 where straight)."""
+    if der.d1.shape[1] == 2:
+        z = der.d1[:, 0] * der.d2[:, 1] - der.d1[:, 1] * der.d2[:, 0]
+        return np.sign(z)[:, None]
+    return binormal(der)
+
+
+def sign_changes(cl: Centerlines, orientation: np.ndarray, test: np.ndarray,
+                 min_arc_mm: float, extrapolated: np.ndarray | None = None) -> np.ndarray:
+    """Inflections per segment: sign changes of the bending side between consecutive
+    ``test`` points (``orientation_a · orientation_b < 0``, see :func:`bending_orientation`).
+
+    The test points of a segment fall into lobes (maximal runs bending to one side). A lobe
+    whose test points are all ``extrapolated`` (shape drawn by the graph stage, not
+    measured) is dropped: extrapolation may continue a measured lobe but not create one.
+    Then the minimum-arc hysteresis: the shortest lobe whose test points span less than
+    ``min_arc_mm`` of arc length is dropped, neighbours bending to the same side merge,
+    and this repeats, so a brief excursion counts neither of its two flips. The count is
+    the number of lobes left minus one (0 without lobes)."""
+    n_seg = cl.n_segments
+    out = np.zeros(n_seg)
+    idx = np.flatnonzero(test)
+    if idx.size < 2:
+        return out
+    seg = cl.segment[idx]
+    o = orientation[idx]
+    s = cl.s[idx]
+    ext = np.zeros(idx.size, bool) if extrapolated is None else extrapolated[idx]
+    for k in np.unique(seg):
+        sel = seg == k
+        oo, ss, ee = o[sel], s[sel], ext[sel]
+        flip = np.einsum("ij,ij->i", oo[1:], oo[:-1]) < 0
+        starts = np.concatenate([[0], np.flatnonzero(flip) + 1])
+        ends = np.concatenate([starts[1:], [len(oo)]])
+        lobes = [(ss[a], ss[b - 1], oo[a], oo[b - 1])
+                 for a, b in zip(starts, ends, strict=True) if not ee[a:b].all()]
+        lobes = _merge_same_side(lobes)
+        while len(lobes) > 1:
+            spans = np.array([hi - lo for lo, hi, _, _ in lobes])
+            j = int(np.argmin(spans))
+            if spans[j] >= min_arc_mm:
+                break
+            del lobes[j]
+            lobes = _merge_same_side(lobes)
+        out[k] = max(len(lobes) - 1, 0)
+    return out
+
+
+def _merge_same_side(lobes):
+    """Join consecutive lobes (start s, end s, first and last orientation) that bend to the
+    same side."""
+    merged = lobes[:1]
+    for lo, hi, first, last in lobes[1:]:
+        plo, _, pfirst, plast = merged[-1]
+        if float(plast @ first) >= 0:
+            merged[-1] = (plo, hi, pfirst, last)
+        else:
+            merged.append((lo, hi, first, last))
+    return merged

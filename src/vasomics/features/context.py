@@ -78,27 +78,52 @@ class Context:
             return np.full(len(self.curvature), np.nan)
         return np.where(self.curved, cl_mod.torsion(self.derivatives), np.nan)
 
+    def near_extrapolated_end(self, reach_mm: float) -> np.ndarray:
+        """Points within ``(end_trim_radius_factor + 1) r + reach_mm`` (arc length) of a free
+        end on a graph built with ``extend_ends`` (``graph.metadata['graph_params']``; ``r``:
+        the segment's median radius). The graph stage re-draws about the last
+        ``(f + 1) r`` of a terminal segment along a parabola fitted to a short stretch of the
+        measured centerline (planar, with a curvature set by the noise of that fit), so the
+        local shape there is extrapolated, not measured; ``reach_mm`` adds the reach of the
+        derivatives that see it. All false for graphs without that metadata (analytic
+        centerlines, imported graphs)."""
+        gp = self.graph.metadata.get("graph_params") or {}
+        if not gp.get("extend_ends"):
+            return np.zeros(len(self.centerlines.s), bool)
+        factor = float(gp.get("end_trim_radius_factor", 0.0)) + 1.0
+        g = self.graph
+        median = np.array([np.median(g.segment_radius(i)) if g.point_offsets[i + 1]
+                           > g.point_offsets[i] else 0.0 for i in range(g.n_segments)])
+        return cl_mod.near_free_end(self.centerlines, g, factor * median + reach_mm)
+
+    @cached_property
+    def extrapolated(self) -> np.ndarray:
+        """:meth:`near_extrapolated_end` with the reach of half the derivative window."""
+        return self.near_extrapolated_end(0.5 * self.params.derivative_window_mm)
+
+    @cached_property
+    def shape_points(self) -> np.ndarray:
+        """Points over which segment means of shape quantities (curvature, torsion, SOAM) are
+        taken: the measured ones (not :attr:`extrapolated`), or every point of a segment that
+        has no measured point."""
+        keep = ~self.extrapolated
+        cl = self.centerlines
+        has = np.bincount(cl.segment, weights=keep.astype(float), minlength=cl.n_segments) > 0
+        return keep | ~has[cl.segment]
+
     @cached_property
     def torsion_smoothed(self) -> np.ndarray:
-        """Signed torsion averaged (arc-length weighted, defined points only) over
-        ``torsion_window_mm`` centred on each point within its segment; NaN where the
-        point's own torsion is undefined."""
-        tau = self.torsion
-        ok = np.isfinite(tau)
-        if not ok.any():
-            return tau
-        cl = self.centerlines
-        w = np.where(ok, self.weights, 0.0)
-        key = cl.s + (cl.length.cumsum() - cl.length + 2.0 * self.params.torsion_window_mm
-                      * np.arange(cl.n_segments))[cl.segment]  # segments kept apart
-        half = 0.5 * self.params.torsion_window_mm
-        lo = np.searchsorted(key, key - half, side="left")
-        hi = np.searchsorted(key, key + half, side="right")
-        cw = np.concatenate([[0.0], np.cumsum(w)])
-        ctw = np.concatenate([[0.0], np.cumsum(w * np.where(ok, tau, 0.0))])
-        total = cw[hi] - cw[lo]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(ok & (total > 0), (ctw[hi] - ctw[lo]) / total, np.nan)
+        """Signed torsion (1/mm) over ``torsion_window_mm`` centred on each point: the net
+        rotation of the osculating plane about the tangent over the steps in the window
+        between curved :attr:`shape_points`, divided by their length
+        (:func:`~vasomics.features.centerline.windowed_torsion`); NaN in 2D, where the point
+        itself is straight and where its window holds no such step."""
+        if self.graph.ndim != 3:
+            return np.full(len(self.curvature), np.nan)
+        phi = cl_mod.plane_rotation(self.centerlines, self.derivatives,
+                                    self.curved & self.shape_points)
+        tau = cl_mod.windowed_torsion(self.centerlines, phi, self.params.torsion_window_mm)
+        return np.where(self.curved, tau, np.nan)
 
     @cached_property
     def weights(self) -> np.ndarray:

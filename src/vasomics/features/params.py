@@ -38,11 +38,13 @@ class FeatureParams(StageParams):
     inflection_relative_threshold: float = Field(
         0.2, ge=0, lt=1, description="Inflections are counted between points whose curvature "
         "also exceeds this fraction of the segment's 90th-percentile curvature, so the gradual "
-        "turn of the normal through a noisy, nearly straight stretch counts once.")
+        "turn of the binormal through a noisy, nearly straight stretch counts once; lobes "
+        "shorter than half the derivative window are dropped (VX.A.S.NINFL).")
     torsion_window_mm: PositiveFloat | None = Field(
-        None, description="Signed torsion is averaged along the centerline over this arc "
-        "length before its absolute value is taken (noise in the third derivative is zero-mean "
-        "but inflates |τ|). Auto: 2 × derivative_window_mm.")
+        None, description="Signed torsion at a point is the net rotation of the osculating "
+        "plane over this arc length centred on it, divided by the length (noise in the "
+        "binormal enters only at the window ends), before its absolute value is taken. Auto: "
+        "2 × derivative_window_mm.")
     junction_start_radii: PositiveFloat = Field(
         2.0, description="Branch directions and radii at a bifurcation are measured from this "
         "many node radii (arc length) from the node, skipping the blurred junction; the node "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vasomics.features.centerline import principal_normal
+from vasomics.features.centerline import bending_orientation, sign_changes
 from vasomics.features.context import Context, Values
 
 PROVIDES = (
@@ -48,29 +48,30 @@ def segment_quantile(values: np.ndarray, segment: np.ndarray, n_segments: int,
 
 
 def inflection_count(ctx: Context) -> np.ndarray:
-    """Number of sign changes of the principal normal (``N_a · N_b < 0``) between consecutive
-    inflection-test points of each segment: points whose curvature exceeds both the
-    straightness threshold and ``inflection_relative_threshold`` × the segment's
-    90th-percentile curvature. Stretches in between are skipped, so a normal that turns
-    gradually through a noisy, nearly straight stretch (3D centerlines from masks) counts as
-    one flip. 0 without such points."""
+    """Sign changes of the bending side (binormal in 3D, signed curvature in 2D) between
+    consecutive inflection-test points of each segment: points whose curvature exceeds both
+    the straightness threshold and ``inflection_relative_threshold`` × the segment's
+    90th-percentile curvature. Stretches in between are skipped, so a side that turns
+    gradually through a noisy, nearly straight stretch (3D centerlines from masks) counts
+    once. Lobes only the graph's end extrapolation draws are dropped, then lobes whose test
+    points span less than half the derivative window (minimum-arc hysteresis,
+    :func:`~vasomics.features.centerline.sign_changes`). 0 without such points."""
     cl = ctx.centerlines
     p90 = segment_quantile(ctx.curvature, cl.segment, cl.n_segments, 0.9)
     test = ctx.curved & (ctx.curvature > ctx.params.inflection_relative_threshold
                          * p90[cl.segment])
-    idx = np.flatnonzero(test)
-    normals = principal_normal(ctx.derivatives)[idx]
-    seg = cl.segment[idx]
-    flips = (np.einsum("ij,ij->i", normals[1:], normals[:-1]) < 0) & (seg[1:] == seg[:-1])
-    return np.bincount(seg[1:][flips], minlength=ctx.graph.n_segments).astype(float)
+    side = bending_orientation(ctx.derivatives)
+    return sign_changes(cl, side, test, 0.5 * ctx.params.derivative_window_mm,
+                        ~ctx.shape_points)
 
 
 def sum_of_angles(ctx: Context) -> np.ndarray:
     """Continuous limit of Bullitt's SOAM: ``∫ sqrt(κ² + τ²) ds / L`` (rad/mm) with the
-    window-averaged torsion; τ counts as 0 where undefined (straight points, 2D)."""
+    window-averaged torsion; τ counts as 0 where undefined (straight points, 2D). Averaged
+    over the measured points (:attr:`~vasomics.features.context.Context.shape_points`)."""
     tau = np.nan_to_num(ctx.torsion_smoothed, nan=0.0)
     total = np.sqrt(ctx.curvature ** 2 + tau ** 2)
-    return ctx.segment_mean(total)
+    return ctx.segment_mean(total, where=ctx.shape_points)
 
 
 def taper(ctx: Context) -> np.ndarray:
@@ -138,7 +139,8 @@ def compute(ctx: Context) -> dict[str, Values]:
     dm = distance_metric(ctx)
     n_infl = inflection_count(ctx)
     tau = ctx.torsion_smoothed
-    tors = ctx.segment_mean(np.abs(tau), where=np.isfinite(tau))
+    shape = ctx.shape_points
+    tors = ctx.segment_mean(np.abs(tau), where=np.isfinite(tau) & shape)
     values = {
         "VX.A.S.LEN": ctx.lengths,
         "VX.A.S.CHORD": chord(ctx),
@@ -146,8 +148,8 @@ def compute(ctx: Context) -> dict[str, Values]:
         "VX.A.S.NINFL": n_infl,
         "VX.A.S.ICM": (n_infl + 1.0) * dm,
         "VX.A.S.SOAM": sum_of_angles(ctx),
-        "VX.A.S.CURV_MEAN": ctx.segment_mean(curv),
-        "VX.A.S.CURV_RMS": np.sqrt(ctx.segment_mean(curv ** 2)),
+        "VX.A.S.CURV_MEAN": ctx.segment_mean(curv, where=shape),
+        "VX.A.S.CURV_RMS": np.sqrt(ctx.segment_mean(curv ** 2, where=shape)),
         "VX.A.S.TORS_MEAN": tors,
         "VX.A.S.RMEAN": ctx.segment_mean(ctx.centerlines.radius),
         "VX.A.S.RMIN": radius_lo,

@@ -99,29 +99,43 @@ def helix_tube(helix_radius_mm: float = 8.0, pitch_mm: float = 25.0, turns: floa
 
 def sinusoid_tube(amplitude_mm: float = 5.0, wavelength_mm: float = 30.0, periods: int = 2,
                   radius_mm: float = 1.5, spacing=(0.5, 0.5, 0.5), *, rotation=None,
-                  step_mm: float | None = None) -> Phantom:
+                  step_mm: float | None = None, lead_mm: float = 0.0) -> Phantom:
     """A planar tube along ``y = A sin(2 π x / λ)`` for ``x`` in ``[λ/4, λ/4 + periods λ]``.
 
     The ends sit on crests (curvature extremes), so the curvature changes sign exactly at the
     ``2 periods`` interior zero crossings: truth ``inflection_count`` = 2 × ``periods``.
-    Also ``length_mm`` (numerical quadrature of the arc length), ``chord_mm``,
-    ``max_curvature_per_mm`` = A (2π/λ)², ``radius_mm``, ``torsion_per_mm`` = 0 (3D).
+    ``lead_mm`` > 0 continues both crests straight along their tangent for that length
+    (tangent-continuous; curvature drops to 0, no sign change, same inflection count), so the
+    end half-waves lie away from the vessel ends, where mask-derived centerlines are
+    extrapolated. Also ``length_mm`` (numerical quadrature of the arc length, plus the
+    leads), ``chord_mm``, ``max_curvature_per_mm`` = A (2π/λ)², ``radius_mm``,
+    ``torsion_per_mm`` = 0 (3D).
     """
     _check_positive(amplitude_mm=amplitude_mm, wavelength_mm=wavelength_mm, periods=periods,
                     radius_mm=radius_mm)
+    if not (np.isfinite(lead_mm) and lead_mm >= 0):
+        raise InputError(f"phantom parameter lead_mm must be >= 0, got {lead_mm}")
     ndim = len(spacing)
     k = 2 * np.pi / wavelength_mm
     x0, x1 = wavelength_mm / 4, wavelength_mm / 4 + periods * wavelength_mm
     fine = np.linspace(x0, x1, 200_001)
     speed = np.sqrt(1 + (amplitude_mm * k * np.cos(k * fine)) ** 2)
     length = float(np.sum((speed[1:] + speed[:-1]) / 2 * np.diff(fine)))
-    n = max(3, int(np.ceil(length / _step(spacing, step_mm))) + 1)
+    h = _step(spacing, step_mm)
+    n = max(3, int(np.ceil(length / h)) + 1)
     # sample uniformly in arc length so the tube surface is evenly smooth
     cum = np.concatenate([[0], np.cumsum((speed[1:] + speed[:-1]) / 2 * np.diff(fine))])
     x = np.interp(np.linspace(0, length, n), cum, fine)
-    axis = np.zeros((n, ndim))
+    y = amplitude_mm * np.sin(k * x)
+    if lead_mm > 0:  # both crests have y = A and tangent +x
+        n_lead = max(2, int(np.ceil(lead_mm / h)) + 1)
+        lead = np.linspace(0.0, lead_mm, n_lead)[1:]
+        x = np.concatenate([x0 - lead[::-1], x, x1 + lead])
+        y = np.concatenate([np.full(len(lead), amplitude_mm), y, np.full(len(lead), amplitude_mm)])
+        length += 2 * lead_mm
+    axis = np.zeros((len(x), ndim))
     axis[:, 0] = x - (x0 + x1) / 2
-    axis[:, 1] = amplitude_mm * np.sin(k * x)
+    axis[:, 1] = y
     values = {"length_mm": length, "radius_mm": radius_mm, "inflection_count": 2.0 * periods,
               "chord_mm": float(np.linalg.norm(axis[-1] - axis[0])),
               "max_curvature_per_mm": amplitude_mm * k**2}
