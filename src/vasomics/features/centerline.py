@@ -333,15 +333,19 @@ def sign_changes(cl: Centerlines, orientation: np.ndarray, test: np.ndarray,
     o = orientation[idx]
     s = cl.s[idx]
     ext = np.zeros(idx.size, bool) if extrapolated is None else extrapolated[idx]
-    for k in np.unique(seg):
-        sel = seg == k
-        oo, ss, ee = o[sel], s[sel], ext[sel]
-        flip = np.einsum("ij,ij->i", oo[1:], oo[:-1]) < 0
-        starts = np.concatenate([[0], np.flatnonzero(flip) + 1])
-        ends = np.concatenate([starts[1:], [len(oo)]])
-        lobes = [(ss[a], ss[b - 1], oo[a], oo[b - 1])
-                 for a, b in zip(starts, ends, strict=True) if not ee[a:b].all()]
-        lobes = _merge_same_side(lobes)
+    new = np.ones(idx.size, bool)
+    new[1:] = (seg[1:] != seg[:-1]) | (np.einsum("ij,ij->i", o[1:], o[:-1]) < 0)
+    first = np.flatnonzero(new)
+    last = np.concatenate([first[1:], [idx.size]]) - 1
+    measured = np.logical_or.reduceat(~ext, first)
+    first, last = first[measured], last[measured]
+    lobe_seg = seg[first]
+    counts = np.bincount(lobe_seg, minlength=n_seg)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for k in np.flatnonzero(counts > 1):
+        ids = range(starts[k], starts[k + 1])
+        lobes = _merge_same_side([(s[first[i]], s[last[i]], o[first[i]], o[last[i]])
+                                  for i in ids])
         while len(lobes) > 1:
             spans = np.array([hi - lo for lo, hi, _, _ in lobes])
             j = int(np.argmin(spans))
@@ -349,7 +353,7 @@ def sign_changes(cl: Centerlines, orientation: np.ndarray, test: np.ndarray,
                 break
             del lobes[j]
             lobes = _merge_same_side(lobes)
-        out[k] = max(len(lobes) - 1, 0)
+        out[k] = len(lobes) - 1
     return out
 
 

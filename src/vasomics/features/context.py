@@ -92,8 +92,14 @@ class Context:
             return np.zeros(len(self.centerlines.s), bool)
         factor = float(gp.get("end_trim_radius_factor", 0.0)) + 1.0
         g = self.graph
-        median = np.array([np.median(g.segment_radius(i)) if g.point_offsets[i + 1]
-                           > g.point_offsets[i] else 0.0 for i in range(g.n_segments)])
+        seg = g.point_segment()
+        order = np.lexsort((g.radius, seg))
+        n = np.diff(g.point_offsets)
+        lo = g.point_offsets[:-1] + np.maximum(n - 1, 0) // 2
+        hi = g.point_offsets[:-1] + n // 2
+        r = g.radius[order]
+        median = np.where(n > 0, 0.5 * (r[np.minimum(lo, len(r) - 1)]
+                                        + r[np.minimum(hi, len(r) - 1)]), 0.0)
         return cl_mod.near_free_end(self.centerlines, g, factor * median + reach_mm)
 
     @cached_property
