@@ -4,6 +4,8 @@ Methods
 -------
 * ``frangi``, ``sato``, ``jerman``: classical multi-scale Hessian filters
   (:mod:`.vesselness`) followed by :mod:`.binarize`.
+* ``line``: the multi-scale line detector (:mod:`.linedetector`, 2D; Nguyen et al. 2013)
+  followed by :mod:`.binarize` (``method_binarize["line"]`` when the preset has one).
 * ``learned``: the shipped 2D U-Nets (:mod:`.learned`; fundus and OCTA).
 * ``totalsegmentator``, ``nnunet``: the user's installed deep-learning 3D segmenters
   (:mod:`.backends`); their vessel classes are united into the vessel mask and every mapped
@@ -26,6 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from vasomics.chain.segment.binarize import BinarizeParams, binarize
+from vasomics.chain.segment.linedetector import LineDetectorParams
 from vasomics.chain.segment.vesselness import VesselnessParams, vesselness
 from vasomics.errors import InputError, ParameterError
 from vasomics.image import Image
@@ -34,7 +37,7 @@ from vasomics.params import StageParams, load_params
 log = logging.getLogger(__name__)
 
 PRESET_DIR = Path(__file__).with_name("presets")
-SegMethod = Literal["frangi", "sato", "jerman", "learned", "totalsegmentator", "nnunet"]
+SegMethod = Literal["frangi", "sato", "jerman", "line", "learned", "totalsegmentator", "nnunet"]
 #: Vessel classes united into the vessel mask for deep-learning backends.
 DL_VESSEL_NAMES = ("aorta", "ivc", "svc", "portal_splenic_vein", "pulmonary_artery",
                    "pulmonary_vein", "brachiocephalic_trunk", "common_iliac_artery_left",
@@ -50,6 +53,9 @@ class SegmentParams(StageParams):
     method: SegMethod = "frangi"  # default method of the preset
     vesselness: VesselnessParams = Field(default_factory=VesselnessParams)
     binarize: BinarizeParams = Field(default_factory=BinarizeParams)
+    line: LineDetectorParams = Field(default_factory=LineDetectorParams)  # method "line"
+    method_binarize: dict[str, BinarizeParams] = Field(default_factory=dict)  # per method,
+    # replaces ``binarize`` for that method (e.g. a z-score threshold for "line")
     clahe: bool = False  # 2D: contrast-limited adaptive histogram equalization first
     fov: Literal["none", "fundus"] = "none"  # 2D field of view: none or derived (fundus)
     fov_erode_px: int = 0  # extra FOV erosion (pixels) for binarization only
@@ -128,10 +134,11 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
 
         derived = fundus_fov(image.array)
         fov = derived if fov is None else fov & derived
-    if method == "learned":
+    if method in ("learned", "line"):
         if len(image.spacing) != 2:
-            raise InputError("the learned segmenter is 2D (fundus, OCTA); use a 3D method "
+            raise InputError(f"the {method} segmenter is 2D (fundus, OCTA); use a 3D method "
                              "(frangi, sato, jerman, totalsegmentator, nnunet) for volumes")
+    if method == "learned":
         from vasomics.chain.segment.learned import segment_learned
 
         mask, prob = segment_learned(image.array, p.learned_model or "chase", fov)
@@ -149,15 +156,20 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
                                      clip_limit=0.01).astype(np.float32)
     else:
         arr = image.array
-    vp = p.vesselness.model_copy(update={"method": method})
-    score = vesselness(arr, image.spacing, vp, progress=progress)
+    if method == "line":
+        from vasomics.chain.segment.linedetector import line_detector
+
+        score = line_detector(arr, image.spacing, p.line, region=fov, progress=progress)
+    else:
+        vp = p.vesselness.model_copy(update={"method": method})
+        score = vesselness(arr, image.spacing, vp, progress=progress)
     bregion = fov
     if fov is not None and p.fov_erode_px > 0:
         from scipy import ndimage as ndi
 
         bregion = ndi.binary_erosion(fov, iterations=p.fov_erode_px)
-    mask = binarize(score, p.binarize, spacing=image.spacing, image=arr, region=bregion,
-                    seeds=seeds)
+    mask = binarize(score, p.method_binarize.get(method, p.binarize), spacing=image.spacing,
+                    image=arr, region=bregion, seeds=seeds)
     spatial_image = image if not is_colour else image.with_array(arr)
     return Segmentation(spatial_image.with_array(mask, modality="mask"),
                         spatial_image.with_array(score, modality="vesselness"), params=p)

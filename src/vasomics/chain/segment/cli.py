@@ -18,7 +18,7 @@ from vasomics.errors import VasomicsError
               help="Vessel mask to write (format from the extension, e.g. .nii.gz, .png).")
 @click.option("--preset", default="cta", show_default=True,
               help=f"Preset name ({', '.join(presets())}) or a preset YAML file.")
-@click.option("--method", type=click.Choice(["frangi", "sato", "jerman", "learned",
+@click.option("--method", type=click.Choice(["frangi", "sato", "jerman", "line", "learned",
                                              "totalsegmentator", "nnunet"]),
               help="Override the preset's method.")
 @click.option("--region", type=click.Path(path_type=Path),
