@@ -19,8 +19,9 @@ Definitions (``GraphParams.radius_definition``, see :mod:`vasomics.chain.graph`)
    sqrt(a b).
 4. A seeded random tree (256³, 0.5 mm voxels, 511 segments, radii 0.5-0.6 mm: 1-1.2
    voxels), centerlines compared with the truth (:func:`vasomics.chain.compare`).
-5. Real masks: TubeTK brain MRA (gold radii as stored, and times the in-plane spacing, the
-   unit TubeTK writes radii in) and VMTK's aorta (maximum inscribed sphere radii).
+5. Real masks: TubeTK brain MRA (gold radii converted to mm by the reader: TubeTK writes them
+   in units of the x spacing; also shown misread as mm) and VMTK's aorta (maximum inscribed
+   sphere radii).
 
 Run: ``python benchmarks/bench_radius_definition.py [--skip-real]``.
 """
@@ -138,7 +139,8 @@ def real() -> None:
         for definition in DEFINITIONS:
             graph = mask_to_graph(mask, GraphParams(radius_definition=definition))
             line = f"  {case} {definition}:"
-            for name, scale in (("gold as mm", 1.0), (f"gold x {sx:.3f} mm", sx)):
+            for name, scale in ((f"gold (stored x {sx:.3f} mm)", 1.0),
+                                ("gold misread as mm", 1.0 / sx)):
                 r = compare_centerlines(graph, (gold.polylines,
                                                 [g * scale for g in gold.radii]), tol_mm=1.0)
                 line += (f" {name} {r['radius_error_median_mm']:+.3f} "
