@@ -200,25 +200,6 @@ def curvature(der: Derivatives) -> np.ndarray:
     return np.where(n1 > 0, k, 0.0)
 
 
-def torsion(der: Derivatives) -> np.ndarray:
-    """Signed torsion (1/mm) at every point (3D only; NaN where ``r' × r''`` vanishes)."""
-    cross = np.cross(der.d1, der.d2)
-    denom = np.einsum("ij,ij->i", cross, cross)
-    num = np.einsum("ij,ij->i", cross, der.d3)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denom > 0, num / denom, np.nan)
-
-
-def principal_normal(der: Derivatives) -> np.ndarray:
-    """Unit principal normal (component of ``r''`` orthogonal to the tangent); rows of zeros
-    where the curve is straight."""
-    n1 = np.einsum("ij,ij->i", der.d1, der.d1)
-    safe = np.where(n1 > 0, n1, 1.0)
-    proj = der.d2 - (np.einsum("ij,ij->i", der.d2, der.d1) / safe)[:, None] * der.d1
-    norm = np.linalg.norm(proj, axis=1)
-    return np.where(norm[:, None] > 0, proj / np.where(norm > 0, norm, 1.0)[:, None], 0.0)
-
-
 def binormal(der: Derivatives) -> np.ndarray:
     """Unit binormal ``(r' × r'') / |r' × r''|`` (3D; rows of zeros where it vanishes)."""
     cross = np.cross(der.d1, der.d2)

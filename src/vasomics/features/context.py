@@ -71,13 +71,6 @@ class Context:
         """Points whose curvature exceeds the straightness threshold."""
         return self.curvature > self.params.curvature_threshold_per_mm
 
-    @cached_property
-    def torsion(self) -> np.ndarray:
-        """Signed torsion (1/mm); NaN in 2D and at straight points."""
-        if self.graph.ndim != 3:
-            return np.full(len(self.curvature), np.nan)
-        return np.where(self.curved, cl_mod.torsion(self.derivatives), np.nan)
-
     def near_extrapolated_end(self, reach_mm: float) -> np.ndarray:
         """Points within ``(end_trim_radius_factor + 1) r + reach_mm`` (arc length) of a free
         end on a graph built with ``extend_ends`` (``graph.metadata['graph_params']``; ``r``:
