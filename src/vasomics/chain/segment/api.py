@@ -10,6 +10,8 @@ Methods
 * ``totalsegmentator``, ``nnunet``: the user's installed deep-learning 3D segmenters
   (:mod:`.backends`); their vessel classes are united into the vessel mask and every mapped
   class is returned by name.
+* ``aorta``: the classical CT-angiography aorta tracker (:mod:`.aorta`); the mask is the
+  aorta only (lumen and false lumen), returned as the structure ``"aorta"`` too.
 
 2D input conversions (documented, never silent about the kind of input): an RGB(A) image is
 converted to its green channel for fundus and to BT.601 luminance otherwise; a 3D volume
@@ -27,6 +29,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from vasomics.chain.segment.aorta import AortaParams
 from vasomics.chain.segment.binarize import BinarizeParams, binarize
 from vasomics.chain.segment.linedetector import LineDetectorParams
 from vasomics.chain.segment.vesselness import VesselnessParams, vesselness
@@ -37,7 +40,8 @@ from vasomics.params import StageParams, load_params
 log = logging.getLogger(__name__)
 
 PRESET_DIR = Path(__file__).with_name("presets")
-SegMethod = Literal["frangi", "sato", "jerman", "line", "learned", "totalsegmentator", "nnunet"]
+SegMethod = Literal["frangi", "sato", "jerman", "line", "learned", "totalsegmentator", "nnunet",
+                    "aorta"]
 #: Vessel classes united into the vessel mask for deep-learning backends.
 DL_VESSEL_NAMES = ("aorta", "ivc", "svc", "portal_splenic_vein", "pulmonary_artery",
                    "pulmonary_vein", "brachiocephalic_trunk", "common_iliac_artery_left",
@@ -53,12 +57,15 @@ class SegmentParams(StageParams):
     method: SegMethod = "frangi"  # default method of the preset
     vesselness: VesselnessParams = Field(default_factory=VesselnessParams)
     binarize: BinarizeParams = Field(default_factory=BinarizeParams)
+    aorta: AortaParams = Field(default_factory=AortaParams)  # method "aorta"
     line: LineDetectorParams = Field(default_factory=LineDetectorParams)  # method "line"
     method_binarize: dict[str, BinarizeParams] = Field(default_factory=dict)  # per method,
     # replaces ``binarize`` for that method (e.g. a z-score threshold for "line")
     clahe: bool = False  # 2D: contrast-limited adaptive histogram equalization first
     fov: Literal["none", "fundus"] = "none"  # 2D field of view: none or derived (fundus)
     fov_erode_px: int = 0  # extra FOV erosion (pixels) for binarization only
+    fov_reference_px: float | None = None  # method "line" with a fundus FOV: pixel lengths
+    # are scaled by (FOV diameter / this), so one preset suits cameras of other resolution
     learned_model: str | None = None  # shipped model for method "learned"
     nnunet_dataset: str | None = None  # Dataset<ID>_<name> for method "nnunet"
 
@@ -125,6 +132,8 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
                              f"{spatial}")
     if method in ("totalsegmentator", "nnunet"):
         return _segment_dl(image, p, method, region)
+    if method == "aorta":
+        return _segment_aorta(image, p, region, progress)
     is_colour = image.array.ndim == len(image.spacing) + 1
     if is_colour and len(image.spacing) == 3:
         raise InputError(f"colour volumes are not supported (shape {image.array.shape})")
@@ -156,10 +165,16 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
                                      clip_limit=0.01).astype(np.float32)
     else:
         arr = image.array
+    spacing = image.spacing
     if method == "line":
         from vasomics.chain.segment.linedetector import line_detector
 
-        score = line_detector(arr, image.spacing, p.line, region=fov, progress=progress)
+        if p.fov_reference_px and fov is not None and p.fov == "fundus":
+            from vasomics.chain.segment.fov import fov_diameter_px
+
+            factor = p.fov_reference_px / fov_diameter_px(fov)
+            spacing = tuple(s * factor for s in image.spacing)
+        score = line_detector(arr, spacing, p.line, region=fov, progress=progress)
     else:
         vp = p.vesselness.model_copy(update={"method": method})
         score = vesselness(arr, image.spacing, vp, progress=progress)
@@ -168,11 +183,25 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
         from scipy import ndimage as ndi
 
         bregion = ndi.binary_erosion(fov, iterations=p.fov_erode_px)
-    mask = binarize(score, p.method_binarize.get(method, p.binarize), spacing=image.spacing,
+    mask = binarize(score, p.method_binarize.get(method, p.binarize), spacing=spacing,
                     image=arr, region=bregion, seeds=seeds)
     spatial_image = image if not is_colour else image.with_array(arr)
     return Segmentation(spatial_image.with_array(mask, modality="mask"),
                         spatial_image.with_array(score, modality="vesselness"), params=p)
+
+
+def _segment_aorta(image: Image, p: SegmentParams, region, progress) -> Segmentation:
+    from vasomics.chain.segment.aorta import segment_aorta
+
+    if len(image.spacing) != 3 or image.array.ndim != 3:
+        raise InputError("the aorta method segments 3D CT volumes, got a 2D or colour image")
+    mask = segment_aorta(image, p.aorta).mask.array
+    if region is not None:
+        mask = mask & region
+    if progress:
+        progress(1.0)
+    out = image.with_array(mask, modality="mask")
+    return Segmentation(out, None, {"aorta": out}, p)
 
 
 def _segment_dl(image: Image, p: SegmentParams, method: str, region) -> Segmentation:

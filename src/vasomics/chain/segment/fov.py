@@ -66,6 +66,15 @@ def fundus_fov(rgb: np.ndarray, *, fraction: float = 0.15, erode_px: int = 3) ->
     return fov
 
 
+def fov_diameter_px(fov: np.ndarray) -> float:
+    """Diameter of a fundus field of view in pixels: its largest extent along either axis
+    (robust to discs cut at the top and bottom of the frame, as in many cameras)."""
+    fov = np.asarray(fov, bool)
+    if not fov.any():
+        raise InputError("field of view is empty")
+    return float(max(np.ptp(np.flatnonzero(fov.any(axis=a))) + 1 for a in (0, 1)))
+
+
 def fill_outside(image: np.ndarray, inside: np.ndarray, spacing=(1.0, 1.0), *,
                  scale_mm: float = 40.0) -> np.ndarray:
     """Replace pixels outside ``inside`` by a smooth continuation of the inside (float32).
