@@ -4,14 +4,22 @@ import numpy as np
 import pytest
 
 from vasomics.features.extract import extract_features
-from vasomics.features.fractal import fractal_dimension, lacunarity_curve
-from vasomics.features.params import FeatureParams
+from vasomics.features.fractal import (
+    Foreground,
+    default_box_range,
+    fractal_dimension,
+    lacunarity_curve,
+    mean_thickness,
+    radius_of_gyration,
+    surface_measure,
+)
+from vasomics.features.params import FeatureParams, resolve_params
 from vasomics.image import Image
-from vasomics.phantoms import straight_tube
+from vasomics.phantoms import binary_tree, random_rotation, rotation_matrix, straight_tube
 from vasomics.phantoms.fractals import (
     bernoulli_field,
     bernoulli_lacunarity,
-    menger_sponge,
+    cantor_dust,
     sierpinski_carpet,
 )
 from vasomics.vessel_graph import VesselGraph
@@ -28,22 +36,92 @@ def _fd(mask: Image, ids=("VX.A.T.FD", "VX.A.T.FD_R2")):
 
 
 def test_fractal_dimension_known_sets():
-    carpet, d_carpet = sierpinski_carpet(5)
-    assert abs(_fd(carpet)[0] - d_carpet) < 0.05
-    sponge, d_sponge = menger_sponge(4)
-    assert abs(_fd(sponge)[0] - d_sponge) < 0.05
-    square = np.zeros((260, 130), np.uint8)
-    square[20:220, 15:115] = 1  # 200 x 200 mm at spacing (1, 2)
-    fd, r2 = _fd(Image(square, spacing=(1.0, 2.0)), ids=("VX.A.T.FD", "VX.A.T.FD_R2"))
-    assert fd == pytest.approx(2.0, abs=1e-9) and r2 == pytest.approx(1.0, abs=1e-9)
-    cube = np.zeros((80, 80, 80), np.uint8)
-    cube[5:69, 5:69, 5:69] = 1
-    assert _fd(Image(cube))[0] == pytest.approx(3.0, abs=1e-9)
+    """Self-similar sets, axis-aligned and rotated (sampled at voxel centres with cells of
+    several voxels), 2D and 3D, some on anisotropic grids: the auto range (mean thickness to
+    three octaves above, see fractal.default_box_range) measures the analytic dimension
+    within 0.05 (measured: carpets -0.025 and -0.029, dusts -0.032..+0.010)."""
+    carpet, dimension = sierpinski_carpet(6)
+    # through the extractor, auto range resolved from the mask
+    fd, r2 = _fd(carpet, ids=("VX.A.T.FD", "VX.A.T.FD_R2"))
+    assert abs(fd - dimension) < 0.05 and r2 > 0.99
+    cases = [
+        sierpinski_carpet(6, (0.5, 0.7), rotation=rotation_matrix(60, 2), cell_voxels=1.5),
+        cantor_dust(6, (1.0, 1.0), rotation=rotation_matrix(33, 2), cell_voxels=3),
+        cantor_dust(5),
+        cantor_dust(4, rotation=random_rotation(2), cell_voxels=3),
+        cantor_dust(4, (0.5, 0.6, 0.7), rotation=random_rotation(4), cell_voxels=2.5),
+    ]
+    for mask, dimension in cases:
+        fg = Foreground.of(mask.array)
+        p = resolve_params(FeatureParams(), mask=mask, foreground=fg)
+        fd, r2 = fractal_dimension(fg, mask.spacing, p.fractal_min_box_mm, p.fractal_max_box_mm)
+        assert abs(fd - dimension) < 0.05, (mask.shape, fd, dimension)
+        assert r2 > 0.99
+    # a diagonal 1-pixel line (pixels touching at corners): dimension 1 from 4 pixels up; at
+    # 2 pixels its own thickness still shows (1.065 over the auto range 2 to 16 pixels)
     line = np.zeros((300, 300), np.uint8)
     line[np.arange(10, 290), np.arange(10, 290)] = 1
-    assert _fd(Image(line))[0] == pytest.approx(1.0, abs=0.05)
+    assert fractal_dimension(line, (1.0, 1.0), 4.0, 32.0)[0] == pytest.approx(1.0, abs=0.05)
+    # solid bodies: no scale between their thickness and half their radius of gyration,
+    # so the auto range is empty and the dimension undefined ...
+    square = np.zeros((420, 210), np.uint8)
+    square[10:410, 5:205] = 1  # 400 x 400 mm at spacing (1, 2)
+    square_img = Image(square, spacing=(1.0, 2.0))
+    assert np.isnan(_fd(square_img)[0])
+    # ... while boxes well below their side see the plane and the volume; the grid-offset
+    # mean counts (S/ε + 1)^d boxes, so the slope is d (1 - ε/S) to first order
+    fd, r2 = fractal_dimension(square, (1.0, 2.0), 2.0, 6.0)
+    assert fd == pytest.approx(2.0, abs=0.03) and r2 > 0.999
+    cube = np.zeros((130, 130, 130), np.uint8)
+    cube[5:125, 5:125, 5:125] = 1
+    lo, hi = default_box_range(cube, (1.0, 1.0, 1.0))
+    assert hi < lo  # thickness 4V/A = 80 voxels, half the radius of gyration 52 voxels
+    assert fractal_dimension(cube, (1.0, 1.0, 1.0), 1.0, 2.0, 2)[0] == pytest.approx(3.0,
+                                                                                   abs=0.05)
     # too narrow a range: undefined
     assert np.isnan(fractal_dimension(line, (1, 1), 10.0, 12.0, 2)[0])
+
+
+def test_fractal_dimension_rotation_and_spacing_invariance():
+    """A 63-segment binary tree turned by six random rotations and sampled at two spacings
+    (and one anisotropic grid): the auto box range, resolved as the extractor does, and the
+    dimension agree within 3 % (max/min - 1; measured 0.8 %; a single grid anchored at the
+    bounding box corner spread 13 %)."""
+    fds, ranges = [], []
+    for spacing, seeds in (((0.5, 0.5, 0.5), (None, 1, 2, 3, 4, 5, 6)),
+                           ((0.35, 0.35, 0.35), (None, 3)), ((0.4, 0.3, 0.35), (5,))):
+        for seed in seeds:
+            mask, _ = binary_tree(6, spacing=spacing,
+                                  rotation=None if seed is None else random_rotation(seed))
+            fg = Foreground.of(mask.array)
+            p = resolve_params(FeatureParams(), mask=mask, foreground=fg)
+            ranges.append((p.fractal_min_box_mm, p.fractal_max_box_mm))
+            fds.append(fractal_dimension(fg, mask.spacing, p.fractal_min_box_mm,
+                                         p.fractal_max_box_mm)[0])
+    fds, ranges = np.array(fds), np.array(ranges)
+    assert fds.max() / fds.min() - 1 < 0.03, fds
+    assert np.all(ranges.max(axis=0) / ranges.min(axis=0) - 1 < 0.03), ranges
+    assert 1.4 < fds.mean() < 1.7  # a branching line set between its diameters and its size
+
+
+def test_box_range_geometry():
+    """The auto range's inputs against analytic values: boundary measure (Crofton), mean
+    thickness (tube diameter) and radius of gyration, at several orientations."""
+    for seed, spacing in ((None, (0.5, 0.5, 0.5)), (1, (0.5, 0.5, 0.5)), (2, (0.3, 0.4, 0.5))):
+        mask, _ = straight_tube(40.0, 3.0, spacing,
+                                rotation=None if seed is None else random_rotation(seed))
+        area = 2 * np.pi * 3.0 * 40.0 + 2 * np.pi * 9.0
+        assert surface_measure(mask.array, spacing) == pytest.approx(area, rel=0.05)
+        # 4V/A of a capped cylinder: 4 π r² L / (2 π r L + 2 π r²)
+        assert mean_thickness(mask.array, spacing) == pytest.approx(
+            4 * 9.0 * 40.0 / (2 * 3.0 * 40.0 + 2 * 9.0), rel=0.05)
+        # a solid cylinder: R_g² = r²/2 + L²/12
+        assert radius_of_gyration(mask.array, spacing) == pytest.approx(
+            (4.5 + 1600 / 12) ** 0.5, rel=0.02)
+    yy, xx = np.mgrid[:200, :300]
+    disc = ((yy - 100) ** 2 + (xx - 150) ** 2 < 80 ** 2).astype(np.uint8)
+    assert surface_measure(disc, (1.0, 1.0)) == pytest.approx(2 * np.pi * 80, rel=0.02)
+    assert radius_of_gyration(disc, (1.0, 1.0)) == pytest.approx(80 / 2 ** 0.5, rel=0.01)
 
 
 def test_lacunarity_known_patterns():

@@ -1,15 +1,26 @@
 """Box-counting fractal dimension and gliding-box lacunarity of a binary mask, in physical units.
 
-**Box counting** (Mandelbrot 1982; e.g. Family et al. 1989 for retinal vessels): boxes of edge
-``ε`` (mm, equal along every axis whatever the voxel spacing) tile space from the corner of the
-foreground bounding box; ``N(ε)`` is the number of boxes holding at least one foreground voxel
-(a voxel belongs to the box containing its lower corner). Edges are ``ε = S/n`` for integer
-``n``, ``S`` the longest physical side of the foreground bounding box, so boxes tile that side
-exactly (no partly empty boxes at its far edge biasing the slope), geometrically spaced with
-``m`` sizes per octave over ``[ε_min, ε_max]`` (:func:`box_divisions`). The dimension is the
-least-squares slope of ``ln N(ε)`` against ``ln(1/ε)``. Counts at ``2ε`` derive exactly from
-those at ``ε`` (``⌊x/2ε⌋ = ⌊⌊x/ε⌋/2⌋``), so each octave costs only a pass over the occupied
-boxes of the finer one.
+**Box counting** (Mandelbrot 1982; e.g. Family et al. 1989 for retinal vessels): each voxel
+is the cuboid it samples (``[i s, (i + 1) s)`` mm along each axis), so the mask is one
+physical set whatever its spacing. Boxes of edge ``ε`` (mm, equal along every axis) tile
+space; ``N(ε)`` counts the boxes meeting the set, averaged over :data:`N_OFFSETS` grid
+positions (:func:`grid_offsets`, fractions of ``ε`` from the foreground bounding box's
+corner). Shifting the grid is the standard remedy for the position dependence of box counts
+(Foroutan-pour et al. 1999, Appl Math Comput 105:195, who keep the minimum over offsets); the
+mean is the expected count of a randomly placed grid, ``vol(X ⊕ ε-box) / ε^d`` (the
+Minkowski–Bouligand sausage with a cube), which turns smoothly with the object, whereas the
+minimum favours axis-aligned vessels (measured on a 63-segment binary tree, 7 orientations ×
+2 spacings, boxes 1.5-12 mm: minimum of 8 offsets spread 4.7 %, mean of 8 1.1 %; with the
+auto range below, mean of 16: 0.8 %). The price: finite self-similar sets whose copies touch
+read low (Sierpinski carpet level 6 −0.03, Menger sponge level 5 −0.075). The dimension is the
+least-squares slope of ``ln N(ε)`` against ``ln(1/ε)`` over geometrically spaced edges
+(:func:`box_sizes`).
+
+**Scale range** (:func:`default_box_range`): from the mean vessel thickness ``T = 2(d−1)V/A``
+(a tube's diameter; ``A`` by the discrete Crofton formula, :func:`surface_measure`), at least
+2 voxels, over three octaves and at most to half the radius of gyration. Below ``T`` boxes
+measure the vessels' volume, near the tree's size its outline; both ends are rotation
+invariant and, once vessels span a few voxels, independent of the spacing.
 
 **Lacunarity** (Allain & Cloitre 1991; Plotnick et al. 1993): a box of ``b_a = max(1,
 round(ε / s_a))`` voxels along each axis glides over the foreground bounding box; with ``M``
@@ -59,91 +70,242 @@ class Foreground:
                 np.array([c.max() for c in self.coords]))
 
 
-def default_box_range(mask, spacing) -> tuple[float, float]:
-    """Auto box range (mm): 2 × the largest voxel spacing to a quarter of the longest side of
-    the foreground bounding box (never below the lower end)."""
-    lo = 2.0 * max(spacing)
-    return lo, max(lo, 0.25 * bounding_side(mask, spacing))
+#: Grid offsets averaged per box size (see :func:`box_counts`).
+N_OFFSETS = 16
+#: The box range spans at most this many octaves above its lower end.
+RANGE_OCTAVES = 3
 
 
-def box_divisions(side_mm: float, min_mm: float, max_mm: float, per_octave: int) -> np.ndarray:
-    """Box counts per longest side ``n`` (ascending) such that the box edges ``side/n``
-    span ``[min_mm, max_mm]``: ``n = n_c 2^l`` with ``n_c = round(n₀ 2^(c/m))``,
-    ``n₀ = ceil(side/max_mm)``, ``c < m``, so sizes are geometric (``m`` per octave) and
-    each halving of the edge is exact."""
-    if not (max_mm >= min_mm > 0 and side_mm > 0):
-        return np.zeros(0, np.int64)
-    n0 = max(1, int(np.ceil(side_mm / max_mm - 1e-9)))
-    n_max = int(np.floor(side_mm / min_mm + 1e-9))
-    out = set()
-    for c in range(per_octave):
-        n = int(round(n0 * 2.0 ** (c / per_octave)))
-        while n <= n_max:
-            out.add(n)
-            n *= 2
-    return np.array(sorted(out), np.int64)
+def _lattice_directions(ndim: int) -> np.ndarray:
+    """Crofton directions as index steps: the 4 (2D) or 13 (3D) neighbour directions of the
+    8- / 26-neighbourhood, one of each ``±v`` pair."""
+    steps = [v for v in np.ndindex(*(3,) * ndim)]
+    out = []
+    for v in steps:
+        v = np.asarray(v) - 1
+        nz = v[v != 0]
+        if nz.size and nz[0] > 0:
+            out.append(v)
+    return np.array(out, np.int64)
 
 
-def bounding_side(mask, spacing) -> float:
-    """Longest physical side (mm) of the foreground bounding box (voxel extents)."""
+def _direction_weights(dirs: np.ndarray, spacing, n: int = 20000) -> np.ndarray:
+    """Fraction of uniformly distributed directions (a Fibonacci sphere, or an even fan over
+    the half circle in 2D) nearest to each lattice direction (``±v`` alike) in physical
+    space: the Voronoi weights of the discrete Crofton formula, for any voxel spacing."""
+    v = dirs * np.asarray(spacing, float)
+    v /= np.linalg.norm(v, axis=1)[:, None]
+    i = np.arange(n) + 0.5
+    if dirs.shape[1] == 2:
+        t = i / n * np.pi
+        u = np.column_stack([np.cos(t), np.sin(t)])
+    else:
+        z = 1.0 - 2.0 * i / n
+        phi = np.pi * (1.0 + 5 ** 0.5) * i
+        r = np.sqrt(1.0 - z * z)
+        u = np.column_stack([z, r * np.cos(phi), r * np.sin(phi)])
+    nearest = np.argmax(np.abs(u @ v.T), axis=1)
+    return np.bincount(nearest, minlength=len(dirs)) / n
+
+
+@njit(cache=True, nogil=True)
+def _exits(keys, offset):  # pragma: no cover - compiled
+    """How many sorted ``keys`` have ``key + offset`` outside ``keys`` (a merge walk)."""
+    n = keys.size
+    j = 0
+    miss = 0
+    for i in range(n):
+        target = keys[i] + offset
+        while j < n and keys[j] < target:
+            j += 1
+        if j == n or keys[j] != target:
+            miss += 1
+    return miss
+
+
+def surface_measure(mask, spacing) -> float:
+    """Boundary measure of the union of foreground voxels (mm² in 3D, perimeter mm in 2D) by
+    the discrete Cauchy–Crofton formula over the 13 (3D) or 4 (2D) lattice directions:
+    ``A = 4 Σ_k w_k n_k V_vox / |v_k|`` (3D), ``P = π Σ_k w_k n_k A_pix / |v_k|`` (2D),
+    ``n_k`` the foreground voxels whose neighbour along ``v_k`` is background and ``w_k``
+    the directions' Voronoi weights on the sphere (half circle). Within ~5 % of the true
+    area of tubes and discs at any orientation (Lang et al. 2001; Ohser & Mücklich 2000)."""
     fg = Foreground.of(mask)
     if fg.count == 0:
         return 0.0
     lo, hi = fg.bounds()
-    return float(np.max((hi - lo + 1) * np.asarray(spacing, float)))
+    dims = tuple(int(v) for v in hi - lo + 3)  # one empty voxel on each side
+    keys = np.ravel_multi_index(tuple(c - c0 + 1 for c, c0 in zip(fg.coords, lo, strict=True)),
+                                dims).astype(np.int64)
+    if np.any(keys[1:] <= keys[:-1]):  # Foreground.of gives C order; others may not
+        keys = np.unique(keys)
+    strides = np.array([int(np.prod(dims[a + 1:])) for a in range(len(dims))], np.int64)
+    dirs = _lattice_directions(len(dims))
+    w = _direction_weights(dirs, spacing)
+    sp = np.asarray(spacing, float)
+    cell = float(np.prod(sp))
+    total = sum(wk * _exits(keys, int(v @ strides)) * cell / float(np.linalg.norm(v * sp))
+                for v, wk in zip(dirs, w, strict=True))
+    return (4.0 if len(dims) == 3 else np.pi) * total
 
 
-def box_counts(mask, spacing, divisions: np.ndarray) -> tuple[np.ndarray, float]:
-    """Occupied boxes for edges ``side / n`` (``n`` in ``divisions``) and ``side`` (mm).
-
-    Boxes start at the lower corner of the foreground bounding box; a voxel belongs to the
-    box holding its lower corner. For each chain of doublings the finest level is counted
-    from the voxels and the coarser ones by halving box indices (exact)."""
+def mean_thickness(mask, spacing) -> float:
+    """Mean thickness (mm) of the foreground: ``2(d − 1) V / A`` with ``V`` its volume (area)
+    and ``A`` its :func:`surface_measure`: the diameter of a long tube (3D, ``4V/A``) or the
+    width of a long strip (2D, ``2A/P``)."""
     fg = Foreground.of(mask)
-    counts = np.zeros(len(divisions), np.int64)
+    area = surface_measure(fg, spacing)
+    if area <= 0:
+        return float("nan")
+    d = len(fg.shape)
+    return 2.0 * (d - 1) * fg.count * float(np.prod(spacing)) / area
+
+
+def radius_of_gyration(mask, spacing) -> float:
+    """Root-mean-square distance (mm) of the foreground (the union of voxel cuboids) from its
+    centroid; unchanged by rotation and, up to sampling, by the voxel spacing."""
+    fg = Foreground.of(mask)
     if fg.count == 0:
-        return counts, 0.0
-    lo, _ = fg.bounds()
-    side = bounding_side(fg, spacing)
-    pos = {int(n): i for i, n in enumerate(divisions)}
-    ndim = len(fg.coords)
-    done: set[int] = set()
-    for n in sorted(pos, reverse=True):
-        if n in done:
-            continue
-        base = n + 1
-        key = np.zeros(fg.count, np.int64)
-        for c, c0, sp in zip(fg.coords, lo, spacing, strict=True):
-            # floor((c - c0) s / ε) for non-negative values, ε = side / n
-            key = key * base + np.minimum(((c - c0) * (float(sp) * n / side) + 1e-9)
-                                          .astype(np.int64), n)
-        while True:
-            key = _unique_keys(key, base ** ndim)
-            counts[pos[n]] = len(key)
-            done.add(n)
-            if n % 2 or (n // 2) not in pos:
-                break
-            idx = np.unravel_index(key, (base,) * ndim)
-            n //= 2
-            base_new = n + 1
-            key = np.zeros(len(key), np.int64)
-            for i in idx:
-                key = key * base_new + i // 2
-            base = base_new
-    return counts, side
+        return 0.0
+    var = sum(float(sp) ** 2 * (float(np.var(c.astype(float))) + 1.0 / 12.0)
+              for c, sp in zip(fg.coords, spacing, strict=True))
+    return var ** 0.5
+
+
+def default_box_range(mask, spacing) -> tuple[float, float]:
+    """Auto box range (mm): from ``ε_min = max(T, 2 × largest spacing)``, ``T`` the
+    :func:`mean_thickness` (mean vessel diameter), over :data:`RANGE_OCTAVES` octaves,
+    at most to half the :func:`radius_of_gyration`: ``ε_max = min(8 ε_min, R_g / 2)``
+    (may fall below ``ε_min``: then the dimension is undefined)."""
+    fg = Foreground.of(mask)
+    if fg.count == 0:
+        lo = 2.0 * max(spacing)
+        return lo, lo
+    thickness = mean_thickness(fg, spacing)
+    lo = max(2.0 * max(spacing), thickness if np.isfinite(thickness) else 0.0)
+    return lo, min(2.0 ** RANGE_OCTAVES * lo, 0.5 * radius_of_gyration(fg, spacing))
+
+
+def box_sizes(min_mm: float, max_mm: float, per_octave: int) -> np.ndarray:
+    """Box edges (mm) from ``min_mm`` to ``max_mm``, geometrically spaced, both ends included,
+    at least ``per_octave`` per doubling (empty when the range is not positive)."""
+    if not (max_mm >= min_mm > 0):
+        return np.zeros(0)
+    n = int(np.ceil(per_octave * np.log2(max_mm / min_mm) - 1e-9)) + 1
+    return np.geomspace(min_mm, max_mm, max(n, 1))
+
+
+def grid_offsets(n: int, ndim: int) -> np.ndarray:
+    """``n`` grid offsets as fractions of the box edge, ``(n, ndim)``: the additive
+    recurrence ``frac(0.5 + j α)`` with Roberts' generalised golden ratio ``α`` (a
+    low-discrepancy cover of the unit cell, deterministic)."""
+    phi = 2.0
+    for _ in range(60):
+        phi = (1.0 + phi) ** (1.0 / (ndim + 1))
+    alpha = np.array([phi ** -(k + 1) for k in range(ndim)])
+    return np.mod(0.5 + np.arange(n)[:, None] * alpha[None, :], 1.0)
+
+
+def _runs(fg: Foreground):
+    """Foreground runs along the last axis in the bounding box: ``(z, y, x0, x1)`` int64
+    arrays (2D masks get ``z = 0``) and the bounding-box extent (3 values)."""
+    lo, hi = fg.bounds()
+    local = [c - c0 for c, c0 in zip(fg.coords, lo, strict=True)]
+    extent = [int(v) for v in hi - lo + 1]
+    if len(local) == 2:
+        local = [np.zeros_like(local[0]), *local]
+        extent = [1, *extent]
+    z, y, x = (np.asarray(c, np.int64) for c in local)
+    row = z * extent[1] + y
+    key = row * extent[2] + x
+    if np.any(key[1:] <= key[:-1]):  # Foreground.of gives C order; others may not
+        key = np.unique(key)
+        row, x = key // extent[2], key % extent[2]
+        z, y = row // extent[1], row % extent[1]
+    start = np.ones(len(x), bool)
+    start[1:] = (row[1:] != row[:-1]) | (x[1:] != x[:-1] + 1)
+    first = np.flatnonzero(start)
+    last = np.r_[first[1:], len(x)] - 1
+    return z[first], y[first], x[first], x[last], extent
+
+
+@njit(cache=True, nogil=True)
+def _count_boxes(rz, ry, rx0, rx1, lo_z, hi_z, lo_y, hi_y, lo_x, hi_x, ny, nx,
+                 bits):  # pragma: no cover - compiled
+    """Boxes hit by voxel runs: run ``r`` covers boxes ``lo_z[rz]..hi_z[rz]`` ×
+    ``lo_y[ry]..hi_y[ry]`` × ``lo_x[rx0]..hi_x[rx1]``; ``bits`` (zeroed, one bit per box,
+    small enough to stay in cache) marks the visited ones. Returns the number of distinct
+    boxes."""
+    count = 0
+    for r in range(rz.size):
+        for bz in range(lo_z[rz[r]], hi_z[rz[r]] + 1):
+            for by in range(lo_y[ry[r]], hi_y[ry[r]] + 1):
+                base = (bz * ny + by) * nx
+                for bx in range(lo_x[rx0[r]], hi_x[rx1[r]] + 1):
+                    k = base + bx
+                    mask = np.uint8(1 << (k & 7))
+                    if not bits[k >> 3] & mask:
+                        bits[k >> 3] |= mask
+                        count += 1
+    return count
+
+
+def box_counts(mask, spacing, sizes_mm, n_offsets: int = N_OFFSETS) -> np.ndarray:
+    """Mean number of boxes of edge ``ε`` (mm, each entry of ``sizes_mm``) that meet the
+    foreground, over ``n_offsets`` grid positions (:func:`grid_offsets` × ``ε`` from the
+    foreground bounding box's corner).
+
+    Each voxel is the cuboid it samples (``[i s, (i + 1) s)`` along each axis, mm), so a box
+    counts when it meets any foreground cuboid: the count describes the same physical set
+    whatever the voxel spacing. Averaged over uniformly random offsets the count is
+    ``vol(X ⊕ ε-box) / ε^d``, the Minkowski–Bouligand sausage of the set with a cube, which
+    makes the count vary smoothly with rotation."""
+    fg = Foreground.of(mask)
+    sizes = np.asarray(sizes_mm, float)
+    out = np.zeros(len(sizes))
+    if fg.count == 0 or not len(sizes):
+        return out
+    rz, ry, rx0, rx1, extent = _runs(fg)
+    sp = [1.0, *map(float, spacing)] if len(fg.shape) == 2 else [float(v) for v in spacing]
+    offsets = grid_offsets(n_offsets, len(fg.shape))
+    if len(fg.shape) == 2:
+        offsets = np.column_stack([np.zeros(n_offsets), offsets])
+    bits = np.zeros(0, np.uint8)
+    for i, eps in enumerate(sizes):
+        total = 0
+        for off in offsets:
+            lims = []
+            for axis, (n, s, o) in enumerate(zip(extent, sp, off, strict=True)):
+                if axis == 0 and len(fg.shape) == 2:  # the added axis: one box
+                    lims.append((np.zeros(1, np.int64), np.zeros(1, np.int64), 1))
+                    continue
+                faces = np.arange(n + 1) * (s / eps) + o  # voxel faces in box units
+                lo = np.floor(faces[:-1] + 1e-9).astype(np.int64)
+                hi = np.maximum(np.ceil(faces[1:] - 1e-9).astype(np.int64) - 1, lo)
+                lims.append((lo, hi, int(hi[-1]) + 1))
+            (lz, hz, nz), (ly, hy, ny), (lx, hx, nx) = lims
+            n_bytes = (nz * ny * nx + 7) // 8
+            if n_bytes > bits.size:
+                bits = np.zeros(n_bytes, np.uint8)
+            else:
+                bits[:n_bytes] = 0
+            total += _count_boxes(rz, ry, rx0, rx1, lz, hz, ly, hy, lx, hx, ny, nx, bits)
+        out[i] = total / len(offsets)
+    return out
 
 
 def fractal_dimension(mask, spacing, min_mm: float, max_mm: float,
                       per_octave: int = 4) -> tuple[float, float]:
-    """Box-counting dimension and the R² of its log-log fit; NaN with fewer than 3 sizes."""
+    """Box-counting dimension over box edges ``[min_mm, max_mm]`` (mm; :func:`box_sizes`,
+    ``per_octave`` per doubling) and the R² of its log-log least-squares fit: the slope of
+    ``ln N̄(ε)`` against ``ln(1/ε)``, ``N̄`` the offset-averaged :func:`box_counts`. NaN with
+    fewer than 3 sizes or an empty mask."""
     fg = Foreground.of(mask)
-    side = bounding_side(fg, spacing)
-    divisions = box_divisions(side, min_mm, max_mm, per_octave)
-    if len(divisions) < 3:
+    sizes = box_sizes(min_mm, max_mm, per_octave)
+    if len(sizes) < 3 or fg.count == 0:
         return float("nan"), float("nan")
-    counts, side = box_counts(fg, spacing, divisions)
-    sizes = side / divisions
-    x, y = np.log(1.0 / sizes), np.log(counts.astype(float))
+    counts = box_counts(fg, spacing, sizes)
+    x, y = np.log(1.0 / sizes), np.log(counts)
     slope, intercept = np.polyfit(x, y, 1)
     resid = y - (slope * x + intercept)
     ss_tot = float(np.sum((y - y.mean()) ** 2))

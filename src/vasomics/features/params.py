@@ -55,11 +55,12 @@ class FeatureParams(StageParams):
         "radius (mean) are taken. 2 and 4 measured best on mask-derived Y phantoms (angles "
         "within 2°, vs up to 5° with 1 and 2).")
     fractal_min_box_mm: PositiveFloat | None = Field(
-        None, description="Smallest box edge for box counting and lacunarity. Auto: 2 times the "
-        "largest voxel spacing.")
+        None, description="Smallest box edge for box counting and lacunarity. Auto: the mean "
+        "vessel thickness 2(d-1)V/A (a tube's diameter), at least 2 times the largest voxel "
+        "spacing.")
     fractal_max_box_mm: PositiveFloat | None = Field(
-        None, description="Largest box edge for box counting and lacunarity. Auto: a quarter of "
-        "the largest physical side of the foreground bounding box.")
+        None, description="Largest box edge for box counting and lacunarity. Auto: 8 times the "
+        "auto smallest edge (three octaves), at most half the mask's radius of gyration.")
     fractal_scales_per_octave: PositiveInt = Field(
         4, le=8, description="Box sizes per doubling, geometrically spaced from the smallest "
         "box edge.")
