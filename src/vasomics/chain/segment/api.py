@@ -174,7 +174,9 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
 
             factor = p.fov_reference_px / fov_diameter_px(fov)
             spacing = tuple(s * factor for s in image.spacing)
-        score = line_detector(arr, spacing, p.line, region=fov, progress=progress)
+        lp = p.line if p.line.bright is not None else \
+            p.line.model_copy(update={"bright": p.vesselness.bright})
+        score = line_detector(arr, spacing, lp, region=fov, progress=progress)
     else:
         vp = p.vesselness.model_copy(update={"method": method})
         score = vesselness(arr, image.spacing, vp, progress=progress)

@@ -65,7 +65,8 @@ class LineDetectorParams(StageParams):
     n_orientations: int = Field(default=12, ge=2)  # orientations in [0, pi)
     image_weight: float | None = Field(default=None, ge=0, lt=1)  # w of z(image); None:
     # 1 / (number of line lengths + 1) as Nguyen 2013
-    bright: bool = False  # True: bright vessels; False: dark vessels (fundus green channel)
+    bright: bool | None = None  # True: bright vessels; False or None: dark (fundus green
+    # channel); through segment(), None takes the preset's vesselness.bright
     rim_mm: float = Field(default=0.0, ge=0)  # band inside the region edge refilled too
 
 
@@ -160,7 +161,7 @@ def line_detector(array: np.ndarray, spacing: Sequence[float] | None = None,
     img = a.astype(np.float32)
     if not np.all(np.isfinite(img)):
         raise InputError("image holds NaN or infinite pixels")
-    if not p.bright:
+    if not p.bright:  # dark vessels (False or None): negate
         img = -img
     if region is None:
         region = np.ones(a.shape, bool)
