@@ -7,7 +7,7 @@ import pytest
 
 from vasomics.chain.segment.api import load_preset, segment
 from vasomics.chain.segment.linedetector import line_detector, line_geometry
-from vasomics.errors import InputError
+from vasomics.errors import InputError, ParameterError
 from vasomics.image import Image
 from vasomics.metrics import segmentation as sm
 
@@ -83,6 +83,8 @@ def test_line_detector_bad_input():
         line_detector(np.zeros((32, 32)), region=np.ones((8, 8), bool))
     with pytest.raises(InputError, match="empty"):
         line_detector(np.zeros((32, 32)), region=np.zeros((32, 32), bool))
+    with pytest.raises(ParameterError, match="window_mm"):
+        line_detector(np.zeros((32, 32)), window_mm=-1)
     with pytest.raises(InputError, match="2D"):
         segment(Image(np.zeros((8, 32, 32), np.float32), spacing=(1, 1, 1)), "cta",
                 method="line")

@@ -51,7 +51,7 @@ from pydantic import Field
 from scipy import ndimage as ndi
 
 from vasomics.errors import InputError, ParameterError
-from vasomics.params import StageParams
+from vasomics.params import StageParams, validate_params
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,9 @@ def line_detector(array: np.ndarray, spacing: Sequence[float] | None = None,
     """
     from vasomics.chain.segment.fov import fill_outside
 
-    p = (params or LineDetectorParams()).model_copy(update=overrides) if overrides else \
-        (params or LineDetectorParams())
+    p = params or LineDetectorParams()
+    if overrides:
+        p = validate_params(LineDetectorParams, {**p.model_dump(), **overrides})
     a = np.asarray(array)
     if a.ndim != 2:
         raise InputError(f"the line detector takes a 2D scalar image, got shape {a.shape}")
