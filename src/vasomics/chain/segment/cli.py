@@ -19,7 +19,7 @@ from vasomics.errors import VasomicsError
 @click.option("--preset", default="cta", show_default=True,
               help=f"Preset name ({', '.join(presets())}) or a preset YAML file.")
 @click.option("--method", type=click.Choice(["frangi", "sato", "jerman", "line", "learned",
-                                             "totalsegmentator", "nnunet"]),
+                                             "totalsegmentator", "nnunet", "aorta"]),
               help="Override the preset's method.")
 @click.option("--region", type=click.Path(path_type=Path),
               help="Binary mask (FOV or organ) restricting the search; same grid as IMAGE.")
