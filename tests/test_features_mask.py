@@ -8,7 +8,6 @@ from vasomics.features.fractal import (
     Foreground,
     default_box_range,
     fractal_dimension,
-    lacunarity_curve,
     mean_thickness,
     radius_of_gyration,
     surface_measure,
@@ -17,8 +16,6 @@ from vasomics.features.params import FeatureParams, resolve_params
 from vasomics.image import Image
 from vasomics.phantoms import binary_tree, random_rotation, rotation_matrix, straight_tube
 from vasomics.phantoms.fractals import (
-    bernoulli_field,
-    bernoulli_lacunarity,
     cantor_dust,
     sierpinski_carpet,
 )
@@ -122,23 +119,6 @@ def test_box_range_geometry():
     disc = ((yy - 100) ** 2 + (xx - 150) ** 2 < 80 ** 2).astype(np.uint8)
     assert surface_measure(disc, (1.0, 1.0)) == pytest.approx(2 * np.pi * 80, rel=0.02)
     assert radius_of_gyration(disc, (1.0, 1.0)) == pytest.approx(80 / 2 ** 0.5, rel=0.01)
-
-
-def test_lacunarity_known_patterns():
-    p = 0.3
-    field = bernoulli_field((256, 256), p, seed=1)
-    boxes = (1, 2, 4, 8, 24)  # 24 voxels: glides in steps of 3 (see fractal.glide_steps)
-    lac = lacunarity_curve(field.array, field.spacing, np.array(boxes, float))
-    expected = [bernoulli_lacunarity(p, b, 2) for b in boxes]
-    assert np.allclose(lac, expected, rtol=0.02)
-    field3 = bernoulli_field((48, 48, 48), p, seed=2)
-    lac3 = lacunarity_curve(field3.array, field3.spacing, np.array([1.0, 2.0, 3.0]))
-    assert np.allclose(lac3, [bernoulli_lacunarity(p, b, 3) for b in (1, 2, 3)], rtol=0.02)
-    box = np.zeros((40, 40, 40), np.uint8)
-    box[4:30, 6:33, 2:38] = 1
-    t = extract_features(VesselGraph.from_polylines([np.array([[0.0, 0, 0], [1.0, 0, 0]])],
-                                                    [0.5]), mask=Image(box))
-    assert t.value("VX.A.T.LAC") == pytest.approx(1.0, abs=1e-12)
 
 
 def test_mask_region_features():
