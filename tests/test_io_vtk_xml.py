@@ -265,3 +265,13 @@ def test_imagedata_split_into_pieces(tmp_path):
             f"{piece(2, 2)}{piece(0, 1)}</ImageData></VTKFile>")
     (tmp_path / "pieces.vti").write_text(text)
     np.testing.assert_array_equal(read_vti(tmp_path / "pieces.vti").point_data["v"], v)
+
+
+def test_raw_appended_data_ending_in_a_whitespace_byte(tmp_path):
+    """Raw appended bytes are data: the compressed connectivity of an 8-point line ends in
+    0x09 (tab), which a reader that strips whitespace before </AppendedData> truncates."""
+    poly = VTKPolyData(points=np.zeros((8, 3)), cells={"Lines": [np.arange(8)]})
+    path = write_vtk_xml(tmp_path / "p.vtp", poly)
+    data = path.read_bytes()
+    assert data[data.rfind(b"</AppendedData>") - 4] == 0x09  # the case this test is about
+    assert read_vtp(path).cells["Lines"][0].tolist() == list(range(8))

@@ -147,8 +147,8 @@ def _parse(data: bytes) -> VTKImageData | VTKPolyData:
         appended = data[underscore + 1: close if close > underscore else len(data)]
         if appended_encoding == "base64":
             appended = appended.strip()
-        elif close > underscore:  # raw: VTK writes a newline and indentation before the tag
-            appended = appended.rstrip(b" \t\r\n")
+        # raw: keep every byte (binary data may end in whitespace bytes; the newline and
+        # indentation VTK writes before the closing tag lie past the sizes in the headers)
         xml = data[:start] + b"</VTKFile>"
         for closing in (b"</ImageData>", b"</PolyData>"):
             if closing in data[:start]:
