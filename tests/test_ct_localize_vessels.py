@@ -1,14 +1,10 @@
 """CT chain: atlas localization (real CTs), liver vessel separation (3D-IRCADb labels) and
 anatomical naming (liver phantom)."""
 
-import edt
 import numpy as np
 
-from vasomics.chain.liver_vessels import segment_liver_vessels
 from vasomics.chain.localize import LocalizeParams, _dice, _sitk, localize
 from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
-from vasomics.chain.phase import measure_regions
-from vasomics.chain.qc import estimate_noise_sd
 from vasomics.image import Image
 from vasomics.io.images import read_image
 from vasomics.phantoms.liver_ct import IRCADB_COMPARTMENTS, ct_from_labels, liver_ct_phantom
@@ -72,25 +68,15 @@ def _ircadb(shared_data):
     return lab.array, ct
 
 
-def test_ircadb_cross_subject_localization_and_tree_separation(shared_data):
+def test_ircadb_cross_subject_localization(shared_data):
     """3D-IRCADb 1.1 labels → synthetic portal-venous CT (PSF 1 mm, noise 12 HU, in memory).
     Localization is cross-subject (TotalSegmentator atlas → IRCADb anatomy). Tree separation
-    is run on the manual organ masks and scored inside the liver + 12 mm (the region the
-    chain traces): measured portal 0.77, hepatic 0.77, below the 0.85 goal."""
+    and portal naming on this case: tests/test_ct_ircadb.py."""
     a, ct = _ircadb(shared_data)
     loc = localize(ct)
     liver_truth = np.isin(a, [449, 451, 465, 481])
     assert _dice(loc.organs["liver"], liver_truth) >= 0.80
     assert _dice(loc.organs["spleen"], a == 385) >= 0.85
-    organs = {"liver": liver_truth, "spleen": a == 385, "aorta": a == 513, "ivc": a == 33,
-              "portal_vein": a == 17, "kidney": np.isin(a, [129, 193])}
-    hu = measure_regions(ct, organs)
-    ves = segment_liver_vessels(ct, organs, hu, estimate_noise_sd(ct.array))
-    assert ves.status == "ok"
-    domain = edt.edt(~liver_truth, anisotropy=ct.spacing) <= 12.0
-    portal, hepatic = np.isin(a, [17, 465]) & domain, (a == 481) & domain
-    assert _dice(ves.portal & domain, portal) >= 0.70
-    assert _dice(ves.hepatic & domain, hepatic) >= 0.70
 
 
 def _intrahepatic(g):

@@ -11,22 +11,54 @@ portal venous and hepatic venous trees.
    lumen edge is then placed at half the local peak contrast (``edge_window_mm``). The venous
    HU is that of the portal vein, the IVC (measured by
    :func:`vasomics.chain.phase.measure_regions`) or the liver's ``liver_tail_percentile``,
-   whichever differs most from the parenchyma. Localized kidneys, spleen and aorta are
+   whichever differs most from the parenchyma; the two thresholds are set from the
+   weakest venous contrast that exceeds ``min_contrast_sd`` noise SDs (the hepatic veins
+   enhance like the IVC, often less than the portal vein). Outside the liver (the hilum band) the
+   background is not the parenchyma but fat and soft tissue: there a voxel within
+   ``edge_window_mm`` of a vessel is lumen when it lies past half-way from the local minimum
+   to the local maximum of the smoothed HU (the same half-maximum edge, with the local
+   background). Localized kidneys, spleen and aorta are
    excluded. When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
    empty and the result says why (no silently wrong tree).
 3. **Roots**: regions thicker than ``max_vessel_radius_mm`` (kidney, bowel, spleen: the
    opening by a ball of that radius) are removed, and vessel components that do not reach
    into the liver are dropped.
-   The hepatic venous root is the localized IVC (added to the vessel mask); the portal root
+   The hepatic venous root is the localized IVC (added to the vessel mask) when its median
+   HU is that of blood (at least ``blood_min_hu``; venous regions darker than that are
+   mislocalized fat or air and are not used for thresholds either); otherwise a ball at the
+   thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
+   least ``portal_ivc_gap_mm`` from the portal root (the hepatic veins converge at the
+   liver's dome), and the status says so. The portal root
    is the thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC
    and below the liver's median height (the main portal vein at the hilum), with a preference for the
    portal/splenic confluence (1 mm of radius per 25 mm of distance).
-4. **Separation**: a two-front geodesic competition (minimum-cost paths,
-   :class:`skimage.graph.MCP_Geometric`) inside the vessel mask with a local cost
-   ``1 / (r + r0)²`` from the distance to the vessel wall ``r`` (mm): fronts run fast along
-   thick lumens and slowly through the thin necks where two trees touch, so contacts are
-   resolved by topology and radius continuity. Components reached by neither front are
-   dropped. The hepatic tree excludes the IVC itself.
+4. **Separation on the vessel graph** (:func:`separate_trees`). The vessel mask without the
+   IVC is thinned (:func:`vasomics.chain.skeleton.skeletonize`); centerline voxels with three
+   or more neighbours form junction nodes, the runs between them segments (median radius
+   ``r`` and length ``L`` in mm). The two trees grow from their roots over this graph as one
+   best-first (Dijkstra) search in which a segment belongs to the tree that reaches it first
+   and a tree cannot pass through the other's segments. Entering segment ``t`` from segment
+   ``s`` at a junction costs ``L_t / (r_t + r0)²`` (thick lumens are cheap, thin necks where
+   two trees touch are dear) plus, in units of ``penalty_mm`` of travel in ``s``
+   (``penalty_mm / (r_s + r0)²``):
+
+   * *direction continuity*: ``turn_weight`` per 30° by which the turn from ``s`` into ``t``
+     exceeds ``free_turn_deg`` (branches leave a parent at less than about 60-90°; at a
+     contact the other tree's vessel is entered across its axis or backwards);
+   * *radius continuity*: ``widen_weight`` per unit by which ``r_t / r_s`` exceeds
+     ``free_widen`` (away from its root a tree narrows; a child much thicker than its parent
+     is another tree's trunk reached through a contact).
+
+   Hepatic roots are the segments nearest the voxels where the vessels touch the IVC; the
+   portal root is the segment nearest the portal root voxel. Every vessel voxel takes the
+   tree of its nearest centerline voxel; components reached by neither tree are dropped.
+   The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
+   within ``edge_window_mm`` of the IVC mask (its partial-volume rim).
+5. **Reported roots** (LPS mm): ``hepatic``, the IVC centroid in the region;
+   ``portal_hilum``, the portal root voxel; ``portal``, the portal trunk's inlet into the
+   region (centroid of the largest cut face of the portal tree on the region's border outside
+   the liver), the upstream end from which the portal tree is named (falls back to
+   ``portal_hilum`` when the tree does not leave the region).
 """
 
 from __future__ import annotations
@@ -67,18 +99,38 @@ class LiverVesselParams(StageParams):
     edge_window_mm: float = Field(2.0, description="Half-width of the window giving the local "
                                                    "peak contrast; the lumen edge is at half "
                                                    "of it.")
+    edge_fraction: float = Field(0.5, description="The lumen edge lies at this fraction of "
+                                                  "the local peak contrast.")
     ceiling_margin_hu: float = Field(150.0, description="Voxels brighter than the brightest "
                                                         "vessel region plus this are bone or "
                                                         "calcium, not lumen.")
     max_vessel_radius_mm: float = Field(11.0, description="Bright regions holding a ball "
                                                           "larger than this are organs, "
                                                           "not vessels, and are removed.")
+    blood_min_hu: float = Field(20.0, description="Venous regions (portal vein, IVC) whose "
+                                                  "median HU is lower are mislocalized (fat, "
+                                                  "air) and not used.")
+    hepatic_root_quantile: float = Field(0.8, description="Without a usable IVC the hepatic "
+                                                          "root is sought above this quantile "
+                                                          "of the vessels' heights.")
     portal_ivc_gap_mm: float = Field(15.0, description="The portal root is sought at least "
                                                        "this far from the IVC.")
     min_component_mm3: float = Field(30.0, description="Vessel components smaller than this "
                                                        "are dropped before separation.")
-    cost_offset_mm: float = Field(0.5, description="r0 of the geodesic cost 1/(r + r0)^2.")
-    neck_power: float = Field(2.0, description="Exponent of the radius in the cost.")
+    cost_offset_mm: float = Field(0.5, description="r0 of the segment cost L/(r + r0)^2.")
+    neck_power: float = Field(2.0, description="Exponent of (r + r0) in the segment cost.")
+    free_turn_deg: float = Field(60.0, description="Turns at a junction up to this angle "
+                                                   "cost nothing extra.")
+    turn_weight: float = Field(1.0, description="Penalty (in penalty_mm of travel in the "
+                                                "parent) per 30 degrees of turn beyond "
+                                                "free_turn_deg.")
+    free_widen: float = Field(1.2, description="A child up to this many times thicker than "
+                                               "its parent costs nothing extra.")
+    widen_weight: float = Field(1.0, description="Penalty (in penalty_mm of travel in the "
+                                                 "parent) per unit of r_child/r_parent "
+                                                 "beyond free_widen.")
+    penalty_mm: float = Field(10.0, description="Length of parent vessel one unit of "
+                                                "penalty is worth.")
 
 
 @dataclass
@@ -111,11 +163,17 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     liver = organs.get("liver")
     if liver is None or not liver.any():
         return LiverVessels(empty, empty, empty, status="no liver localized")
+    # a region darker than blood is a mislocalization (fat, air), never a vein
     venous = [region_hu.get(k, np.nan) for k in ("portal_vein", "ivc")]
-    venous = [v for v in venous if np.isfinite(v)]
+    venous = [v for v in venous if np.isfinite(v) and v >= p.blood_min_hu]
+    ivc_hu = region_hu.get("ivc", np.nan)
+    ivc_trusted = bool(np.isfinite(ivc_hu) and ivc_hu >= p.blood_min_hu)
+    notes = [] if ivc_trusted or organs.get("ivc") is None else [
+        f"IVC mask not used (median {ivc_hu:.0f} HU, below {p.blood_min_hu:g} HU): hepatic "
+        f"root taken from the liver's superior vessels"]
     liver_hu = region_hu.get("liver", np.nan)
-    if not venous or not np.isfinite(liver_hu):
-        return LiverVessels(empty, empty, empty, status="venous or liver HU not measured")
+    if not np.isfinite(liver_hu):
+        return LiverVessels(empty, empty, empty, status="liver HU not measured")
     # the venous region (or the liver's own bright tail) with the largest contrast: robust to
     # a mislocalized portal vein
     tail = float(np.percentile(image.array[liver][::7], p.liver_tail_percentile))
@@ -131,7 +189,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     box = tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in
                 zip(box, pad, image.shape, strict=True))
     liv = liver[box]
-    region = edt.edt(~liv, anisotropy=image.spacing, parallel=2) <= p.hilum_margin_mm
+    to_liver = edt.edt(~liv, anisotropy=image.spacing, parallel=2)  # mm
+    region = to_liver <= p.hilum_margin_mm
     hu = ndimage.gaussian_filter(np.asarray(image.array[box], np.float32),
                                  p.smoothing_mm / spacing, truncate=2.5)
     ceiling = max(vessel_hu, region_hu.get("aorta", -np.inf)) + p.ceiling_margin_hu
@@ -140,8 +199,12 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     parenchyma = signed[liv & (np.abs(signed) < abs(contrast) / 2)]
     sd = float(1.4826 * np.median(np.abs(parenchyma - np.median(parenchyma)))) \
         if parenchyma.size else float(noise_sd_hu)
-    low = max(p.low_threshold_sd * sd, p.low_threshold_fraction * abs(contrast))
-    strong = signed > p.threshold_fraction * abs(contrast)
+    # thresholds from the weakest venous system that still shows (the hepatic veins enhance
+    # like the IVC, often less than the portal vein)
+    weakest = min([abs(v - liver_hu) for v in venous if sign * (v - liver_hu)
+                   >= p.min_contrast_sd * max(noise_sd_hu, 1.0)] + [abs(contrast)])
+    low = max(p.low_threshold_sd * sd, p.low_threshold_fraction * weakest)
+    strong = signed > p.threshold_fraction * weakest
     weak = signed > low
     if contrast > 0:
         strong &= hu < ceiling
@@ -154,8 +217,17 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     # lumen edge at half the local peak contrast (partial volume of thin vessels)
     size = np.maximum(1, np.round(2 * p.edge_window_mm / spacing).astype(int) | 1)
     peak = ndimage.maximum_filter(np.where(bright, signed, 0), size=tuple(size))
-    bright &= signed >= 0.5 * peak
-    ivc = organs.get("ivc", empty)[box]
+    edge = signed >= p.edge_fraction * peak
+    # outside the liver the background is fat / soft tissue: half-way between the local
+    # minimum and the local vessel maximum, within the window of a vessel voxel
+    hi = ndimage.maximum_filter(np.where(bright, hu, -np.inf), size=tuple(size))
+    lo = ndimage.minimum_filter(hu, size=tuple(size))
+    outside = region & ~liv & np.isfinite(hi) & (sign * (hu - 0.5 * (hi + lo)) >= 0)
+    if contrast > 0:
+        outside &= hu < ceiling
+    bright = (bright & edge) | outside
+    del hi, lo, peak, edge, outside
+    ivc = organs.get("ivc", empty)[box] if ivc_trusted else empty[box]
     aorta = organs.get("aorta", empty)[box]
     # neighbours that enhance like vessels, outside the liver only (their masks may overlap
     # the liver's edge, where cutting would disconnect the trees)
@@ -174,7 +246,9 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     hepatic_seed = ivc & region  # the IVC is the hepatic veins' root
     vessels |= hepatic_seed
     radius = edt.edt(vessels, anisotropy=image.spacing, parallel=2)
-    far_from_ivc = edt.edt(~ivc, anisotropy=image.spacing, parallel=2) > p.portal_ivc_gap_mm
+    to_ivc = edt.edt(~ivc, anisotropy=image.spacing, parallel=2) if ivc.any() else \
+        np.full(ivc.shape, np.inf, np.float32)
+    far_from_ivc = to_ivc > p.portal_ivc_gap_mm
     # inside the liver (kidneys, bowel and spleen lie outside it)
     cand = vessels & far_from_ivc & liv
     # the hilum lies in the liver's inferior half (LPS z grows superiorly): no portal root
@@ -198,24 +272,64 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
             score = score - np.linalg.norm(world - np.asarray(confluence_mm), axis=1) / 25.0
         best = idx[int(np.argmax(score))]
         portal_seed = _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
-        roots["portal"] = image.index_to_physical(best + offset)[0].tolist()
+        roots["portal_hilum"] = image.index_to_physical(best + offset)[0].tolist()
+    if not hepatic_seed.any():  # no IVC: the thickest vessel in the liver's top part
+        hepatic_seed = _superior_root(vessels & liv, radius, portal_seed, slice_z, image, p)
     if hepatic_seed.any():
         roots["hepatic"] = image.index_to_physical(np.argwhere(hepatic_seed).mean(0)
                                                    + offset)[0].tolist()
-    portal, hepatic = _compete(vessels, radius, portal_seed, hepatic_seed, spacing, p)
+    portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing, p)
     hepatic &= ~ivc
+    if portal.any():
+        inlet = _portal_inlet(portal & (to_liver > p.hilum_margin_mm - float(spacing.max())))
+        roots["portal"] = (image.index_to_physical(inlet + offset)[0].tolist()
+                           if inlet is not None else roots["portal_hilum"])
+    if ivc.any():  # the IVC's partial-volume rim outside the liver is not a hepatic vein
+        hepatic &= liv | (to_ivc > p.edge_window_mm)
     full = {}
     for name, m in (("portal", portal), ("hepatic", hepatic), ("vessels", vessels)):
         out = np.zeros(image.shape, bool)
         out[box] = m
         full[name] = out
-    status = "ok"
+    status = "ok" if not notes else "; ".join(notes)
     if not portal.any() or not hepatic.any():
         status = ("portal root not found" if not portal.any() else "") + \
                  ("; " if not portal.any() and not hepatic.any() else "") + \
                  ("hepatic root (IVC) not found" if not hepatic.any() else "")
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status)
+
+
+def _superior_root(vessels, radius, portal_seed, slice_z, image, p) -> np.ndarray:
+    """Hepatic root without an IVC: the thickest vessel voxel above the
+    ``hepatic_root_quantile`` of the liver vessels' heights (the hepatic veins converge at the
+    liver's dome) and at least ``portal_ivc_gap_mm`` from the portal root; a ball of its
+    radius. Slices are taken as axial (z along the first axis)."""
+    spacing = np.asarray(image.spacing)
+    cand = vessels.copy()
+    if image.direction[2, 2] != 0:
+        z_of = slice_z[np.nonzero(vessels.any((1, 2)))[0]]
+        top = np.quantile(z_of, p.hepatic_root_quantile) if len(z_of) else np.inf
+        cand &= (slice_z >= top)[:, None, None]
+    if portal_seed.any():
+        cand &= edt.edt(~portal_seed, anisotropy=tuple(spacing), parallel=2) \
+            > p.portal_ivc_gap_mm
+    if not cand.any():
+        return np.zeros_like(vessels)
+    idx = np.argwhere(cand)
+    best = idx[int(np.argmax(radius[tuple(idx.T)]))]
+    return _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
+
+
+def _portal_inlet(face):
+    """Where the portal trunk enters the traced region: the centroid (voxel index) of the
+    largest component of ``face`` (the portal tree on the region's outer border, one voxel
+    deep; the trunk is the thickest vessel leaving the liver), or None when it is empty."""
+    lab, n = ndimage.label(face, np.ones((3, 3, 3)))
+    if n == 0:
+        return None
+    biggest = int(np.argmax(np.bincount(lab.ravel())[1:])) + 1
+    return np.argwhere(lab == biggest).mean(0)
 
 
 def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
@@ -239,23 +353,174 @@ def _ball_seed(vessels, centre, radius_mm, spacing) -> np.ndarray:
     return seed & vessels
 
 
-def _compete(vessels, radius, seed_a, seed_b, spacing, p: LiverVesselParams):
-    """Assign each vessel voxel to the seed set with the cheaper geodesic path."""
-    from skimage.graph import MCP_Geometric
 
-    if not seed_a.any() and not seed_b.any():
-        return np.zeros_like(vessels), np.zeros_like(vessels)
-    cost = np.where(vessels, 1.0 / (radius + p.cost_offset_mm) ** p.neck_power, np.inf)
-    out = []
-    for seed in (seed_a, seed_b):
-        if not seed.any():
-            out.append(np.full(vessels.shape, np.inf))
+
+@dataclass
+class _SegmentGraph:
+    """Centerline voxels (``index``, ``pos`` mm, ``radius`` mm) with their ``segment`` or
+    junction ``node`` (-1 where not), per-segment median ``seg_radius`` and ``seg_length``
+    (mm), node positions (mm) and the segment-node incidences ``inc`` (rows ``(seg, node)``)
+    with the unit direction ``inc_dir`` from the node into the segment."""
+
+    index: np.ndarray
+    pos: np.ndarray
+    segment: np.ndarray
+    node: np.ndarray
+    seg_radius: np.ndarray
+    seg_length: np.ndarray
+    node_pos: np.ndarray
+    inc: np.ndarray
+    inc_dir: np.ndarray
+
+    @property
+    def n_seg(self) -> int:
+        return len(self.seg_radius)
+
+    @property
+    def n_node(self) -> int:
+        return len(self.node_pos)
+
+
+def _segment_graph(tube: np.ndarray, spacing) -> _SegmentGraph:
+    """Thin ``tube`` and cut its centerline into junction nodes and segments."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
+    from vasomics.chain.skeleton import skeletonize
+
+    spacing = np.asarray(spacing, float)
+    sk = skeletonize(Image(tube.astype(np.uint8), spacing=tuple(spacing), modality="mask"))
+    idx, rad = sk.indices, np.asarray(sk.radius, float)
+    n = len(idx)
+    deg = np.diff(sk.adj_offsets)
+    rows, cols = np.repeat(np.arange(n), deg), np.asarray(sk.adj)
+    pos = idx * spacing
+    junc = deg >= 3
+
+    def parts(select, members):
+        m = select[rows] & select[cols]
+        adj = sparse.coo_matrix((np.ones(m.sum()), (rows[m], cols[m])), shape=(n, n))
+        _, comp = connected_components(adj, directed=False)
+        out = np.full(n, -1)
+        out[members] = np.unique(comp[members], return_inverse=True)[1]
+        return out
+
+    seg, node = parts(~junc, ~junc), parts(junc, junc)
+    n_seg, n_node = int(seg.max()) + 1, int(node.max()) + 1
+    m = junc[rows] & ~junc[cols]
+    inc = np.unique(np.column_stack([seg[cols[m]], node[rows[m]]]), axis=0).reshape(-1, 2)
+    elen = np.linalg.norm((idx[rows] - idx[cols]) * spacing, axis=1)
+    same = ~junc[rows] & ~junc[cols]
+    length = np.bincount(seg[rows[same]], elen[same], minlength=n_seg) / 2  # both directions
+    length += 0.5 * float(np.mean(spacing)) * np.bincount(inc[:, 0], minlength=n_seg)
+    length = np.maximum(length, 0.5 * float(spacing.min()))
+    order = np.argsort(seg, kind="stable")
+    bounds = np.searchsorted(seg[order], np.arange(-1, n_seg + 1))
+    members = [order[bounds[s + 1]:bounds[s + 2]] for s in range(n_seg)]
+    seg_radius = np.array([np.median(rad[v]) for v in members])
+    node_pos = np.zeros((n_node, 3))
+    np.add.at(node_pos, node[junc], pos[junc])
+    node_pos /= np.maximum(np.bincount(node[junc], minlength=n_node), 1)[:, None]
+    inc_dir = np.zeros((len(inc), 3))
+    for i, (s, k) in enumerate(inc):
+        p = pos[members[s]]
+        d = np.linalg.norm(p - node_pos[k], axis=1)
+        near = d <= np.clip(2.0 * seg_radius[s], 2.0, 8.0)  # the segment's first few mm
+        v = (p[near] if near.any() else p).mean(0) - node_pos[k]
+        inc_dir[i] = v / max(float(np.linalg.norm(v)), 1e-9)
+    return _SegmentGraph(idx, pos, seg, node, seg_radius, length, node_pos, inc, inc_dir)
+
+
+def _grow(g: _SegmentGraph, starts, p: LiverVesselParams):
+    """Best-first growth of competing trees over the segment graph (module docstring, step 4).
+    ``starts``: ``(tree, segment)`` pairs entered at cost 0. Returns the tree of each segment
+    and of each node (-1: not reached)."""
+    import heapq
+
+    ends: list[list[int]] = [[] for _ in range(g.n_seg)]
+    at_node: list[list[int]] = [[] for _ in range(g.n_node)]
+    for i, (s, k) in enumerate(g.inc):
+        ends[s].append(i)
+        at_node[k].append(i)
+    r, r0, q = g.seg_radius, p.cost_offset_mm, p.neck_power
+    unit = g.seg_length / (r + r0) ** q
+    seg_tree = np.full(g.n_seg, -1)
+    node_tree = np.full(g.n_node, -1)
+    heap = [(0.0, int(tree), int(s), -1) for tree, s in starts]
+    heapq.heapify(heap)
+    while heap:
+        cost, tree, s, entry = heapq.heappop(heap)
+        if seg_tree[s] != -1:
             continue
-        mcp = MCP_Geometric(cost, fully_connected=True, sampling=tuple(spacing))
-        cum, _ = mcp.find_costs(np.argwhere(seed))
-        out.append(cum)
-    ca, cb = out
-    reach_a, reach_b = np.isfinite(ca) & vessels, np.isfinite(cb) & vessels
-    a = reach_a & (~reach_b | (ca <= cb))
-    b = reach_b & (~reach_a | (cb < ca))
-    return a, b
+        seg_tree[s] = tree
+        for i in ends[s]:
+            k = int(g.inc[i, 1])
+            if i == entry:
+                continue
+            if node_tree[k] == -1:
+                node_tree[k] = tree
+            elif node_tree[k] != tree:
+                continue  # a tree does not pass through the other's junctions
+            arrive = -g.inc_dir[i]  # direction of travel arriving at k
+            scale = p.penalty_mm / (r[s] + r0) ** q
+            for j in at_node[k]:
+                t = int(g.inc[j, 0])
+                if t == s or seg_tree[t] != -1:
+                    continue
+                turn = np.degrees(np.arccos(np.clip(float(arrive @ g.inc_dir[j]), -1, 1)))
+                penalty = (p.turn_weight * max(0.0, turn - p.free_turn_deg) / 30.0
+                           + p.widen_weight * max(0.0, r[t] / max(r[s], 1e-6) - p.free_widen))
+                other = [e for e in ends[t] if int(g.inc[e, 1]) == k]
+                heapq.heappush(heap, (cost + unit[t] + penalty * scale, tree, t, other[0]))
+    return seg_tree, node_tree
+
+
+def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, spacing,
+                   params: LiverVesselParams | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Split the vessel mask ``tube`` (without the IVC) into the portal and hepatic venous
+    trees (module docstring, step 4). ``ivc``: the IVC mask (hepatic root), ``portal_seed``:
+    voxels at the portal root; all boolean on one grid with ``spacing`` (mm per axis).
+    Returns boolean ``(portal, hepatic)`` masks."""
+    from scipy.spatial import cKDTree
+
+    p = params or LiverVesselParams()
+    empty = np.zeros(tube.shape, bool)
+    if not tube.any() or (not portal_seed.any() and not ivc.any()):
+        return empty, empty.copy()
+    spacing = np.asarray(spacing, float)
+    g = _segment_graph(tube, spacing)
+    vox = np.argwhere(tube)
+    kd = cKDTree(g.pos)
+    _, nearest = kd.query(vox * spacing)  # each vessel voxel's nearest centerline voxel
+    owner = np.where(g.segment >= 0, g.segment, -1)
+
+    def segments_near(points):
+        if len(points) == 0:
+            return set()
+        _, j = kd.query(points * spacing)
+        k = np.unique(j)
+        seg = g.segment[k]
+        if (seg < 0).any():  # a junction voxel: take the segments at that node
+            nodes = set(g.node[k[seg < 0]].tolist())
+            seg = np.concatenate([seg[seg >= 0], g.inc[np.isin(g.inc[:, 1], list(nodes)), 0]])
+        return set(seg.tolist())
+
+    starts = []
+    if portal_seed.any():
+        centre = np.argwhere(portal_seed).mean(0, keepdims=True)
+        starts += [(0, s) for s in segments_near(centre)]
+    if ivc.any():
+        box = ndimage.find_objects(ivc.astype(np.uint8))[0]
+        box = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in box)
+        touch = np.zeros_like(tube)
+        touch[box] = tube[box] & ndimage.binary_dilation(ivc[box], np.ones((3, 3, 3)))
+        portal_root = {s for _, s in starts}
+        starts += [(1, s) for s in segments_near(np.argwhere(touch)) if s not in portal_root]
+    seg_tree, node_tree = _grow(g, starts, p)
+    tree = np.where(g.segment >= 0, seg_tree[np.maximum(owner, 0)],
+                    node_tree[np.maximum(g.node, 0)])
+    label = tree[nearest]
+    portal, hepatic = empty, empty.copy()
+    portal[tuple(vox[label == 0].T)] = True
+    hepatic[tuple(vox[label == 1].T)] = True
+    return portal, hepatic

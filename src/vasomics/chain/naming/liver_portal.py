@@ -5,8 +5,16 @@ Rules (geometry in LPS mm: +x patient left, +y posterior, +z superior), applied 
 
 * ``main_portal_vein``: the trunk from the root to its first major division (two or more
   children each carrying ≥ ``min_share`` of the downstream tubular volume);
+* a major child whose own major division lies closer to the main division than
+  ``stem_factor`` times the main portal vein's radius is part of the division (a
+  trifurcation imaged as two bifurcations a few mm apart, as in 3D-IRCADb 1.1, where the
+  right posterior vein leaves first and the left and right anterior veins share a 4 mm
+  stem; a right portal vein is typically 2-3 cm long): its major children replace it (the
+  stem stays ``main_portal_vein``);
 * at that division, the major child whose subtree centroid lies farthest to the patient's
-  left is the ``left_portal_vein``, the largest of the others the ``right_portal_vein``;
+  left is the ``left_portal_vein``; when one other remains it is the ``right_portal_vein``;
+  when two or more remain (trifurcation, no right portal vein) they are named directly as
+  the right anterior / posterior veins by the rule below;
 * the right portal vein divides into ``right_anterior_portal_vein`` (subtree centroid more
   anterior, smaller y) and ``right_posterior_portal_vein``;
 * segmental branches by Couinaud territory: below the right anterior division, the superior
@@ -26,8 +34,8 @@ from vasomics.chain.naming.tree import label_subtree, nearest_node, rooted_tree,
 from vasomics.vessel_graph import VesselGraph
 
 
-def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15
-                     ) -> VesselGraph:
+def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
+                     stem_factor: float = 2.5) -> VesselGraph:
     """Label the portal tree's segments (see the module docstring). The root is the graph's
     ``root`` node when it has exactly one, else the endpoint nearest ``root_point_mm`` (a
     physical point near the trunk's upstream end, e.g. the confluence)."""
@@ -44,12 +52,33 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15
     label_subtree(labels, tree, start, "main_portal_vein")
     if len(division) < 2:
         return graph.replace(segment_label=labels)
+    division = _merge_stems(tree, main, division, min_share, stem_factor)
     c = tree.centroid
     left = max(division, key=lambda k: c[k, 0])
-    right = max((k for k in division if k != left), key=lambda k: tree.weight[k])
-    _name_side(labels, tree, right, "right_portal_vein", min_share, _right_rule)
+    rest = [k for k in division if k != left]
+    if len(rest) == 1:
+        _name_side(labels, tree, rest[0], "right_portal_vein", min_share, _right_rule)
+    else:  # trifurcation: right anterior and posterior veins leave the main portal vein
+        _right_rule(labels, tree, [], rest, min_share)
     _name_side(labels, tree, left, "left_portal_vein", min_share / 3, _left_rule)
     return graph.replace(segment_label=labels)
+
+
+def _merge_stems(tree, main, division, min_share, stem_factor) -> list[int]:
+    """Replace a major branch whose own major division lies closer than ``stem_factor``
+    times the main portal vein's radius (median over its last segment) to the main division
+    (straight distance between the two nodes) by that division's major branches: such a
+    stem lies within the division itself (a trifurcation seen as two close bifurcations).
+    The stem keeps the parent's name (set before)."""
+    g = tree.graph
+    radius = float(np.median(g.segment_radius(main[-1])))
+    origin = g.node_position[tree.far_node[main[-1]]]
+    out = []
+    for k in division:
+        chain, sub = trunk(tree, k, min_share)
+        gap = float(np.linalg.norm(g.node_position[tree.far_node[chain[-1]]] - origin))
+        out.extend(sub if len(sub) >= 2 and gap < stem_factor * radius else [k])
+    return out
 
 
 def _name_side(labels, tree, seg, name, min_share, rule) -> None:
