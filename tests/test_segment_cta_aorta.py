@@ -35,22 +35,22 @@ def test_paint_of_straight_sections_is_a_cylinder():
 
 
 def test_cta_aorta_dice_against_totalsegmentator(shared_data):
-    """Issue target: Dice >= 0.85 against TotalSegmentator's aorta label (true + false lumen).
-
-    Measured 0.855 (precision 0.836, recall 0.876) with the shipped defaults, whose RANSAC
-    seed is 0. The method is not stable: other seeds give 0.75-0.84 (tracks leave the aorta
-    at the arch or the root; see benchmarks/eval_segment_aorta.py --seeds). This assertion
-    guards the shipped configuration, not a robust level. About 15-40 s on 2 loaded cores."""
+    """Against TotalSegmentator's aorta label (true + false lumen). Issue target Dice >= 0.85:
+    NOT met robustly. The shipped defaults (RANSAC seed 0) give 0.855 (precision 0.836,
+    recall 0.876), but seeds 1-4 give 0.754, 0.774, 0.844, 0.760 (tracks leave the aorta at
+    the arch or the root; benchmarks/eval_segment_aorta.py --seeds), and wall_max_mm was
+    chosen looking at this scan. So this test asserts the level every seed reaches (0.75),
+    not the lucky one. About 15-40 s on 2 loaded cores."""
     img = read_image(shared_data / CTA / "ct_cropped.nii.gz")
     ref = read_image(shared_data / CTA / "aorta.nii.gz").array > 0
     result = segment(img, "cta", method="aorta")
     mask = result.mask.array
     assert mask.shape == ref.shape and mask.dtype == bool
     assert result.structures["aorta"].array is mask
-    assert dice(mask, ref) >= 0.85, dice(mask, ref)
+    assert dice(mask, ref) >= 0.75, dice(mask, ref)  # 0.855 with seed 0; 0.754 worst seed
     # the false lumen (thrombosed, ~70-150 HU in the lower thoracic aorta) is included
     false_lumen = read_image(shared_data / CTA / "aorta_false_lumen.nii.gz").array > 0
-    assert (mask & false_lumen).sum() / false_lumen.sum() > 0.75
+    assert (mask & false_lumen).sum() / false_lumen.sum() > 0.75  # measured 0.830 (seed 0)
 
 
 def test_non_contrast_ct_fails_in_one_line(shared_data):
