@@ -5,8 +5,14 @@ lattice) and under rotation and resampling of a vessel tree."""
 import numpy as np
 import pytest
 
+from vasomics.errors import GeometryError
 from vasomics.features.extract import extract_features
-from vasomics.features.fractal import Foreground, lacunarity_curve
+from vasomics.features.fractal import (
+    GLIDE_FRACTION,
+    Foreground,
+    lacunarity_curve,
+    radius_of_gyration,
+)
 from vasomics.features.params import FeatureParams, resolve_params
 from vasomics.image import Image
 from vasomics.phantoms import binary_tree, random_rotation
@@ -111,12 +117,19 @@ def test_lacunarity_rotation_and_spacing_invariance():
 
 def test_lacunarity_through_extractor():
     """VX.A.T.LAC is the mean of Λ over the auto range; a filled ball reads 1 when its boxes
-    stay inside it (range set explicitly below a quarter of the radius)."""
+    stay inside the default window (range set explicitly below a quarter of the radius);
+    with a region mask the region is the window."""
     ball = _ball((81, 81, 81), 38.0, (1.0, 1.0, 1.0)).astype(np.uint8)
     graph = VesselGraph.from_polylines([np.array([[0.0, 0, 0], [1.0, 0, 0]])], [0.5])
     t = extract_features(graph, mask=Image(ball), params=FeatureParams(
         fractal_min_box_mm=2.0, fractal_max_box_mm=8.0))
     assert t.value("VX.A.T.LAC") == pytest.approx(1.0, abs=1e-9)
+    # with a region the window is the region (here the ball itself: boxes stick out, Λ > 1)
+    t = extract_features(graph, mask=Image(ball), region=Image(ball), params=FeatureParams(
+        fractal_min_box_mm=2.0, fractal_max_box_mm=8.0))
+    direct = lacunarity_curve(ball, (1.0, 1.0, 1.0), np.geomspace(2.0, 8.0, 4), region=ball)
+    assert t.value("VX.A.T.LAC") == pytest.approx(float(np.mean(direct)), rel=1e-12)
+    assert t.value("VX.A.T.LAC") > 1.01
     mask, _ = binary_tree(5, spacing=(0.5, 0.5, 0.5))
     t = extract_features(graph, mask=mask)
     fg = Foreground.of(mask.array)
@@ -124,3 +137,57 @@ def test_lacunarity_through_extractor():
     sizes = np.geomspace(p.fractal_min_box_mm, p.fractal_max_box_mm, p.lacunarity_boxes)
     assert t.value("VX.A.T.LAC") == pytest.approx(
         float(np.mean(lacunarity_curve(fg, mask.spacing, sizes))), rel=1e-12)
+
+
+def _cube_axis_lacunarity(eps: float, n: int, s: float, m: int) -> float:
+    """E[M²]/E[M]² along one axis of a filled segment of ``n`` voxels (spacing ``s``) that is
+    also the window: box centres ``(k − m/2) ε/m`` (mm from the segment's low face, the
+    documented lattice) inside the segment, ``M`` the length of the box inside it."""
+    h = eps / m
+    x = (np.arange(-2 * m - 2, int(n * s / h) + 2 * m + 3) - m / 2) * h
+    j = np.floor(x / s + 1e-9)
+    x = x[(j >= 0) & (j < n)]
+    inside = np.clip(np.minimum(x + eps / 2, n * s) - np.maximum(x - eps / 2, 0), 0, None)
+    return float(np.mean(inside ** 2) / np.mean(inside) ** 2)
+
+
+def test_lacunarity_region_window():
+    """With a region mask the box centres glide over the region's voxels. (1) A filled cube
+    that is its own region: boxes near the faces stick out, and Λ is the product over axes
+    of E[M²]/E[M]² on the box-centre lattice (exact to 1e-9; within 2 % of the continuous
+    value Π (ε² − 5ε³/12L)/(ε − ε²/4L)²). (2) A vessel tree inside a ball region of radius
+    1.5 R_g about its centroid, under rotations and resampling: spread < 3 % (measured over
+    7 rotations x 2 spacings + anisotropic: 2.1 %, within 0.5 mm 0.5 %)."""
+    spacing = (0.5, 0.7, 0.6)
+    cube = np.zeros((50, 50, 50), np.uint8)
+    cube[4:44, 5:45, 6:46] = 1
+    sizes = np.array([1.0, 2.3, 4.0, 7.5])
+    lac = lacunarity_curve(cube, spacing, sizes, region=cube)
+    for eps, value in zip(sizes, lac, strict=True):
+        m = int(min(GLIDE_FRACTION, max(1, np.floor(eps / max(spacing) + 1e-9))))
+        exact = np.prod([_cube_axis_lacunarity(eps, 40, s, m) for s in spacing])
+        assert value == pytest.approx(exact, rel=1e-9)
+        length = 40 * np.asarray(spacing)
+        smooth = np.prod((eps ** 2 - 5 * eps ** 3 / (12 * length))
+                         / (eps - eps ** 2 / (4 * length)) ** 2)
+        assert value == pytest.approx(smooth, rel=0.02)
+    assert lac[-1] > 1.05  # the faces matter: not a uniform window
+    with pytest.raises(GeometryError):
+        lacunarity_curve(cube, spacing, sizes, region=cube[1:])
+    lacs = []
+    for spacing, seeds in (((0.5, 0.5, 0.5), (None, 1, 2, 3)), ((0.35, 0.35, 0.35), (3,)),
+                           ((0.4, 0.3, 0.35), (5,))):
+        for seed in seeds:
+            mask, _ = binary_tree(6, spacing=spacing,
+                                  rotation=None if seed is None else random_rotation(seed))
+            rg = radius_of_gyration(mask.array, spacing)
+            tree = np.pad(mask.array != 0, [(int(np.ceil(rg / s)),) * 2 for s in spacing])
+            centre = [np.mean(i) for i in np.nonzero(tree)]
+            grid = np.ogrid[tuple(slice(0, n) for n in tree.shape)]
+            d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True))
+            p = resolve_params(FeatureParams(), mask=mask)
+            sizes = np.geomspace(p.fractal_min_box_mm, p.fractal_max_box_mm, p.lacunarity_boxes)
+            lacs.append(float(np.mean(lacunarity_curve(tree, spacing, sizes,
+                                                       region=d2 <= (1.5 * rg) ** 2))))
+    lacs = np.array(lacs)
+    assert lacs.max() / lacs.min() - 1 < 0.03, lacs

@@ -46,7 +46,9 @@ def compute(ctx: Context) -> dict[str, Values]:
         sizes = np.geomspace(p.fractal_min_box_mm, max(p.fractal_min_box_mm,
                                                        p.fractal_max_box_mm),
                              p.lacunarity_boxes)
-        out["VX.A.T.LAC"] = Values.tree(float(np.mean(lacunarity_curve(m, spacing, sizes))))
+        window = ctx.region_array if ctx.region is not None else None  # else a ball (R_g)
+        out["VX.A.T.LAC"] = Values.tree(float(np.mean(lacunarity_curve(m, spacing, sizes,
+                                                                       region=window))))
     if ctx.region is not None:
         reg = ctx.region_array
         region_volume = np.count_nonzero(reg) * ctx.region.voxel_volume
