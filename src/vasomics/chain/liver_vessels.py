@@ -28,7 +28,11 @@ portal venous and hepatic venous trees.
    mislocalized fat or air and are not used for thresholds either); otherwise a ball at the
    thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
    least ``portal_ivc_gap_mm`` from the portal root (the hepatic veins converge at the
-   liver's dome), and the status says so. The portal root
+   liver's dome), and the status says so; when that vessel is thicker than
+   ``ivc_min_radius_mm`` its thick part (opening by a ball of that radius) is the IVC. The
+   hepatic root is the part of the IVC within ``edge_window_mm`` of the liver and at least
+   ``portal_ivc_gap_mm`` above the portal root (contacts elsewhere, such as the renal veins
+   or portal branches touching a misplaced IVC mask, are not hepatic roots). The portal root
    is the thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC
    and below the liver's median height (the main portal vein at the hilum), with a preference for the
    portal/splenic confluence (1 mm of radius per 25 mm of distance).
@@ -113,6 +117,9 @@ class LiverVesselParams(StageParams):
     hepatic_root_quantile: float = Field(0.8, description="Without a usable IVC the hepatic "
                                                           "root is sought above this quantile "
                                                           "of the vessels' heights.")
+    ivc_min_radius_mm: float = Field(7.0, description="Without a usable IVC mask, the "
+                                                      "part of the hepatic root vessel "
+                                                      "thicker than this is the IVC.")
     portal_ivc_gap_mm: float = Field(15.0, description="The portal root is sought at least "
                                                        "this far from the IVC.")
     min_component_mm3: float = Field(30.0, description="Vessel components smaller than this "
@@ -275,6 +282,25 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         roots["portal_hilum"] = image.index_to_physical(best + offset)[0].tolist()
     if not hepatic_seed.any():  # no IVC: the thickest vessel in the liver's top part
         hepatic_seed = _superior_root(vessels & liv, radius, portal_seed, slice_z, image, p)
+        # when that is a vessel thicker than any hepatic vein, it is the IVC itself: its
+        # thick part becomes the IVC mask
+        thick = edt.edt(~(radius > p.ivc_min_radius_mm), anisotropy=image.spacing,
+                        parallel=2) <= p.ivc_min_radius_mm
+        lab_t, _ = ndimage.label(thick & vessels, np.ones((3, 3, 3)))
+        hit = np.unique(lab_t[hepatic_seed])
+        hit = hit[hit > 0]
+        if hit.size:
+            ivc = np.isin(lab_t, hit)
+            hepatic_seed = ivc.copy()
+            notes.append("IVC taken from the vessel mask (thick vessel at the liver's dome)")
+    # the hepatic veins join the IVC at the liver, above the hilum: contacts elsewhere (renal
+    # veins, portal branches touching a misplaced IVC mask) are no roots
+    root_contact = hepatic_seed & (to_liver <= p.edge_window_mm + float(spacing.max()))
+    if "portal_hilum" in roots and image.direction[2, 2] != 0:
+        above = slice_z >= roots["portal_hilum"][2] + p.portal_ivc_gap_mm
+        root_contact &= above[:, None, None]
+    if root_contact.any():
+        hepatic_seed = root_contact
     if hepatic_seed.any():
         roots["hepatic"] = image.index_to_physical(np.argwhere(hepatic_seed).mean(0)
                                                    + offset)[0].tolist()
