@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from vasomics.cli import main
 from vasomics.io.images import write_image
 from vasomics.phantoms.liver_ct import liver_ct_phantom
@@ -19,7 +21,7 @@ def test_run_writes_every_output_and_times_each_stage(tmp_path, capsys):
         assert (out / name).is_file(), name
     prov = json.loads((out / "provenance.json").read_text())
     assert {"qc", "localize", "phase", "vessels", "graph", "naming", "features"} <= set(
-        prov["stage_seconds"])
+        prov["stage_seconds"]) and set(prov["stage_seconds"]) == set(prov["stage_cpu_seconds"])
     probs = json.loads((out / "phase.json").read_text())["probabilities"]
     assert abs(sum(probs.values()) - 1) < 1e-6
     html = (out / "summary.html").read_text()
@@ -117,3 +119,53 @@ def test_run_stops_on_localizer_only_series(tmp_path, capsys):
     qc = json.loads((tmp_path / "o3" / "qc.json").read_text())
     failed = {c["name"] for c in qc["checks"] if c["status"] == "fail"}
     assert {"localizer", "slices"} <= failed, failed
+
+
+# ------------------------------------------------- the whole chain against phantom truth
+_CHAIN_PHANTOMS = ((501, "arterial"), (502, "portal_venous"))
+
+
+@pytest.fixture(scope="module")
+def chain_on_phantoms():
+    """``characterize`` on two liver CT phantoms (96 × 160 × 160, 1.6 × 2.25 × 2.25 mm), scored
+    against the generator's truth (the scoring of benchmarks/bench_ct_chain_phantoms.py)."""
+    from vasomics.chain.localize import _dice
+    from vasomics.chain.run import characterize
+    from vasomics.phantoms.liver_ct import naming_accuracy, truth_features, truth_organs
+
+    out = []
+    for seed, phase in _CHAIN_PHANTOMS:
+        ct, truth = liver_ct_phantom((96, 160, 160), phase=phase, seed=seed,
+                                     z_extent_mm=240.0)
+        res = characterize(ct)
+        organs = truth_organs(truth)
+        tol = 1.5 * max(ct.spacing)
+        out.append({
+            "phase": (res.phase.phase, phase),
+            "dice": {k: _dice(res.localization.organs[k], organs[k]) for k in
+                     ("liver", "aorta", "ivc", "spleen")},
+            "naming": [naming_accuracy(g, t, tol)[0] for g, t in
+                       ((res.portal, truth.portal), (res.hepatic, truth.hepatic))],
+            "errors": {k: res.features.value(*k) / v - 1 for k, v in
+                       truth_features(truth).items()},
+        })
+    return out
+
+
+def test_chain_on_phantoms_phase_and_organs(chain_on_phantoms):
+    """Measured (seeds 501, 502): phase right on both; liver Dice 0.90/0.95, aorta 0.96/0.98."""
+    for r in chain_on_phantoms:
+        assert r["phase"][0] == r["phase"][1], r["phase"]
+        assert r["dice"]["liver"] >= 0.85 and r["dice"]["aorta"] >= 0.85, r["dice"]
+
+
+@pytest.mark.xfail(strict=True, reason="issue #4 targets not reached through the chain: "
+                   "vessel separation and tracing (chain/liver_vessels.py, chain/graph.py) "
+                   "miss or merge branches even on truth organ masks; see the benchmark")
+def test_chain_on_phantoms_naming_and_tree_features(chain_on_phantoms):
+    """Targets: per-segment naming accuracy >= 95 % per tree, tree features within 5 %."""
+    import numpy as np
+
+    for r in chain_on_phantoms:
+        assert np.nanmin(r["naming"]) >= 0.95, r["naming"]
+        assert max(abs(e) for e in r["errors"].values()) <= 0.05, r["errors"]

@@ -14,13 +14,21 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    the best ``n_starts`` offsets are refined.
 3. Affine registration (Mattes MI, multi-resolution gradient descent) of atlas (fixed) to target
    (moving); optionally a B-spline stage. The best-scoring start wins.
-4. The atlas labels are resampled onto the target grid through the inverse transform.
+4. The atlas labels are resampled onto the target grid through the inverse transform. The
+   spleen, aorta and IVC masks are then moved in-plane (``snap_organs``, at most
+   ``snap_mm``) to where they stand out brightest and most homogeneous from their
+   surroundings (:func:`snap_organ`): an affine atlas lands a 2 cm tube several mm off.
 5. Intensity refinement per organ, inside a band of ``band_mm`` around the warped mask: a
    spatial prior (logistic in the signed distance to the warped mask, scale
    ``prior_scale_mm``) times a Gaussian intensity likelihood of the organ (median and MAD of the
    warped mask's core) against the band's own intensity histogram; posterior > 0.5, holes
    filled slice by slice, the component that holds the core kept. Organs are claimed in the
-   order of :data:`CLAIM_ORDER`, without overlap.
+   order of :data:`CLAIM_ORDER`, without overlap. The liver and spleen get up to
+   ``refine_passes`` passes, each taking the previous result as its prior (so an organ the
+   affine atlas covers only in part is followed), kept only while a pass still changes the
+   mask (Dice below ``refine_converged_dice``) and never into another organ's prior core.
+   Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
+   spleen: ``organ_area_step``).
 
 A deep-learning backend (TotalSegmentator, #3) can replace steps 1–5 when installed; this
 module is the dependency-free default.
@@ -76,6 +84,16 @@ class LocalizeParams(StageParams):
     bspline_iterations: int = Field(50, description="L-BFGS-B iterations of the B-spline "
                                                     "stage.")
     refine: bool = Field(True, description="Refine the warped masks by intensity.")
+    refine_passes: dict[str, int] = Field({"liver": 3, "spleen": 2}, description=
+                                          "Refinement passes per organ; each pass takes the "
+                                          "previous result as its prior, so a large organ "
+                                          "that the affine atlas covers only in part is "
+                                          "followed up to band_mm further per pass.")
+    refine_converged_dice: float = Field(0.93, description="A further pass is kept only "
+                                                         "when it changes the mask (Dice "
+                                                         "with the previous pass below "
+                                                         "this); otherwise refinement "
+                                                         "stops with the previous pass.")
     prior_scale_mm: float = Field(4.0, description="Scale of the logistic spatial prior in "
                                                    "the signed distance to the warped mask.")
     band_mm: float = Field(12.0, description="Refinement is limited to this distance from "
@@ -83,9 +101,21 @@ class LocalizeParams(StageParams):
     core_mm: float = Field(4.0, description="Depth inside the warped mask used to estimate "
                                             "the organ's intensity.")
     min_sd_hu: float = Field(12.0, description="Floor of the organ intensity SD (HU).")
+    snap_organs: tuple[str, ...] = Field(("spleen", "aorta", "ivc"), description=
+                                         "Warped masks moved by the in-plane translation "
+                                         "(within snap_mm) that best separates them from "
+                                         "their surroundings, before refinement.")
+    snap_mm: float = Field(14.0, description="Largest in-plane shift searched by the snap.")
+    snap_gain: float = Field(1.3, description="A shift is taken only when its contrast score "
+                                              "beats the unshifted mask's by this factor.")
     extend_organs: tuple[str, ...] = Field(("liver", "spleen", "aorta", "ivc"), description=
                                            "Organs grown by intensity beyond the atlas's "
                                            "field of view (the atlas is a 90 mm slab).")
+    organ_area_step: float = Field(1.25, description="Liver/spleen growth beyond the atlas "
+                                                     "stops at the first slice whose area "
+                                                     "exceeds this times the previous slice's "
+                                                     "(or the largest section inside the "
+                                                     "atlas): a leak into touching tissue.")
     tube_area_ratio: float = Field(1.6, description="Aorta/IVC growth beyond the atlas stops "
                                                     "where a slice's area exceeds this times "
                                                     "their mean area inside the atlas.")
@@ -329,16 +359,41 @@ def localize(image: Image, params: LocalizeParams | None = None,
     warped, covered = _warp_labels(image, transform)
     organs: dict[str, np.ndarray] = {}
     dice: dict[str, float] = {}
+    shifts: dict[str, list[float]] = {}
     claimed = np.zeros(image.shape, bool)
+    priors = {name: warped == atlas.names.index(name) for name in CLAIM_ORDER}
     for name in CLAIM_ORDER:
-        prior = warped == atlas.names.index(name)
+        if p.refine and name in p.snap_organs and priors[name].any():
+            priors[name], shift = snap_organ(image, priors[name], p, noise_sd_hu)
+            if shift is not None:
+                shifts[name] = shift
+    # later passes may not take the core (deeper than core_mm) of another organ's prior
+    cores = {name: _core(m, image.spacing, p.core_mm) for name, m in priors.items()
+             if any(v > 1 for v in p.refine_passes.values()) and m.any()}
+    del warped
+    for name in CLAIM_ORDER:
+        prior = priors[name]
         if p.refine and prior.any():
             refined, mu, sd = refine_organ(image, prior, claimed, p, noise_sd_hu)
+            if p.refine_passes.get(name, 1) > 1:
+                others = claimed.copy()
+                for other, core in cores.items():
+                    if other != name:
+                        others |= core
+                for _ in range(p.refine_passes[name] - 1):  # re-centred on the organ
+                    if not refined.any():
+                        break
+                    again = refine_organ(image, refined, others, p, noise_sd_hu)
+                    if _dice(refined, again[0]) >= p.refine_converged_dice:
+                        break  # only creeping along the border: keep the previous pass
+                    refined, mu, sd = again
             dice[name] = _dice(prior, refined)
             if name in p.extend_organs and not covered.all():
                 grown = extend_beyond_atlas(image, refined, covered, claimed, mu, sd, p)
                 if name in TUBES:
                     grown = _stop_tube_leaks(grown, refined, p.tube_area_ratio)
+                else:
+                    grown = _stop_area_jumps(grown, refined, p.organ_area_step)
                 refined = grown
             if name == "aorta":
                 refined = round_tube(refined, image.spacing) & ~claimed
@@ -353,7 +408,18 @@ def localize(image: Image, params: LocalizeParams | None = None,
     organs["kidney"] = organs.pop("kidney_left") | organs.pop("kidney_right")
     factors = [int(round(a / b)) for a, b in zip(image.spacing, full.spacing, strict=True)]
     organs = {k: _expand(v, factors, full.shape) for k, v in organs.items()}
+    if shifts:
+        aff["snap_shift_mm"] = shifts
     return Localization(organs, {"portal_confluence": confluence.tolist()}, metric, aff, dice)
+
+
+def _core(mask: np.ndarray, spacing, depth_mm: float) -> np.ndarray:
+    """Voxels of ``mask`` deeper than ``depth_mm`` (distance transform in its bounding box)."""
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    out = np.zeros_like(mask)
+    out[box] = edt.edt(np.pad(mask[box], 1), anisotropy=spacing,
+                       parallel=2)[1:-1, 1:-1, 1:-1] > depth_mm
+    return out
 
 
 def _expand(mask: np.ndarray, factors, shape) -> np.ndarray:
@@ -394,6 +460,95 @@ def extend_beyond_atlas(image: Image, organ: np.ndarray, covered: np.ndarray,
     keep = keep[keep > 0]
     out = organ.copy()
     out[box] |= np.isin(lab, keep) & cand
+    return out
+
+
+def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
+               noise_sd_hu: float | None = None) -> tuple[np.ndarray, list[float] | None]:
+    """Move a warped organ mask in-plane to where it stands out from its surroundings.
+
+    Every integer-voxel shift ``(dy, dx)`` within ``snap_mm`` is scored by
+    ``max(median(inside) − median(ring), 0) / max(1.4826 MAD(inside), noise)`` (0 when the
+    inside's median is below 0 HU: fat or air), the ring being the voxels within 6 mm outside
+    the shifted mask (HU): the organ is brighter than what surrounds it. A registration that
+    lands the aorta a few millimetres off puts part of the mask on fat or bone: the inside
+    then spreads and the contrast drops. The best shift is taken only when it beats the
+    unshifted score by ``snap_gain``; returns the mask and the shift (``[dy, dx]`` mm) or
+    ``None``."""
+    p = params
+    sp = image.spacing
+    ring_mm = 6.0
+    q = [0] + [int(np.ceil((p.snap_mm + ring_mm) / s)) + 1 for s in sp[1:]]
+    box = ndimage.find_objects(prior.astype(np.uint8))[0]
+    box = tuple(slice(max(0, b.start - k), min(n, b.stop + k)) for b, k, n in
+                zip(box, q, image.shape, strict=True))
+    sub = prior[box]
+    hu = np.asarray(image.array[box], np.float32)
+    outside = edt.edt(~sub, anisotropy=sp, parallel=2)
+    ring = (outside > 0) & (outside <= ring_mm)
+    zi, yi, xi = np.nonzero(sub)
+    zr, yr, xr = np.nonzero(ring)
+    floor = max(float(noise_sd_hu or 0.0), 1.0)
+    ny, nx = sub.shape[1:]
+
+    def score(dy: int, dx: int) -> float:
+        yy, xx, yy2, xx2 = yi + dy, xi + dx, yr + dy, xr + dx
+        ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+        ok2 = (yy2 >= 0) & (yy2 < ny) & (xx2 >= 0) & (xx2 < nx)
+        if ok.mean() < 0.9 or ok2.mean() < 0.5:
+            return -np.inf
+        a, b = hu[zi[ok], yy[ok], xx[ok]], hu[zr[ok2], yy2[ok2], xx2[ok2]]
+        ma, mb = np.median(a), np.median(b)
+        if ma < 0.0:  # organs and vessels are soft tissue or brighter, never fat or air
+            return 0.0
+        return float(max(ma - mb, 0.0) / max(1.4826 * np.median(np.abs(a - ma)), floor))
+
+    ry, rx = (int(p.snap_mm // s) for s in sp[1:])
+    step = max(1, int(round(2.0 / min(sp[1:]))))  # coarse pass on a ~2 mm lattice
+    coarse = {(dy, dx): score(dy, dx) for dy in range(-ry, ry + 1, step)
+              for dx in range(-rx, rx + 1, step)
+              if (dy * sp[1]) ** 2 + (dx * sp[2]) ** 2 <= p.snap_mm ** 2}
+    by, bx = max(coarse, key=coarse.get)
+    fine = {(dy, dx): score(dy, dx) for dy in range(by - step + 1, by + step)
+            for dx in range(bx - step + 1, bx + step)}
+    fine.update(coarse)
+    (dy, dx), best = max(fine.items(), key=lambda kv: kv[1])
+    base = fine.get((0, 0), score(0, 0))
+    if (dy, dx) == (0, 0) or not best > p.snap_gain * max(base, 1e-6):
+        return prior, None
+    out = np.zeros_like(prior)
+    shifted = np.zeros_like(sub)
+    ys, yd = (slice(0, ny - dy), slice(dy, ny)) if dy >= 0 else (slice(-dy, ny),
+                                                                 slice(0, ny + dy))
+    xs, xd = (slice(0, nx - dx), slice(dx, nx)) if dx >= 0 else (slice(-dx, nx),
+                                                                 slice(0, nx + dx))
+    shifted[:, yd, xd] = sub[:, ys, xs]
+    out[box] = shifted
+    return out, [round(dy * sp[1], 2), round(dx * sp[2], 2)]
+
+
+def _stop_area_jumps(grown: np.ndarray, inside: np.ndarray, step: float) -> np.ndarray:
+    """Keep the slices of ``grown`` beyond the atlas part ``inside`` outwards while each
+    slice's area stays within ``step`` times the largest section of ``inside`` and (from the
+    second slice on) within ``step`` times the previous kept slice's area plus 20 voxels;
+    clear from the first slice that jumps (a leak) on."""
+    area_in = inside.sum(axis=(1, 2))
+    rows = np.nonzero(area_in)[0]
+    if rows.size == 0:
+        return inside
+    cap = step * float(area_in.max())
+    area = grown.sum(axis=(1, 2))
+    out = grown.copy()
+    for direction, first in ((1, rows.max()), (-1, rows.min())):
+        k, prev = first + direction, np.inf  # the first slice beyond: only the cap
+        while 0 <= k < len(area) and 0 < area[k] <= min(step * prev + 20, cap):
+            prev = float(area[k])
+            k += direction
+        if 0 <= k < len(area):
+            if direction > 0:
+                out[k:] = False
+            else:
+                out[: k + 1] = False
     return out
 
 

@@ -57,6 +57,13 @@ class PhaseParams(StageParams):
                                                           "called a conflict.")
     erosion_mm: float = Field(2.0, description="Masks are eroded by this much before "
                                                "measuring, to avoid partial volume.")
+    min_refinement_dice: float = Field(0.4, description="A localized region enters only "
+                                                       "when intensity refinement kept at "
+                                                       "least this Dice with its warped "
+                                                       "atlas mask (a thin vessel such as "
+                                                       "the portal vein that the atlas "
+                                                       "misses is left out, not measured "
+                                                       "elsewhere).")
     seed: int = Field(20240611, description="Seed of the simulation that fits the model.")
 
 
@@ -162,6 +169,29 @@ def recognize_phase(features: dict[str, float], metadata: dict | None = None,
     feats = {r: float(features.get(r, np.nan)) for r in REGIONS}
     return PhaseResult(phase, {ph: float(v) for ph, v in zip(PHASES, post, strict=True)},
                        feats, evidence, conflict)
+
+
+def impute_regions(features: dict[str, float], phase: str,
+                   params: PhaseParams | None = None) -> dict[str, float]:
+    """Fill regions that were not measured (NaN or absent) with their expected HU given the
+    measured ones under ``phase``: the conditional mean of the phase's Gaussian model,
+    ``μ_m + Σ_mo Σ_oo⁻¹ (x_o − μ_o)``. Measured values are returned unchanged; an
+    ``unknown`` phase or nothing measured leaves the NaNs."""
+    out = {r: float(features.get(r, np.nan)) for r in REGIONS}
+    if phase not in PHASES:
+        return out
+    p = params or PhaseParams()
+    means, covs = phase_model(p.measurement_sd_hu, p.n_simulated, p.seed)
+    k = PHASES.index(phase)
+    x = np.array([out[r] for r in REGIONS])
+    o, m = np.isfinite(x), ~np.isfinite(x)
+    if not o.any() or not m.any():
+        return out
+    mu, c = means[k], covs[k]
+    cond = mu[m] + c[np.ix_(m, o)] @ np.linalg.solve(c[np.ix_(o, o)], x[o] - mu[o])
+    for r, v in zip(np.asarray(REGIONS)[m], cond, strict=True):
+        out[str(r)] = float(v)
+    return out
 
 
 def measure_regions(image: Image, organs: dict[str, np.ndarray],

@@ -28,6 +28,7 @@ import html
 import io
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,14 @@ from vasomics.chain.graph import GraphParams, mask_to_graph
 from vasomics.chain.liver_vessels import LiverVesselParams, LiverVessels, segment_liver_vessels
 from vasomics.chain.localize import ORGANS, Localization, LocalizeParams, localize
 from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
-from vasomics.chain.phase import PHASES, PhaseParams, PhaseResult, measure_regions, recognize_phase
+from vasomics.chain.phase import (
+    PHASES,
+    PhaseParams,
+    PhaseResult,
+    impute_regions,
+    measure_regions,
+    recognize_phase,
+)
 from vasomics.chain.qc import QCParams, QCReport, check_coverage, check_image, estimate_noise_sd
 from vasomics.errors import InputError, ParameterError
 from vasomics.features.liver import liver_features
@@ -80,23 +88,30 @@ class ChainResult:
     hepatic: VesselGraph | None = None
     features: FeatureTable | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     noise_sd_hu: float = float("nan")
     stopped: str | None = None
 
 
 class _Timer:
-    def __init__(self, record: dict):
+    """Wall seconds per stage into ``record``; CPU seconds of this process (all threads,
+    user + system) into ``cpu`` (the machine may be shared: CPU time is the steadier
+    figure)."""
+
+    def __init__(self, record: dict, cpu: dict | None = None):
         self.record = record
+        self.cpu = {} if cpu is None else cpu
 
     def __call__(self, name: str):
         timer = self
 
         class _Ctx:
             def __enter__(self):
-                self.t0 = time.perf_counter()
+                self.t0, self.c0 = time.perf_counter(), time.process_time()
 
             def __exit__(self, *exc):
                 timer.record[name] = round(time.perf_counter() - self.t0, 3)
+                timer.cpu[name] = round(time.process_time() - self.c0, 3)
                 return False
 
         return _Ctx()
@@ -112,10 +127,11 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
     if phase != "auto" and phase not in PHASES:
         raise ParameterError(f"phase must be auto or one of {', '.join(PHASES)}, got {phase!r}")
     seconds: dict[str, float] = {}
-    timed = _Timer(seconds)
+    cpu: dict[str, float] = {}
+    timed = _Timer(seconds, cpu)
     with timed("qc"):
         qc = check_image(image, p.qc)
-    result = ChainResult(qc=qc, stage_seconds=seconds)
+    result = ChainResult(qc=qc, stage_seconds=seconds, stage_cpu_seconds=cpu)
     if qc.failures() and not force:
         result.stopped = qc.summary()
         return result
@@ -128,8 +144,16 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
                       lambda: localize(image, p.localize, noise), _save_loc, _load_loc)
     result.localization = loc
     with timed("phase"):
-        hu = measure_regions(image, loc.organs, p.phase.erosion_mm)
+        unsure = sorted(r for r, d in loc.refinement_dice.items()
+                        if d < p.phase.min_refinement_dice)
+        hu = measure_regions(image, {k: v for k, v in loc.organs.items() if k not in unsure},
+                             p.phase.erosion_mm)
         ph = recognize_phase(hu, image.metadata, p.phase)
+        if any(r in unsure for r in hu):
+            ph.evidence.append("left out (refinement moved the atlas mask): "
+                               + ", ".join(r for r in unsure if r in hu))
+            # the vessel stage gets the HU the phase model expects there instead
+            hu = impute_regions(hu, ph.phase, p.phase)
         if phase != "auto":
             ph.evidence.append(f"phase set by the user to {phase} (recognized {ph.phase})")
             ph.phase = phase
@@ -247,14 +271,15 @@ def run_chain(ct_path: str | Path, outdir: str | Path, *, params: str | Path | N
 
     run_params = load_params(RunParams, params)
     outdir = Path(outdir)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     image = read_image(ct_path)
-    read_s = time.perf_counter() - t0
+    read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
     input_hash = file_sha256(ct_path)
     key = hashlib.sha256(input_hash.encode()).hexdigest()[:16]
     result = characterize(image, run_params, phase=phase, force=force,
                           cache_dir=outdir / ".cache", input_key=key)
     result.stage_seconds = {"read": round(read_s, 3), **result.stage_seconds}
+    result.stage_cpu_seconds = {"read": round(read_cpu, 3), **result.stage_cpu_seconds}
     with staged_output_dir(outdir) as stage:
         _write_outputs(stage, image, result, run_params, ct_path)
     if result.stopped:
@@ -268,7 +293,7 @@ def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunPa
     from vasomics.io.graphs import write_graph_vtp
     from vasomics.io.images import write_image
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     (stage / "qc.json").write_text(json.dumps(result.qc.to_dict(), indent=1))
     (stage / "params.yaml").write_text(dump_params_yaml(params))
     if result.phase is not None:
@@ -292,8 +317,12 @@ def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunPa
     if result.features is not None:
         result.features.to_csv(stage / "features.csv")
     result.stage_seconds["write"] = round(time.perf_counter() - t0, 3)
+    result.stage_cpu_seconds["write"] = round(time.process_time() - c0, 3)
     (stage / "summary.html").write_text(summary_html(image, result), encoding="utf-8")
     record = provenance_record(params, {"ct": ct_path}, result.stage_seconds)
+    record["stage_cpu_seconds"] = result.stage_cpu_seconds
+    record["load_average"] = [round(v, 2) for v in os.getloadavg()] \
+        if hasattr(os, "getloadavg") else None
     record["phase_override"] = None if result.phase is None else [
         e for e in result.phase.evidence if e.startswith("phase set by the user")]
     (stage / "provenance.json").write_text(json.dumps(record, indent=1))

@@ -5,9 +5,13 @@ Geometry (physical LPS mm, identity direction; ``x`` to the patient's left, ``y`
 
 * body: elliptic cylinder with subcutaneous fat, a muscle wall and a mixed-density abdominal
   background; a vertebral column (cancellous core, cortical shell) and paraspinal muscles;
-* liver: right lobe and left lobe ellipsoids (patient right, upper abdomen), spleen (left,
-  posterior), kidneys, aorta (left of the midline, anterior to the spine), inferior vena cava
-  (right, entering the back of the liver and running up to the diaphragm);
+  ribs (bone arcs in the wall from the renal poles up) and the lung bases (air above a
+  diaphragm that domes over liver and spleen, reaching lowest in the posterior recesses), as
+  in the upper-abdominal slab of a real CT;
+* liver: right lobe and left lobe ellipsoids (patient right, upper abdomen) cut behind the
+  inferior vena cava, spleen (left, posterior), kidneys, aorta (left of the midline, anterior
+  to the spine), inferior vena cava (right, in a groove on the back of the liver, running up
+  to the diaphragm);
 * portal venous tree: superior mesenteric vein (SMV, root, from below) and splenic vein (from
   the splenic hilum) join at the confluence; the main portal vein runs to the hilum and
   divides into the right portal vein (right anterior → S5/S8, right posterior → S6/S7) and the
@@ -44,7 +48,8 @@ PHASES = ("native", "arterial", "portal_venous", "delayed")
 
 #: Label values of the phantom's label volume.
 LABELS = {"air": 0, "fat": 1, "muscle": 2, "abdomen": 3, "bone": 4, "liver": 5, "spleen": 6,
-          "kidney": 7, "aorta": 8, "ivc": 9, "portal": 10, "hepatic": 11, "cortical": 12}
+          "kidney": 7, "aorta": 8, "ivc": 9, "portal": 10, "hepatic": 11, "cortical": 12,
+          "lung": 13}
 
 #: Mean Hounsfield units per phase and compartment, and the SD of their variation between
 #: scans (bolus timing, dose, cardiac output). Values follow typical multiphase liver CT
@@ -62,7 +67,7 @@ ENHANCEMENT_HU = {
 }
 #: Non-enhancing tissue (HU).
 TISSUE_HU = {"air": -1000.0, "fat": -100.0, "muscle": 50.0, "abdomen": -30.0, "bone": 250.0,
-             "cortical": 800.0}
+             "cortical": 800.0, "lung": -850.0}
 
 #: Portal segment names in construction order (Couinaud territory per segmental branch).
 PORTAL_NAMES = ("superior_mesenteric_vein", "splenic_vein", "main_portal_vein",
@@ -146,9 +151,14 @@ def _anatomy(rng: np.random.Generator) -> _Anatomy:
     liver_r = (np.array([-62 + j(4), 2 + j(4), 0.0]), np.array([72 * k(), 68 * k(), 78 * k()]))
     liver_l = (np.array([12 + j(4), -36 + j(3), 18 + j(4)]),
                np.array([52 * k(), 34 * k(), 44 * k()]))
-    spleen = (np.array([100 + j(4), 48 + j(4), 5 + j(5)]), np.array([32 * k(), 48 * k(), 55 * k()]))
-    kidneys = ((np.array([-72.0, 62.0, -80.0]), np.array([28.0, 24.0, 50.0])),
-               (np.array([72.0, 62.0, -75.0]), np.array([28.0, 24.0, 50.0])))
+    # spleen posterolateral against the abdominal wall, its centre level with the vertebral
+    # body as in the bundled real CT (there ~115 mm left of and ~9 mm behind the spine)
+    spleen = (np.array([106 + j(4), 56 + j(4), 5 + j(5)]), np.array([30 * k(), 44 * k(), 55 * k()]))
+    # upper renal poles near the level of the liver's widest section (right ~10 mm lower),
+    # as in the bundled real CT (TotalSegmentator example: kidney tops where the liver
+    # section is ~90 % of its largest, the spleen reaching ~60 mm below them)
+    kidneys = ((np.array([-72.0, 62.0, -52.0]), np.array([28.0, 24.0, 50.0])),
+               (np.array([72.0, 62.0, -42.0]), np.array([28.0, 24.0, 50.0])))
     return _Anatomy(liver_r, liver_l, spleen, kidneys,
                     aorta_xy=np.array([16 + j(3), 28 + j(3)]), aorta_r=11 + j(1.5),
                     ivc_xy=np.array([-22 + j(3), 22 + j(3)]), ivc_r=10 + j(1.5),
@@ -160,10 +170,17 @@ def _in_ellipsoid(p: np.ndarray, centre, axes, shrink_mm: float = 0.0) -> np.nda
     return np.sum(((p - centre) / a) ** 2, axis=-1) <= 1.0
 
 
+def _retrocaval(anat: _Anatomy, p: np.ndarray, margin_mm: float = 0.0) -> np.ndarray:
+    """Points behind the IVC's centre and medial to its right wall: crus and spine, never
+    liver (the IVC runs in a groove on the liver's posterior surface, not through it)."""
+    return ((p[..., 1] > anat.ivc_xy[1] - margin_mm)
+            & (p[..., 0] > anat.ivc_xy[0] - anat.ivc_r - margin_mm))
+
+
 def _in_liver(anat: _Anatomy, p: np.ndarray, shrink_mm: float = 0.0) -> np.ndarray:
     p = np.atleast_2d(p)
-    return (_in_ellipsoid(p, *anat.liver_r, shrink_mm)
-            | _in_ellipsoid(p, *anat.liver_l, shrink_mm))
+    return ((_in_ellipsoid(p, *anat.liver_r, shrink_mm)
+             | _in_ellipsoid(p, *anat.liver_l, shrink_mm)) & ~_retrocaval(anat, p, shrink_mm))
 
 
 def _curve(a, b, rng, step, bend=0.12) -> np.ndarray:
@@ -307,12 +324,14 @@ def _box(shape, spacing, origin, centre, half):
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
-def _paint_ellipsoid(labels, spacing, origin, centre, axes, value, only=None):
+def _paint_ellipsoid(labels, spacing, origin, centre, axes, value, only=None, exclude=None):
     box = _box(labels.shape, spacing, origin, centre, axes)
     if any(b.stop <= b.start for b in box):
         return
     p = _grid_points(labels.shape, spacing, origin, box)
     inside = np.sum(((p - centre.astype(np.float32)) / axes.astype(np.float32)) ** 2, -1) <= 1
+    if exclude is not None:
+        inside &= ~exclude(p)
     sub = labels[box]
     if only is not None:
         inside &= np.isin(sub, only)
@@ -372,8 +391,9 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     hepatic = _hepatic_tree(anat, rng, step, depth, min_r)
     labels = _label_volume(shape, spacing, origin, anat, portal, hepatic)
     env = np.zeros(shape, bool)
-    _paint_ellipsoid(env.view(np.uint8), spacing, origin, *anat.liver_r, 1)
-    _paint_ellipsoid(env.view(np.uint8), spacing, origin, *anat.liver_l, 1)
+    for part in (anat.liver_r, anat.liver_l):
+        _paint_ellipsoid(env.view(np.uint8), spacing, origin, *part, 1,
+                         exclude=lambda q: _retrocaval(anat, q))
     values = dict(hu or sample_enhancement(phase, rng))
     image = render_labels(labels, spacing, _phantom_lut(values), noise_sd_hu, psf_sigma_mm, rng)
     geometry = {"spacing": spacing, "origin": origin}
@@ -422,16 +442,18 @@ def _label_volume(shape, spacing, origin, anat, portal, hepatic) -> np.ndarray:
     slice_lab[np.hypot(p2[..., 0] - anat.aorta_xy[0], p2[..., 1] - anat.aorta_xy[1])
               <= anat.aorta_r] = LABELS["aorta"]
     lab[:] = slice_lab
+    zs = origin[2] + np.arange(shape[0]) * spacing[0]
+    _paint_ribs_and_lungs(lab, p2, zs, spacing, origin, anat, core)
     soft = [LABELS["abdomen"], LABELS["muscle"]]
     for centre, axes in anat.kidneys:
         _paint_ellipsoid(lab, spacing, origin, centre, axes, LABELS["kidney"], only=soft)
     _paint_ellipsoid(lab, spacing, origin, *anat.spleen, LABELS["spleen"], only=soft)
     for part in (anat.liver_r, anat.liver_l):
         _paint_ellipsoid(lab, spacing, origin, *part, LABELS["liver"],
-                         only=soft + [LABELS["fat"], LABELS["kidney"]])
+                         only=soft + [LABELS["fat"], LABELS["kidney"]],
+                         exclude=lambda q: _retrocaval(anat, q))
     # IVC: from below up to the top of the liver (then towards the heart).
     ivc_top = anat.liver_r[0][2] + anat.liver_r[1][2] + 10
-    zs = origin[2] + np.arange(shape[0]) * spacing[0]
     ivc_disk = np.hypot(p2[..., 0] - anat.ivc_xy[0], p2[..., 1] - anat.ivc_xy[1]) <= anat.ivc_r
     for k in np.nonzero(zs <= ivc_top)[0]:
         lab[k][ivc_disk] = LABELS["ivc"]
@@ -440,6 +462,38 @@ def _label_volume(shape, spacing, origin, anat, portal, hepatic) -> np.ndarray:
                                flat_caps=False)
         lab[mask & (lab != LABELS["ivc"]) & (lab != LABELS["aorta"])] = value
     return lab
+
+
+def _paint_ribs_and_lungs(lab, p2, zs, spacing, origin, anat, core) -> None:
+    """Ribs: bone arcs in the muscle wall (12 per turn, rotating 9 degrees per cm of height;
+    none in front of the sternum or at the spine) from the upper renal poles up. Lung bases:
+    air inside the wall above the diaphragm, whose height falls from 20 mm below the liver's
+    top anteriorly to 70 mm below it posteriorly, and never within 8 mm of liver or spleen
+    (the diaphragm drapes over their domes); the mediastinum in front of the spine stays
+    soft tissue."""
+    x, y = p2[..., 0], p2[..., 1]
+    theta = np.arctan2(y - anat.body_cy, x)
+    wall = (core > 1) & (lab[0] == LABELS["muscle"])
+    front = np.abs(np.angle(np.exp(1j * (theta + np.pi / 2)))) < np.deg2rad(25)
+    back = np.abs(np.angle(np.exp(1j * (theta - np.pi / 2)))) < np.deg2rad(20)
+    rib_low = max(c[2] + a[2] for c, a in anat.kidneys) - 30
+    top = anat.liver_r[0][2] + anat.liver_r[1][2]
+    floor = (top - 20 - 50 * np.clip((y - anat.body_cy + 40) / 110, 0, 1)
+             - 15 * np.clip((np.abs(x) - 60) / 80, 0, 1))
+    inner = core <= 1
+    medi = (x / 50) ** 2 + ((y - 10) / 60) ** 2 <= 1  # heart and great vessels
+    organs = ((anat.liver_r, 8.0), (anat.liver_l, 8.0), (anat.spleen, 8.0))
+    for k, z in enumerate(zs):
+        if z >= rib_low:
+            rib = wall & ~front & ~back & (np.cos(12 * theta + np.deg2rad(9) * z / 10) > 0.55)
+            lab[k][rib] = LABELS["bone"]
+        lung = inner & ~medi & (z > floor) & (lab[k] == LABELS["abdomen"])
+        if not lung.any():
+            continue
+        p = np.concatenate([p2, np.full(p2.shape[:-1] + (1,), z, p2.dtype)], axis=-1)
+        for (centre, axes), margin in organs:
+            lung &= ~_in_ellipsoid(p, centre, np.asarray(axes) + margin)
+        lab[k][lung] = LABELS["lung"]
 
 
 def _phantom_lut(hu: dict[str, float]) -> np.ndarray:
@@ -494,3 +548,69 @@ def render_labels(labels, spacing, lut, noise_sd, psf_sigma_mm, rng) -> np.ndarr
         noise *= np.float32(noise_sd / max(float(noise[::4, ::4, ::4].std()), 1e-6))
         image += noise
     return image
+
+
+# --------------------------------------------------------------------------- scoring
+def truth_organs(truth: LiverCTTruth) -> dict[str, np.ndarray]:
+    """Truth masks under the chain's organ names (``portal_vein``: extrahepatic portal
+    and splenic vein)."""
+    lab = truth.labels.array
+    env = truth.labels.metadata["liver_envelope"]
+    return {"liver": truth.mask("liver"), "spleen": lab == LABELS["spleen"],
+            "aorta": lab == LABELS["aorta"], "ivc": lab == LABELS["ivc"],
+            "portal_vein": (lab == LABELS["portal"]) & ~env, "kidney": lab == LABELS["kidney"]}
+
+
+def naming_accuracy(named: VesselGraph | None, truth: VesselGraph, tol_mm: float,
+                    step_mm: float = 0.5) -> tuple[float, float]:
+    """Per-segment naming accuracy of an extracted, named graph against a truth graph.
+
+    Both are resampled every ``step_mm``; an extracted point is *matched* when a truth
+    centerline point lies within ``tol_mm``. A segment is named right when its label equals
+    the majority truth label of its matched points. Returns (length-weighted fraction of the
+    matched segments named right, fraction of the extracted length matched); NaN, 0 when
+    nothing matched or ``named`` is ``None``."""
+    from scipy.spatial import cKDTree
+
+    from vasomics.chain.compare import resample_polylines
+
+    if named is None or named.n_segments == 0:
+        return float("nan"), 0.0
+    pts, labels = [], []
+    for s in range(truth.n_segments):
+        p, _ = resample_polylines([truth.segment_points(s)], [truth.segment_radius(s)],
+                                  step_mm)
+        pts.append(p)
+        labels += [truth.segment_label[s]] * len(p)
+    tree, labels = cKDTree(np.concatenate(pts)), np.asarray(labels, object)
+    right = matched = total = 0.0
+    for s in range(named.n_segments):
+        p, _ = resample_polylines([named.segment_points(s)], [named.segment_radius(s)],
+                                  step_mm)
+        d, j = tree.query(p)
+        total += len(p)
+        ok = d <= tol_mm
+        if not ok.any():
+            continue
+        names, counts = np.unique(labels[j[ok]], return_counts=True)
+        matched += ok.sum()
+        right += ok.sum() * (names[np.argmax(counts)] == named.segment_label[s])
+    return (float(right / matched) if matched else float("nan"),
+            float(matched / total) if total else 0.0)
+
+
+def truth_features(truth: LiverCTTruth) -> dict[tuple[str, str], float]:
+    """Generator truth of the chain's tree features, keyed ``(feature_id, scope)``: liver
+    and spleen volume (mL), per venous tree total length (mm), lumen volume (mL), volume
+    fraction (1) and length density (mm⁻²) — the units of :mod:`vasomics.features.liver`."""
+    v = truth.values
+    liver = v["liver_volume_mm3"]
+    out = {("VX.A.T.LIVER_VOL", "tree"): liver / 1e3,
+           ("VX.A.T.SPLEEN_VOL", "tree"): v["spleen_volume_mm3"] / 1e3}
+    for key, scope in (("portal", "vessel:portal_venous_tree"),
+                       ("hepatic", "vessel:hepatic_venous_tree")):
+        out[("VX.A.V.TREE_LEN", scope)] = v[f"{key}_length_mm"]
+        out[("VX.A.V.TREE_VOL", scope)] = v[f"{key}_volume_mm3"] / 1e3
+        out[("VX.A.V.VESSEL_VOLUME_FRACTION", scope)] = v[f"{key}_volume_mm3"] / liver
+        out[("VX.A.V.LENGTH_DENSITY", scope)] = v[f"{key}_length_mm"] / liver
+    return out
