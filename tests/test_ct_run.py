@@ -169,3 +169,16 @@ def test_chain_on_phantoms_naming_and_tree_features(chain_on_phantoms):
     for r in chain_on_phantoms:
         assert np.nanmin(r["naming"]) >= 0.95, r["naming"]
         assert max(abs(e) for e in r["errors"].values()) <= 0.05, r["errors"]
+
+
+def test_run_on_a_scan_without_the_liver(tmp_path, shared_data, capsys):
+    """The thoracic CT angiogram (TotalSegmentator example) does not reach the liver: the
+    chain stops with a one-line QC failure naming liver coverage, never a crash or a
+    liver measured somewhere else."""
+    cta = (shared_data / "totalsegmentator_examples" / "aorta_report" / "test_result" /
+           "models" / "ct_cropped.nii.gz")
+    err = _one_line_error(capsys, ["run", str(cta), "-o", str(tmp_path / "cta")])
+    assert "quality control" in err and "liver" in err, err
+    qc = json.loads((tmp_path / "cta" / "qc.json").read_text())
+    assert any(c["name"] == "liver_coverage" and c["status"] == "fail" for c in qc["checks"])
+    assert not (tmp_path / "cta" / "vessels.nii.gz").exists()
