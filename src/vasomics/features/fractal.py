@@ -45,6 +45,8 @@ mean of ``Λ(ε)`` over ``lacunarity_boxes`` edges spaced geometrically over the
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +92,16 @@ class Foreground:
 N_OFFSETS = 16
 #: The box range spans at most this many octaves above its lower end.
 RANGE_OCTAVES = 3
+
+
+def _threaded(func, tasks: list) -> list:
+    """``[func(*t) for t in tasks]`` on up to ``os.cpu_count()`` threads (the compiled
+    kernels release the GIL); results in task order."""
+    workers = min(len(tasks), os.cpu_count() or 1)
+    if workers <= 1:
+        return [func(*t) for t in tasks]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(lambda t: func(*t), tasks))
 
 
 def _lattice_directions(ndim: int) -> np.ndarray:
@@ -286,9 +298,8 @@ def box_counts(mask, spacing, sizes_mm, n_offsets: int = N_OFFSETS) -> np.ndarra
     offsets = grid_offsets(n_offsets, len(fg.shape))
     if len(fg.shape) == 2:
         offsets = np.column_stack([np.zeros(n_offsets), offsets])
-    bits = np.zeros(0, np.uint8)
-    for i, eps in enumerate(sizes):
-        total = 0
+    tasks = []
+    for eps in sizes:
         for off in offsets:
             lims = []
             for axis, (n, s, o) in enumerate(zip(extent, sp, off, strict=True)):
@@ -299,14 +310,15 @@ def box_counts(mask, spacing, sizes_mm, n_offsets: int = N_OFFSETS) -> np.ndarra
                 lo = np.floor(faces[:-1] + 1e-9).astype(np.int64)
                 hi = np.maximum(np.ceil(faces[1:] - 1e-9).astype(np.int64) - 1, lo)
                 lims.append((lo, hi, int(hi[-1]) + 1))
-            (lz, hz, nz), (ly, hy, ny), (lx, hx, nx) = lims
-            n_bytes = (nz * ny * nx + 7) // 8
-            if n_bytes > bits.size:
-                bits = np.zeros(n_bytes, np.uint8)
-            else:
-                bits[:n_bytes] = 0
-            total += _count_boxes(rz, ry, rx0, rx1, lz, hz, ly, hy, lx, hx, ny, nx, bits)
-        out[i] = total / len(offsets)
+            tasks.append(lims)
+
+    def count(lims) -> int:
+        (lz, hz, nz), (ly, hy, ny), (lx, hx, nx) = lims
+        bits = np.zeros((nz * ny * nx + 7) // 8, np.uint8)
+        return _count_boxes(rz, ry, rx0, rx1, lz, hz, ly, hy, lx, hx, ny, nx, bits)
+
+    counts = np.asarray(_threaded(count, [(t,) for t in tasks]), float)
+    out[:] = counts.reshape(len(sizes), len(offsets)).mean(axis=1)
     return out
 
 
@@ -426,7 +438,7 @@ def lacunarity_curve(mask, spacing, sizes_mm: np.ndarray,
         region = region.view(np.uint8)
         starts = [0, *map(int, lo)] if flat else [int(v) for v in lo]
     centroid = [float(np.mean(c)) for c in local]  # voxel units, from the box corner
-    for i, eps in enumerate(np.asarray(sizes_mm, float)):
+    def one(eps: float) -> float:
         m = int(min(GLIDE_FRACTION, max(1, np.floor(eps / max(sp) + 1e-9))))
         h = eps / m  # cell edge = gliding step, mm
         tabs, n_cells, ms, centre = [], [], [], []
@@ -469,7 +481,9 @@ def lacunarity_curve(mask, spacing, sizes_mm: np.ndarray,
         s1, s2 = _gliding_moments(vrow_ptr, local[2], extent[1], *tabs[0], *tabs[1], *tabs[2],
                                   z_lo, z_hi, n_cells[0], n_cells[1], n_cells[2], *ms,
                                   q[0], q[1], q[2], r_cells, reg, *maps, region is not None)
-        out[i] = n_pos * s2 / (s1 * s1) if s1 > 0 and n_pos > 0 else np.nan
+        return n_pos * s2 / (s1 * s1) if s1 > 0 and n_pos > 0 else np.nan
+
+    out[:] = _threaded(one, [(eps,) for eps in np.asarray(sizes_mm, float)])
     return out
 
 
