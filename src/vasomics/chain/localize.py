@@ -504,7 +504,7 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
         return float(max(ma - mb, 0.0) / max(1.4826 * np.median(np.abs(a - ma)), floor))
 
     ry, rx = (int(p.snap_mm // s) for s in sp[1:])
-    step = max(1, int(round(2.0 / min(sp[1:]))))  # coarse pass on a ~2 mm lattice
+    step = max(1, int(round(3.0 / min(sp[1:]))))  # coarse pass on a ~3 mm lattice
     coarse = {(dy, dx): score(dy, dx) for dy in range(-ry, ry + 1, step)
               for dx in range(-rx, rx + 1, step)
               if (dy * sp[1]) ** 2 + (dx * sp[2]) ** 2 <= p.snap_mm ** 2}
