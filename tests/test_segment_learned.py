@@ -4,7 +4,6 @@ agreement with manual masks, a one-iteration training smoke run, missing weights
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -17,27 +16,23 @@ from vasomics.metrics import segmentation as sm
 @pytest.fixture(scope="module")
 def chase_predictions(shared_data):
     items = learned.load_dataset("chase", shared_data / "chase_db1", "test")
-    out, seconds = [], []
+    out = []
     for _, rgb, gt, fov in items:
-        t0 = time.process_time()  # CPU seconds: the wall clock depends on the machine's load
         mask, prob = learned.segment_learned(rgb, "chase", fov, threads=1)
-        seconds.append(time.process_time() - t0)
         out.append((mask, prob, gt, fov))
-    return out, seconds
+    return out
 
 
 def test_chase_test_split_dice_cldice(chase_predictions):
     """CHASE_DB1 test split (8 images, first observer), inside the FOV.
 
     Measured: Dice 0.796, clDice 0.835, ROC AUC 0.981 (targets: Dice 0.79, clDice 0.80)."""
-    preds, seconds = chase_predictions
+    preds = chase_predictions
     d = np.mean([sm.dice(m, g, f) for m, _, g, f in preds])
     cl = np.mean([sm.cl_dice(m, g, f) for m, _, g, f in preds])
     auc = np.mean([sm.roc_auc(p, g, f) for _, p, g, f in preds])
     assert d >= 0.79 and cl >= 0.80 and auc > 0.97, (d, cl, auc)
-    # 1 thread, 4-flip TTA: 1.43 s CPU per image at load 6-10 (same network: 0.79 s wall on 2
-    # threads at load 1.2, 2026-11-24)
-    assert np.median(seconds) < 2.0
+    # inference time is measured by benchmarks/eval_segment_learned.py, not asserted here
 
 
 def test_rossa_validation_dice(shared_data):
@@ -57,7 +52,7 @@ def chase_feature_pairs(chase_predictions):
     from vasomics.image import Image
 
     values = {i: ([], []) for i in FEATURES}
-    for mask, _, gt, fov in chase_predictions[0]:
+    for mask, _, gt, fov in chase_predictions:
         region = Image(fov.astype(np.uint8))
         for k, m in enumerate((mask, gt & fov)):
             table = extract_features(Image(m.astype(np.uint8)), region=region)
