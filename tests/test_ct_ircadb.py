@@ -61,22 +61,22 @@ def _dice(a, b):
 
 
 def test_ircadb_tree_separation_dice_with_manual_organs(ircadb):
-    """Measured (seed 0: portal 196, hepatic 169, liver 113 HU; noise 12 HU): portal 0.855,
-    hepatic 0.792; hepatic voxels given to the portal tree 2100, portal to hepatic 1500.
+    """Measured (seed 0: portal 196, hepatic 169, liver 113 HU; noise 12 HU): portal 0.867,
+    hepatic 0.812; hepatic voxels given to the portal tree 1060, portal to hepatic 1150.
     Goal 0.85 per tree: hepatic not met. The segmentation bounds it: the hepatic veins are
     1-2 mm in radius and their noisy boundary voxels flip both ways (missed and spurious
     about 5000 each of 33500); the noise-free image gives 0.86. Other enhancement draws:
-    seed 1 (hepatic 156 HU) 0.876 / 0.743; seed 2 (hepatic 138 HU, 19 HU above the liver)
-    0.867 / 0.34 (hepatic veins barely enhanced)."""
+    seed 1 (hepatic 156 HU) 0.878 / 0.750; seed 2 (hepatic 138 HU, 19 HU above the liver)
+    0.866 / 0.33 (hepatic veins barely enhanced)."""
     _, a, _, ves, domain = ircadb
     assert ves.status == "ok"
     portal, hepatic = np.isin(a, PORTAL) & domain, np.isin(a, HEPATIC) & domain
     d_portal = _dice(ves.portal & domain, portal)
     d_hepatic = _dice(ves.hepatic & domain, hepatic)
-    assert d_portal >= 0.84, d_portal
-    assert d_hepatic >= 0.77, d_hepatic
-    assert np.count_nonzero(ves.portal & hepatic) < 2600
-    assert np.count_nonzero(ves.hepatic & portal) < 2000
+    assert d_portal >= 0.85, d_portal
+    assert d_hepatic >= 0.79, d_hepatic
+    assert np.count_nonzero(ves.portal & hepatic) < 1600
+    assert np.count_nonzero(ves.hepatic & portal) < 1600
 
 
 def _portal_graph(lab: Image, mask: np.ndarray, root):
