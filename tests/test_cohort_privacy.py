@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from _dicom import write_series
 from vasomics.cohort.executors import LocalExecutor
 from vasomics.cohort.manifest import load_manifest
 from vasomics.cohort.runner import run_cohort
@@ -19,30 +18,12 @@ SECRETS = (PATIENT_NAME, "Quixote", "Alonso", PATIENT_ID, "58213", "La Mancha Ge
 
 def _write_series(folder, volume: np.ndarray, spacing=(1.0, 0.5, 0.5)) -> None:
     """A binary mask as an MR series (uint16, one file per slice) carrying identifiers."""
-    folder.mkdir(parents=True)
-    series, study = generate_uid(), generate_uid()
-    for k, plane in enumerate(volume):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.PatientName, ds.PatientID, ds.PatientBirthDate = PATIENT_NAME, PATIENT_ID, "19470923"
-        ds.InstitutionName, ds.AccessionNumber = "La Mancha General", "ACC-44120"
-        ds.SeriesDescription = f"vessel mask of {PATIENT_NAME}"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "MR", 1, k + 1
-        ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-        ds.ImagePositionPatient = ["0", "0", f"{k * spacing[0]:g}"]
-        ds.PixelSpacing = [f"{spacing[1]:g}", f"{spacing[2]:g}"]
-        ds.SliceThickness = spacing[0]
-        ds.Rows, ds.Columns = plane.shape
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.PixelData = plane.astype("<u2").tobytes()
-        ds.save_as(folder / f"IM{k:04d}.dcm", enforce_file_format=True)
+    write_series(folder, volume, spacing=spacing, origin=(0.0, 0.0, 0.0), modality="MR",
+                 series_number=1, identifiers={
+                     "PatientName": PATIENT_NAME, "PatientID": PATIENT_ID,
+                     "PatientBirthDate": "19470923", "InstitutionName": "La Mancha General",
+                     "AccessionNumber": "ACC-44120",
+                     "SeriesDescription": f"vessel mask of {PATIENT_NAME}"})
 
 
 def test_dicom_identifiers_never_reach_the_database(tmp_path):

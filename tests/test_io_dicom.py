@@ -9,15 +9,16 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from _dicom import IDENTIFIERS, write_series
 from vasomics.errors import GeometryError, InputError
 from vasomics.io.dicom import list_dicom_series
 from vasomics.io.images import read_image
 
-PATIENT_NAME = "Doe^Johnathan"
-PATIENT_ID = "PID-7734921"
-INSTITUTION = "St Example Hospital"
+PATIENT_NAME = IDENTIFIERS["PatientName"]
+PATIENT_ID = IDENTIFIERS["PatientID"]
+INSTITUTION = IDENTIFIERS["InstitutionName"]
 
 
 def _rotation(ax: float, ay: float) -> np.ndarray:
@@ -25,49 +26,6 @@ def _rotation(ax: float, ay: float) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     return ry @ rx
-
-
-def write_series(folder, volume, spacing=(2.5, 0.7, 0.6), origin=(-100.0, 30.0, 12.0),
-                 rotation=None, series_uid=None, positions=None, orientations=None,
-                 intercept=-1024.0, order=None, series_number=3):
-    """Write ``volume`` (z, y, x) int16 as a CT series with pydicom, independently of the
-    reader. Returns the per-slice positions used."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rot = np.eye(3) if rotation is None else rotation
-    row, col, normal = rot[:, 0], rot[:, 1], rot[:, 2]
-    series_uid = series_uid or generate_uid()
-    study_uid = generate_uid()
-    nz = volume.shape[0]
-    if positions is None:
-        positions = [np.asarray(origin) + k * spacing[0] * normal for k in range(nz)]
-    order = list(range(nz)) if order is None else order
-    for file_no, k in enumerate(order):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.PatientName, ds.PatientID = PATIENT_NAME, PATIENT_ID
-        ds.PatientBirthDate, ds.InstitutionName = "19610203", INSTITUTION
-        ds.AccessionNumber, ds.StudyDate = "ACC99812", "20240102"
-        ds.SeriesDescription = f"angio for {PATIENT_NAME}"
-        ds.Modality, ds.Manufacturer, ds.KVP, ds.SliceThickness = "CT", "ACME", 100, spacing[0]
-        ds.ContrastBolusAgent = "Iomeprol"
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-        ds.SeriesNumber, ds.InstanceNumber = series_number, file_no + 1
-        iop = orientations[k] if orientations is not None else [*row, *col]
-        ds.ImageOrientationPatient = [f"{v:.6f}" for v in iop]
-        ds.ImagePositionPatient = [f"{v:.6f}" for v in positions[k]]
-        ds.PixelSpacing = [f"{spacing[1]:.6f}", f"{spacing[2]:.6f}"]
-        ds.Rows, ds.Columns = volume.shape[1:]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleIntercept, ds.RescaleSlope = f"{intercept:g}", "1"
-        ds.PixelData = volume[k].astype("<i2").tobytes()
-        ds.save_as(folder / f"IM{file_no:04d}.dcm", enforce_file_format=True)
-    return positions
 
 
 @pytest.fixture
