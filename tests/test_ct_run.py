@@ -174,7 +174,7 @@ def test_chain_on_phantoms_naming_and_tree_features(chain_on_phantoms):
 def test_run_on_a_scan_without_the_liver(tmp_path, shared_data, capsys):
     """The thoracic CT angiogram (TotalSegmentator example) does not reach the liver: the
     chain stops with a one-line QC failure naming liver coverage, never a crash or a
-    liver measured somewhere else."""
+    liver measured somewhere else, and still recognizes the arterial phase."""
     cta = (shared_data / "totalsegmentator_examples" / "aorta_report" / "test_result" /
            "models" / "ct_cropped.nii.gz")
     err = _one_line_error(capsys, ["run", str(cta), "-o", str(tmp_path / "cta")])
@@ -182,3 +182,8 @@ def test_run_on_a_scan_without_the_liver(tmp_path, shared_data, capsys):
     qc = json.loads((tmp_path / "cta" / "qc.json").read_text())
     assert any(c["name"] == "liver_coverage" and c["status"] == "fail" for c in qc["checks"])
     assert not (tmp_path / "cta" / "vessels.nii.gz").exists()
+    # the abdominal atlas cannot place the aorta here: the classical CTA tracker finds it,
+    # and its attenuation (375 HU) makes the scan arterial
+    phase = json.loads((tmp_path / "cta" / "phase.json").read_text())
+    assert phase["phase"] == "arterial" and phase["probabilities"]["arterial"] > 0.9, phase
+    assert any("classical CTA tracker" in e for e in phase["evidence"])

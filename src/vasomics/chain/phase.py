@@ -65,6 +65,14 @@ class PhaseParams(StageParams):
                                                        "misses is left out, not measured "
                                                        "elsewhere).")
     seed: int = Field(20240611, description="Seed of the simulation that fits the model.")
+    aorta_fallback: bool = Field(True, description="When the atlas aorta is left out (see "
+                                                   "min_refinement_dice: e.g. a thoracic "
+                                                   "scan the abdominal atlas cannot place), "
+                                                   "find the aorta with the classical CTA "
+                                                   "tracker (chain.segment.aorta) and measure "
+                                                   "it there; a scan without a contrast-"
+                                                   "filled round lumen just stays without "
+                                                   "an aorta measurement.")
 
 
 @dataclass

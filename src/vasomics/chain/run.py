@@ -148,7 +148,15 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
                         if d < p.phase.min_refinement_dice)
         hu = measure_regions(image, {k: v for k, v in loc.organs.items() if k not in unsure},
                              p.phase.erosion_mm)
+        fallback = None
+        if "aorta" in unsure or not np.isfinite(hu.get("aorta", np.nan)):
+            fallback = _tracked_aorta_hu(image, p.phase)
+        if fallback is not None:
+            hu["aorta"] = fallback[0]
+            unsure = [r for r in unsure if r != "aorta"]
         ph = recognize_phase(hu, image.metadata, p.phase)
+        if fallback is not None:
+            ph.evidence.append(fallback[1])
         if any(r in unsure for r in hu):
             ph.evidence.append("left out (refinement moved the atlas mask): "
                                + ", ".join(r for r in unsure if r in hu))
@@ -158,7 +166,8 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
             ph.evidence.append(f"phase set by the user to {phase} (recognized {ph.phase})")
             ph.phase = phase
         result.phase = ph
-        qc.extend(check_coverage(image, loc.organs, noise, ph.phase, p.qc))
+        qc.extend(check_coverage(image, loc.organs, noise, ph.phase, p.qc,
+                                 loc.refinement_dice.get("liver")))
         if ph.conflict:
             qc.add("contrast_tags", "warn", None, ph.evidence[-1])
     if qc.failures() and not force:
@@ -185,6 +194,26 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         result.features = liver_features(image, loc.organs, ves.portal, ves.hepatic, portal,
                                          hepatic, noise)
     return result
+
+
+def _tracked_aorta_hu(image: Image, params) -> tuple[float, str] | None:
+    """Median HU of the aorta found by the classical CTA tracker (used when the atlas aorta
+    is unreliable or empty after erosion) and a line of evidence, or None when the fallback is off or the scan
+    holds no contrast-filled round lumen (the tracker's one-line InputError)."""
+    if not params.aorta_fallback:
+        return None
+    from vasomics.chain.segment.aorta import segment_aorta
+
+    try:
+        aorta = segment_aorta(image).mask.array != 0
+    except InputError as exc:
+        log.info("aorta fallback: %s", exc)
+        return None
+    value = measure_regions(image, {"aorta": aorta}, params.erosion_mm).get("aorta")
+    if value is None or not np.isfinite(value):
+        return None
+    return float(value), (f"aorta measured on the classical CTA tracker's mask "
+                          f"({value:.0f} HU): the atlas aorta was unreliable or empty")
 
 
 def _graph(image: Image, mask: np.ndarray, params: GraphParams, root) -> VesselGraph | None:
