@@ -347,15 +347,18 @@ def vesselness(array: np.ndarray, spacing: Sequence[float] | None = None,
         sigma = scale / spacing_arr
         norm = scale ** p.gamma
         c, rho = (p.c or 1.0), 0.0
+        # smoothed once per scale; the statistics pass and the response pass share it
+        smoothed = _smoothed(a, sign, sigma, p.slab_voxels)
         if need_stats:
             stats_code = -2 if p.method == "jerman" else -1
-            stats = _run(a, sign, sigma, spacing_arr, norm, stats_code, p, 1.0, 0.0, None)
+            stats = _run(smoothed, spacing_arr, norm, stats_code, p, 1.0, 0.0, None)
             c = p.c or max(0.5 * float(stats[:, 0].max()), 1e-12)
             rho = p.tau * float(stats[:, 1].max())
             done += 1
             if progress:
                 progress(done / steps)
-        _run(a, sign, sigma, spacing_arr, norm, method, p, c, rho, out)
+        _run(smoothed, spacing_arr, norm, method, p, c, rho, out)
+        del smoothed
         done += 1
         if progress:
             progress(done / steps)
@@ -363,30 +366,41 @@ def vesselness(array: np.ndarray, spacing: Sequence[float] | None = None,
     return out
 
 
-def _run(a, sign, sigma, spacing, norm, method, p, c, rho, out):
-    """One pass over the image at one scale (slabs along axis 0 in 3D); returns stats."""
+def _smoothed(a, sign, sigma, slab_voxels):
+    """``sign * a`` smoothed with ``sigma`` (voxels per axis): one array in 2D; in 3D a list
+    of ``(z0, z1, h0, L)`` slabs along axis 0, each smoothed with a halo of ``4 sigma + 1``
+    planes so planes ``z0..z1-1`` (``L[z0-h0 : z1-h0]``) match a whole-volume smoothing."""
     if a.ndim == 2:
+        return gaussian_smooth(sign * a.astype(np.float32), sigma)
+    halo = int(math.ceil(4 * sigma[0])) + 1
+    nz = a.shape[0]
+    slabs = []
+    for z0 in range(0, nz, slab_voxels):
+        z1 = min(z0 + slab_voxels, nz)
+        h0, h1 = max(z0 - halo, 0), min(z1 + halo, nz)
+        slab = a[h0:h1].astype(np.float32)
+        if sign < 0:
+            np.negative(slab, out=slab)
+        slabs.append((z0, z1, h0, gaussian_smooth(slab, sigma)))
+    return slabs
+
+
+def _run(smoothed, spacing, norm, method, p, c, rho, out):
+    """One pass of the Hessian kernels over :func:`_smoothed` output at one scale; returns
+    the per-plane statistics (max Frobenius norm or max ``l3``)."""
+    if not isinstance(smoothed, list):
         inv = np.array([1 / spacing[0] ** 2, 1 / spacing[1] ** 2,
                         1 / (4 * spacing[0] * spacing[1])])
-        L = gaussian_smooth(sign * a.astype(np.float32), sigma)
-        stats = np.zeros((a.shape[0], 2))
-        _plane2(L, inv, norm, method, p.alpha, p.beta, c, rho,
+        stats = np.zeros((smoothed.shape[0], 2))
+        _plane2(smoothed, inv, norm, method, p.alpha, p.beta, c, rho,
                 out if out is not None else np.zeros((1, 1), np.float32), stats)
         return stats
     sz, sy, sx = spacing
     inv = np.array([1 / sz ** 2, 1 / sy ** 2, 1 / sx ** 2, 1 / (4 * sz * sy), 1 / (4 * sz * sx),
                     1 / (4 * sy * sx)])
-    halo = int(math.ceil(4 * sigma[0])) + 1
-    stats = np.zeros((a.shape[0], 2))
-    nz = a.shape[0]
-    for z0 in range(0, nz, p.slab_voxels):
-        z1 = min(z0 + p.slab_voxels, nz)
-        h0, h1 = max(z0 - halo, 0), min(z1 + halo, nz)
-        slab = a[h0:h1].astype(np.float32)
-        if sign < 0:
-            np.negative(slab, out=slab)
-        L = gaussian_smooth(slab, sigma)
-        sub = np.zeros((h1 - h0, 2))
+    stats = np.zeros((smoothed[-1][1], 2))
+    for z0, z1, h0, L in smoothed:
+        sub = np.zeros((L.shape[0], 2))
         _slab3(L, z0 - h0, z1 - h0, inv, norm, method, p.alpha, p.beta, c, rho,
                out[z0:z1] if out is not None else np.zeros((1, 1, 1), np.float32), sub)
         stats[z0:z1] = sub[z0 - h0:z1 - h0]
