@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numba as nb
@@ -109,6 +110,28 @@ def _iir_mid(x, coef):  # pragma: no cover - compiled
                 x[a, i, b] = big_b * x[a, i, b] + c1 * y1 + c2 * y2 + c3 * y3
 
 
+def _fir_smooth(out: np.ndarray, sigma: float, axis: int) -> None:
+    """In-place FIR Gaussian (SciPy, truncated at 4 sigma) along ``axis``, the array split
+    along another axis over numba's thread count (SciPy releases the GIL; the pieces are
+    independent, so the result is the same as one call)."""
+    other = 0 if axis != 0 else 1
+    n_threads = min(nb.get_num_threads(), out.shape[other]) if out.ndim > 1 else 1
+    if n_threads <= 1:
+        ndi.gaussian_filter1d(out, sigma, axis=axis, output=out, mode="nearest", truncate=4.0)
+        return
+    bounds = np.linspace(0, out.shape[other], n_threads + 1).astype(int)
+
+    def piece(k: int) -> None:
+        index = [slice(None)] * out.ndim
+        index[other] = slice(bounds[k], bounds[k + 1])
+        view = out[tuple(index)]
+        ndi.gaussian_filter1d(view, sigma, axis=axis, output=view, mode="nearest",
+                              truncate=4.0)
+
+    with ThreadPoolExecutor(n_threads) as pool:
+        list(pool.map(piece, range(n_threads)))
+
+
 def gaussian_smooth(array: np.ndarray, sigma_vox: Sequence[float]) -> np.ndarray:
     """Gaussian smoothing (float32 copy) with one sigma (voxels) per axis (see module doc)."""
     out = np.array(array, dtype=np.float32, order="C", copy=True)
@@ -116,7 +139,7 @@ def gaussian_smooth(array: np.ndarray, sigma_vox: Sequence[float]) -> np.ndarray
         if s <= 0:
             continue
         if s < IIR_MIN_SIGMA or out.shape[axis] < 8:
-            ndi.gaussian_filter1d(out, s, axis=axis, output=out, mode="nearest", truncate=4.0)
+            _fir_smooth(out, float(s), axis)
             continue
         coef = np.array(_yvv_coefficients(float(s)), np.float32)
         if out.ndim == 2:
