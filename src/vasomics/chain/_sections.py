@@ -61,15 +61,28 @@ def _cast(mask, p0, p1, p2, d0, d1, d2, spacing, step, max_len):  # pragma: no c
 
 
 @numba.njit(cache=True, nogil=True)
-def _rays(mask, p0, p1, p2, u, v, spacing, step, max_len, cos, sin, lengths,
+def _ring(spacing, n_rays):  # pragma: no cover - compiled
+    """Probe step (a quarter of the smallest voxel, mm), the rays' cosines and sines, and
+    empty ``lengths`` / ``dirs`` buffers for :func:`_rays`."""
+    step = 0.25 * min(spacing[0], min(spacing[1], spacing[2]))
+    angles = 2.0 * np.pi * np.arange(n_rays) / n_rays
+    return step, np.cos(angles), np.sin(angles), np.empty(n_rays), np.empty((n_rays, 3))
+
+
+@numba.njit(cache=True, nogil=True)
+def _rays(mask, p, t, spacing, step, max_len, cos, sin, lengths,
           dirs):  # pragma: no cover - compiled
-    """Cast the ring of rays; fill ``lengths`` and ``dirs``; return False when the section
-    is open (a ray does not leave the mask, or runs beyond twice the median length)."""
+    """Cast the ring of rays from ``p`` in the plane normal to ``t``; fill ``lengths`` and
+    ``dirs``; return False when there is no plane (zero tangent) or the section is open (a
+    ray does not leave the mask, or runs beyond twice the median length)."""
+    u0, u1, u2, v0, v1, v2 = _normal_basis(t[0], t[1], t[2])
+    if u0 == 0.0 and u1 == 0.0 and u2 == 0.0:
+        return False
     for k in range(cos.shape[0]):
         c, s = cos[k], sin[k]
-        d0, d1, d2 = c * u[0] + s * v[0], c * u[1] + s * v[1], c * u[2] + s * v[2]
+        d0, d1, d2 = c * u0 + s * v0, c * u1 + s * v1, c * u2 + s * v2
         dirs[k, 0], dirs[k, 1], dirs[k, 2] = d0, d1, d2
-        lengths[k] = _cast(mask, p0, p1, p2, d0, d1, d2, spacing, step, max_len)
+        lengths[k] = _cast(mask, p[0], p[1], p[2], d0, d1, d2, spacing, step, max_len)
         if lengths[k] < 0.0:
             return False
     return lengths.max() <= 2.0 * np.median(lengths)
@@ -84,19 +97,10 @@ def recenter(mask, points, tangents, spacing, max_len, n_rays, gain):  # pragma:
     n = points.shape[0]
     out = points.copy()
     moved = np.zeros(n, np.bool_)
-    step = 0.25 * min(spacing[0], min(spacing[1], spacing[2]))
-    lengths = np.empty(n_rays)
-    dirs = np.empty((n_rays, 3))
-    cos = np.cos(2.0 * np.pi * np.arange(n_rays) / n_rays)
-    sin = np.sin(2.0 * np.pi * np.arange(n_rays) / n_rays)
-    u, v = np.empty(3), np.empty(3)
+    step, cos, sin, lengths, dirs = _ring(spacing, n_rays)
     for i in range(n):
-        u[0], u[1], u[2], v[0], v[1], v[2] = _normal_basis(tangents[i, 0], tangents[i, 1],
-                                                           tangents[i, 2])
-        if u[0] == 0.0 and u[1] == 0.0 and u[2] == 0.0:
-            continue
-        if not _rays(mask, points[i, 0], points[i, 1], points[i, 2], u, v, spacing, step,
-                     max_len[i], cos, sin, lengths, dirs):
+        if not _rays(mask, points[i], tangents[i], spacing, step, max_len[i], cos, sin,
+                     lengths, dirs):
             continue
         o0, o1, o2 = 0.0, 0.0, 0.0
         for k in range(n_rays):
@@ -121,19 +125,10 @@ def section_radius(mask, points, tangents, spacing, max_len, n_rays):  # pragma:
     n = points.shape[0]
     radius = np.full(n, np.nan)
     closed = np.zeros(n, np.bool_)
-    step = 0.25 * min(spacing[0], min(spacing[1], spacing[2]))
-    lengths = np.empty(n_rays)
-    dirs = np.empty((n_rays, 3))
-    cos = np.cos(2.0 * np.pi * np.arange(n_rays) / n_rays)
-    sin = np.sin(2.0 * np.pi * np.arange(n_rays) / n_rays)
-    u, v = np.empty(3), np.empty(3)
+    step, cos, sin, lengths, dirs = _ring(spacing, n_rays)
     for i in range(n):
-        u[0], u[1], u[2], v[0], v[1], v[2] = _normal_basis(tangents[i, 0], tangents[i, 1],
-                                                           tangents[i, 2])
-        if u[0] == 0.0 and u[1] == 0.0 and u[2] == 0.0:
-            continue
-        if not _rays(mask, points[i, 0], points[i, 1], points[i, 2], u, v, spacing, step,
-                     max_len[i], cos, sin, lengths, dirs):
+        if not _rays(mask, points[i], tangents[i], spacing, step, max_len[i], cos, sin,
+                     lengths, dirs):
             continue
         if n_rays == 2:
             radius[i] = 0.5 * (lengths[0] + lengths[1])
