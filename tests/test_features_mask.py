@@ -15,10 +15,7 @@ from vasomics.features.fractal import (
 from vasomics.features.params import FeatureParams, resolve_params
 from vasomics.image import Image
 from vasomics.phantoms import binary_tree, random_rotation, rotation_matrix, straight_tube
-from vasomics.phantoms.fractals import (
-    cantor_dust,
-    sierpinski_carpet,
-)
+from vasomics.phantoms.fractals import cantor_dust, menger_sponge, sierpinski_carpet
 from vasomics.vessel_graph import VesselGraph
 
 _LINE = VesselGraph.from_polylines([np.array([[0.0, 0.0], [1.0, 0.0]])], [0.5])
@@ -151,3 +148,15 @@ def test_intensity_features():
         3.0 * pts[:, 0].mean() + 7.0, rel=1e-5, abs=1e-4)
     assert t.value("VX.C.T.INT_MEAN") == pytest.approx(
         float(image.array[mask.array != 0].mean()), rel=1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue #2 target (known sets within 0.05) not met on small grid-aligned sets whose copies "
+    "touch: the grid-offset mean count that makes vessel trees rotation-invariant reads a "
+    "level-4 Menger sponge about 0.19 low (level 5: -0.075, too large for the suite)"))
+def test_fractal_dimension_aligned_menger_sponge():
+    mask, dimension = menger_sponge(4)
+    fg = Foreground.of(mask.array)
+    p = resolve_params(FeatureParams(), mask=mask, foreground=fg)
+    fd, _ = fractal_dimension(fg, mask.spacing, p.fractal_min_box_mm, p.fractal_max_box_mm)
+    assert abs(fd - dimension) < 0.05, (fd, dimension)
