@@ -6,16 +6,20 @@ time of each in ``provenance.json``):
 
 read → ``qc`` (header and intensity checks) → ``localize`` (atlas registration + intensity
 refinement) → ``phase`` (region HU → calibrated probabilities; coverage and CNR checks) →
-``vessels`` (liver vessel segmentation and portal/hepatic separation) → ``graph``
-(centerlines) → ``naming`` → ``features`` → outputs.
+``vessels`` (liver vessel segmentation and portal/hepatic separation) → ``artery``
+(the hepatic artery, arterial phase only; elsewhere recorded as not applicable, its
+features NaN; its voxels are removed from the venous trees) → ``graph`` (centerlines) →
+``naming`` → ``features`` → outputs.
 
 Phase recognition needs the organ regions, so it runs after localization (the design lists
 it before; the order of the reported results is unchanged).
 
 Outputs (written atomically: a failure leaves OUTDIR as it was): ``qc.json``,
 ``phase.json``, ``organs.nii.gz`` (labels: 1 liver, 2 spleen, 3 aorta, 4 ivc, 5 portal/splenic
-vein, 6 kidneys), ``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins), ``portal.vtp``,
-``hepatic.vtp`` (named centerlines with radii), ``features.csv`` (long format),
+vein, 6 kidneys), ``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins, 3 hepatic
+artery), ``portal.vtp``, ``hepatic.vtp``, ``artery.vtp`` (named centerlines with radii),
+``artery.json`` (the artery stage's status: applicable, root, thresholds), ``features.csv``
+(long format),
 ``summary.html`` (one page), ``params.yaml`` and ``provenance.json``. A scan failing QC stops
 with the reasons (``QCFailed``) unless ``force``.
 """
@@ -23,6 +27,7 @@ with the reasons (``QCFailed``) unless ``force``.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import html
 import io
@@ -38,9 +43,15 @@ import numpy as np
 from pydantic import Field
 
 from vasomics.chain.graph import GraphParams, mask_to_graph
+from vasomics.chain.hepatic_artery import (
+    HepaticArtery,
+    HepaticArteryParams,
+    segment_hepatic_artery,
+)
 from vasomics.chain.liver_vessels import LiverVesselParams, LiverVessels, segment_liver_vessels
 from vasomics.chain.localize import ORGANS, Localization, LocalizeParams, localize
 from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
+from vasomics.chain.naming.liver_artery import name_hepatic_artery
 from vasomics.chain.phase import (
     PHASES,
     PhaseParams,
@@ -73,6 +84,8 @@ class RunParams(StageParams):
     phase: PhaseParams = Field(default_factory=PhaseParams, description="Phase recognition.")
     vessels: LiverVesselParams = Field(default_factory=LiverVesselParams,
                                        description="Liver vessels.")
+    artery: HepaticArteryParams = Field(default_factory=HepaticArteryParams,
+                                        description="Hepatic artery (arterial phase).")
     graph: GraphParams = Field(default_factory=GraphParams, description="Centerline graphs.")
 
 
@@ -86,6 +99,8 @@ class ChainResult:
     vessels: LiverVessels | None = None
     portal: VesselGraph | None = None
     hepatic: VesselGraph | None = None
+    artery: HepaticArtery | None = None
+    artery_graph: VesselGraph | None = None
     features: FeatureTable | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
@@ -178,21 +193,34 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
                       lambda: segment_liver_vessels(image, loc.organs, hu, noise,
                                                     loc.landmarks.get("portal_confluence"),
                                                     p.vessels), _save_ves, _load_ves)
-    result.vessels = ves
     if ves.status != "ok":
         qc.add("vessel_trees", "warn", None, ves.status)
+    with timed("artery"):
+        art = segment_hepatic_artery(image, result.phase.phase, loc.organs, hu, noise,
+                                     ves.portal, ves.roots.get("portal_hilum"),
+                                     ves.roots.get("portal"),
+                                     loc.landmarks.get("portal_confluence"), p.artery)
+        if art.mask.any():  # a tube brighter than the portal vein is the artery
+            ves = dataclasses.replace(ves, portal=ves.portal & ~art.mask,
+                                      hepatic=ves.hepatic & ~art.mask)
+    result.vessels, result.artery = ves, art
+    if art.applicable and art.status != "ok":
+        qc.add("hepatic_artery", "warn", None, art.status)
     with timed("graph"):
         portal = _graph(image, ves.portal, p.graph, ves.roots.get("portal"))
         hepatic = _graph(image, ves.hepatic, p.graph, ves.roots.get("hepatic"))
+        artery = _graph(image, art.mask, p.graph, art.root)
     with timed("naming"):
         if portal is not None:
             portal = name_portal_tree(portal, ves.roots.get("portal"))
         if hepatic is not None:
             hepatic = name_hepatic_veins(hepatic, ves.roots.get("hepatic"))
-    result.portal, result.hepatic = portal, hepatic
+        if artery is not None:
+            artery = name_hepatic_artery(artery, art.root)
+    result.portal, result.hepatic, result.artery_graph = portal, hepatic, artery
     with timed("features"):
         result.features = liver_features(image, loc.organs, ves.portal, ves.hepatic, portal,
-                                         hepatic, noise)
+                                         hepatic, noise, artery_mask=art.mask, artery=artery)
     return result
 
 
@@ -338,11 +366,21 @@ def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunPa
     if result.vessels is not None:
         v = result.vessels
         labels = v.portal.astype(np.uint8) + 2 * (v.hepatic & ~v.portal).astype(np.uint8)
+        if result.artery is not None:
+            labels[result.artery.mask] = 3
         write_image(image.with_array(labels, modality="mask", metadata={}),
                     stage / "vessels.nii.gz")
-    for name, graph in (("portal", result.portal), ("hepatic", result.hepatic)):
+    for name, graph in (("portal", result.portal), ("hepatic", result.hepatic),
+                        ("artery", result.artery_graph)):
         if graph is not None:
             write_graph_vtp(graph, stage / f"{name}.vtp")
+    if result.artery is not None:
+        a = result.artery
+        (stage / "artery.json").write_text(json.dumps(
+            {"applicable": a.applicable, "status": a.status, "root_mm": a.root,
+             "thresholds_hu": {"seed": a.thresholds_hu[0], "grow": a.thresholds_hu[1]},
+             "reference_hu": a.reference_hu, "voxels": int(np.count_nonzero(a.mask))},
+            indent=1))
     if result.features is not None:
         result.features.to_csv(stage / "features.csv")
     result.stage_seconds["write"] = round(time.perf_counter() - t0, 3)
@@ -365,7 +403,8 @@ _COLOURS = {
     "portal_S3": (0, 130, 200), "portal_S4": (145, 30, 180), "portal_S5": (210, 245, 60),
     "portal_S6": (240, 50, 230), "portal_S7": (170, 110, 40), "portal_S8": (255, 250, 200),
     "right_hepatic_vein": (0, 128, 128), "middle_hepatic_vein": (128, 128, 255),
-    "left_hepatic_vein": (170, 255, 195),
+    "left_hepatic_vein": (170, 255, 195), "hepatic_artery": (255, 0, 0),
+    "right_hepatic_artery": (255, 120, 0), "left_hepatic_artery": (255, 0, 160),
 }
 KEY_FEATURES = ("VX.A.T.LIVER_VOL", "VX.A.T.SPLEEN_VOL", "VX.P.T.LIVER_SPLEEN_RATIO",
                 "VX.A.V.TREE_LEN", "VX.A.V.TREE_VOL", "VX.P.V.DISTAL_RICHNESS",
@@ -389,7 +428,7 @@ def _projection_png(image: Image, result: ChainResult) -> str:
     size = (max(1, int(w * sx * scale)), max(1, int(h * sz * scale)))
     pil = PILImage.fromarray(g).convert("RGB").resize(size)
     draw = ImageDraw.Draw(pil)
-    for graph in (result.portal, result.hepatic):
+    for graph in (result.portal, result.hepatic, result.artery_graph):
         if graph is None:
             continue
         idx = image.physical_to_index(graph.points)
@@ -425,6 +464,8 @@ def summary_html(image: Image, result: ChainResult) -> str:
         probs = ", ".join(f"{k} {v:.2f}" for k, v in result.phase.probabilities.items())
         parts.append(f"<h2>Phase: {e(result.phase.phase)}</h2><p>{e(probs)}</p><p>"
                      + e("; ".join(result.phase.evidence)) + "</p>")
+    if result.artery is not None:
+        parts.append(f"<p>Hepatic artery: {e(result.artery.status)}</p>")
     parts.append(f"<h2>Quality control</h2><table><tr><th>check</th><th>status</th>"
                  f"<th>value</th><th>reason</th></tr>{rows}</table>")
     if result.features is not None and len(result.features):

@@ -2,8 +2,10 @@
 (the portal hypertension use case), computed by the CT chain (:mod:`vasomics.chain.run`).
 
 Scopes: ``tree`` (the scan), ``vessel:portal_venous_tree`` and ``vessel:hepatic_venous_tree``
-(one venous tree each), ``vessel:<anatomical name>`` (named vessels). Volumes in mL are
-voxel counts × voxel volume / 1000; lengths from the named centerline graphs (LPS mm).
+(one venous tree each), ``vessel:hepatic_arterial_tree`` (the hepatic artery, traced in the
+arterial phase only: NaN in the others), ``vessel:<anatomical name>`` (named vessels).
+Volumes in mL are voxel counts × voxel volume / 1000; lengths from the named centerline
+graphs (LPS mm).
 
 * ``VX.A.T.LIVER_VOL``, ``VX.A.T.SPLEEN_VOL`` (mL); ``VX.P.T.LIVER_SPLEEN_RATIO`` (1).
 * per tree: ``VX.A.V.TREE_LEN`` (total centerline length, mm), ``VX.A.V.TREE_VOL`` (lumen
@@ -27,7 +29,8 @@ from vasomics.features.table import FeatureTable
 from vasomics.image import Image
 from vasomics.vessel_graph import VesselGraph
 
-TREES = {"portal": "vessel:portal_venous_tree", "hepatic": "vessel:hepatic_venous_tree"}
+TREES = {"portal": "vessel:portal_venous_tree", "hepatic": "vessel:hepatic_venous_tree",
+         "artery": "vessel:hepatic_arterial_tree"}
 
 #: Catalogue ids computed here. They need the organ context of the CT chain (catalogue
 #: requirement ``organs``), which a single-graph extraction does not have, so
@@ -112,8 +115,12 @@ def named_diameters(graph: VesselGraph) -> dict[str, float]:
 
 def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.ndarray,
                    hepatic_mask: np.ndarray, portal: VesselGraph | None,
-                   hepatic: VesselGraph | None, noise_sd_hu: float) -> FeatureTable:
-    """All liver vasomics features of one scan (see the module docstring)."""
+                   hepatic: VesselGraph | None, noise_sd_hu: float, *,
+                   artery_mask: np.ndarray | None = None,
+                   artery: VesselGraph | None = None) -> FeatureTable:
+    """All liver vasomics features of one scan (see the module docstring). With
+    ``artery_mask`` (empty when the artery was not traced or not applicable: NaN rows), the
+    per-tree features of the hepatic arterial tree ``artery`` too."""
     vox_ml = image.voxel_volume / 1000.0
     a = image.array
     rec = []
@@ -124,11 +131,16 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
             ("tree", "VX.A.T.SPLEEN_VOL", spleen_ml, "mL"),
             ("tree", "VX.P.T.LIVER_SPLEEN_RATIO",
              liver_ml / spleen_ml if spleen_ml > 0 else float("nan"), "1")]
-    liver_hu = float(np.median(a[liver & ~(portal_mask | hepatic_mask)])) \
+    lumen_masks = portal_mask | hepatic_mask
+    if artery_mask is not None:
+        lumen_masks = lumen_masks | artery_mask
+    liver_hu = float(np.median(a[liver & ~lumen_masks])) \
         if liver is not None and liver.any() else float("nan")
     vols = {}
-    for key, mask, graph in (("portal", portal_mask, portal), ("hepatic", hepatic_mask,
-                                                                 hepatic)):
+    trees = [("portal", portal_mask, portal), ("hepatic", hepatic_mask, hepatic)]
+    if artery_mask is not None:
+        trees.append(("artery", artery_mask, artery))
+    for key, mask, graph in trees:
         scope = TREES[key]
         # a tree that was not found (not traced, or its root missing) is not measured: NaN,
         # never 0, so that a failed tracing cannot pass for a vanished tree in a cohort
@@ -153,7 +165,7 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
     if portal is not None:
         rec.append(("vessel:main_portal_vein", "VX.A.V.HILAR_STRAIGHTNESS",
                     hilar_straightness(portal), "1"))
-    for graph in (portal, hepatic):
+    for graph in (portal, hepatic, artery):
         if graph is not None:
             rec += [(f"vessel:{n}", "VX.A.V.NAMED_DIAMETER", d, "mm")
                     for n, d in named_diameters(graph).items()]

@@ -18,7 +18,10 @@ Geometry (physical LPS mm, identity direction; ``x`` to the patient's left, ``y`
   left portal vein (S2, S3, S4); each segmental branch grows a seeded random subtree that
   stays in the liver;
 * hepatic venous tree: right, middle and left hepatic veins leave the intrahepatic IVC near
-  the diaphragm and branch towards the liver's periphery.
+  the diaphragm and branch towards the liver's periphery;
+* hepatic artery (optional, ``hepatic_artery=True``): from the celiac trunk on the aorta
+  alongside the main portal vein to the hilum, then beside every portal branch
+  (:mod:`vasomics.phantoms.hepatic_artery`).
 
 Every truth segment is named (``main_portal_vein``, ``right_portal_vein``,
 ``right_anterior_portal_vein``, ``portal_S5`` ... for the portal tree, ``right_hepatic_vein``
@@ -49,7 +52,7 @@ PHASES = ("native", "arterial", "portal_venous", "delayed")
 #: Label values of the phantom's label volume.
 LABELS = {"air": 0, "fat": 1, "muscle": 2, "abdomen": 3, "bone": 4, "liver": 5, "spleen": 6,
           "kidney": 7, "aorta": 8, "ivc": 9, "portal": 10, "hepatic": 11, "cortical": 12,
-          "lung": 13}
+          "lung": 13, "artery": 14}
 
 #: Mean Hounsfield units per phase and compartment, and the SD of their variation between
 #: scans (bolus timing, dose, cardiac output). Values follow typical multiphase liver CT
@@ -84,7 +87,9 @@ class LiverCTTruth:
     ``labels``: the label volume (``uint8``, values :data:`LABELS`) on the image grid;
     ``portal``/``hepatic``: truth graphs (LPS mm) with ``segment_label`` names;
     ``hu``: the Hounsfield units used per compartment; ``phase``; ``noise_sd_hu``;
-    ``values``: analytic totals (tree lengths in mm, volumes in mm³ from the label volume).
+    ``values``: analytic totals (tree lengths in mm, volumes in mm³ from the label volume);
+    ``artery``: the hepatic artery's truth graph when the phantom has one
+    (:mod:`vasomics.phantoms.hepatic_artery`), else ``None``.
     """
 
     labels: Image
@@ -94,6 +99,7 @@ class LiverCTTruth:
     phase: str
     noise_sd_hu: float
     values: dict[str, float] = field(default_factory=dict)
+    artery: VesselGraph | None = None
 
     def mask(self, name: str) -> np.ndarray:
         """Boolean mask of one compartment (``"liver"`` includes its vessels)."""
@@ -103,10 +109,10 @@ class LiverCTTruth:
         return lab == LABELS[name]
 
     def intrahepatic_vessels(self) -> np.ndarray:
-        """Vessel voxels inside the liver envelope (portal or hepatic)."""
+        """Vessel voxels inside the liver envelope (portal, hepatic or hepatic artery)."""
         env = self.labels.metadata["liver_envelope"]
         lab = self.labels.array
-        return env & ((lab == LABELS["portal"]) | (lab == LABELS["hepatic"]))
+        return env & np.isin(lab, [LABELS["portal"], LABELS["hepatic"], LABELS["artery"]])
 
 
 def sample_enhancement(phase: str, rng: np.random.Generator) -> dict[str, float]:
@@ -342,7 +348,8 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
                      noise_sd_hu: float = 12.0, seed: int = 0, depth: int = 3,
                      min_radius_mm: float | None = None, fov_mm=(360.0, 360.0),
                      z_extent_mm: float | None = None, psf_sigma_mm: float = 0.6,
-                     hu: dict[str, float] | None = None) -> tuple[Image, LiverCTTruth]:
+                     hu: dict[str, float] | None = None,
+                     hepatic_artery: bool = False) -> tuple[Image, LiverCTTruth]:
     """Generate one abdominal CT phantom and its truth.
 
     Parameters
@@ -365,6 +372,11 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     hu:
         Override the sampled Hounsfield units per compartment (keys of
         :data:`ENHANCEMENT_HU`).
+    hepatic_artery:
+        Add the hepatic artery tree (:mod:`vasomics.phantoms.hepatic_artery`; label
+        ``artery``, the aorta's HU unless ``hu`` gives ``artery``). It has its own random
+        generator and is painted only where no vein, IVC or aorta lies, so the venous trees,
+        their masks, the HU draws and the noise equal those of the same seed without it.
 
     Returns
     -------
@@ -390,11 +402,20 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     portal = _portal_tree(anat, rng, step, depth, min_r)
     hepatic = _hepatic_tree(anat, rng, step, depth, min_r)
     labels = _label_volume(shape, spacing, origin, anat, portal, hepatic)
+    artery = None
+    if hepatic_artery:
+        from vasomics.phantoms.hepatic_artery import hepatic_artery_tree, paint_artery
+
+        artery = hepatic_artery_tree(portal, anat.aorta_xy, anat.aorta_r,
+                                     np.random.default_rng([int(seed), 1]), step)
+        paint_artery(labels, artery, spacing, origin, LABELS)
     env = np.zeros(shape, bool)
     for part in (anat.liver_r, anat.liver_l):
         _paint_ellipsoid(env.view(np.uint8), spacing, origin, *part, 1,
                          exclude=lambda q: _retrocaval(anat, q))
     values = dict(hu or sample_enhancement(phase, rng))
+    if artery is not None:
+        values.setdefault("artery", values["aorta"])  # aortic blood
     image = render_labels(labels, spacing, _phantom_lut(values), noise_sd_hu, psf_sigma_mm, rng)
     geometry = {"spacing": spacing, "origin": origin}
     label_img = Image(labels, modality="mask", metadata={"liver_envelope": env}, **geometry)
@@ -409,16 +430,26 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
         "portal_length_mm": float(pg.segment_lengths().sum()),
         "hepatic_length_mm": float(hg.segment_lengths().sum()),
         "liver_volume_mm3": float((np.count_nonzero(labels == LABELS["liver"])
-                                   + np.count_nonzero(env & (labels >= LABELS["ivc"])
-                                                      & (labels <= LABELS["hepatic"]))) * vox),
+                                   + np.count_nonzero(env & (((labels >= LABELS["ivc"])
+                                                              & (labels <= LABELS["hepatic"]))
+                                                             | (labels == LABELS["artery"])))
+                                   ) * vox),
         "spleen_volume_mm3": float(np.count_nonzero(labels == LABELS["spleen"]) * vox),
         "portal_volume_mm3": float(np.count_nonzero(labels == LABELS["portal"]) * vox),
         "hepatic_volume_mm3": float(np.count_nonzero(labels == LABELS["hepatic"]) * vox),
     }
+    ag = None
+    if artery is not None:
+        ag = tree_graph(artery.polylines, artery.radii, artery.parents,
+                        metadata={"phantom": "liver_ct_hepatic_artery"}).replace(
+            segment_label=np.array(artery.names, object))
+        truth_values["artery_length_mm"] = float(ag.segment_lengths().sum())
+        truth_values["artery_volume_mm3"] = float(np.count_nonzero(labels == LABELS["artery"])
+                                                  * vox)
     ct = Image(image, modality="CT", metadata={"phantom": "liver_ct", "seed": seed},
                **geometry)
     return ct, LiverCTTruth(labels=label_img, portal=pg, hepatic=hg, hu=values, phase=phase,
-                            noise_sd_hu=float(noise_sd_hu), values=truth_values)
+                            noise_sd_hu=float(noise_sd_hu), values=truth_values, artery=ag)
 
 
 def _label_volume(shape, spacing, origin, anat, portal, hepatic) -> np.ndarray:
@@ -602,13 +633,16 @@ def naming_accuracy(named: VesselGraph | None, truth: VesselGraph, tol_mm: float
 def truth_features(truth: LiverCTTruth) -> dict[tuple[str, str], float]:
     """Generator truth of the chain's tree features, keyed ``(feature_id, scope)``: liver
     and spleen volume (mL), per venous tree total length (mm), lumen volume (mL), volume
-    fraction (1) and length density (mm⁻²) — the units of :mod:`vasomics.features.liver`."""
+    fraction (1) and length density (mm⁻²) — the units of :mod:`vasomics.features.liver`;
+    the hepatic arterial tree too when the phantom has one."""
     v = truth.values
     liver = v["liver_volume_mm3"]
     out = {("VX.A.T.LIVER_VOL", "tree"): liver / 1e3,
            ("VX.A.T.SPLEEN_VOL", "tree"): v["spleen_volume_mm3"] / 1e3}
-    for key, scope in (("portal", "vessel:portal_venous_tree"),
-                       ("hepatic", "vessel:hepatic_venous_tree")):
+    trees = [("portal", "vessel:portal_venous_tree"), ("hepatic", "vessel:hepatic_venous_tree")]
+    if truth.artery is not None:
+        trees.append(("artery", "vessel:hepatic_arterial_tree"))
+    for key, scope in trees:
         out[("VX.A.V.TREE_LEN", scope)] = v[f"{key}_length_mm"]
         out[("VX.A.V.TREE_VOL", scope)] = v[f"{key}_volume_mm3"] / 1e3
         out[("VX.A.V.VESSEL_VOLUME_FRACTION", scope)] = v[f"{key}_volume_mm3"] / liver

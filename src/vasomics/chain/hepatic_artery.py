@@ -1,0 +1,266 @@
+"""The hepatic artery in arterial-phase CT: segmentation in the liver and hilum, separated
+from the portal venous tree by intensity and calibre, traced from its root at the hilum.
+
+Only the arterial phase shows the hepatic artery apart from the veins: the artery carries
+aortic blood (its lumen reaches the aorta's HU) while the portal vein is still filling
+(arterial phase: aorta ~320 HU, portal vein ~135 HU, liver ~70 HU). In the other phases the
+artery is as bright as the veins it runs beside and thinner than them: there the result is
+*not applicable* (``applicable`` False, empty mask, a status saying why), never an empty
+tree passed off as measured.
+
+1. **Reference HU**: the artery's lumen HU is the aorta's median (``region_hu["aorta"]``);
+   the portal vein's is the median over the venous stage's portal mask eroded by one voxel
+   (its lumen core; ``region_hu["portal_vein"]`` when that mask is empty). When the aorta is
+   less than ``min_contrast_sd`` noise SDs brighter than the portal vein the artery is not
+   traced (status says so).
+2. **Region**: the liver dilated by ``surface_margin_mm`` (arteries run inside the liver)
+   together with the hilum: voxels within ``hilum_radius_mm`` of the portal root at the
+   hilum (``roots["portal_hilum"]`` of :func:`vasomics.chain.liver_vessels.segment_liver_vessels`;
+   without it the liver dilated by ``hilum_margin_mm``), and the corridor toward the celiac
+   trunk along the hepatoduodenal ligament: voxels within ``corridor_radius_mm`` of the
+   straight lines from that root to the portal trunk's inlet into the venous region
+   (``roots["portal"]``) and from that inlet and from the portal confluence landmark to
+   their nearest voxels of the localized aorta, and of the extrahepatic portal vein (venous
+   portal tree and localized portal vein outside the liver). The aorta dilated by
+   ``aorta_margin_mm`` (its partial-volume rim), the kidneys and the spleen outside the liver
+   are excluded.
+3. **Bright thin tubes**: after Gaussian smoothing (``smoothing_mm``), hysteresis: voxels
+   past ``seed_fraction`` of the way from the portal HU to the aorta HU seed arteries, which
+   grow through voxels past the portal HU plus the larger of ``grow_fraction`` of that
+   contrast and ``grow_sd`` SDs of the smoothed parenchyma (so portal lumen, even noisy, is
+   never taken), below the aorta HU plus ``ceiling_margin_hu`` (cortical bone, calcium).
+   Regions holding a ball larger than ``max_radius_mm`` (ribs, bowel wall, a kidney's
+   cortex, the aorta itself: no hepatic artery is that thick) are removed by an opening, as
+   in the venous stage.
+4. **Tree from the root**: components smaller than ``min_component_mm3`` are dropped; the
+   others are grouped by single linkage: two lie in one group when they come within the
+   larger of ``bridge_mm`` and ``bridge_voxels`` voxel sizes of each other (an artery
+   interrupted where it crosses a vein or where partial volume thins it below the grow
+   threshold). The artery is the group of largest volume that reaches both the liver and
+   the hilum (or corridor); the others are dropped. Its root voxel is its voxel outside the
+   liver in the hilum or corridor nearest the aorta (the artery arrives from the celiac
+   trunk).
+
+The chain (:mod:`vasomics.chain.run`) removes the artery's voxels from the venous trees: the
+venous stage's thresholds take in every bright vessel, and a tube brighter than the portal
+vein beside a portal branch is the artery, not a portal vein.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import edt
+import numpy as np
+from pydantic import Field
+from scipy import ndimage
+
+from vasomics.image import Image
+from vasomics.params import StageParams
+
+log = logging.getLogger(__name__)
+
+
+class HepaticArteryParams(StageParams):
+    """Hepatic artery segmentation settings (mm, HU)."""
+
+    surface_margin_mm: float = Field(4.0, description="Liver mask dilation within which "
+                                                      "arteries are sought (besides the "
+                                                      "hilum).")
+    hilum_radius_mm: float = Field(40.0, description="The hilum: voxels within this distance "
+                                                     "of the portal root.")
+    corridor_radius_mm: float = Field(15.0, description="Radius of the corridor from the "
+                                                        "hilum toward the aorta (celiac "
+                                                        "trunk).")
+    hilum_margin_mm: float = Field(12.0, description="Without a portal root: the liver "
+                                                     "dilated by this is the region.")
+    aorta_margin_mm: float = Field(3.0, description="The aorta mask dilated by this is "
+                                                    "excluded.")
+    smoothing_mm: float = Field(0.5, description="Gaussian pre-smoothing sigma.")
+    seed_fraction: float = Field(0.5, description="Seed threshold position between the portal "
+                                                  "(0) and aorta (1) HU.")
+    grow_fraction: float = Field(0.25, description="Grow threshold: at least this fraction "
+                                                   "of the aorta-portal contrast above the "
+                                                   "portal HU.")
+    grow_sd: float = Field(3.5, description="Grow threshold: at least this many SDs of the "
+                                            "smoothed parenchyma above the portal HU.")
+    ceiling_margin_hu: float = Field(150.0, description="Voxels brighter than the aorta plus "
+                                                        "this are bone or calcium.")
+    min_contrast_sd: float = Field(4.0, description="Minimum aorta-to-portal contrast, in "
+                                                    "noise SDs, to trace the artery at all.")
+    max_radius_mm: float = Field(4.0, description="Bright regions holding a larger ball are "
+                                                  "not hepatic arteries and are removed.")
+    min_component_mm3: float = Field(4.0, description="Smaller components are dropped.")
+    bridge_mm: float = Field(4.0, description="Components this close to the tree join it "
+                                              "(single linkage)...")
+    bridge_voxels: float = Field(2.5, description="... or this many of the largest voxel "
+                                                  "size, whichever is larger.")
+
+
+@dataclass
+class HepaticArtery:
+    """``mask``: boolean artery mask on the image grid; ``root``: its root point (LPS mm,
+    the artery's end nearest the aorta at the hilum) or ``None``; ``applicable``: False
+    outside the arterial phase; ``status``: ``"ok"`` or why the mask is empty;
+    ``thresholds_hu``: the (seed, grow) thresholds; ``reference_hu``: the aorta and portal
+    HU used."""
+
+    mask: np.ndarray
+    root: list[float] | None = None
+    applicable: bool = True
+    status: str = "ok"
+    thresholds_hu: tuple[float, float] = (float("nan"), float("nan"))
+    reference_hu: dict[str, float] = field(default_factory=dict)
+
+
+def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarray],
+                           region_hu: dict[str, float], noise_sd_hu: float,
+                           portal_mask: np.ndarray | None = None,
+                           portal_hilum_mm=None, portal_inlet_mm=None, confluence_mm=None,
+                           params: HepaticArteryParams | None = None) -> HepaticArtery:
+    """Segment the hepatic artery (module docstring). ``phase``: the scan's contrast phase;
+    ``organs``: boolean masks on the image grid (``liver``, optional ``aorta``, ``kidney``,
+    ``spleen``); ``region_hu``: median HU per region (``aorta``, ``portal_vein``,
+    ``liver``); ``portal_mask``: the venous stage's portal tree; ``portal_hilum_mm``,
+    ``portal_inlet_mm``: the portal root at the hilum and the portal trunk's inlet into the
+    venous region (LPS mm, ``roots["portal_hilum"]`` and ``roots["portal"]`` of the venous
+    stage); ``confluence_mm``: the portal confluence landmark of localization."""
+    p = params or HepaticArteryParams()
+    empty = np.zeros(image.shape, bool)
+    if phase != "arterial":
+        return HepaticArtery(empty, applicable=False, status=f"not applicable: the hepatic "
+                             f"artery is traced in the arterial phase only (phase {phase})")
+    liver = organs.get("liver")
+    if liver is None or not liver.any():
+        return HepaticArtery(empty, status="no liver localized: hepatic artery not traced")
+    a = image.array
+    aorta_hu = float(region_hu.get("aorta", np.nan))
+    portal_hu = float(region_hu.get("portal_vein", np.nan))
+    if portal_mask is not None and portal_mask.any():
+        core = ndimage.binary_erosion(portal_mask)
+        portal_hu = float(np.median(a[core if core.any() else portal_mask]))
+    ref = {"aorta": aorta_hu, "portal": portal_hu}
+    if not (np.isfinite(aorta_hu) and np.isfinite(portal_hu)):
+        return HepaticArtery(empty, status="aorta or portal HU not measured: hepatic artery "
+                             "not traced", reference_hu=ref)
+    contrast = aorta_hu - portal_hu
+    if contrast < p.min_contrast_sd * max(noise_sd_hu, 1.0):
+        return HepaticArtery(empty, status=f"aorta-to-portal contrast {contrast:.0f} HU is "
+                             f"below {p.min_contrast_sd:g} noise SDs: hepatic artery not "
+                             f"traced", reference_hu=ref)
+    spacing = np.asarray(image.spacing, float)
+    reach = max(p.hilum_radius_mm, p.hilum_margin_mm, p.surface_margin_mm)
+    pad = np.ceil(reach / spacing).astype(int) + 2
+    box = ndimage.find_objects(liver.astype(np.uint8))[0]
+    box = tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in
+                zip(box, pad, image.shape, strict=True))
+    offset = np.array([b.start for b in box])
+    liv = liver[box]
+    to_liver = edt.edt(~liv, anisotropy=tuple(spacing), parallel=2)
+    aorta = organs.get("aorta", empty)[box]
+    to_aorta = edt.edt(~aorta, anisotropy=tuple(spacing), parallel=2) if aorta.any() else None
+    if portal_hilum_mm is not None:
+        def index(point):
+            return image.physical_to_index(np.asarray([point], float))[0] - offset
+
+        hilum = index(portal_hilum_mm)
+        near_hilum = _near_segment(liv.shape, spacing, hilum, hilum, p.hilum_radius_mm)
+        inlet = hilum if portal_inlet_mm is None else index(portal_inlet_mm)
+        near_hilum |= _near_segment(liv.shape, spacing, hilum, inlet, p.corridor_radius_mm)
+        # the hepatoduodenal ligament: along the extrahepatic portal vein
+        ext = organs.get("portal_vein", empty)[box] & ~liv
+        if portal_mask is not None:
+            ext = ext | (portal_mask[box] & ~liv)
+        if ext.any():
+            near_hilum |= edt.edt(~ext, anisotropy=tuple(spacing),
+                                  parallel=2) <= p.corridor_radius_mm
+        if to_aorta is not None:  # on toward the celiac trunk
+            aidx = np.argwhere(aorta)
+            for start in [inlet] + ([index(confluence_mm)] if confluence_mm is not None
+                                    else []):
+                near = np.linalg.norm((aidx - start) * spacing, axis=1)
+                near_hilum |= _near_segment(liv.shape, spacing, start,
+                                            aidx[int(np.argmin(near))], p.corridor_radius_mm)
+        region = (to_liver <= p.surface_margin_mm) | near_hilum
+    else:
+        region = to_liver <= p.hilum_margin_mm
+        near_hilum = region & ~liv
+    if to_aorta is not None:
+        region &= to_aorta > p.aorta_margin_mm
+    region &= ~((organs.get("kidney", empty)[box] | organs.get("spleen", empty)[box]) & ~liv)
+    hu = ndimage.gaussian_filter(np.asarray(a[box], np.float32), p.smoothing_mm / spacing,
+                                 truncate=2.5)
+    liver_hu = float(region_hu.get("liver", np.median(hu[liv])))
+    par = hu[liv & (np.abs(hu - liver_hu) < 0.5 * max(portal_hu - liver_hu, 10.0))]
+    sd = float(1.4826 * np.median(np.abs(par - np.median(par)))) if par.size else \
+        float(noise_sd_hu)
+    high = portal_hu + p.seed_fraction * contrast
+    low = portal_hu + max(p.grow_fraction * contrast, p.grow_sd * sd)
+    low = min(low, high)
+    ceiling = aorta_hu + p.ceiling_margin_hu
+    weak = region & (hu > low) & (hu < ceiling)
+    strong = weak & (hu > high)
+    lab_w, _ = ndimage.label(weak, np.ones((3, 3, 3)))
+    keep = np.zeros(lab_w.max() + 1, bool)
+    keep[lab_w[strong]] = True
+    keep[0] = False
+    bright = keep[lab_w]
+    depth = edt.edt(bright, anisotropy=tuple(spacing), parallel=2)
+    blob = edt.edt(depth <= p.max_radius_mm, anisotropy=tuple(spacing),
+                   parallel=2) <= p.max_radius_mm + float(spacing.max())
+    tube = bright & ~blob
+    mask, root = _tree_from_root(tube, liv, near_hilum, to_aorta, spacing, p)
+    thresholds = (float(high), float(low))
+    if not mask.any():
+        return HepaticArtery(empty, status="no bright tube reaches the hilum: hepatic artery "
+                             "not found", thresholds_hu=thresholds, reference_hu=ref)
+    full = np.zeros(image.shape, bool)
+    full[box] = mask
+    root_mm = image.index_to_physical(np.asarray([root], float) + offset)[0].tolist()
+    return HepaticArtery(full, root_mm, True, "ok", thresholds, ref)
+
+
+def _near_segment(shape, spacing, a, b, radius_mm) -> np.ndarray:
+    """Voxels (of a grid ``shape``) within ``radius_mm`` of the segment from index ``a`` to
+    index ``b``."""
+    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape],
+                                indexing="ij"), -1)
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    sp = np.asarray(spacing, np.float32)
+    d = (b - a) * sp
+    rel = (grid - a) * sp
+    t = np.clip((rel @ d) / max(float(d @ d), 1e-9), 0, 1)
+    return np.sum((rel - t[..., None] * d) ** 2, -1) <= radius_mm ** 2
+
+
+def _tree_from_root(tube, liv, near_hilum, to_aorta, spacing, p):
+    """Step 4 of the module docstring: the artery tree mask and its root voxel (index).
+    Components closer than the bridge distance are grouped in one pass (single linkage: the
+    components of the tube dilated by half that distance)."""
+    lab, n = ndimage.label(tube, np.ones((3, 3, 3)))
+    if n == 0:
+        return tube, None
+    size = np.bincount(lab.ravel(), minlength=n + 1)
+    ok = size * float(np.prod(spacing)) >= p.min_component_mm3
+    ok[0] = False
+    tube = ok[lab]
+    bridge = max(p.bridge_mm, p.bridge_voxels * float(spacing.max()))
+    group, n_group = ndimage.label(edt.edt(~tube, anisotropy=tuple(spacing), parallel=2)
+                                   <= bridge / 2, np.ones((3, 3, 3)))
+    group = np.where(tube, group, 0)
+    volume = np.bincount(group.ravel(), minlength=n_group + 1)
+    reach = (np.bincount(group[liv].ravel(), minlength=n_group + 1) > 0) & \
+        (np.bincount(group[near_hilum].ravel(), minlength=n_group + 1) > 0)
+    reach[0] = False
+    if not reach.any():
+        return np.zeros_like(tube), None
+    tree = group == int(np.argmax(np.where(reach, volume, -1)))
+    idx = np.argwhere(tree & near_hilum & ~liv)
+    if len(idx) == 0:
+        idx = np.argwhere(tree & near_hilum)
+    if to_aorta is not None:
+        d = to_aorta[tuple(idx.T)]
+    else:  # no aorta: the point farthest from the liver
+        d = -edt.edt(~liv, anisotropy=tuple(spacing), parallel=2)[tuple(idx.T)]
+    return tree, idx[int(np.argmin(d))]
