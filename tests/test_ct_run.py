@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from vasomics.cli import main
@@ -123,15 +124,19 @@ def test_run_stops_on_localizer_only_series(tmp_path, capsys):
 
 # ------------------------------------------------- the whole chain against phantom truth
 _CHAIN_PHANTOMS = ((501, "arterial"), (502, "portal_venous"))
+#: Trees with contrast in each phase (the hepatic veins enhance with the IVC, after 60 s).
+_VISIBLE = {"arterial": ("portal",), "portal_venous": ("portal", "hepatic")}
 
 
 @pytest.fixture(scope="module")
 def chain_on_phantoms():
-    """``characterize`` on two liver CT phantoms (96 × 160 × 160, 1.6 × 2.25 × 2.25 mm), scored
-    against the generator's truth (the scoring of benchmarks/bench_ct_chain_phantoms.py)."""
+    """``characterize`` on two liver CT phantoms (96 × 160 × 160, 2.5 × 2.25 × 2.25 mm), scored
+    against the generator's truth (the scoring of benchmarks/bench_ct_chain_phantoms.py:
+    :func:`~vasomics.phantoms.truth.naming_scores`, :func:`~vasomics.phantoms.truth.liver_tree_truth`)."""
     from vasomics.chain.localize import _dice
     from vasomics.chain.run import characterize
-    from vasomics.phantoms.liver_ct import naming_accuracy, truth_features, truth_organs
+    from vasomics.phantoms.liver_ct import truth_organs
+    from vasomics.phantoms.truth import liver_tree_truth, naming_scores
 
     out = []
     for seed, phase in _CHAIN_PHANTOMS:
@@ -144,10 +149,11 @@ def chain_on_phantoms():
             "phase": (res.phase.phase, phase),
             "dice": {k: _dice(res.localization.organs[k], organs[k]) for k in
                      ("liver", "aorta", "ivc", "spleen")},
-            "naming": [naming_accuracy(g, t, tol)[0] for g, t in
-                       ((res.portal, truth.portal), (res.hepatic, truth.hepatic))],
+            "naming": {k: naming_scores(g, t, tol)["accuracy"] for k, g, t in
+                       (("portal", res.portal, truth.portal),
+                        ("hepatic", res.hepatic, truth.hepatic))},
             "errors": {k: res.features.value(*k) / v - 1 for k, v in
-                       truth_features(truth).items()},
+                       liver_tree_truth(truth).items()},
         })
     return out
 
@@ -159,16 +165,100 @@ def test_chain_on_phantoms_phase_and_organs(chain_on_phantoms):
         assert r["dice"]["liver"] >= 0.85 and r["dice"]["aorta"] >= 0.85, r["dice"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue #4 targets not reached through the chain: "
-                   "vessel separation and tracing (chain/liver_vessels.py, chain/graph.py) "
-                   "miss or merge branches even on truth organ masks; see the benchmark")
-def test_chain_on_phantoms_naming_and_tree_features(chain_on_phantoms):
-    """Targets: per-segment naming accuracy >= 95 % per tree, tree features within 5 %."""
-    import numpy as np
+def test_chain_on_phantoms_leaves_unenhanced_trees_unmeasured(chain_on_phantoms):
+    """Arterial phantom 501: the hepatic veins (55 HU) are darker than the liver (70 HU) by
+    about one noise SD; the chain traces no hepatic tree and reports its length as NaN
+    rather than a number (the truth has 484 mm there)."""
+    r = chain_on_phantoms[0]
+    assert r["phase"][1] == "arterial"
+    assert np.isnan(r["naming"]["hepatic"])
+    assert np.isnan(r["errors"][("VX.A.V.TREE_LEN", "vessel:hepatic_venous_tree")])
 
+
+def test_naming_scores_are_length_weighted_per_point():
+    """naming_scores of the truth against itself is 1; renaming one segment costs its length
+    outside the lumen of its branch points; one segment traced over two truth segments (a
+    missed division) is right for the part lying on its own name, not all or nothing."""
+    from vasomics.phantoms.truth import naming_scores, tree_graph
+
+    _, truth = liver_ct_phantom((40, 64, 64), seed=3, min_radius_mm=1.0)
+    t = truth.portal
+    assert naming_scores(t, t, 1.0)["accuracy"] == 1.0
+    length = t.segment_lengths()
+    s = int(np.argmax(length))
+    wrong = t.segment_label.copy()
+    wrong[s] = "elsewhere"
+    lost = 1 - naming_scores(t.replace(segment_label=wrong), t, 1.0, 0.25)["accuracy"]
+    lumen = 2 * float(np.max(t.radius))
+    assert (length[s] - lumen) / length.sum() - 0.01 <= lost <= length[s] / length.sum()
+    main, right = (int(np.nonzero(t.segment_label == n)[0][0]) for n in
+                   ("main_portal_vein", "right_portal_vein"))
+    pts = [t.segment_points(main), t.segment_points(right)]
+    rad = [t.segment_radius(main), t.segment_radius(right)]
+    two = tree_graph(pts, rad, [-1, 0]).replace(
+        segment_label=np.array(["main_portal_vein", "right_portal_vein"], object))
+    one = tree_graph([np.concatenate([pts[0], pts[1][1:]])],
+                     [np.concatenate([rad[0], rad[1][1:]])], [-1]).replace(
+        segment_label=np.array(["main_portal_vein"], object))
+    acc = naming_scores(one, two, 1.0, 0.25)["accuracy"]
+    part = length[main] / (length[main] + length[right])
+    assert part < acc < part + rad[0][-1] / (length[main] + length[right]) + 0.01, (acc, part)
+
+
+def test_hepatic_naming_with_merged_ostia():
+    """The right and middle hepatic veins traced as one graph whose root segments run into
+    each other at the IVC (their ostia merge in the image, as in the phantoms, where they
+    leave the IVC 13 mm apart with 5-5.5 mm radii): naming cuts that segment where it comes
+    nearest the IVC's axis and names both veins (the IVC point is 40 mm below the
+    confluence, as the chain's IVC centroid can be). Scored against the truth: >= 0.95
+    (0.51 when the joined veins were named as one tree)."""
+    from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.phantoms.truth import naming_scores
+    from vasomics.vessel_graph import VesselGraph
+
+    _, truth = liver_ct_phantom((40, 64, 64), seed=3, min_radius_mm=1.0)
+    h = truth.hepatic
+    roots = {str(h.segment_label[s]): s for s in range(h.n_segments)
+             if h.segment_generation[s] == 1}
+    right, middle = roots["right_hepatic_vein"], roots["middle_hepatic_vein"]
+    polys = [np.concatenate([h.segment_points(right)[::-1], h.segment_points(middle)])]
+    radii = [np.concatenate([h.segment_radius(right)[::-1], h.segment_radius(middle)])]
+    for s in range(h.n_segments):
+        if s not in (right, middle):
+            polys.append(h.segment_points(s))
+            radii.append(h.segment_radius(s))
+    joined = VesselGraph.from_polylines(polys, radii, merge_tol_mm=1e-6)
+    assert joined.n_segments == h.n_segments - 1
+    ivc = np.mean([h.segment_points(s)[0] for s in roots.values()], axis=0) - [0, 0, 40]
+    named = name_hepatic_veins(joined, ivc)
+    assert named.n_segments == h.n_segments
+    assert np.isclose(named.segment_lengths().sum(), joined.segment_lengths().sum())
+    assert naming_scores(named, h, 1.0)["accuracy"] >= 0.95
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue #4 targets not reached through the chain. Seeds 501 arterial / 502 portal venous, "
+    "scored by phantoms.truth (naming_scores, liver_tree_truth): naming portal 0.917 / "
+    "0.892, hepatic not enhanced (NaN) / 0.749; tree length portal +0.23 / -0.31, hepatic "
+    "+0.35 (502); lumen volume portal -0.25 / -0.25, hepatic +0.30; liver volume -0.08 / "
+    "-0.08, spleen +0.11 / +0.10. Causes measured with benchmarks/bench_ct_chain_phantoms.py "
+    "(--truth-organs takes localization out): holes in the segmented lumen where noise "
+    "falls below the half-maximum edge (chain/liver_vessels.py; 7 mm main portal vein "
+    "traced with 2 mm radii and looped skeletons); portal/hepatic swaps at the 2-5 tube "
+    "crossings per phantom (502: portal S8 traced as hepatic); the graph stage on the "
+    "noise-free truth masks already gives lengths -1 to -12 % (short terminal branches "
+    "pruned as spurs); the generator's left hepatic vein is a 6 mm stub in every seed and "
+    "S3/S4 are 7-8 mm stubs in some, too short to trace, so naming sees two hepatic veins "
+    "or no left portal division"))
+def test_chain_on_phantoms_naming_and_tree_features(chain_on_phantoms):
+    """Targets: per-segment naming accuracy >= 95 % and tree features within 5 % for every
+    tree with contrast in the phase, organ volumes within 5 %."""
     for r in chain_on_phantoms:
-        assert np.nanmin(r["naming"]) >= 0.95, r["naming"]
-        assert max(abs(e) for e in r["errors"].values()) <= 0.05, r["errors"]
+        visible = _VISIBLE[r["phase"][1]]
+        assert all(r["naming"][k] >= 0.95 for k in visible), r["naming"]
+        errors = {k: e for k, e in r["errors"].items() if k[1] == "tree"
+                  or k[1].split(":")[1].split("_")[0] in visible}
+        assert all(abs(e) <= 0.05 for e in errors.values()), errors
 
 
 def test_run_on_a_scan_without_the_liver(tmp_path, shared_data, capsys):

@@ -1,78 +1,164 @@
 """Naming of the hepatic veins: right, middle and left.
 
 The hepatic venous graph (without the IVC) falls into trees that each drain into the IVC.
-Per connected tree, the root is its node nearest the IVC. Trees whose trunk (widest segment
-at the root, median radius) is at least ``min_caliber`` times the widest trunk are major
-(the three veins reach the IVC with comparable calibres); the major tree whose centroid lies
-farthest to the patient's right (smallest LPS x) is the ``right_hepatic_vein``, the one
-farthest to the left the ``left_hepatic_vein``, any between them the ``middle_hepatic_vein``.
-When only two major trees exist, the left one is divided at its first major division into
-``middle_hepatic_vein`` (the more rightward branch) and ``left_hepatic_vein`` (a common
-middle/left trunk, frequent in patients). Minor trees take the name of the nearest major one.
+Per connected tree, the root is its node nearest the IVC's axis (the vertical line through
+the given IVC point: the veins join the IVC from the side, at any height); each segment
+leaving the root starts a vein. Where two veins' ostia merge in the image, their
+centerlines run into each other through one segment whose middle comes nearest the IVC:
+that segment is cut there (:func:`_split_at_ostium`; the returned graph then has one more
+node and segment, the total length is unchanged). A tree whose trunk divides into two
+or more major branches (each at least ``min_share`` of the downstream tubular volume) closer
+to the root than ``ostium_factor`` times the trunk's radius (median over its first
+segment) holds several veins that reach the IVC side by side (their ostia merge in the
+image, as the right and middle hepatic veins often do at the IVC's wall): the major branches
+are veins of their own, the short common stem takes the name of the largest. Veins whose
+trunk (median radius of their first segment) is at least ``min_caliber`` times the widest
+are major (the three veins reach the IVC with comparable calibres); the major vein whose
+centroid lies farthest to the patient's right (smallest LPS x) is the
+``right_hepatic_vein``, the one farthest to the left the ``left_hepatic_vein``, any between
+them the ``middle_hepatic_vein``. When only two major veins exist, the left one is divided
+at its first major division into ``middle_hepatic_vein`` (the more rightward branch) and
+``left_hepatic_vein`` (a common middle/left trunk, frequent in patients). Minor veins take
+the name of the nearest major one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vasomics.chain.naming.tree import label_subtree, rooted_tree, trunk
+from vasomics.chain.naming.tree import label_subtree, name_fragments, rooted_tree, trunk
 from vasomics.vessel_graph import VesselGraph
 
 RIGHT, MIDDLE, LEFT = "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein"
 
 
-def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.5
-                       ) -> VesselGraph:
+def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.5,
+                       min_share: float = 0.15, ostium_factor: float = 2.5) -> VesselGraph:
     """Label hepatic vein segments (see the module docstring). ``ivc_point_mm``: a point on
     the IVC axis at the level of the hepatic vein confluence (LPS mm)."""
     labels = np.full(graph.n_segments, "", dtype=object)
     if graph.n_segments == 0:
         return graph.replace(segment_label=labels)
-    comp = _components(graph)
     ivc = np.asarray(ivc_point_mm, float)
-    trees = []
+    graph = _split_at_ostium(graph, ivc)
+    labels = np.full(graph.n_segments, "", dtype=object)
+    comp = _components(graph)
+    veins = []  # (caliber, centroid, tree, first segment of the vein)
+    stems = []  # (tree, common stem segments, its veins' first segments)
     for c in np.unique(comp):
         segs = np.nonzero(comp == c)[0]
-        nodes = np.unique(np.concatenate([graph.segment_start[segs], graph.segment_end[segs]]))
-        root = int(nodes[np.argmin(np.linalg.norm(graph.node_position[nodes] - ivc, axis=1))])
+        root = _root(graph, segs, ivc)
         tree = rooted_tree(graph, root)
-        vol = sum(tree.weight[s] for s in tree.first)
-        cen = sum(tree.weight[s] * tree.centroid[s] for s in tree.first) / max(vol, 1e-12)
-        caliber = max(float(np.median(graph.segment_radius(s))) for s in tree.first)
-        trees.append((caliber, cen, tree))
-    widest = max(t[0] for t in trees)
-    major = sorted([t for t in trees if t[0] >= min_caliber * widest], key=lambda t: t[1][0])
+        for first in tree.first:
+            for k in _split_ostium(tree, first, min_share, ostium_factor, stems):
+                caliber = float(np.median(graph.segment_radius(k)))
+                veins.append((caliber, tree.centroid[k], tree, k))
+    widest = max(v[0] for v in veins)
+    major = sorted([v for v in veins if v[0] >= min_caliber * widest], key=lambda v: v[1][0])
     named = []  # (centroid, name)
     if len(major) >= 3:
-        for i, (_, cen, tree) in enumerate(major):
+        for i, (_, cen, tree, k) in enumerate(major):
             name = RIGHT if i == 0 else LEFT if i == len(major) - 1 else MIDDLE
-            _label_tree(labels, tree, name)
+            label_subtree(labels, tree, k, name)
             named.append((cen, name))
     elif len(major) == 2:
-        _label_tree(labels, major[0][2], RIGHT)
+        label_subtree(labels, major[0][2], major[0][3], RIGHT)
         named.append((major[0][1], RIGHT))
-        tree = major[1][2]
-        _label_tree(labels, tree, LEFT)
-        start = max(tree.first, key=lambda s: tree.weight[s])
-        _, division = trunk(tree, start, 0.2)
+        _, cen, tree, k = major[1]
+        label_subtree(labels, tree, k, LEFT)
+        _, division = trunk(tree, k, 0.2)
         if len(division) >= 2:
-            mid = min(division, key=lambda k: tree.centroid[k, 0])
+            mid = min(division, key=lambda d: tree.centroid[d, 0])
             label_subtree(labels, tree, mid, MIDDLE)
             named.append((tree.centroid[mid], MIDDLE))
-        named.append((major[1][1], LEFT))
+        named.append((cen, LEFT))
     elif len(major) == 1:
-        _label_tree(labels, major[0][2], RIGHT if major[0][1][0] < ivc[0] else LEFT)
-        named.append((major[0][1], labels[major[0][2].first[0]]))
-    for _vol, cen, tree in trees:
-        if named and all(labels[s] == "" for s in tree.first):
+        _, cen, tree, k = major[0]
+        label_subtree(labels, tree, k, RIGHT if cen[0] < ivc[0] else LEFT)
+        named.append((cen, labels[k]))
+    for _cal, cen, tree, k in veins:
+        if named and labels[k] == "":
             nearest = min(named, key=lambda n: np.linalg.norm(n[0] - cen))[1]
-            _label_tree(labels, tree, nearest)
+            label_subtree(labels, tree, k, nearest)
+    for tree, stem, firsts in stems:  # a shared ostium: the largest vein's name
+        name = labels[max(firsts, key=lambda k: tree.weight[k])]
+        for s in stem:
+            labels[s] = name
+    name_fragments(graph, labels)
     return graph.replace(segment_label=labels)
 
 
-def _label_tree(labels, tree, name) -> None:
-    for s in tree.first:
-        label_subtree(labels, tree, s, name)
+def _split_at_ostium(graph: VesselGraph, ivc) -> VesselGraph:
+    """Per connected tree, where its centerline point nearest the IVC's axis lies inside a
+    segment, nearer the axis by more than the local radius than both of that segment's
+    ends, the segment runs from one vein into another through their merged ostia: it is cut
+    there (a new ``anchor`` node, degree 2), so that each vein gets its own segments."""
+    seg_of = graph.point_segment()
+    comp = _components(graph)[seg_of]
+    d = np.linalg.norm(graph.points[:, :2] - ivc[:2], axis=1)
+    cuts = []
+    for c in np.unique(comp):
+        i = int(np.nonzero(comp == c)[0][np.argmin(d[comp == c])])
+        s = int(seg_of[i])
+        lo, hi = graph.point_offsets[s], graph.point_offsets[s + 1] - 1
+        if lo < i < hi and d[i] + graph.radius[i] < min(d[lo], d[hi]):
+            cuts.append(i)
+    if not cuts:
+        return graph
+    pts, rad, offsets = graph.points, graph.radius, graph.point_offsets
+    node_pos, kinds = list(graph.node_position), list(graph.node_kind)
+    starts, ends, pieces, copy_of = [], [], [], []
+    for s in range(graph.n_segments):
+        lo, hi = offsets[s], offsets[s + 1]
+        cut = [i for i in cuts if lo < i < hi - 1]
+        a = int(graph.segment_start[s])
+        for i in cut:
+            node_pos.append(pts[i])
+            kinds.append("anchor")
+            starts.append(a)
+            ends.append(len(node_pos) - 1)
+            pieces.append((lo, i + 1))
+            copy_of.append(s)
+            a, lo = len(node_pos) - 1, i
+        starts.append(a)
+        ends.append(int(graph.segment_end[s]))
+        pieces.append((lo, hi))
+        copy_of.append(s)
+    idx = np.concatenate([np.arange(a, b) for a, b in pieces])
+    return VesselGraph(node_position=np.array(node_pos), node_kind=np.array(kinds, object),
+                       segment_start=np.array(starts), segment_end=np.array(ends),
+                       point_offsets=np.concatenate([[0], np.cumsum([b - a for a, b in
+                                                                      pieces])]),
+                       points=pts[idx], radius=rad[idx],
+                       segment_generation=graph.segment_generation[copy_of],
+                       segment_strahler=graph.segment_strahler[copy_of],
+                       metadata=dict(graph.metadata))
+
+
+def _root(graph: VesselGraph, segs, ivc) -> int:
+    """The tree's node nearest the IVC's axis, taken as the vertical line (LPS z) through
+    ``ivc``: the veins join the IVC from the side, at any height along it (a free end, or a
+    junction where veins with merged ostia meet)."""
+    nodes = np.unique(np.concatenate([graph.segment_start[segs], graph.segment_end[segs]]))
+    d = np.linalg.norm(graph.node_position[nodes, :2] - ivc[:2], axis=1)
+    return int(nodes[np.argmin(d)])
+
+
+def _split_ostium(tree, first, min_share, ostium_factor, stems) -> list[int]:
+    """The veins of a tree entered by segment ``first``: the major branches of its first
+    major division when that lies within ``ostium_factor`` trunk radii of the root (a
+    shared ostium, the stem recorded in ``stems``), else ``first`` itself."""
+    g = tree.graph
+    chain, division = trunk(tree, first, min_share)
+    if len(division) < 2:
+        return [first]
+    radius = float(np.median(g.segment_radius(first)))
+    gap = float(np.linalg.norm(g.node_position[tree.far_node[chain[-1]]]
+                               - g.node_position[tree.root]))
+    if gap >= ostium_factor * radius:
+        return [first]
+    stems.append((tree, chain, division))
+    return list(division)
 
 
 def _components(graph: VesselGraph) -> np.ndarray:

@@ -23,14 +23,22 @@ Rules (geometry in LPS mm: +x patient left, +y posterior, +z superior), applied 
   ``portal_S4`` (the most medial, smallest x; the left portal vein's division uses a third of
   ``min_share``, its segmental branches being small), ``portal_S2`` (the most posterior-superior of
   the rest, largest y + z) and ``portal_S3`` (the others). Every segment below a segmental
-  branch carries its name; minor side branches of a trunk carry the trunk's name.
+  branch carries its name; minor side branches of a trunk carry the trunk's name;
+* pieces not connected to the root (cut off by a segmentation gap) take the name of the
+  nearest named centerline point.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vasomics.chain.naming.tree import label_subtree, nearest_node, rooted_tree, trunk
+from vasomics.chain.naming.tree import (
+    label_subtree,
+    name_fragments,
+    nearest_node,
+    rooted_tree,
+    trunk,
+)
 from vasomics.vessel_graph import VesselGraph
 
 
@@ -51,6 +59,7 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
     main, division = trunk(tree, start, min_share)
     label_subtree(labels, tree, start, "main_portal_vein")
     if len(division) < 2:
+        name_fragments(graph, labels)
         return graph.replace(segment_label=labels)
     division = _merge_stems(tree, main, division, min_share, stem_factor)
     c = tree.centroid
@@ -61,6 +70,7 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
     else:  # trifurcation: right anterior and posterior veins leave the main portal vein
         _right_rule(labels, tree, [], rest, min_share)
     _name_side(labels, tree, left, "left_portal_vein", min_share / 3, _left_rule)
+    name_fragments(graph, labels)
     return graph.replace(segment_label=labels)
 
 

@@ -110,3 +110,22 @@ def nearest_node(graph: VesselGraph, point, kinds=("endpoint", "root")) -> int:
     idx = np.nonzero(ok)[0]
     d = np.linalg.norm(graph.node_position[idx] - np.asarray(point, float), axis=1)
     return int(idx[np.argmin(d)])
+
+
+def name_fragments(graph: VesselGraph, labels: np.ndarray) -> None:
+    """Give each unnamed segment (``""``, e.g. of a piece that a segmentation gap cut off
+    the rooted tree) the name of the nearest named centerline point (LPS mm), in place: a
+    fragment lies in the territory of the branch it was cut from."""
+    named = np.nonzero(labels != "")[0]
+    todo = np.nonzero(labels == "")[0]
+    if not named.size or not todo.size:
+        return
+    from scipy.spatial import cKDTree
+
+    seg = graph.point_segment()
+    on = np.isin(seg, named)
+    tree = cKDTree(graph.points[on])
+    owner = seg[on]
+    for s in todo:
+        d, j = tree.query(graph.segment_points(s))
+        labels[s] = labels[owner[j[int(np.argmin(d))]]]
