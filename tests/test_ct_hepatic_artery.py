@@ -74,9 +74,9 @@ def arterial_on_truth_organs():
 def test_artery_dice_and_no_stealing_on_arterial_phantoms(arterial_on_truth_organs):
     """Measured (seeds 501, 502, 7): artery Dice 0.965/0.928/0.959 against the whole truth
     artery, no artery voxel on a truth portal or hepatic voxel (0 of 219/276/293), and
-    removing the artery from the venous portal tree raises its Dice (0.690 -> 0.709,
-    0.751 -> 0.779, 0.746 -> 0.778): without it, the venous stage puts the artery into the
-    portal tree."""
+    removing the artery from the venous portal tree never lowers its Dice (measured with the
+    venous stage of 9bd1873: 0.690 -> 0.709, 0.751 -> 0.779, 0.746 -> 0.778; that stage put
+    the artery into the portal tree)."""
     for _ct, truth, ves, art in arterial_on_truth_organs:
         lab = truth.labels.array
         true_art, true_portal = lab == LABELS["artery"], lab == LABELS["portal"]
@@ -87,7 +87,7 @@ def test_artery_dice_and_no_stealing_on_arterial_phantoms(arterial_on_truth_orga
         assert stolen <= 0.02 * art.mask.sum(), stolen
         before = _dice(ves.portal, true_portal)
         after = _dice(ves.portal & ~art.mask, true_portal)
-        assert after > before + 0.01, (before, after)
+        assert after >= before - 0.002, (before, after)
         # the root lies outside the liver on the aorta side of the hilum
         assert art.root[2] < ves.roots["portal_hilum"][2], (art.root, ves.roots)
 
@@ -172,3 +172,53 @@ def test_chain_traces_the_artery_in_arterial_phase_only(tmp_path):
     assert not forced.artery.applicable and forced.artery_graph is None
     rows = forced.features.frame[forced.features.frame.scope == scope]
     assert len(rows) == 8 and rows.value.isna().all()
+
+
+def test_artery_on_ircadb_anatomy_in_arterial_phase(shared_data):
+    """3D-IRCADb-01 patient 1.1 (manual labels, CC BY-NC-ND 3.0, read unmodified; derived
+    images stay in memory), cropped to the liver + 15 mm and taken every second voxel
+    in-plane (1.6 x 1.14 x 1.14 mm); an arterial-phase CT synthesized from it
+    (:func:`ct_from_labels`, seed 0: aorta 320, portal 148 HU; PSF 1 mm, noise 12 HU).
+    Label 513 holds the aorta and its branches: its part holding a 5 mm ball is the aorta
+    (organ mask), the rest (hepatic artery, celiac branches) the truth. Manual organs.
+    Measured: precision 0.999 (2 of 2841 artery voxels on the portal labels), Dice 0.59
+    (recall about 0.42: thin branches whose partial-volume peak stays below the seed
+    threshold, ~200 HU, are missed), removing the artery from the venous portal tree raises
+    its Dice within the liver + 12 mm from 0.833 to 0.866; seeds 1-2: Dice 0.64/0.63,
+    precision 0.997/0.995, portal 0.826 -> 0.861, 0.796 -> 0.831."""
+    import edt
+
+    from vasomics.chain.qc import estimate_noise_sd
+    from vasomics.image import Image
+    from vasomics.io.images import read_image
+    from vasomics.phantoms.liver_ct import IRCADB_COMPARTMENTS, ct_from_labels
+
+    full = read_image(shared_data / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
+    liver_ids = (449, 451, 465, 481)
+    idx = np.argwhere(np.isin(full.array, liver_ids))
+    pad = np.ceil(15.0 / np.asarray(full.spacing)).astype(int)
+    lo, hi = np.maximum(idx.min(0) - pad, 0), np.minimum(idx.max(0) + pad + 1, full.shape)
+    a = np.ascontiguousarray(full.array[lo[0]:hi[0], lo[1]:hi[1]:2, lo[2]:hi[2]:2])
+    sp = (full.spacing[0], 2 * full.spacing[1], 2 * full.spacing[2])
+    lab = Image(a, spacing=sp, origin=tuple(full.index_to_physical(lo[None])[0]),
+                direction=full.direction, modality="mask")
+    arteries = a == 513
+    depth = edt.edt(arteries, anisotropy=sp)
+    aorta = arteries & (edt.edt(depth <= 5.0, anisotropy=sp) <= 5.0 + max(sp))
+    truth = arteries & ~aorta
+    liver = np.isin(a, liver_ids)
+    organs = {"liver": liver, "spleen": a == 385, "aorta": aorta, "ivc": a == 33,
+              "portal_vein": a == 17, "kidney": np.isin(a, [129, 193])}
+    ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "arterial", noise_sd_hu=12.0, seed=0)
+    hu, noise = measure_regions(ct, organs), estimate_noise_sd(ct.array)
+    ves = segment_liver_vessels(ct, organs, hu, noise)
+    art = segment_hepatic_artery(ct, "arterial", organs, hu, noise, ves.portal,
+                                 ves.roots.get("portal_hilum"), ves.roots.get("portal"))
+    assert art.status == "ok", art.status
+    m, portal = art.mask, np.isin(a, (17, 465))
+    assert np.count_nonzero(m & truth) >= 0.97 * m.sum()
+    assert np.count_nonzero(m & portal) <= 0.01 * m.sum()
+    assert _dice(m, truth) >= 0.5
+    domain = edt.edt(~liver, anisotropy=sp) <= 12.0
+    assert _dice(ves.portal & ~m & domain, portal & domain) >= _dice(ves.portal & domain,
+                                                                    portal & domain)

@@ -36,10 +36,17 @@ tree passed off as measured.
    others are grouped by single linkage: two lie in one group when they come within the
    larger of ``bridge_mm`` and ``bridge_voxels`` voxel sizes of each other (an artery
    interrupted where it crosses a vein or where partial volume thins it below the grow
-   threshold). The artery is the group of largest volume that reaches both the liver and
-   the hilum (or corridor); the others are dropped. Its root voxel is its voxel outside the
-   liver in the hilum or corridor nearest the aorta (the artery arrives from the celiac
-   trunk).
+   threshold). The artery is the group of largest volume that reaches both the liver
+   (within ``surface_margin_mm``: a liver mask may leave out the arteries' own lumen, as
+   manual labels do) and the hilum (or corridor); the others are dropped. Its root voxel is
+   its voxel beyond that margin in the hilum or corridor nearest the aorta (the artery
+   arrives from the celiac trunk).
+5. **Partial-volume rim**: voxels within ``rim_mm`` of the tree whose smoothed HU lie at
+   least half-way from the local background to the local artery peak join it; inside the
+   venous portal mask only those brighter than the portal HU by ``rim_portal_sd`` SDs. On
+   3D-IRCADb 1.1 (0.57 mm in-plane, PSF 1 mm, seeds 0-1) this raised the Dice from 0.58/0.63
+   to 0.70/0.74 at a precision of 0.975/0.954 (0.997/0.996 without; 1.2 mm: 0.73/0.75 at
+   0.91/0.90).
 
 The chain (:mod:`vasomics.chain.run`) removes the artery's voxels from the venous trees: the
 venous stage's thresholds take in every bright vessel, and a tube brighter than the portal
@@ -94,6 +101,13 @@ class HepaticArteryParams(StageParams):
     min_component_mm3: float = Field(4.0, description="Smaller components are dropped.")
     bridge_mm: float = Field(4.0, description="Components this close to the tree join it "
                                               "(single linkage)...")
+    rim_mm: float = Field(0.8, description="Partial-volume rim: voxels this close to the "
+                                           "tree whose HU pass half-way from the local "
+                                           "background to the local artery peak join it "
+                                           "(0: off).")
+    rim_portal_sd: float = Field(2.5, description="A rim voxel inside the venous portal mask "
+                                                  "must exceed the portal HU by this many "
+                                                  "SDs.")
     bridge_voxels: float = Field(2.5, description="... or this many of the largest voxel "
                                                   "size, whichever is larger.")
 
@@ -210,8 +224,14 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     blob = edt.edt(depth <= p.max_radius_mm, anisotropy=tuple(spacing),
                    parallel=2) <= p.max_radius_mm + float(spacing.max())
     tube = bright & ~blob
-    mask, root = _tree_from_root(tube, liv, near_hilum, to_aorta, spacing, p)
+    # "in the liver": within the surface margin (a liver mask may leave out the arteries'
+    # own lumen, as manual labels do)
+    mask, root = _tree_from_root(tube, to_liver <= p.surface_margin_mm, near_hilum, to_aorta,
+                                 spacing, p)
     thresholds = (float(high), float(low))
+    if mask.any() and p.rim_mm > 0:
+        mask = _rim(mask, hu, region, portal_mask[box] if portal_mask is not None else None,
+                    portal_hu, sd, ceiling, spacing, p)
     if not mask.any():
         return HepaticArtery(empty, status="no bright tube reaches the hilum: hepatic artery "
                              "not found", thresholds_hu=thresholds, reference_hu=ref)
@@ -221,17 +241,41 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     return HepaticArtery(full, root_mm, True, "ok", thresholds, ref)
 
 
+def _rim(tree, hu, region, portal, portal_hu, sd, ceiling, spacing, p) -> np.ndarray:
+    """Add the partial-volume rim: voxels within ``rim_mm`` of the tree (in the region,
+    below the ceiling) at or above half-way between the local background (minimum of the
+    smoothed HU within twice that distance) and the local artery peak (maximum over the
+    tree within that distance); inside the venous portal mask only those brighter than the
+    portal HU by ``rim_portal_sd`` SDs (a portal voxel beside the artery is not its rim)."""
+    near = edt.edt(~tree, anisotropy=tuple(spacing), parallel=2) <= p.rim_mm
+    size = np.maximum(1, np.round(2 * p.rim_mm / spacing).astype(int) | 1)
+    peak = ndimage.maximum_filter(np.where(tree, hu, -np.inf), size=tuple(size))
+    bg = ndimage.minimum_filter(hu, size=tuple(2 * size - 1))
+    rim = near & ~tree & region & (hu < ceiling) & np.isfinite(peak) & (hu >= 0.5 * (peak + bg))
+    if portal is not None:
+        rim &= ~(portal & (hu < portal_hu + p.rim_portal_sd * sd))
+    return tree | rim
+
+
 def _near_segment(shape, spacing, a, b, radius_mm) -> np.ndarray:
     """Voxels (of a grid ``shape``) within ``radius_mm`` of the segment from index ``a`` to
     index ``b``."""
-    grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape],
-                                indexing="ij"), -1)
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     sp = np.asarray(spacing, np.float32)
+    out = np.zeros(shape, bool)
+    reach = radius_mm / sp
+    lo = np.maximum(np.floor(np.minimum(a, b) - reach), 0).astype(int)
+    hi = np.minimum(np.ceil(np.maximum(a, b) + reach) + 1, shape).astype(int)
+    if np.any(hi <= lo):
+        return out
+    grid = np.stack(np.meshgrid(*[np.arange(u, v, dtype=np.float32) for u, v in
+                                  zip(lo, hi, strict=True)], indexing="ij"), -1)
     d = (b - a) * sp
     rel = (grid - a) * sp
     t = np.clip((rel @ d) / max(float(d @ d), 1e-9), 0, 1)
-    return np.sum((rel - t[..., None] * d) ** 2, -1) <= radius_mm ** 2
+    out[tuple(slice(u, v) for u, v in zip(lo, hi, strict=True))] = \
+        np.sum((rel - t[..., None] * d) ** 2, -1) <= radius_mm ** 2
+    return out
 
 
 def _tree_from_root(tube, liv, near_hilum, to_aorta, spacing, p):
