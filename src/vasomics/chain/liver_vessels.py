@@ -21,8 +21,10 @@ portal venous and hepatic venous trees.
    excluded. When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
    empty and the result says why (no silently wrong tree).
 3. **Roots**: regions thicker than ``max_vessel_radius_mm`` (kidney, bowel, spleen: the
-   opening by a ball of that radius) are removed, and vessel components that do not reach
-   into the liver are dropped.
+   opening by a ball of that radius) are removed together with the parts that taper from
+   them without a depth maximum of their own (a kidney's pole: watershed basins of the depth
+   map, ``basin_depth_mm``), and vessel components that do not reach into the liver are
+   dropped.
    The hepatic venous root is the localized IVC (added to the vessel mask) when its median
    HU is that of blood (at least ``blood_min_hu``; venous regions darker than that are
    mislocalized fat or air and are not used for thresholds either); otherwise a ball at the
@@ -116,6 +118,12 @@ class LiverVesselParams(StageParams):
                                                          "not vessels, and are removed "
                                                          "(keeps a portal vein up to 18 mm "
                                                          "in diameter).")
+    basin_depth_mm: float = Field(1.5, description="Depth maxima (mm inside the vessel "
+                                                   "mask) standing this far above their "
+                                                   "surroundings seed their own basin; the "
+                                                   "basins of organs thicker than "
+                                                   "max_vessel_radius_mm are removed with "
+                                                   "them.")
     blood_min_hu: float = Field(20.0, description="Venous regions (portal vein, IVC) whose "
                                                   "median HU is lower are mislocalized (fat, "
                                                   "air) and not used.")
@@ -248,6 +256,9 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     depth = edt.edt(bright, anisotropy=image.spacing, parallel=2)
     blob = edt.edt(depth <= p.max_vessel_radius_mm, anisotropy=image.spacing,
                    parallel=2) <= p.max_vessel_radius_mm + max(spacing)
+    # with the organ's thinner parts the opening leaves (a kidney's pole, taken through a
+    # contact into the portal tree when the kidney is not localized): its depth basin
+    blob |= _organ_basins(bright, depth, depth > p.max_vessel_radius_mm, p.basin_depth_mm)
     vessels = bright & region & ~blob & ~aorta & ~other
     vessels = _drop_small(vessels, p.min_component_mm3 / float(np.prod(spacing)))
     # keep components that reach into the liver (drops kidney, bowel, spleen in the band)
@@ -330,6 +341,70 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                  ("hepatic root (IVC) not found" if not hepatic.any() else "")
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status)
+
+
+def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
+    """Voxels of ``bright`` in the depth basins of organ ``core`` voxels.
+
+    Watershed of the negated depth map (``depth``: distance to the background, mm) from its
+    local maxima; a basin whose peak stands less than ``h_mm`` above the highest saddle to a
+    basin with a higher peak is merged into it (dynamics, as h-maxima would, at a fraction of
+    the cost); basins merged with one holding a ``core`` voxel are the organ's. A vessel
+    touching the organ has its own depth maximum (its axis) beyond a neck and keeps its basin;
+    the organ's tapering parts descend from its core without a maximum of their own."""
+    from skimage.segmentation import watershed
+
+    out = np.zeros_like(bright)
+    if not core.any():
+        return out
+    lab, _ = ndimage.label(bright, np.ones((3, 3, 3)))
+    ids = np.unique(lab[core])
+    sel = np.isin(lab, ids[ids > 0])
+    box = ndimage.find_objects(sel.astype(np.uint8))[0]
+    sel = sel[box]
+    d = np.where(sel, depth[box], 0).astype(np.float32)
+    peaks = sel & (d >= ndimage.maximum_filter(d, size=3))
+    markers, n = ndimage.label(peaks, np.ones((3, 3, 3)))
+    ws = watershed(-d, markers, mask=sel)
+    top = np.zeros(n + 1)
+    np.maximum.at(top, ws[sel], d[sel])
+    top[np.unique(ws[core[box]])] = np.inf  # organs outrank every vessel
+    # saddles: the highest min-depth over face-neighbour pairs across two basins
+    pairs, values = [], []
+    for axis in range(3):
+        a = np.moveaxis(ws, axis, 0)
+        b = np.moveaxis(d, axis, 0)
+        m = (a[:-1] != a[1:]) & (a[:-1] > 0) & (a[1:] > 0)
+        pairs.append(np.column_stack([a[:-1][m], a[1:][m]]))
+        values.append(np.minimum(b[:-1][m], b[1:][m]))
+    pairs, values = np.concatenate(pairs), np.concatenate(values)
+    pairs.sort(axis=1)
+    order = np.lexsort((-values, pairs[:, 1], pairs[:, 0]))
+    pairs, values = pairs[order], values[order]
+    first = np.ones(len(pairs), bool)
+    first[1:] = np.any(pairs[1:] != pairs[:-1], axis=1)
+    pairs, values = pairs[first], values[first]  # one saddle per basin pair
+    parent = np.arange(n + 1)
+    peak = top.copy()
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for k in np.argsort(-values, kind="stable"):  # merge tree, highest saddle first
+        x, y = find(pairs[k, 0]), find(pairs[k, 1])
+        if x == y:
+            continue
+        low, high = (x, y) if peak[x] <= peak[y] else (y, x)
+        if peak[low] - values[k] < h_mm:
+            parent[low] = high
+    roots = np.array([find(i) for i in range(n + 1)])
+    organ = np.isinf(peak[roots])
+    organ[0] = False
+    out[box] = organ[ws]
+    return out
 
 
 def _superior_root(vessels, radius, portal_seed, slice_z, image, p) -> np.ndarray:
