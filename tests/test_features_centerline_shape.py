@@ -3,7 +3,13 @@ analytic curves and rasterized phantoms with analytic answers.
 
 Mask cases go mask -> graph (vasomics.chain.graph) -> features at several spacings and
 orientations: inflection counts exact, torsion within 5 %, curvature within 3 %, length
-within 2 %."""
+within 2 %.
+
+Analytic inflection count of a sinusoid phantom (vasomics.phantoms.sinusoid_tube): the
+number of interior zeros of the curvature. On y = A sin(2 pi x / lambda),
+x in [lambda/4, lambda/4 + periods lambda], kappa ~ -sin(2 pi x / lambda) vanishes at
+x = m lambda / 2, m = 1 .. 2 periods, all interior, and is extreme at both ends (crests):
+2 x periods. With straight leads the curvature is 0 on the leads, no sign change is added."""
 
 import numpy as np
 import pytest
@@ -122,6 +128,97 @@ def test_sinusoid_mask_inflections_exact(amplitude, wavelength, periods, spacing
     assert t.value("VX.A.S.NINFL", "segment:0") == truth.values["inflection_count"]
     dm = truth.values["length_mm"] / truth.values["chord_mm"]
     assert abs(t.value("VX.A.S.DM", "segment:0") / dm - 1) < 0.02
+
+
+CREST_MASKS = [  # amplitude, wavelength (mm), periods, voxel spacing, rotation seed
+    (5.0, 30.0, 3, (0.5, 0.5), 0),
+    (3.0, 20.0, 3, (0.3, 0.3), 1),
+    (8.0, 40.0, 2, (0.3, 0.3), 0),
+    (2.0, 30.0, 3, (0.5, 0.5), 1),
+    (5.0, 30.0, 1, (0.5, 0.5, 0.5), 2),
+    (3.0, 20.0, 3, (0.4, 0.3, 0.35), 0),
+    (2.0, 30.0, 3, (0.4, 0.3, 0.35), 1),
+    (8.0, 40.0, 2, (0.5, 0.5, 0.5), 0),
+]
+
+
+def _crest_count(amplitude, wavelength, periods, spacing, seed):
+    ndim = len(spacing)
+    mask, truth = sinusoid_tube(amplitude_mm=amplitude, wavelength_mm=wavelength,
+                                periods=periods, spacing=spacing,
+                                rotation=random_rotation(seed, ndim))
+    n = extract_features(mask_to_graph(mask)).value("VX.A.S.NINFL", "segment:0")
+    return n, truth.values["inflection_count"]
+
+
+@pytest.mark.parametrize("amplitude, wavelength, periods, spacing, seed", CREST_MASKS)
+def test_crest_ended_sinusoid_mask_inflections_exact(amplitude, wavelength, periods,
+                                                     spacing, seed):
+    """Sinusoids that end at a crest (the tube ends mid-curve, flat cut): the end lobes are
+    quarter-waves whose test points (kappa > 0.2 kappa_max) lie within 0.218 lambda of the
+    tip, where the graph stage re-draws the vessel end. The re-drawn end is refitted to the
+    cross-section centres up to half a radius from the tip (graph_params
+    end_fit_iterations), so only lobes drawn within that last half radius are dropped: all
+    2 x periods inflections count (the former parabola through the trimmed skeleton end
+    lost one or both end inflections in each of these cases). Over the 72 cases of
+    benchmarks/bench_centerline_shape.py: 62 exact (7 before)."""
+    n, expected = _crest_count(amplitude, wavelength, periods, spacing, seed)
+    assert n == expected
+
+
+CREST_LOW_CURVATURE = [  # end lobes still lost (kappa_max 0.09-0.3 /mm, lambda <= 25 mm)
+    (1.5, 25.0, 2, (0.5, 0.5), 0),
+    (1.5, 25.0, 2, (0.5, 0.5, 0.5), 1),
+    (3.0, 20.0, 3, (0.5, 0.5), 2),
+]
+
+
+@pytest.mark.parametrize("amplitude, wavelength, periods, spacing, seed",
+                         CREST_LOW_CURVATURE)
+def test_crest_ended_sinusoid_loses_at_most_the_end_inflections(amplitude, wavelength,
+                                                               periods, spacing, seed):
+    """Where an end lobe is missed, nothing spurious is added: 2 periods - 2 <= NINFL <=
+    2 periods."""
+    n, expected = _crest_count(amplitude, wavelength, periods, spacing, seed)
+    assert expected - 2 <= n <= expected
+
+
+@pytest.mark.xfail(strict=True, reason="unmet: on crest-ended sinusoids of low end "
+                   "curvature (A = 1.5 mm, lambda = 25 mm: kappa_max 0.095 /mm against the "
+                   "straightness threshold 0.04 /mm) or short end lobes (lambda = 20 mm: "
+                   "test points within 4.4 mm of the tip against a 3 mm minimum arc) the "
+                   "re-drawn end bends too little over too short an arc, and an end lobe is "
+                   "dropped: 62/72 exact in benchmarks/bench_centerline_shape.py")
+@pytest.mark.parametrize("amplitude, wavelength, periods, spacing, seed",
+                         CREST_LOW_CURVATURE)
+def test_crest_ended_sinusoid_low_curvature_exact(amplitude, wavelength, periods, spacing,
+                                                  seed):
+    n, expected = _crest_count(amplitude, wavelength, periods, spacing, seed)
+    assert n == expected
+
+
+def test_sign_changes_bending_arc_ignores_sparse_ripple():
+    """Short runs bending alternately to either side, 3-4 mm apart, with no test point in
+    between (curvature ripple just above the thresholds): dropping the shortest and merging
+    neighbours gives lobes whose test points *span* 7 mm, but whose *bending arc* stays
+    below the minimum: 0 inflections. Contiguous lobes keep their span."""
+    g = VesselGraph.from_polylines([np.linspace([0, 0], [40, 0], 161)], [1.0])
+    cl = C.resample(g, 0.25)
+    s = cl.s
+    runs = [(5.2, 5.7, 1), (8.2, 8.7, -1), (12.0, 12.0, 1), (14.7, 15.2, -1),
+            (18.7, 19.4, 1), (21.7, 22.4, -1), (25.4, 25.9, 1), (28.7, 28.9, -1),
+            (32.4, 32.7, 1)]
+    side = np.zeros((len(s), 1))
+    for lo, hi, sign in runs:
+        side[(s >= lo - 1e-9) & (s <= hi + 1e-9), 0] = sign
+    test = side[:, 0] != 0
+    assert C.sign_changes(cl, side, test, 2.4)[0] == 0
+    assert C.sign_changes(cl, side, test, 0.0)[0] == 8
+    # the same pattern with every gap filled by its run's side: long contiguous lobes count
+    filled = np.sign(np.interp(s, [(lo + hi) / 2 for lo, hi, _ in runs],
+                               [sign for _, _, sign in runs]))[:, None]
+    filled[filled == 0] = 1
+    assert C.sign_changes(cl, filled, np.ones(len(s), bool), 2.4)[0] == 8
 
 
 @pytest.mark.parametrize("seed", [1, 2])

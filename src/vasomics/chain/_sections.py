@@ -136,3 +136,162 @@ def section_radius(mask, points, tangents, spacing, max_len, n_rays):  # pragma:
             radius[i] = np.sqrt(np.mean(lengths * lengths))
         closed[i] = True
     return radius, closed
+
+
+@numba.njit(cache=True, nogil=True)
+def _poly_fit(u, pts, n, degree):  # pragma: no cover - compiled
+    """Least-squares polynomial of ``degree`` (per coordinate) through the first ``n`` of
+    ``pts`` (``(N, 3)``) at parameters ``u``: coefficients ``(degree + 1, 3)``, constant
+    first."""
+    m = degree + 1
+    ata = np.zeros((m, m))
+    atb = np.zeros((m, 3))
+    for i in range(n):
+        for a in range(m):
+            pa = u[i] ** a
+            for b in range(m):
+                ata[a, b] += pa * u[i] ** b
+            for c in range(3):
+                atb[a, c] += pa * pts[i, c]
+    return np.linalg.solve(ata, atb)
+
+
+@numba.njit(cache=True, nogil=True)
+def _poly_at(coef, shift, s, out):  # pragma: no cover - compiled
+    """Point ``Σ coef[k] s^k + shift`` and unit tangent; ``out`` (2, 3)."""
+    for c in range(3):
+        v = shift[c]
+        d = 0.0
+        for k in range(coef.shape[0]):
+            v += coef[k, c] * s ** k
+            if k > 0:
+                d += k * coef[k, c] * s ** (k - 1)
+        out[0, c] = v
+        out[1, c] = d
+    norm = np.sqrt(out[1, 0] ** 2 + out[1, 1] ** 2 + out[1, 2] ** 2)
+    if norm > 0.0:
+        for c in range(3):
+            out[1, c] /= norm
+
+
+@numba.njit(cache=True, nogil=True)
+def _inside(mask, p, spacing):  # pragma: no cover - compiled
+    nz, ny, nx = mask.shape
+    z = int(np.rint(p[0] / spacing[0]))
+    y = int(np.rint(p[1] / spacing[1]))
+    x = int(np.rint(p[2] / spacing[2]))
+    return 0 <= z < nz and 0 <= y < ny and 0 <= x < nx and mask[z, y, x]
+
+
+@numba.njit(cache=True, nogil=True)
+def _reach(mask, coef, shift, spacing, probe, limit):  # pragma: no cover - compiled
+    """Arc parameter (mm) where the curve leaves the mask: the last foreground probe (every
+    ``probe`` mm from 0.382 probe, off half-voxel ties) plus half a probe; 0 when the first
+    probe is background, ``limit`` at most."""
+    buf = np.empty((2, 3))
+    t = 0.382 * probe
+    last = -1.0
+    while t < limit + probe:
+        _poly_at(coef, shift, t, buf)
+        if not _inside(mask, buf[0], spacing):
+            break
+        last = t
+        t += probe
+    return 0.0 if last < 0.0 else last + 0.5 * probe
+
+
+@numba.njit(cache=True, nogil=True)
+def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iters, n_rays,
+              gain):  # pragma: no cover - compiled
+    """Re-draw the free end of a polyline ``pts`` (``(n, 3)`` grid mm, free end last).
+
+    1. Points closer to the end point than ``trim`` × ``tip_r`` (where thinning bends
+       towards the rim of the vessel end) are dropped, at most half of them; ``keep`` are left.
+    2. A parabola (per coordinate, in arc length ``u`` from the last kept point, ``u <= 0``
+       on the kept points) is fitted to the kept points within ``fit_reach`` of the last
+       one (a line when fewer than 5) and shifted through it; ``u > 0`` continues the vessel.
+    3. ``iters`` times: the curve is sampled every half smallest voxel from ``u`` = a
+       quarter voxel up to ``cap`` × ``tip_r`` before the mask boundary (the flat end face
+       cuts sections closer to it); each sample is moved to the centre of its cross-section
+       normal to the curve (as :func:`recenter`; open sections are left out) and the
+       parabola is refitted to the kept points and these centres, shifted through the last
+       kept point. The end stretch is thus measured from the mask's walls up to
+       ``cap`` × ``tip_r`` from the tip, not extrapolated.
+    4. The curve is followed up to the mask boundary (probed every quarter of the smallest
+       voxel) and sampled about every ``step`` mm.
+
+    Returns ``keep`` and the new points ``(m, 3)`` appended after ``pts[:keep]`` (``m`` = 0
+    when the curve leaves the mask at once or the fit has no direction)."""
+    n = pts.shape[0]
+    keep = n
+    lim_trim = trim * tip_r
+    while keep > 1:
+        d = np.sqrt(np.sum((pts[keep - 1] - pts[n - 1]) ** 2))
+        if d >= lim_trim:
+            break
+        keep -= 1
+    keep = max(keep, (n + 1) // 2, 2)
+    keep = min(keep, n)
+    empty = np.zeros((0, 3))
+    # arc length backwards from the last kept point
+    back = np.zeros(keep)
+    for i in range(1, keep):
+        j = keep - 1 - i
+        back[i] = back[i - 1] + np.sqrt(np.sum((pts[j + 1] - pts[j]) ** 2))
+    if back[keep - 1] <= 0.0:
+        return keep, empty
+    reach = min(max(fit_reach, 3.0 * voxel), back[keep - 1])
+    w = 1
+    while w < keep and back[w - 1] < reach:
+        w += 1
+    # w points: back[0..w-1] (searchsorted(back, reach) + 1 as in the former numpy code)
+    probe = 0.25 * min(spacing[0], min(spacing[1], spacing[2]))
+    vmin = 4.0 * probe
+    n_samples = int(max(0.0, 12.0 * tip_r + 12.0 * voxel) / (0.5 * vmin)) + 2
+    data_u = np.empty(w + n_samples)
+    data_p = np.empty((w + n_samples, 3))
+    for i in range(w):
+        data_u[i] = -back[w - 1 - i]
+        data_p[i] = pts[keep - w + i]
+    degree = 2 if w >= 5 else 1
+    coef = _poly_fit(data_u, data_p, w, degree)
+    if np.sqrt(np.sum(coef[1] ** 2)) <= 0.0:
+        return keep, empty
+    shift = pts[keep - 1] - coef[0]
+    limit = 4.0 * tip_r + 4.0 * voxel
+    ext = _reach(mask, coef, shift, spacing, probe, limit)
+    step_ray, cos, sin, lengths, dirs = _ring(spacing, n_rays)
+    max_len = 3.0 * tip_r + 3.0 * voxel
+    buf = np.empty((2, 3))
+    for _ in range(iters):
+        hi = ext - cap * tip_r
+        m = w
+        u = 0.25 * vmin
+        while u < hi and m < w + n_samples:
+            _poly_at(coef, shift, u, buf)
+            if _rays(mask, buf[0], buf[1], spacing, step_ray, max_len, cos, sin, lengths,
+                     dirs):
+                scale = gain / cos.shape[0]
+                for c in range(3):
+                    acc = 0.0
+                    for k in range(cos.shape[0]):
+                        acc += lengths[k] * dirs[k, c]
+                    data_p[m, c] = buf[0, c] + scale * acc
+                data_u[m] = u
+                m += 1
+            u += 0.5 * vmin
+        if m - w < 3:
+            break
+        coef = _poly_fit(data_u, data_p, m, 2)
+        if np.sqrt(np.sum(coef[1] ** 2)) <= 0.0:
+            return keep, empty
+        shift = pts[keep - 1] - coef[0]
+        ext = _reach(mask, coef, shift, spacing, probe, limit)
+    if ext <= 0.0:
+        return keep, empty
+    n_new = max(1, int(np.rint(ext / step)))
+    out = np.empty((n_new, 3))
+    for i in range(n_new):
+        _poly_at(coef, shift, ext * (i + 1) / n_new, buf)
+        out[i] = buf[0]
+    return keep, out

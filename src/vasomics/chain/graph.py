@@ -52,7 +52,12 @@
    radius ``r`` (at most half its points) and is then continued from the new tip along the
    parabola (per coordinate, in arc length) fitted to its last ``max(2 r, 3 v)`` of arc
    length, shifted to pass through the tip, up to the mask boundary, taken as the face of the first background
-   voxel on that ray (probed every quarter of the smallest voxel). A vessel's length is thus its extent in the
+   voxel on that ray (probed every quarter of the smallest voxel). The parabola is then
+   refitted ``end_fit_iterations`` times to those points and the centres of the
+   cross-sections along it (every half smallest voxel, rays in its normal plane as in
+   recentring) up to ``end_cap_radius_factor`` × ``r`` before the boundary, where the flat
+   end face starts to cut the sections (:func:`vasomics.chain._sections.trace_end`): the
+   re-drawn end follows the mask's walls, and only that last stretch is extrapolated. A vessel's length is thus its extent in the
    mask: the axis length for a flat (cut) end, axis length plus the cap for a rounded end.
 5. **Root, generation, Strahler.** Per connected component the root is the endpoint whose
    terminal segment has the largest median radius, or, with ``root_point_mm``, the endpoint
@@ -119,11 +124,20 @@ class GraphParams(StageParams):
         "axes (extrapolated from beyond the junction) and join the branches to it straight.")
     extend_ends: bool = Field(
         True, description="Re-draw terminal segments up to the mask boundary (trimmed, then "
-        "continued along a parabola fitted to their end).")
+        "continued along a parabola fitted to their end and refitted to cross-section "
+        "centres).")
     end_trim_radius_factor: float = Field(
         1.5, ge=0, description="Before extending, drop the points of a terminal segment "
         "closer to its tip than this many median radii (where thinning bends towards the "
         "rim of the vessel end).")
+    end_fit_iterations: int = Field(
+        3, ge=0, description="Times the end parabola is refitted to the centres of the "
+        "cross-sections along it (ray casting normal to it), so the re-drawn end follows "
+        "the mask's walls; 0: the parabola through the trimmed skeleton end.")
+    end_cap_radius_factor: float = Field(
+        0.5, ge=0, description="The end refit leaves out the sections closer to the mask "
+        "boundary than this many median radii (the flat end face cuts them); that last "
+        "stretch alone is extrapolated.")
     root_point_mm: tuple[float, ...] | None = Field(
         None, description="Physical LPS point (mm) near the wanted root; default: per "
         "component, the endpoint of the widest terminal segment.")
@@ -176,8 +190,7 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
                 if degree[node] == 1:
                     polylines[s], radii[s] = _extend(polylines[s], radii[s], at_end, mask,
                                                      step, float(spacing.mean()),
-                                                     params.end_trim_radius_factor,
-                                                     float(medians[s]))
+                                                     float(medians[s]), params)
                     node_pos[node] = polylines[s][-1 if at_end else 0]
     graph = _assemble(node_pos, seg_a, seg_b, polylines, radii, params)
     meta = {
@@ -519,48 +532,36 @@ def _radius_at(mask: Image, polylines, medians, definition: str) -> list[np.ndar
 
 
 def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float,
-            trim_factor: float, tip_r: float):
-    """Re-draw one end of a polyline: drop the points closer to the tip than ``trim_factor``
-    × ``tip_r`` (the segment's median radius; never more than half the points), then follow
-    the parabola fitted to the end of what is left up to the mask boundary."""
+            tip_r: float, params: GraphParams):
+    """Re-draw one end of a polyline (:func:`vasomics.chain._sections.trace_end`): drop the
+    points closer to the tip than ``end_trim_radius_factor`` × ``tip_r`` (the segment's
+    median radius; never more than half the points), fit a parabola to the end of what is
+    left, refit it ``end_fit_iterations`` times to the centres of the cross-sections along
+    it (up to ``end_cap_radius_factor`` × ``tip_r`` before the mask boundary), then follow it
+    up to the mask boundary."""
+    from vasomics.chain._sections import trace_end
+
     if not at_end:
-        p, r = _extend(points[::-1], radius[::-1], True, mask, step, voxel, trim_factor, tip_r)
+        p, r = _extend(points[::-1], radius[::-1], True, mask, step, voxel, tip_r, params)
         return p[::-1], r[::-1]
-    near = np.linalg.norm(points - points[-1], axis=1) < trim_factor * tip_r
-    keep = len(points) - int(np.argmin(near[::-1])) if not near.all() else 1
-    keep = max(keep, (len(points) + 1) // 2, 2)
-    points, radius = points[:keep], radius[:keep]
-    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    back = np.concatenate([[0.0], np.cumsum(seg[::-1])])  # arc length from the tip backwards
-    if back[-1] <= 0:
-        return points, radius
-    # fit a parabola (per coordinate, in arc length) to the last max(2 r, 3 v) of the curve
-    reach = min(max(2 * tip_r, 3 * voxel), back[-1])
-    window = int(np.searchsorted(back, reach)) + 1
-    arc = -back[:window][::-1]
-    fit = points[-window:]
-    degree = 2 if window >= 5 else 1
-    design = np.vander(arc, degree + 1, increasing=True)
-    coef = np.linalg.lstsq(design, fit, rcond=None)[0]  # (degree + 1, d)
-    if np.linalg.norm(coef[1]) <= 0:
-        return points, radius
-    probe = min(mask.spacing) / 4
-    limit = 4 * tip_r + 4 * voxel
-    t = np.arange(0.382 * probe, limit + probe, probe)  # off half-voxel ties, as in recenter
-    ray = np.vander(t, degree + 1, increasing=True) @ coef + (points[-1] - coef[0])
-    idx = np.rint(mask.physical_to_index(ray)).astype(np.int64)
-    shape = np.asarray(mask.shape)
-    inside = np.all((idx >= 0) & (idx < shape), axis=1)
-    fg = np.zeros(len(t), bool)
-    fg[inside] = mask.array[tuple(idx[inside].T)]
-    first_out = int(np.argmin(fg)) if not fg.all() else len(t)
-    if first_out == 0:
-        return points, radius
-    extent = t[first_out - 1] + probe / 2
-    n_new = max(1, int(round(extent / step)))
-    s_new = np.linspace(extent / n_new, extent, n_new)
-    new = np.vander(s_new, degree + 1, increasing=True) @ coef + (points[-1] - coef[0])
-    return np.concatenate([points, new]), np.concatenate([radius, np.full(n_new, radius[-1])])
+    origin = np.asarray(mask.origin, float)
+    grid = ((points - origin) @ mask.direction)[:, ::-1]
+    spacing = np.asarray(mask.spacing, float)
+    array = mask.array
+    if mask.ndim == 2:  # one slice of a 3D grid, two rays across the vessel (as _recenter)
+        grid = np.column_stack([np.zeros(len(grid)), grid])
+        spacing = np.concatenate([[1e9], spacing])
+        array = array[None]
+        n_rays, gain = 2, 1.0
+    else:
+        n_rays, gain = 16, 2.0
+    keep, new = trace_end(array, np.ascontiguousarray(grid), spacing, tip_r, voxel, step,
+                          params.end_trim_radius_factor, 2 * tip_r, params.end_cap_radius_factor,
+                          params.end_fit_iterations, n_rays, gain)
+    local = new[:, ::-1] if mask.ndim == 3 else new[:, :0:-1]
+    new = local @ mask.direction.T + origin
+    return (np.concatenate([points[:keep], new]),
+            np.concatenate([radius[:keep], np.full(len(new), radius[keep - 1])]))
 
 
 def _assemble(node_pos, seg_a, seg_b, polylines, radii, params: GraphParams) -> VesselGraph:

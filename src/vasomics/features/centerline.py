@@ -21,7 +21,8 @@ Discrete scheme (documented in the catalogue and ``docs/features.md``):
 5. Inflections (:func:`sign_changes`): sign changes of the bending side
    (:func:`bending_orientation`: binormal in 3D, signed curvature in 2D) between
    consecutive test points, with two drop rules on the lobes they form: lobes drawn only by
-   a graph's end extrapolation, then (repeatedly) lobes spanning less than a minimum arc.
+   a graph's end extrapolation, then (repeatedly) lobes bending over less than a minimum
+   arc.
 
 Everything is vectorized over the CSR point arrays; the only Python loop is over distinct
 window lengths (at most ``W`` of them) and over chunks of points.
@@ -294,17 +295,28 @@ def bending_orientation(der: Derivatives) -> np.ndarray:
 
 
 def sign_changes(cl: Centerlines, orientation: np.ndarray, test: np.ndarray,
-                 min_arc_mm: float, extrapolated: np.ndarray | None = None) -> np.ndarray:
+                 min_arc_mm: float, extrapolated: np.ndarray | None = None,
+                 lobes_out: dict | None = None) -> np.ndarray:
     """Inflections per segment: sign changes of the bending side between consecutive
     ``test`` points (``orientation_a · orientation_b < 0``, see :func:`bending_orientation`).
 
     The test points of a segment fall into lobes (maximal runs bending to one side). A lobe
     whose test points are all ``extrapolated`` (shape drawn by the graph stage, not
     measured) is dropped: extrapolation may continue a measured lobe but not create one.
-    Then the minimum-arc hysteresis: the shortest lobe whose test points span less than
-    ``min_arc_mm`` of arc length is dropped, neighbours bending to the same side merge,
-    and this repeats, so a brief excursion counts neither of its two flips. The count is
-    the number of lobes left minus one (0 without lobes)."""
+    Then the minimum-arc hysteresis on each lobe's *bending arc*, the arc length between
+    its consecutive test points that are neighbours on the centerline (the arc over which
+    it is seen bending; stretches below the test thresholds do not count): the lobe with
+    the shortest bending arc, when below ``min_arc_mm``, is dropped, neighbours bending to
+    the same side merge (their bending arcs add up), and this repeats, so a brief
+    excursion counts neither of its two flips, and sparse ripple just above the thresholds
+    (digital staircase of thin straight tubes) does not build long lobes out of short
+    pieces far apart. For a lobe whose test points are contiguous (every real bend) the
+    bending arc is the span of its test points. The count is the number of lobes left
+    minus one (0 without lobes).
+
+    ``lobes_out`` (a dict), when given, receives for every segment with a lobe left its
+    lobes as ``(first s, last s)`` of their test points (mm, arc length from the segment's
+    start), for diagnostics (``benchmarks/bench_centerline_shape.py``)."""
     n_seg = cl.n_segments
     out = np.zeros(n_seg)
     idx = np.flatnonzero(test)
@@ -318,34 +330,40 @@ def sign_changes(cl: Centerlines, orientation: np.ndarray, test: np.ndarray,
     new[1:] = (seg[1:] != seg[:-1]) | (np.einsum("ij,ij->i", o[1:], o[:-1]) < 0)
     first = np.flatnonzero(new)
     last = np.concatenate([first[1:], [idx.size]]) - 1
+    # bending arc: steps between consecutive test points of a run that are neighbours
+    step = np.zeros(idx.size)
+    step[:-1] = np.where(~new[1:] & (idx[1:] == idx[:-1] + 1), s[1:] - s[:-1], 0.0)
+    arc = np.add.reduceat(step, first)
     measured = np.logical_or.reduceat(~ext, first)
-    first, last = first[measured], last[measured]
+    first, last, arc = first[measured], last[measured], arc[measured]
     lobe_seg = seg[first]
     counts = np.bincount(lobe_seg, minlength=n_seg)
     starts = np.concatenate([[0], np.cumsum(counts)])
-    for k in np.flatnonzero(counts > 1):
+    for k in np.flatnonzero(counts > (0 if lobes_out is not None else 1)):
         ids = range(starts[k], starts[k + 1])
-        lobes = _merge_same_side([(s[first[i]], s[last[i]], o[first[i]], o[last[i]])
+        lobes = _merge_same_side([(s[first[i]], s[last[i]], o[first[i]], o[last[i]], arc[i])
                                   for i in ids])
         while len(lobes) > 1:
-            spans = np.array([hi - lo for lo, hi, _, _ in lobes])
-            j = int(np.argmin(spans))
-            if spans[j] >= min_arc_mm:
+            arcs = np.array([lobe[4] for lobe in lobes])
+            j = int(np.argmin(arcs))
+            if arcs[j] >= min_arc_mm:
                 break
             del lobes[j]
             lobes = _merge_same_side(lobes)
         out[k] = len(lobes) - 1
+        if lobes_out is not None:
+            lobes_out[int(k)] = [(float(lobe[0]), float(lobe[1])) for lobe in lobes]
     return out
 
 
 def _merge_same_side(lobes):
-    """Join consecutive lobes (start s, end s, first and last orientation) that bend to the
-    same side."""
+    """Join consecutive lobes (start s, end s, first and last orientation, bending arc)
+    that bend to the same side; their bending arcs add up."""
     merged = lobes[:1]
-    for lo, hi, first, last in lobes[1:]:
-        plo, _, pfirst, plast = merged[-1]
+    for lo, hi, first, last, arc in lobes[1:]:
+        plo, _, pfirst, plast, parc = merged[-1]
         if float(plast @ first) >= 0:
-            merged[-1] = (plo, hi, pfirst, last)
+            merged[-1] = (plo, hi, pfirst, last, parc + arc)
         else:
-            merged.append((lo, hi, first, last))
+            merged.append((lo, hi, first, last, arc))
     return merged

@@ -71,19 +71,20 @@ class Context:
         """Points whose curvature exceeds the straightness threshold."""
         return self.curvature > self.params.curvature_threshold_per_mm
 
-    def near_extrapolated_end(self, reach_mm: float) -> np.ndarray:
+    def near_extrapolated_end(self, reach_mm: float, factor: float | None = None) -> np.ndarray:
         """Points within ``(end_trim_radius_factor + 1) r + reach_mm`` (arc length) of a free
         end on a graph built with ``extend_ends`` (``graph.metadata['graph_params']``; ``r``:
         the segment's median radius). The graph stage re-draws about the last
-        ``(f + 1) r`` of a terminal segment along a parabola fitted to a short stretch of the
-        measured centerline (planar, with a curvature set by the noise of that fit), so the
-        local shape there is extrapolated, not measured; ``reach_mm`` adds the reach of the
-        derivatives that see it. All false for graphs without that metadata (analytic
-        centerlines, imported graphs)."""
+        ``(f + 1) r`` of a terminal segment along a parabola (fitted to a short stretch of the
+        measured centerline, then to the cross-section centres along it), whose local shape
+        is less certain than inside; ``reach_mm`` adds the reach of the derivatives that see
+        it. ``factor`` replaces ``f + 1``. All false for graphs without that metadata
+        (analytic centerlines, imported graphs)."""
         gp = self.graph.metadata.get("graph_params") or {}
         if not gp.get("extend_ends"):
             return np.zeros(len(self.centerlines.s), bool)
-        factor = float(gp.get("end_trim_radius_factor", 0.0)) + 1.0
+        if factor is None:
+            factor = float(gp.get("end_trim_radius_factor", 0.0)) + 1.0
         g = self.graph
         seg = g.point_segment()
         order = np.lexsort((g.radius, seg))
@@ -99,6 +100,19 @@ class Context:
     def extrapolated(self) -> np.ndarray:
         """:meth:`near_extrapolated_end` with the reach of half the derivative window."""
         return self.near_extrapolated_end(0.5 * self.params.derivative_window_mm)
+
+    @cached_property
+    def drawn_ends(self) -> np.ndarray:
+        """Points the graph stage drew without measuring them: within
+        ``end_cap_radius_factor`` × ``r`` of a free end when the re-drawn ends were refitted
+        to cross-section centres (``end_fit_iterations`` > 0 in the graph parameters: only
+        that last stretch is extrapolated), else not :attr:`shape_points` (the former
+        parabola through the trimmed skeleton end)."""
+        gp = self.graph.metadata.get("graph_params") or {}
+        if gp.get("extend_ends") and int(gp.get("end_fit_iterations", 0)) > 0:
+            return self.near_extrapolated_end(
+                0.0, float(gp.get("end_cap_radius_factor", 0.0)))
+        return ~self.shape_points
 
     @cached_property
     def shape_points(self) -> np.ndarray:
