@@ -32,6 +32,15 @@ Rendering: a label volume is mapped to Hounsfield units drawn per phase from
 :func:`sample_enhancement` (a timing model with a shared bolus-timing factor and per-organ
 jitter), blurred by a Gaussian point-spread function (partial volume) and overlaid with
 spatially correlated Gaussian noise of a stated standard deviation (HU).
+
+Truth at the scan's scale (:func:`truth_features`, :func:`naming_accuracy`; see
+:func:`vasomics.phantoms.truth.liver_tree_truth`): no grown branch is thinner than
+``min_radius_mm`` (default: the largest voxel size, so every branch is at least two voxels
+across and none is dropped from the truth for its calibre); tubes are rasterized at voxel
+centres with rounded ends, so a terminal branch's imaged lumen runs one radius beyond its
+axis end and its truth length includes that radius; tree features count the part of each
+tree within the hilum margin of the liver (12 mm, the chain's region), not the superior
+mesenteric and splenic veins. ``values`` keeps the whole trees' analytic totals.
 """
 
 from __future__ import annotations
@@ -429,10 +438,11 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     truth_values = {
         "portal_length_mm": float(pg.segment_lengths().sum()),
         "hepatic_length_mm": float(hg.segment_lengths().sum()),
+        # the liver with its intrahepatic vessels (truth.mask("liver")); the IVC runs in a
+        # groove behind the liver and is not liver
         "liver_volume_mm3": float((np.count_nonzero(labels == LABELS["liver"])
-                                   + np.count_nonzero(env & (((labels >= LABELS["ivc"])
-                                                              & (labels <= LABELS["hepatic"]))
-                                                             | (labels == LABELS["artery"])))
+                                   + np.count_nonzero(env & np.isin(labels, [
+                                       LABELS["portal"], LABELS["hepatic"], LABELS["artery"]]))
                                    ) * vox),
         "spleen_volume_mm3": float(np.count_nonzero(labels == LABELS["spleen"]) * vox),
         "portal_volume_mm3": float(np.count_nonzero(labels == LABELS["portal"]) * vox),
@@ -594,57 +604,21 @@ def truth_organs(truth: LiverCTTruth) -> dict[str, np.ndarray]:
 
 def naming_accuracy(named: VesselGraph | None, truth: VesselGraph, tol_mm: float,
                     step_mm: float = 0.5) -> tuple[float, float]:
-    """Per-segment naming accuracy of an extracted, named graph against a truth graph.
+    """Per-segment naming accuracy of an extracted, named graph against a truth graph:
+    ``(accuracy, matched)`` of :func:`vasomics.phantoms.truth.naming_scores` (per point,
+    length-weighted, against the nearest truth centerline point within ``tol_mm``; NaN, 0
+    when nothing matched or ``named`` is ``None``)."""
+    from vasomics.phantoms.truth import naming_scores
 
-    Both are resampled every ``step_mm``; an extracted point is *matched* when a truth
-    centerline point lies within ``tol_mm``. A segment is named right when its label equals
-    the majority truth label of its matched points. Returns (length-weighted fraction of the
-    matched segments named right, fraction of the extracted length matched); NaN, 0 when
-    nothing matched or ``named`` is ``None``."""
-    from scipy.spatial import cKDTree
-
-    from vasomics.chain.compare import resample_polylines
-
-    if named is None or named.n_segments == 0:
-        return float("nan"), 0.0
-    pts, labels = [], []
-    for s in range(truth.n_segments):
-        p, _ = resample_polylines([truth.segment_points(s)], [truth.segment_radius(s)],
-                                  step_mm)
-        pts.append(p)
-        labels += [truth.segment_label[s]] * len(p)
-    tree, labels = cKDTree(np.concatenate(pts)), np.asarray(labels, object)
-    right = matched = total = 0.0
-    for s in range(named.n_segments):
-        p, _ = resample_polylines([named.segment_points(s)], [named.segment_radius(s)],
-                                  step_mm)
-        d, j = tree.query(p)
-        total += len(p)
-        ok = d <= tol_mm
-        if not ok.any():
-            continue
-        names, counts = np.unique(labels[j[ok]], return_counts=True)
-        matched += ok.sum()
-        right += ok.sum() * (names[np.argmax(counts)] == named.segment_label[s])
-    return (float(right / matched) if matched else float("nan"),
-            float(matched / total) if total else 0.0)
+    score = naming_scores(named, truth, tol_mm, step_mm)
+    return score["accuracy"], score["matched"]
 
 
-def truth_features(truth: LiverCTTruth) -> dict[tuple[str, str], float]:
-    """Generator truth of the chain's tree features, keyed ``(feature_id, scope)``: liver
-    and spleen volume (mL), per venous tree total length (mm), lumen volume (mL), volume
-    fraction (1) and length density (mm⁻²) — the units of :mod:`vasomics.features.liver`;
-    the hepatic arterial tree too when the phantom has one."""
-    v = truth.values
-    liver = v["liver_volume_mm3"]
-    out = {("VX.A.T.LIVER_VOL", "tree"): liver / 1e3,
-           ("VX.A.T.SPLEEN_VOL", "tree"): v["spleen_volume_mm3"] / 1e3}
-    trees = [("portal", "vessel:portal_venous_tree"), ("hepatic", "vessel:hepatic_venous_tree")]
-    if truth.artery is not None:
-        trees.append(("artery", "vessel:hepatic_arterial_tree"))
-    for key, scope in trees:
-        out[("VX.A.V.TREE_LEN", scope)] = v[f"{key}_length_mm"]
-        out[("VX.A.V.TREE_VOL", scope)] = v[f"{key}_volume_mm3"] / 1e3
-        out[("VX.A.V.VESSEL_VOLUME_FRACTION", scope)] = v[f"{key}_volume_mm3"] / liver
-        out[("VX.A.V.LENGTH_DENSITY", scope)] = v[f"{key}_length_mm"] / liver
-    return out
+def truth_features(truth: LiverCTTruth, hilum_margin_mm: float = 12.0
+                   ) -> dict[tuple[str, str], float]:
+    """Generator truth of the chain's liver and tree features, keyed ``(feature_id, scope)``,
+    at the scope and scale the scan shows: :func:`vasomics.phantoms.truth.liver_tree_truth`
+    (the trees within ``hilum_margin_mm`` of the liver, rounded ends included)."""
+    from vasomics.phantoms.truth import liver_tree_truth
+
+    return liver_tree_truth(truth, hilum_margin_mm)

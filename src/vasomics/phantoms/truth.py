@@ -334,8 +334,9 @@ def scoped_tree_truth(graph: VesselGraph, lumen: np.ndarray, scope: np.ndarray, 
 def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, str], float]:
     """Truth of the CT chain's liver and tree features for a liver CT phantom
     (:func:`vasomics.phantoms.liver_ct.liver_ct_phantom`'s ``LiverCTTruth``), keyed
-    ``(feature_id, scope)`` in the units of :mod:`vasomics.features.liver`, at the scope and
-    scale the scan shows:
+    ``(feature_id, scope)`` in the units of :mod:`vasomics.features.liver` (portal and
+    hepatic venous trees, and the hepatic arterial tree when the phantom has one), at the
+    scope and scale the scan shows:
 
     * *scope*: the chain traces the venous trees inside the liver and its hilum, the liver
       dilated by ``hilum_margin_mm`` (the default of
@@ -363,8 +364,11 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
     out = {("VX.A.T.LIVER_VOL", "tree"): liver / 1e3,
            ("VX.A.T.SPLEEN_VOL", "tree"): float(np.count_nonzero(lab == LABELS["spleen"])
                                                 * vox) / 1e3}
-    for key, graph, feat in (("portal", truth.portal, "vessel:portal_venous_tree"),
-                             ("hepatic", truth.hepatic, "vessel:hepatic_venous_tree")):
+    trees = [("portal", truth.portal, "vessel:portal_venous_tree"),
+             ("hepatic", truth.hepatic, "vessel:hepatic_venous_tree")]
+    if getattr(truth, "artery", None) is not None:
+        trees.append(("artery", truth.artery, "vessel:hepatic_arterial_tree"))
+    for key, graph, feat in trees:
         t = scoped_tree_truth(graph, lab == LABELS[key], scope, grid)
         out[("VX.A.V.TREE_LEN", feat)] = t["length_mm"]
         out[("VX.A.V.TREE_VOL", feat)] = t["volume_mm3"] / 1e3
