@@ -10,11 +10,16 @@ artery's end nearest the aorta, where it arrives from the celiac trunk):
   children each carrying ≥ ``min_share`` of the downstream tubular volume); without a
   gastroduodenal artery to mark it, the common and proper hepatic artery are one trunk;
 * at that division, the major child whose subtree centroid lies farthest to the patient's
-  left is the ``left_hepatic_artery``; the other major children and their subtrees are the
-  ``right_hepatic_artery`` (a trifurcation's middle branch, usually the right anterior
-  artery, goes to the right); minor side branches of the trunk keep the trunk's name;
+  left is the ``left_hepatic_artery`` when that centroid lies to the left of the division
+  node (the left lobe lies left of the hilum); the other major children and their subtrees
+  are the ``right_hepatic_artery`` (a trifurcation's middle branch, usually the right
+  anterior artery, goes to the right; when no branch lies left of the division, the left
+  artery is not connected there and every branch is right); minor side branches of the
+  trunk keep the trunk's name;
 * pieces of the artery not connected to the root's tree (an artery interrupted where it
-  crosses a vein) take the name of the nearest named centerline point.
+  crosses a vein): a piece whose centroid lies left of the division is the
+  ``left_hepatic_artery``, the others take the name of the nearest named centerline
+  point.
 
 Variants (replaced or accessory hepatic arteries from the left gastric or superior
 mesenteric artery, about a quarter of patients) are not recognized: such a vessel, when
@@ -51,26 +56,44 @@ def name_hepatic_artery(graph: VesselGraph, root_point_mm, min_share: float = 0.
         d = np.linalg.norm(graph.node_position[idx] - np.asarray(root_point_mm, float), axis=1)
         root = int(idx[np.argmin(d)])
     tree = rooted_tree(graph, root)
+    split_x = None
     if tree.first:
         start = max(tree.first, key=lambda s: tree.weight[s])
         for s in tree.first:
             label_subtree(labels, tree, s, TRUNK)
-        _, division = trunk(tree, start, min_share)
+        chain, division = trunk(tree, start, min_share)
         if len(division) >= 2:
+            split_x = float(graph.node_position[tree.far_node[chain[-1]], 0])
             left = max(division, key=lambda k: tree.centroid[k, 0])
+            has_left = tree.centroid[left, 0] > split_x
             for k in division:
-                label_subtree(labels, tree, k, LEFT if k == left else RIGHT)
-    _name_detached(graph, labels)
+                label_subtree(labels, tree, k, LEFT if k == left and has_left else RIGHT)
+    _name_detached(graph, labels, split_x)
     return graph.replace(segment_label=labels)
 
 
-def _name_detached(graph: VesselGraph, labels: np.ndarray) -> None:
-    """Unnamed segments take the name of the nearest named centerline point."""
+def _name_detached(graph: VesselGraph, labels: np.ndarray, split_x) -> None:
+    """Unnamed segments (pieces not connected to the root's tree) lying to the patient's
+    left of the division (centroid x beyond ``split_x``) are the left hepatic artery; the
+    others take the name of the nearest named centerline point."""
     from scipy.spatial import cKDTree
 
     named = labels != ""
     if named.all() or not named.any():
         return
+    if split_x is not None:
+        comp = _node_components(graph)[graph.segment_start]
+        vol = _volumes(graph)
+        for c in np.unique(comp[~named]):
+            segs = np.nonzero((comp == c) & ~named)[0]
+            cx = np.concatenate([graph.segment_points(s)[:, 0] for s in segs]).mean() \
+                if vol[segs].sum() <= 0 else sum(
+                    vol[s] * graph.segment_points(s)[:, 0].mean() for s in segs) / vol[segs].sum()
+            if cx > split_x:
+                labels[segs] = LEFT
+        named = labels != ""
+        if named.all():
+            return
     seg = graph.point_segment()
     on = named[seg]
     kd = cKDTree(graph.points[on])
