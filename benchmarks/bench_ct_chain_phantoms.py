@@ -2,7 +2,8 @@
 graph → naming → features) on seeded liver CT phantoms, scored against the generator's
 truth. Usage:
 
-    python benchmarks/bench_ct_chain_phantoms.py [--n 8] [--shape 120 192 192] [--truth-organs]
+    python benchmarks/bench_ct_chain_phantoms.py [--n 8] [--shape 120 192 192]
+        [--truth-organs | --truth-vessels]
 
 Prints per phantom and overall: phase right/wrong, localization Dice per organ, per-segment
 naming accuracy per tree (:func:`vasomics.phantoms.truth.naming_scores`: length-weighted,
@@ -13,7 +14,9 @@ whole truth tree, extrahepatic veins included, within 1.5 voxels of the extracte
 tree's truth) and the relative error of each feature against
 :func:`vasomics.phantoms.truth.liver_tree_truth` (the trees inside the liver and its hilum,
 rounded ends included), with the fraction within 5 %. ``--truth-organs`` runs the vessel,
-graph, naming and feature stages on the generator's organ masks (localization taken out).
+graph, naming and feature stages on the generator's organ masks (localization taken out);
+``--truth-vessels`` the graph, naming and feature stages on the generator's own portal and
+hepatic masks (segmentation and separation taken out too: what tracing and naming reach).
 A tree the chain leaves untraced (no contrast: hepatic veins in native and arterial scans,
 portal vein in native ones) scores NaN. Issue #4 targets: phase ≥ 95 %, naming ≥ 95 %,
 features within 5 %.
@@ -56,12 +59,45 @@ def _on_truth_organs(ct, truth, res):
     return res
 
 
-def score(shape, seed, phase, z_extent_mm, truth_masks=False):
+def _on_truth_vessels(ct, truth, res):
+    """Graph → naming → features on the generator's own vessel masks (segmentation and
+    separation taken out): the portal and hepatic labels within the chain's 12 mm hilum
+    margin of the liver, the portal root where the main portal vein enters that region,
+    the IVC point at the IVC label's centroid."""
+    import edt
+
+    from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
+    from vasomics.features.liver import liver_features
+    from vasomics.phantoms.liver_ct import LABELS
+
+    p = RunParams()
+    lab, env = truth.labels.array, truth.labels.metadata["liver_envelope"]
+    region = edt.edt(~env, anisotropy=ct.spacing) <= p.vessels.hilum_margin_mm
+    portal_mask = (lab == LABELS["portal"]) & region
+    hepatic_mask = (lab == LABELS["hepatic"]) & region
+    main = truth.portal.segment_points(
+        int(np.nonzero(truth.portal.segment_label == "main_portal_vein")[0][0]))
+    idx = np.round(ct.physical_to_index(main)).astype(int)
+    root = main[int(np.argmax(region[tuple(idx.T)]))]
+    ivc = ct.index_to_physical(np.argwhere(lab == LABELS["ivc"]).mean(0))[0]
+    portal = _graph(ct, portal_mask, p.graph, root)
+    hepatic = _graph(ct, hepatic_mask, p.graph, None)
+    res.portal = name_portal_tree(portal, root) if portal else None
+    res.hepatic = name_hepatic_veins(hepatic, ivc) if hepatic else None
+    organs = truth_organs(truth)
+    res.features = liver_features(ct, organs, portal_mask, hepatic_mask, res.portal,
+                                  res.hepatic, res.noise_sd_hu)
+    return res
+
+
+def score(shape, seed, phase, z_extent_mm, level="chain"):
     ct, truth = liver_ct_phantom(shape, phase=phase, seed=seed, z_extent_mm=z_extent_mm)
     t0, c0 = time.perf_counter(), time.process_time()
     res = characterize(ct, force=True)
-    if truth_masks:
+    if level == "truth-organs":
         res = _on_truth_organs(ct, truth, res)
+    elif level == "truth-vessels":
+        res = _on_truth_vessels(ct, truth, res)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     organs = truth_organs(truth)
     dice = {k: _dice(res.localization.organs[k], organs[k]) for k in
@@ -93,11 +129,13 @@ def main() -> None:
     ap.add_argument("--z-extent", type=float, default=240.0)
     ap.add_argument("--seed0", type=int, default=500)
     ap.add_argument("--truth-organs", action="store_true")
+    ap.add_argument("--truth-vessels", action="store_true")
     args = ap.parse_args()
+    level = ("truth-vessels" if args.truth_vessels else "truth-organs" if args.truth_organs
+             else "chain")
     rows = []
     for i in range(args.n):
-        r = score(tuple(args.shape), args.seed0 + i, PHASES[i % 4], args.z_extent,
-                  args.truth_organs)
+        r = score(tuple(args.shape), args.seed0 + i, PHASES[i % 4], args.z_extent, level)
         rows.append(r)
         d = " ".join(f"{k} {v:.2f}" for k, v in r["dice"].items())
         within = np.mean([abs(e) <= 0.05 for e in r["errors"].values()])
@@ -113,7 +151,7 @@ def main() -> None:
                   + ("; confused " if top else "")
                   + ", ".join(f"{a} as {b} {mm:.0f} mm" for (a, b), mm in top), flush=True)
     n = len(rows)
-    print(f"\n{n} phantoms {tuple(args.shape)}, truth organs {args.truth_organs}, "
+    print(f"\n{n} phantoms {tuple(args.shape)}, stages after {level}, "
           f"load {os.getloadavg()[0]:.1f}")
     print(f"phase accuracy {np.mean([r['phase'] == r['true_phase'] for r in rows]):.3f}")
     for k in ("liver", "spleen", "aorta", "ivc", "portal_vein"):
