@@ -7,12 +7,15 @@ model. Feature agreement (CHASE only): total centerline length VX.A.T.LEN, box-c
 fractal dimension VX.A.T.FD and vessel fraction of the FOV VX.A.T.VFRAC, each measured by
 ``vasomics.extract_features`` on the predicted and on the manual mask (unit pixel spacing; all
 three ICCs are invariant to the pixel size), compared by ICC(A,1) (absolute agreement, the
-target) and ICC(C,1) (consistency), with the mean relative difference predicted/manual - 1.
+target) and ICC(C,1) (consistency), Pearson r, and the mean relative difference
+predicted/manual - 1 (the bias that ICC(A,1) penalizes and ICC(C,1) ignores); ``--per-image``
+also prints each image's predicted/manual values.
 
 Inference time is printed as wall-clock and as process CPU seconds (with ``--threads 1`` the
 CPU figure is what one idle core needs; the wall figure grows with machine load).
 
-Usage: ``python benchmarks/eval_segment_learned.py [--threads 2] [--flips 4] [--no-features]``
+Usage: ``python benchmarks/eval_segment_learned.py [--threads 2] [--flips 4] [--no-features]
+[--per-image]``
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ ROOT = os.environ.get("VASOMICS_SHARED_DATA", "/work/shared/data")
 FEATURES = ("VX.A.T.LEN", "VX.A.T.FD", "VX.A.T.VFRAC")
 
 
-def feature_agreement(pairs) -> dict[str, tuple[float, float, float]]:
-    """{feature id: (ICC(A,1), ICC(C,1), mean relative difference)} over ``(mask, manual,
-    fov)`` triples."""
+def feature_values(pairs) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{feature id: (predicted values, manual values)} over ``(mask, manual, fov)`` triples
+    (region: the FOV; the same feature code and parameters for both masks)."""
     from vasomics.api import extract_features
     from vasomics.image import Image
 
@@ -43,12 +46,55 @@ def feature_agreement(pairs) -> dict[str, tuple[float, float, float]]:
             table = extract_features(Image(m.astype(np.uint8)), region=region)
             for i in FEATURES:
                 values[i][k].append(table.value(i))
-    out = {}
+    return {i: (np.asarray(p), np.asarray(m)) for i, (p, m) in values.items()}
+
+
+def agreement(pred: np.ndarray, manual: np.ndarray) -> tuple[float, float, float, float]:
+    """(ICC(A,1), ICC(C,1), Pearson r, mean relative difference predicted/manual - 1)."""
+    return (sm.icc(pred, manual), sm.icc(pred, manual, kind="consistency"),
+            float(np.corrcoef(pred, manual)[0, 1]), float(np.mean(pred / manual - 1)))
+
+
+def print_agreement(items, pairs, per_image: bool) -> None:
+    values = feature_values(pairs)
+    if per_image:
+        print("  image: " + ", ".join(f"{i} predicted/manual" for i in FEATURES))
+        for j, (iid, *_) in enumerate(items):
+            print(f"  {iid}: " + ", ".join(f"{values[i][0][j]:.4g}/{values[i][1][j]:.4g}"
+                                           for i in FEATURES))
     for i, (pred, manual) in values.items():
-        pred, manual = np.asarray(pred), np.asarray(manual)
-        out[i] = (sm.icc(pred, manual), sm.icc(pred, manual, kind="consistency"),
-                  float(np.mean(pred / manual - 1)))
-    return out
+        a1, c1, r, bias = agreement(pred, manual)
+        print(f"  {i}: ICC(A,1) {a1:.3f}, ICC(C,1) {c1:.3f}, Pearson r {r:.3f}, "
+              f"predicted/manual - 1 {100 * bias:+.1f} % (SD of manual values "
+              f"{np.std(manual, ddof=1):.4g}, mean difference {np.mean(pred - manual):+.4g})")
+
+
+def select_thin_low(threads: int, flips: int) -> None:
+    """The card's ``thin_low``, chosen on the CHASE_DB1 *training* split (20 images; 18 of
+    them were seen in training): the low threshold of :func:`learned.recover_thin` (on top of
+    the card's decision threshold) whose masks give the largest smallest ICC(A,1) of the three
+    features against the manual masks."""
+    items = learned.load_dataset("chase", f"{ROOT}/chase_db1", "train")
+    model, card = learned.load_model("chase")
+    probs = []
+    for _, img, _, fov in items:
+        prob = learned.predict_probability(model, learned.prepare(img, fov), card["levels"],
+                                           flips)
+        probs.append(np.where(fov, prob, 0))
+    manual = None
+    for low in (None, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2):
+        pairs = []
+        for prob, (_, _, gt, fov) in zip(probs, items, strict=True):
+            mask = (prob >= card["threshold"]) & fov
+            if low is not None:
+                mask = learned.recover_thin(prob, mask, low, fov)
+            pairs.append((mask, gt, fov))
+        values = feature_values(pairs)
+        manual = manual or {i: v[1] for i, v in values.items()}
+        iccs = [sm.icc(values[i][0], manual[i]) for i in FEATURES]
+        print(f"thin_low {low}: ICC(A,1) " + ", ".join(f"{i} {v:.3f}" for i, v in
+                                                       zip(FEATURES, iccs, strict=True))
+              + f"; smallest {min(iccs):.3f}")
 
 
 def main():
@@ -56,13 +102,23 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--flips", type=int, default=4, choices=(1, 2, 4))
     ap.add_argument("--no-features", action="store_true")
+    ap.add_argument("--per-image", action="store_true", help="print each image's features")
+    ap.add_argument("--select-thin-low", action="store_true",
+                    help="only the training-split choice of the card's thin_low")
     args = ap.parse_args()
     print(f"load average: {os.getloadavg()}")
+    if args.select_thin_low:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        select_thin_low(args.threads, args.flips)
+        return
     for name, folder, split in (("chase", "chase_db1", "test"), ("rossa", "rossa", "val")):
         items = learned.load_dataset(name, f"{ROOT}/{folder}", split)
         learned.segment_learned(items[0][1], name, items[0][3], threads=args.threads,
                                 flips=args.flips)  # warm-up
-        rows, secs, cpu, pairs = [], [], [], []
+        rows, secs, cpu, pairs, thin = [], [], [], [], []
+        card = learned.load_model(name)[1]
         for _, img, gt, fov in items:
             t0, c0 = time.perf_counter(), time.process_time()
             mask, prob = learned.segment_learned(img, name, fov, threads=args.threads,
@@ -72,15 +128,21 @@ def main():
             rows.append((sm.dice(mask, gt, fov), sm.cl_dice(mask, gt, fov),
                          sm.roc_auc(prob, gt, fov)))
             pairs.append((mask, gt, fov))
+            if "thin_low" in card:  # segment_learned(..., thin_recovery=True), same network pass
+                rec = learned.recover_thin(prob, mask, card["thin_low"], fov)
+                thin.append((sm.dice(rec, gt, fov), sm.cl_dice(rec, gt, fov), (rec, gt, fov)))
         d, c, a = np.mean(rows, 0)
         print(f"{name} {split} ({len(items)} images): Dice {d:.4f}, clDice {c:.4f}, "
               f"ROC AUC {a:.4f}; inference median {np.median(secs):.2f} s/image wall, "
               f"{np.median(cpu):.2f} s CPU (shape {items[0][1].shape}, {args.flips} flips, "
               f"{args.threads} threads)")
         if name == "chase" and not args.no_features:
-            for i, (a1, c1, bias) in feature_agreement(pairs).items():
-                print(f"  {i}: ICC(A,1) {a1:.3f}, ICC(C,1) {c1:.3f}, predicted/manual - 1 "
-                      f"{100 * bias:+.1f} %")
+            print_agreement(items, pairs, args.per_image)
+        if thin:
+            print(f"{name} {split} with thin_recovery (thin_low {card['thin_low']}): Dice "
+                  f"{np.mean([t[0] for t in thin]):.4f}, clDice {np.mean([t[1] for t in thin]):.4f}")
+            if name == "chase" and not args.no_features:
+                print_agreement(items, [t[2] for t in thin], args.per_image)
 
 
 if __name__ == "__main__":

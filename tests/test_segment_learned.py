@@ -15,23 +15,29 @@ from vasomics.metrics import segmentation as sm
 
 @pytest.fixture(scope="module")
 def chase_predictions(shared_data):
+    """(mask, probability, manual, fov, mask with thin recovery) per CHASE_DB1 test image."""
     items = learned.load_dataset("chase", shared_data / "chase_db1", "test")
+    low = learned.load_model("chase")[1]["thin_low"]
     out = []
     for _, rgb, gt, fov in items:
         mask, prob = learned.segment_learned(rgb, "chase", fov, threads=1)
-        out.append((mask, prob, gt, fov))
+        out.append((mask, prob, gt, fov, learned.recover_thin(prob, mask, low, fov)))
     return out
 
 
 def test_chase_test_split_dice_cldice(chase_predictions):
     """CHASE_DB1 test split (8 images, first observer), inside the FOV.
 
-    Measured: Dice 0.796, clDice 0.835, ROC AUC 0.981 (targets: Dice 0.79, clDice 0.80)."""
+    Measured: Dice 0.796, clDice 0.835, ROC AUC 0.981 (targets: Dice 0.79, clDice 0.80);
+    with thin recovery Dice 0.794, clDice 0.803."""
     preds = chase_predictions
-    d = np.mean([sm.dice(m, g, f) for m, _, g, f in preds])
-    cl = np.mean([sm.cl_dice(m, g, f) for m, _, g, f in preds])
-    auc = np.mean([sm.roc_auc(p, g, f) for _, p, g, f in preds])
+    d = np.mean([sm.dice(m, g, f) for m, _, g, f, _ in preds])
+    cl = np.mean([sm.cl_dice(m, g, f) for m, _, g, f, _ in preds])
+    auc = np.mean([sm.roc_auc(p, g, f) for _, p, g, f, _ in preds])
     assert d >= 0.79 and cl >= 0.80 and auc > 0.97, (d, cl, auc)
+    d = np.mean([sm.dice(r, g, f) for _, _, g, f, r in preds])
+    cl = np.mean([sm.cl_dice(r, g, f) for _, _, g, f, r in preds])
+    assert d >= 0.79 and cl >= 0.80, (d, cl)
     # inference time is measured by benchmarks/eval_segment_learned.py, not asserted here
 
 
@@ -44,15 +50,15 @@ def test_rossa_validation_dice(shared_data):
 FEATURES = ("VX.A.T.LEN", "VX.A.T.FD", "VX.A.T.VFRAC")
 
 
-@pytest.fixture(scope="module")
-def chase_feature_pairs(chase_predictions):
-    """Total length, fractal dimension and vessel fraction (region: the FOV) from the
-    predicted and the manual mask of each CHASE_DB1 test image: {id: (predicted, manual)}."""
+def _feature_pairs(triples):
+    """Total length, fractal dimension and vessel fraction (region: the FOV) of the predicted
+    and the manual mask of each image, same code and parameters for both:
+    {feature id: (predicted values, manual values)}."""
     from vasomics.api import extract_features
     from vasomics.image import Image
 
     values = {i: ([], []) for i in FEATURES}
-    for mask, _, gt, fov in chase_predictions:
+    for mask, gt, fov in triples:
         region = Image(fov.astype(np.uint8))
         for k, m in enumerate((mask, gt & fov)):
             table = extract_features(Image(m.astype(np.uint8)), region=region)
@@ -61,15 +67,87 @@ def chase_feature_pairs(chase_predictions):
     return values
 
 
-@pytest.mark.xfail(strict=True, reason="target ICC(A,1) >= 0.85 not met: measured total length "
-                   "0.39 (ICC(C,1) 0.83; predicted 17 percent shorter: thin vessels missed), "
-                   "fractal dimension 0.39 (C,1 0.41), vessel fraction 0.69 (C,1 0.69, +4 "
-                   "percent)")
+@pytest.fixture(scope="module")
+def chase_feature_pairs(chase_predictions):
+    return _feature_pairs([(m, g, f) for m, _, g, f, _ in chase_predictions])
+
+
+@pytest.fixture(scope="module")
+def chase_feature_pairs_thin(chase_predictions):
+    return _feature_pairs([(r, g, f) for _, _, g, f, r in chase_predictions])
+
+
+@pytest.mark.xfail(strict=True, reason="target ICC(A,1) >= 0.85 not met by the default masks: "
+                   "measured total length 0.40 (ICC(C,1) 0.84, r 0.90; predicted 17 percent "
+                   "shorter: thin vessels missed, network probability about 0.01 on them), "
+                   "fractal dimension 0.39 (C,1 0.41, r 0.46), vessel fraction 0.69 (C,1 "
+                   "0.69, r 0.70, +4 percent; child 11 +17 to +23 percent)")
 def test_feature_agreement_chase(chase_feature_pairs):
     """Tree features from predicted vs manual masks over the 8 test images: absolute
     agreement ICC(A,1) >= 0.85 for each (the issue's target)."""
     iccs = {i: sm.icc(*chase_feature_pairs[i]) for i in FEATURES}
     assert all(v >= 0.85 for v in iccs.values()), iccs
+
+
+@pytest.mark.xfail(strict=True, reason="target ICC(A,1) >= 0.85 not met with thin recovery: "
+                   "total length 0.90 is met, fractal dimension 0.59 (C,1 0.56, r 0.70) and "
+                   "vessel fraction 0.64 (C,1 0.70, r 0.71, +7 percent) are not")
+def test_feature_agreement_chase_thin_recovery(chase_feature_pairs_thin):
+    """As above with ``thin_recovery`` (thin_low 0.01, chosen on the training split)."""
+    iccs = {i: sm.icc(*chase_feature_pairs_thin[i]) for i in FEATURES}
+    assert all(v >= 0.85 for v in iccs.values()), iccs
+
+
+def test_thin_recovery_length_agreement(chase_feature_pairs, chase_feature_pairs_thin):
+    """Thin recovery (thin_low chosen on the training split) brings the total centerline
+    length to the manual one on the 8 test images: ICC(A,1) 0.90 (target 0.85; without it
+    0.39), bias -0.6 percent (-17); fractal dimension ICC(A,1) 0.59 (0.39)."""
+    pred, manual = map(np.asarray, chase_feature_pairs_thin["VX.A.T.LEN"])
+    assert sm.icc(pred, manual) >= 0.85
+    assert abs(np.mean(pred / manual - 1)) < 0.03
+    before = sm.icc(*chase_feature_pairs["VX.A.T.FD"])
+    assert sm.icc(*chase_feature_pairs_thin["VX.A.T.FD"]) > before + 0.1
+
+
+def test_segment_learned_thin_recovery_option(shared_data, chase_predictions):
+    """segment_learned(..., thin_recovery=True) gives recover_thin at the card's thin_low."""
+    _, rgb, _, fov = learned.load_dataset("chase", shared_data / "chase_db1", "test")[0]
+    mask, _ = learned.segment_learned(rgb, "chase", fov, threads=1, thin_recovery=True)
+    assert np.array_equal(mask, chase_predictions[0][4])
+    from vasomics.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="thin_low"):
+        learned.segment_learned(np.zeros((32, 32), np.uint8), "rossa", thin_recovery=True)
+
+
+def test_recover_thin_adds_centre_lines_only():
+    """A 7-pixel bar (the mask) continued by a faint 3-pixel line (probability 0.05) and a
+    faint blob apart from it: the line's 1-pixel centre line is added, the bar keeps its
+    width, the blob (not touching the mask) and pixels below ``low`` stay out."""
+    prob = np.zeros((40, 80), np.float32)
+    prob[17:24, 5:40] = 0.9  # bar, rows 17-23
+    prob[19:22, 40:75] = 0.05  # faint line, rows 19-21
+    prob[30:36, 10:16] = 0.05  # faint blob
+    mask = prob >= 0.5
+    out = learned.recover_thin(prob, mask, 0.01)
+    added = out & ~mask
+    assert np.array_equal(out[:, :40], mask[:, :40])  # bar and blob unchanged
+    rows, cols = np.nonzero(added)
+    assert set(rows) <= {19, 20, 21} and cols.min() == 40 and cols.max() >= 72
+    assert np.array_equal(np.bincount(cols)[40:], np.ones(cols.max() - 39))  # 1 px wide
+    assert added[20, 40:72].all()  # the centre row of the line
+    assert np.array_equal(learned.recover_thin(prob, mask, 0.1), mask)
+
+
+def test_thin_vessel_mask():
+    """Thin-vessel weighting mask: a 3-pixel line is thin, a 7-pixel bar (rim included)
+    is not, at thin_width_px 3; at 2 the 3-pixel line is not thin either."""
+    label = np.zeros((40, 60), bool)
+    label[5:12, 5:55] = True  # 7 px wide
+    label[25:28, 5:55] = True  # 3 px wide
+    thin = learned.thin_vessel_mask(label, 3)
+    assert not thin[:20].any() and thin[25:28, 5:55].all()
+    assert not learned.thin_vessel_mask(label, 2).any()
 
 
 def test_icc_forms_shrout_fleiss():
@@ -117,11 +195,25 @@ def test_training_smoke_and_reproducible(shared_data, tmp_path):
         mod.load_dataset = original
     card = cards[0]
     assert card["best_iteration"] in (1, 2) and len(card["train_images"]) == 2
+    assert card["init"] is None
     assert 0.2 <= card["threshold"] <= 0.7
     assert (tmp_path / "a" / "m.pt").read_bytes() == (tmp_path / "b" / "m.pt").read_bytes()
     model, loaded = mod.load_model(tmp_path / "a" / "m.pt")
     assert loaded == json.loads((tmp_path / "a" / "m.json").read_text())
     assert mod.predict_probability(model, np.zeros((40, 40), np.float32)).shape == (40, 40)
+    # fine-tuning from those weights with thin-vessel weighting (as the CLI's --init)
+    import hashlib
+
+    try:
+        mod.load_dataset = lambda *a, **k: items
+        tuned = mod.train("rossa", shared_data / "rossa", tmp_path / "c" / "m.pt",
+                          params.model_copy(update={"iterations": 1, "thin_weight": 4.0,
+                                                    "init": str(tmp_path / "a" / "m.pt")}))
+    finally:
+        mod.load_dataset = original
+    assert tuned["init"] == {"file": "m.pt", "sha256": hashlib.sha256(
+        (tmp_path / "a" / "m.pt").read_bytes()).hexdigest()}
+    assert (tmp_path / "c" / "m.pt").read_bytes() != (tmp_path / "a" / "m.pt").read_bytes()
 
 
 def test_missing_weights_and_bad_input(tmp_path):

@@ -86,15 +86,24 @@ def segmenter() -> None:
 @click.option("--threshold-rule", type=click.Choice(["dice", "length"]), default=None,
               help="Decision threshold: best validation Dice (default) or validation length "
               "and area matching the manual masks.")
+@click.option("--thin-weight", type=float, default=None,
+              help="Extra cross-entropy weight of thin-vessel pixels (default 0).")
+@click.option("--thin-width-px", type=int, default=None,
+              help="Widest vessel (pixels) that --thin-weight counts as thin (default 2).")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (default 2e-3).")
+@click.option("--init", "init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Start from these weights (.pt with its .json card): fine-tuning.")
 def train_command(dataset, data, output, iterations, n_val, validate_every, seed, threads,
-                  cldice_weight, val_flips, threshold_rule):
+                  cldice_weight, val_flips, threshold_rule, thin_weight, thin_width_px, lr,
+                  init):
     """Train the compact U-Net; the best validation checkpoint is written."""
     from vasomics.chain.segment.learned import TrainParams, train
 
     changes = {"iterations": iterations, "n_val": n_val, "validate_every": validate_every,
                "seed": seed, "threads": threads, "cldice_weight": cldice_weight,
                "val_flips": int(val_flips) if val_flips else None,
-               "threshold_rule": threshold_rule}
+               "threshold_rule": threshold_rule, "thin_weight": thin_weight,
+               "thin_width_px": thin_width_px, "lr": lr, "init": init}
     params = TrainParams(**{k: v for k, v in changes.items() if v is not None})
     command = "vasomics " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     card = train(dataset, data, output.with_suffix(".pt"), params,
