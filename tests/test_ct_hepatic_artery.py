@@ -168,6 +168,21 @@ def test_chain_traces_the_artery_in_arterial_phase_only(tmp_path):
     assert 0.2 < res.features.value("VX.A.V.TREE_LEN", scope) / truth.values[
         "artery_length_mm"] < 1.2
     assert res.features.value("VX.C.V.LUMEN_HU", scope) > 1.5 * truth.hu["portal"]
+    # outputs: vessels label 3, artery.vtp, artery.json; the scan report reads the artery
+    import json
+
+    from vasomics.chain.run import RunParams, _write_outputs
+    from vasomics.io.images import read_image, write_image
+    from vasomics.report.scan import load_output_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    _write_outputs(out, ct, res, RunParams(), write_image(ct, tmp_path / "ct.nii.gz"))
+    vessels = read_image(out / "vessels.nii.gz").array
+    assert np.array_equal(vessels == 3, art.mask)
+    assert json.loads((out / "artery.json").read_text())["applicable"] is True
+    graphs = load_output_folder(out).graphs
+    assert "artery" in graphs and "hepatic_artery" in set(graphs["artery"].segment_label)
     forced = characterize(ct, phase="portal_venous", cache_dir=tmp_path, input_key="a")
     assert not forced.artery.applicable and forced.artery_graph is None
     rows = forced.features.frame[forced.features.frame.scope == scope]

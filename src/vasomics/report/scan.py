@@ -37,9 +37,9 @@ from vasomics.vessel_graph import VesselGraph
 log = logging.getLogger(__name__)
 
 CATEGORIES = ("anatomical", "biomechanical", "biochemical", "pathophysiological", "composite")
-#: Graph files recognized in an output folder (``vasomics run``: portal/hepatic;
-#: ``vasomics features``: graph).
-GRAPH_FILES = ("portal.vtp", "hepatic.vtp", "graph.vtp")
+#: Graph files recognized in an output folder (``vasomics run``: portal/hepatic, and the
+#: hepatic artery in arterial-phase scans; ``vasomics features``: graph).
+GRAPH_FILES = ("portal.vtp", "hepatic.vtp", "artery.vtp", "graph.vtp")
 
 
 @dataclass
