@@ -7,9 +7,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vasomics.chain.segment.aorta import AortaParams, Section, paint, segment_aorta
+from vasomics.chain.segment.aorta import (
+    AortaParams,
+    Section,
+    _fit_circle,
+    paint,
+    segment_aorta,
+)
 from vasomics.chain.segment.api import load_preset, segment
 from vasomics.errors import InputError
+from vasomics.image import Image
 from vasomics.io.images import read_image
 from vasomics.metrics.segmentation import dice
 
@@ -34,23 +41,61 @@ def test_paint_of_straight_sections_is_a_cylinder():
     assert np.allclose(area, np.pi * 36, rtol=0.03), area
 
 
-def test_cta_aorta_dice_against_totalsegmentator(shared_data):
-    """Against TotalSegmentator's aorta label (true + false lumen). Issue target Dice >= 0.85:
-    NOT met robustly. The shipped defaults (RANSAC seed 0) give 0.855 (precision 0.836,
-    recall 0.876), but seeds 1-4 give 0.754, 0.774, 0.844, 0.760 (tracks leave the aorta at
-    the arch or the root; benchmarks/eval_segment_aorta.py --seeds), and wall_max_mm was
-    chosen looking at this scan. So this test asserts the level every seed reaches (0.75),
-    not the lucky one. About 15-40 s on 2 loaded cores."""
+def test_circle_fit_is_deterministic_and_rejects_outliers():
+    """Edge points of a 15 mm circle centred at (2, -1) mm on 40 of 64 rays, 24 rays pulled out
+    to 25-32 mm (a neighbour, jagged): the fixed-hypothesis fit finds the circle within
+    0.1 mm, the same on every call (no random draw)."""
+    p = AortaParams()
+    theta = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    # ray radius from the origin to the circle |x - c| = 15
+    c = np.array([2.0, -1.0])
+    proj = np.cos(theta) * c[0] + np.sin(theta) * c[1]
+    r = proj + np.sqrt(proj ** 2 - (c @ c - 15.0 ** 2))
+    r[40:] = 25.0 + 1.75 * ((np.arange(24) * 3) % 5)  # jagged, 25-32 mm
+    fits = [_fit_circle(theta, r, theta[:40], r[:40] - 3.0, 5.0, 40.0, 15.0, p)
+            for _ in range(2)]
+    (cx, cy, rad), n_in = fits[0]
+    assert fits[0] == fits[1]
+    assert abs(cx - 2.0) < 0.1 and abs(cy + 1.0) < 0.1 and abs(rad - 15.0) < 0.1, fits[0]
+    assert n_in == 40
+
+
+@pytest.fixture(scope="module")
+def cta(shared_data):
     img = read_image(shared_data / CTA / "ct_cropped.nii.gz")
+    return img, segment(img, "cta", method="aorta")
+
+
+def test_cta_aorta_dice_against_totalsegmentator(shared_data, cta):
+    """Against TotalSegmentator's aorta label (true + false lumen). Issue target Dice >= 0.85:
+    NOT met. The method is deterministic (global minimal-path centreline through the arch,
+    fixed circle hypotheses; no random seed). Defaults: Dice 0.843 (precision 0.827, recall
+    0.860, false-lumen recall 0.763). Each of 20 parameters at 0.8x and 1.2x its default
+    (benchmarks/eval_segment_aorta.py --perturb): Dice 0.833-0.852, except seed_roundness
+    0.84 (no arch pair: the dissected descending lumen is oval; fallback tracker) 0.798. So
+    this asserts 0.83 for the defaults. About 10-25 s on 2 loaded cores."""
+    img, result = cta
     ref = read_image(shared_data / CTA / "aorta.nii.gz").array > 0
-    result = segment(img, "cta", method="aorta")
     mask = result.mask.array
     assert mask.shape == ref.shape and mask.dtype == bool
     assert result.structures["aorta"].array is mask
-    assert dice(mask, ref) >= 0.75, dice(mask, ref)  # 0.855 with seed 0; 0.754 worst seed
-    # the false lumen (thrombosed, ~70-150 HU in the lower thoracic aorta) is included
+    assert dice(mask, ref) >= 0.83, dice(mask, ref)  # 0.843 measured
+    # the false lumen (thrombosed, ~70-150 HU in the lower thoracic aorta) is mostly included
     false_lumen = read_image(shared_data / CTA / "aorta_false_lumen.nii.gz").array > 0
-    assert (mask & false_lumen).sum() / false_lumen.sum() > 0.75  # measured 0.830 (seed 0)
+    assert (mask & false_lumen).sum() / false_lumen.sum() > 0.70  # measured 0.763
+
+
+def test_flipped_slice_order_gives_the_same_aorta(cta):
+    """The same CT with axis 0 reversed and the direction matrix saying so (slices stored head
+    to feet): the same mask, reversed (the arch search works superior of the disc slice)."""
+    img, result = cta
+    direction = np.asarray(img.direction, float).copy()
+    direction[:, 2] *= -1  # NumPy axis 0 is ITK axis 2
+    top = img.index_to_physical(np.array([[img.shape[0] - 1, 0, 0]]))[0]
+    flipped = Image(img.array[::-1].copy(), spacing=img.spacing, origin=tuple(top),
+                    direction=direction, modality=img.modality)
+    mask = segment_aorta(flipped).mask.array[::-1]
+    assert dice(mask, result.mask.array) > 0.99
 
 
 def test_non_contrast_ct_fails_in_one_line(shared_data):
@@ -76,7 +121,5 @@ def test_cli_method_aorta_error_exit(shared_data, tmp_path, capsys):
 
 
 def test_2d_input_is_rejected():
-    from vasomics.image import Image
-
     with pytest.raises(InputError, match="3D"):
         segment(Image(np.zeros((32, 32), np.float32)), "cta", method="aorta")
