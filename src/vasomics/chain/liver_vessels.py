@@ -25,8 +25,10 @@ portal venous and hepatic venous trees.
    them without a depth maximum of their own (a kidney's pole: watershed basins of the depth
    map, ``basin_depth_mm``), and vessel components that do not reach into the liver are
    dropped.
-   The hepatic venous root is the localized IVC (added to the vessel mask) when its median
-   HU is that of blood (at least ``blood_min_hu``; venous regions darker than that are
+   The hepatic venous root is the localized IVC, completed along its lumen in the vessel
+   mask (:func:`_track_ivc`: an atlas IVC is often displaced, thin, or ends below the hepatic
+   veins' confluence, which then passes for a hepatic vein), added to the vessel mask,
+   when its median HU is that of blood (at least ``blood_min_hu``; venous regions darker than that are
    mislocalized fat or air and are not used for thresholds either); otherwise a ball at the
    thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
    least ``portal_ivc_gap_mm`` from the portal root (the hepatic veins converge at the
@@ -124,6 +126,9 @@ class LiverVesselParams(StageParams):
                                                    "basins of organs thicker than "
                                                    "max_vessel_radius_mm are removed with "
                                                    "them.")
+    ivc_min_fill: float = Field(0.4, description="The IVC is followed beyond its localized "
+                                                 "mask while this fraction of its section "
+                                                 "is vessel.")
     blood_min_hu: float = Field(20.0, description="Venous regions (portal vein, IVC) whose "
                                                   "median HU is lower are mislocalized (fat, "
                                                   "air) and not used.")
@@ -248,6 +253,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     bright = (bright & edge) | outside
     del hi, lo, peak, edge, outside
     ivc = organs.get("ivc", empty)[box] if ivc_trusted else empty[box]
+    if ivc.any() and image.direction[2, 2] != 0:  # axial slices: follow the IVC's lumen
+        ivc = ivc | _track_ivc(ivc, bright, spacing, p.ivc_min_fill, ~liv)
     aorta = organs.get("aorta", empty)[box]
     # neighbours that enhance like vessels, outside the liver only (their masks may overlap
     # the liver's edge, where cutting would disconnect the trees)
@@ -341,6 +348,73 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                  ("hepatic root (IVC) not found" if not hepatic.any() else "")
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status)
+
+
+def _track_ivc(ivc, bright, spacing, min_fill: float, outside=None) -> np.ndarray:
+    """The IVC's lumen in the vessel mask ``bright``, slice by slice (axis 0 axial), from a
+    localized IVC mask that may be displaced, too thin or short (an atlas slab ends below
+    the hepatic veins' confluence).
+
+    The lumen radius ``R`` is the median equivalent radius of the ``bright`` in-plane
+    components that overlap the mask (those at most twice the mask's section). A disk of
+    radius ``1.15 R`` is re-centred twice on the ``bright`` voxels it holds; those voxels are
+    the IVC section. On the mask's slices the section is added only where the mask holds
+    less than half of it (a displaced or too thin mask; a complete one is left as it is).
+    Beyond the mask the disk is carried from slice to slice while at least ``min_fill`` of
+    it is ``bright`` (the lumen continues). Outside the liver (``outside``) a section also
+    takes the in-plane ``bright`` components it touches there within ``2 R`` of its centre
+    (the IVC widening into the right atrium: no hepatic vein runs outside the liver).
+    Returns the added sections."""
+    rows = np.nonzero(ivc.any(axis=(1, 2)))[0]
+    out = np.zeros_like(ivc)
+    if rows.size == 0:
+        return out
+    pix = float(spacing[1] * spacing[2])
+    radii = []
+    for k in rows:
+        lab, _ = ndimage.label(bright[k])
+        hit = np.bincount(lab[ivc[k]].ravel())
+        hit[0] = 0
+        if hit.max() > 0:
+            area = np.count_nonzero(lab == int(np.argmax(hit)))
+            if area <= 2 * np.count_nonzero(ivc[k]):
+                radii.append(np.sqrt(area * pix / np.pi))
+    r = 1.15 * (np.median(radii) if radii else
+                np.sqrt(np.median(ivc[rows].sum(axis=(1, 2))) * pix / np.pi))
+    yy, xx = np.ogrid[: ivc.shape[1], : ivc.shape[2]]
+
+    def section(k, centre):
+        for _ in range(2):
+            disk = ((yy - centre[0]) * spacing[1]) ** 2 + ((xx - centre[1]) * spacing[2]) ** 2 \
+                <= r * r
+            inside = disk & bright[k]
+            if not inside.any():
+                return None, centre, 0.0
+            centre = np.argwhere(inside).mean(0)
+        fill = np.count_nonzero(inside) / max(np.count_nonzero(disk), 1)
+        if outside is not None:
+            wide = ((yy - centre[0]) * spacing[1]) ** 2 + ((xx - centre[1]) * spacing[2]) ** 2 \
+                <= 4 * r * r
+            lab, _ = ndimage.label(bright[k] & outside[k] & wide)
+            hit = np.unique(lab[inside])
+            inside = inside | np.isin(lab, hit[hit > 0])
+        return inside, centre, fill
+
+    centres = {}
+    for k in rows:
+        sec, c, _ = section(k, np.argwhere(ivc[k]).mean(0))
+        if sec is not None and np.count_nonzero(ivc[k]) < 0.5 * np.count_nonzero(sec):
+            out[k] = sec  # the mask misses part of the lumen
+        centres[k] = c
+    for step, k0 in ((1, rows.max()), (-1, rows.min())):
+        c, k = centres[k0], k0 + step
+        while 0 <= k < ivc.shape[0]:
+            sec, c, fill = section(k, c)
+            if sec is None or fill < min_fill:
+                break
+            out[k] = sec
+            k += step
+    return out
 
 
 def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
