@@ -202,7 +202,7 @@ def _reach(mask, coef, shift, spacing, probe, limit):  # pragma: no cover - comp
 
 @numba.njit(cache=True, nogil=True)
 def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iters, n_rays,
-              gain):  # pragma: no cover - compiled
+              gain, narrow):  # pragma: no cover - compiled
     """Re-draw the free end of a polyline ``pts`` (``(n, 3)`` grid mm, free end last).
 
     1. Points closer to the end point than ``trim`` × ``tip_r`` (where thinning bends
@@ -213,9 +213,13 @@ def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iter
     3. ``iters`` times: the curve is sampled every half smallest voxel from ``u`` = a
        quarter voxel up to ``cap`` × ``tip_r`` before the mask boundary (the flat end face
        cuts sections closer to it); each sample is moved to the centre of its cross-section
-       normal to the curve (as :func:`recenter`; open sections are left out) and the
-       parabola is refitted to the kept points and these centres, shifted through the last
-       kept point. The end stretch is thus measured from the mask's walls up to
+       normal to the curve (as :func:`recenter`; open sections are left out). Sections
+       narrower (twice their mean ray length) than the median of these sections by more
+       than ``narrow`` smallest voxels are left out too: a section of the tube is at least
+       as wide as the vessel (each ray end is quantized to half a voxel), a narrower one is
+       cut by the end face (the curve heads into a corner of the flat end). The parabola is
+       refitted to the kept points and these centres, shifted through the last kept
+       point. The end stretch is thus measured from the mask's walls up to
        ``cap`` × ``tip_r`` from the tip, not extrapolated.
     4. The curve is followed up to the mask boundary (probed every quarter of the smallest
        voxel) and sampled about every ``step`` mm.
@@ -263,6 +267,7 @@ def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iter
     step_ray, cos, sin, lengths, dirs = _ring(spacing, n_rays)
     max_len = 3.0 * tip_r + 3.0 * voxel
     buf = np.empty((2, 3))
+    width = np.empty(n_samples)
     for _ in range(iters):
         hi = ext - cap * tip_r
         m = w
@@ -278,10 +283,22 @@ def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iter
                         acc += lengths[k] * dirs[k, c]
                     data_p[m, c] = buf[0, c] + scale * acc
                 data_u[m] = u
+                width[m - w] = 2.0 * np.mean(lengths)
                 m += 1
             u += 0.5 * vmin
         if m - w < 3:
             break
+        if narrow > 0.0:
+            floor = np.median(width[:m - w]) - narrow * vmin
+            j = w
+            for i in range(w, m):
+                if width[i - w] >= floor:
+                    data_u[j] = data_u[i]
+                    data_p[j] = data_p[i]
+                    j += 1
+            m = j
+            if m - w < 3:
+                break
         coef = _poly_fit(data_u, data_p, m, 2)
         if np.sqrt(np.sum(coef[1] ** 2)) <= 0.0:
             return keep, empty

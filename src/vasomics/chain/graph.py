@@ -537,8 +537,10 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
     points closer to the tip than ``end_trim_radius_factor`` × ``tip_r`` (the segment's
     median radius; never more than half the points), fit a parabola to the end of what is
     left, refit it ``end_fit_iterations`` times to the centres of the cross-sections along
-    it (up to ``end_cap_radius_factor`` × ``tip_r`` before the mask boundary), then follow it
-    up to the mask boundary."""
+    it (up to ``end_cap_radius_factor`` × ``tip_r`` before the mask boundary; sections more
+    than 0.9 smallest voxel narrower than their median are cut by the end face and left
+    out: the two ray ends are each quantized to half a voxel, and 0.9 lies off the lattice of
+    probe steps, so no width ties the bound), then follow it up to the mask boundary."""
     from vasomics.chain._sections import trace_end
 
     if not at_end:
@@ -557,7 +559,7 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
         n_rays, gain = 16, 2.0
     keep, new = trace_end(array, np.ascontiguousarray(grid), spacing, tip_r, voxel, step,
                           params.end_trim_radius_factor, 2 * tip_r, params.end_cap_radius_factor,
-                          params.end_fit_iterations, n_rays, gain)
+                          params.end_fit_iterations, n_rays, gain, 0.9)
     local = new[:, ::-1] if mask.ndim == 3 else new[:, :0:-1]
     new = local @ mask.direction.T + origin
     return (np.concatenate([points[:keep], new]),
