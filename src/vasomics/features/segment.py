@@ -54,9 +54,9 @@ def inflection_count(ctx: Context) -> np.ndarray:
     90th-percentile curvature. Stretches in between are skipped, so a side that turns
     gradually through a noisy, nearly straight stretch (3D centerlines from masks) counts
     once. Lobes only the graph's end extrapolation draws (:attr:`Context.drawn_ends`) are
-    dropped, then lobes whose test points span less than half the derivative window
-    (minimum-arc hysteresis, :func:`~vasomics.features.centerline.sign_changes`). 0 without
-    such points."""
+    dropped, then lobes bending over less than half the derivative window of arc (their
+    bending arc: minimum-arc hysteresis, :func:`~vasomics.features.centerline.sign_changes`).
+    0 without such points."""
     cl = ctx.centerlines
     p90 = segment_quantile(ctx.curvature, cl.segment, cl.n_segments, 0.9)
     test = ctx.curved & (ctx.curvature > ctx.params.inflection_relative_threshold
