@@ -47,3 +47,23 @@ def test_liver_features_against_phantom_truth():
     assert close(t.value("VX.X.T.PORTAL_HEPATIC_VOL_RATIO"),
                  v["portal_volume_mm3"] / v["hepatic_volume_mm3"])
     assert close(t.value("VX.C.T.PV_AORTA_RATIO"), hu["portal"] / hu["aorta"])
+
+
+def test_a_tree_without_a_graph_is_not_measured():
+    """A venous mask too small for a centerline graph (an arterial-phase scan leaves a few
+    hepatic-vein voxels) is an untraced tree: every feature of that tree is NaN, the volume
+    included (it used to read 5 voxels, i.e. -100 % against the truth), and the
+    portal-to-hepatic volume ratio is NaN; the traced tree is still measured."""
+    ct, truth = liver_ct_phantom((40, 64, 64), seed=4, z_extent_mm=180.0, min_radius_mm=1.5,
+                                 noise_sd_hu=10.0, psf_sigma_mm=0.1)
+    lab = truth.labels.array
+    portal = lab == LABELS["portal"]
+    hepatic = np.zeros_like(portal)
+    hepatic[tuple(np.argwhere(lab == LABELS["hepatic"])[:5].T)] = True
+    organs = {"liver": truth.mask("liver"), "spleen": lab == LABELS["spleen"]}
+    t = liver_features(ct, organs, portal, hepatic, truth.portal, None, truth.noise_sd_hu)
+    ht = t.frame[t.frame.scope == "vessel:hepatic_venous_tree"]
+    assert len(ht) == 8 and ht.value.isna().all(), ht
+    assert np.isnan(t.value("VX.X.T.PORTAL_HEPATIC_VOL_RATIO"))
+    assert t.value("VX.A.V.TREE_VOL", "vessel:portal_venous_tree") == \
+        np.count_nonzero(portal) * ct.voxel_volume / 1000

@@ -142,22 +142,23 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
         trees.append(("artery", artery_mask, artery))
     for key, mask, graph in trees:
         scope = TREES[key]
-        # a tree that was not found (not traced, or its root missing) is not measured: NaN,
-        # never 0, so that a failed tracing cannot pass for a vanished tree in a cohort
+        # a tree that was not found (not traced, its root missing, or a mask too small for
+        # a centerline graph) is not measured: every feature NaN, never 0 and never a
+        # volume without a length, so a failed tracing cannot pass for a vanished tree
+        traced = graph is not None and bool(mask.any())
         nan = float("nan")
-        vol = float(np.count_nonzero(mask)) * vox_ml if mask.any() else nan
+        vol = float(np.count_nonzero(mask)) * vox_ml if traced else nan
         vols[key] = vol
-        length = float(graph.segment_lengths().sum()) if graph is not None else nan
-        terminals = terminal_count(graph) if graph is not None else nan
-        lumen = float(np.median(a[mask])) if mask.any() else nan
+        length = float(graph.segment_lengths().sum()) if traced else nan
+        terminals = terminal_count(graph) if traced else nan
+        lumen = float(np.median(a[mask])) if traced else nan
         rec += [
             (scope, "VX.A.V.TREE_LEN", length, "mm"),
             (scope, "VX.A.V.TREE_VOL", vol, "mL"),
             (scope, "VX.A.V.VESSEL_VOLUME_FRACTION", vol / liver_ml, "1"),
             (scope, "VX.A.V.LENGTH_DENSITY", length / (1000 * liver_ml), "mm^-2"),
             (scope, "VX.P.V.DISTAL_RICHNESS", terminals / (liver_ml / 1000), "1/L"),
-            (scope, "VX.M.V.MURRAY_DEV",
-             murray_deviation(graph) if graph is not None else float("nan"), "1"),
+            (scope, "VX.M.V.MURRAY_DEV", murray_deviation(graph) if traced else nan, "1"),
             (scope, "VX.C.V.LUMEN_HU", lumen, "HU"),
             (scope, "VX.C.V.CNR", (lumen - liver_hu) / noise_sd_hu if noise_sd_hu else
              float("nan"), "1"),
