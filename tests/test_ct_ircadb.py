@@ -6,7 +6,9 @@ A CT-like portal-venous image is synthesized from the label map (HU per compartm
 noise SD 12 HU), cropped to the liver's bounding box + 15 mm to keep the test fast. The organ
 masks are the manual ones (liver, IVC, aorta, spleen, kidneys, extrahepatic portal vein).
 Scoring domain: the liver + 12 mm (the region the chain traces). Truth: portal = labels 17
-(extrahepatic portal system) + 465 (intrahepatic portal vein), hepatic = 481.
+(extrahepatic portal system) + 465 (intrahepatic portal vein), hepatic = 481. The
+whole-chain tests run :func:`vasomics.chain.run.characterize` (atlas localization included)
+on the uncropped synthesized CT.
 """
 
 import edt
@@ -93,6 +95,23 @@ def _groups(g):
             "left": pts[np.isin(lab, list(LEFT_GROUP))]}
 
 
+def _label_split(lab: Image, a: np.ndarray):
+    """Where IRCADb's portal labels split (LPS mm): the hilum (largest interface of the
+    extrahepatic label 17 with the intrahepatic 465) and the umbilical portion (largest
+    interface more than 10 mm to the patient's left of it)."""
+    from scipy import ndimage
+
+    iface = (a == 17) & ndimage.binary_dilation(a == 465, np.ones((3, 3, 3)))
+    comp, n = ndimage.label(ndimage.binary_dilation(iface, np.ones((3, 3, 3))) & (a == 17),
+                            np.ones((3, 3, 3)))
+    sizes = np.bincount(comp.ravel())[1:]
+    centres = [lab.index_to_physical(np.argwhere(comp == i + 1).mean(0, keepdims=True))[0]
+               for i in range(n)]
+    hilum = centres[int(np.argmax(sizes))]
+    left = [i for i, c in enumerate(centres) if c[0] > hilum[0] + 10]
+    return hilum, centres[max(left, key=lambda i: sizes[i])]
+
+
 def test_ircadb_portal_naming_against_the_labels(ircadb):
     """Main, right and left portal veins named on the separated portal tree, checked against
     where IRCADb's labels split: the extrahepatic label (17) meets the intrahepatic one (465)
@@ -101,21 +120,9 @@ def test_ircadb_portal_naming_against_the_labels(ircadb):
     on the patient's left, anterior). IRCADb 1.1 has a trifurcation-like division (right
     posterior vein first, left and right anterior veins 4 mm later), named without a right
     portal vein trunk. The same rules on the manual portal mask give the same names."""
-    from scipy import ndimage
-
     lab, a, _, ves, domain = ircadb
     assert ves.roots["portal"] is not None
-    # the label split: interfaces 17 | 465
-    iface = (a == 17) & ndimage.binary_dilation(a == 465, np.ones((3, 3, 3)))
-    comp, n = ndimage.label(ndimage.binary_dilation(iface, np.ones((3, 3, 3))) & (a == 17),
-                            np.ones((3, 3, 3)))
-    sizes = np.bincount(comp.ravel())[1:]
-    centres = [lab.index_to_physical(np.argwhere(comp == i + 1).mean(0, keepdims=True))[0]
-               for i in range(n)]
-    hilum = centres[int(np.argmax(sizes))]
-    left_cut = [c for c in centres if c[0] > hilum[0] + 10]
-    umbilical = left_cut[int(np.argmax([sizes[i] for i, c in enumerate(centres)
-                                        if c[0] > hilum[0] + 10]))]
+    hilum, umbilical = _label_split(lab, a)
     for mask in (ves.portal, np.isin(a, PORTAL) & domain):
         g = name_portal_tree(_portal_graph(lab, mask, ves.roots["portal"]),
                              ves.roots["portal"])
@@ -139,3 +146,59 @@ def test_ircadb_portal_naming_against_the_labels(ircadb):
         assert grp["left"][:, 0].mean() > hilum[0] + 10
         assert np.min(np.linalg.norm(grp["left"] - umbilical, axis=1)) <= 8.0
         assert np.min(np.linalg.norm(grp["right"] - umbilical, axis=1)) > 15.0
+
+
+@pytest.fixture(scope="module")
+def ircadb_chain(shared_data):
+    """The whole chain (:func:`vasomics.chain.run.characterize`: atlas localization, phase,
+    vessels, graphs, naming) on the uncropped synthesized CT (seed 0, 12 HU; in memory)."""
+    from vasomics.chain.run import characterize
+
+    lab = read_image(shared_data / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
+    a = np.asarray(lab.array)
+    ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous", noise_sd_hu=12.0, seed=0)
+    res = characterize(ct, force=True)
+    liver = np.isin(a, LIVER)
+    domain = edt.edt(~liver, anisotropy=lab.spacing, parallel=1) <= 12.0
+    v = res.vessels
+    dice = {"portal": _dice(v.portal & domain, np.isin(a, PORTAL) & domain),
+            "hepatic": _dice(v.hepatic & domain, np.isin(a, HEPATIC) & domain)}
+    return lab, a, res, dice
+
+
+def test_ircadb_whole_chain_tree_separation(ircadb_chain):
+    """Localization included: cross-subject atlas (liver Dice 0.91, the hilum and the
+    posterior right lobe missed; IVC 0.57, ending 35 mm below the hepatic veins' confluence;
+    aorta 0.64; right kidney missed). Measured (seed 0, 12 HU): portal 0.699, hepatic 0.741
+    (before the organ-basin removal and the IVC completion: 0.579 / 0.652); seed 1: 0.732 /
+    0.690. Main, right and left portal veins named on the right sides: the main portal vein
+    divides 6.5 mm from the label hilum, right group 21 mm to the patient's right of it, left
+    group 27 mm to the left."""
+    lab, a, res, dice = ircadb_chain
+    assert res.vessels.status == "ok", res.vessels.status
+    assert dice["portal"] >= 0.68 and dice["hepatic"] >= 0.72, dice
+    hilum, _ = _label_split(lab, a)
+    g = res.portal
+    grp = _groups(g)
+    assert all(len(p) for p in grp.values()), {k: len(v) for k, v in grp.items()}
+    main_segs = np.nonzero(g.segment_label == "main_portal_vein")[0]
+    side = np.nonzero(np.isin(g.segment_label, list(RIGHT_GROUP | LEFT_GROUP)))[0]
+    shared = set(g.segment_start[main_segs]) | set(g.segment_end[main_segs])
+    division = [k for k in set(g.segment_start[side]) | set(g.segment_end[side]) if k in shared]
+    assert division
+    assert min(np.linalg.norm(g.node_position[k] - hilum) for k in division) <= 10.0
+    assert grp["right"][:, 0].mean() < hilum[0] - 10
+    assert grp["left"][:, 0].mean() > hilum[0] + 10
+
+
+@pytest.mark.xfail(strict=True, reason="issue #4 target (Dice >= 0.85 per tree) not reached "
+                   "through the whole chain: seed 0 portal 0.699, hepatic 0.741. Localized "
+                   "organs replaced one at a time by the manual ones (benchmarks/"
+                   "bench_ircadb_liver_vessels.py --substitute): liver -> portal 0.811 "
+                   "(the localized liver misses the hilum: the region, liver + 12 mm, leaves "
+                   "out 5700 voxels of the extrahepatic portal vein and the portal root "
+                   "moves), IVC -> hepatic 0.747, aorta -> portal 0.715, all -> 0.863 / "
+                   "0.792 (the hepatic veins' noisy 1-2 mm boundaries)")
+def test_ircadb_whole_chain_reaches_the_target(ircadb_chain):
+    _, _, _, dice = ircadb_chain
+    assert dice["portal"] >= 0.85 and dice["hepatic"] >= 0.85, dice
