@@ -264,8 +264,12 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     blob = edt.edt(depth <= p.max_vessel_radius_mm, anisotropy=image.spacing,
                    parallel=2) <= p.max_vessel_radius_mm + max(spacing)
     # with the organ's thinner parts the opening leaves (a kidney's pole, taken through a
-    # contact into the portal tree when the kidney is not localized): its depth basin
-    blob |= _organ_basins(bright, depth, depth > p.max_vessel_radius_mm, p.basin_depth_mm)
+    # contact into the portal tree when the kidney is not localized): its depth basin. The
+    # IVC is as thick as an organ but roots the hepatic veins: its basin would take their
+    # openings (at 3-4 mm voxels the veins' own depth maxima do not stand out), so it is no
+    # organ core
+    blob |= _organ_basins(bright, depth, (depth > p.max_vessel_radius_mm) & ~ivc,
+                          p.basin_depth_mm)
     vessels = bright & region & ~blob & ~aorta & ~other
     vessels = _drop_small(vessels, p.min_component_mm3 / float(np.prod(spacing)))
     # keep components that reach into the liver (drops kidney, bowel, spleen in the band)
