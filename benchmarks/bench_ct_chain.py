@@ -31,8 +31,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t0 = time.perf_counter()
+    # arterial phase: with the hepatic artery, so that the artery stage has a tree to trace
     ct, truth = liver_ct_phantom(tuple(args.shape), phase=args.phase, seed=args.seed,
-                                 fov_mm=(358.4, 358.4), z_extent_mm=float(args.shape[0]))
+                                 fov_mm=(358.4, 358.4), z_extent_mm=float(args.shape[0]),
+                                 hepatic_artery=args.phase == "arterial")
     t_gen = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         # stored as CT scanners store HU: int16 (a float32 file doubles the read time)
