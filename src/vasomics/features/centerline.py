@@ -4,20 +4,20 @@ Discrete scheme (documented in the catalogue and ``docs/features.md``):
 
 1. Each segment's polyline (mm) is resampled at ``n = max(2, ceil(L / h) + 1)`` points equally
    spaced in arc length (step ``h_s = L / (n - 1) <= h``); radii are interpolated linearly.
-2. Derivatives ``r'``, ``r''``, ``r'''`` with respect to arc length come from a local
+2. Derivatives ``r'`` and ``r''`` with respect to arc length come from a local
    least-squares polynomial (Savitzky-Golay) of order ``p`` (default 3) over a window of
    ``W = 2 round(w / 2h) + 1`` resampled points (``w`` = derivative window in mm). Near the
    segment ends the window is shifted inside the segment and the polynomial evaluated off
    centre; segments shorter than the window use all their points and order
    ``min(p, n - 1)``. This removes voxel staircase noise at scales shorter than ``w``.
-3. Curvature ``κ = sqrt(|r'|²|r''|² − (r'·r'')²) / |r'|³`` (1/mm, any dimension) and the
-   pointwise torsion ``τ = (r' × r'')·r''' / |r' × r''|²`` (1/mm, 3D only; undefined where
-   ``κ`` is below the straightness threshold).
-4. Features use a torsion that needs no third derivative (:func:`plane_rotation`,
+3. Curvature ``κ = sqrt(|r'|²|r''|² − (r'·r'')²) / |r'|³`` (1/mm, any dimension).
+4. Torsion (1/mm, 3D only) needs no third derivative (:func:`plane_rotation`,
    :func:`windowed_torsion`): the signed rotation of the osculating plane about the tangent
    per step (binormal carried along by discrete parallel transport), summed over a window
    and divided by its length. The sums telescope, so binormal noise enters only at the
-   window ends (the pointwise formula divides a noisy ``r'''`` by ``|r' × r''|²``).
+   window ends (the pointwise formula ``τ = (r' × r'')·r''' / |r' × r''|²`` would divide a
+   noisy ``r'''`` by ``|r' × r''|²``). It is undefined where ``κ`` is below the
+   straightness threshold.
 5. Inflections (:func:`sign_changes`): sign changes of the bending side
    (:func:`bending_orientation`: binormal in 3D, signed curvature in 2D) between
    consecutive test points, with two drop rules on the lobes they form: lobes drawn only by
@@ -125,11 +125,10 @@ def resample(graph: VesselGraph, step_mm: float) -> Centerlines:
 
 @dataclass(frozen=True)
 class Derivatives:
-    """First three arc-length derivatives of the centerline at every resampled point."""
+    """First and second arc-length derivatives of the centerline at every resampled point."""
 
     d1: np.ndarray
     d2: np.ndarray
-    d3: np.ndarray
 
 
 def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivatives:
@@ -140,7 +139,7 @@ def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivative
     segment (and every point of a segment shorter than the window) by one batched matrix
     product per window length with the off-centre weights."""
     n_pts, d = cl.points.shape
-    out = np.zeros((3, n_pts, d))
+    out = np.zeros((2, n_pts, d))
     if n_pts == 0:
         return Derivatives(*out)
     h_ref = float(np.median(cl.step)) if len(cl.step) else 1.0
@@ -148,13 +147,13 @@ def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivative
     width = 2 * half + 1
     counts = np.diff(cl.offsets)
     first = cl.offsets[:-1]
-    # (S, 3, 1): h^(k+1); a zero-length segment has identical points, zero derivatives
+    # (S, 2, 1): h^(k+1); a zero-length segment has identical points, zero derivatives
     h = np.where(cl.step > 0, cl.step, 1.0)
-    scale = h[:, None, None] ** np.arange(1, 4)[None, :, None]
+    scale = h[:, None, None] ** np.arange(1, 3)[None, :, None]
     long = np.flatnonzero(counts >= width)
     if long.size:
-        coeffs = _savgol_coefficients(width, int(min(order, width - 1)))  # (3, pos, weights)
-        for k in range(3):
+        coeffs = _savgol_coefficients(width, int(min(order, width - 1)))  # (2, pos, weights)
+        for k in range(2):
             out[k] = correlate1d(cl.points, coeffs[k, half], axis=0, mode="nearest")
         ends = ((first[long], np.arange(half)),
                 (first[long] + counts[long] - width, np.arange(width - half, width)))
@@ -163,7 +162,7 @@ def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivative
             values = np.einsum("kpw,lwd->klpd", coeffs[:, positions], window)
             idx = start[:, None] + positions  # (L, half)
             out[:, idx] = values
-        interior_scale = scale[cl.segment][:, :, 0].T[:, :, None]  # (3, P, 1)
+        interior_scale = scale[cl.segment][:, :, 0].T[:, :, None]  # (2, P, 1)
         out /= interior_scale
     for n in np.unique(counts[counts < width]):
         segs = np.flatnonzero(counts == n)
@@ -177,12 +176,12 @@ def derivatives(cl: Centerlines, window_mm: float, order: int = 3) -> Derivative
 
 @cache
 def _savgol_coefficients(width: int, order: int) -> np.ndarray:
-    """Weights giving derivatives 1..3 (in sample units) of the least-squares polynomial of
-    ``order`` through ``width`` samples, evaluated at each sample position."""
+    """Weights giving derivatives 1 and 2 (in sample units) of the least-squares polynomial
+    of ``order`` through ``width`` samples, evaluated at each sample position."""
     x = np.arange(width) - (width - 1) / 2
     pinv = np.linalg.pinv(np.vander(x, order + 1, increasing=True))  # (order+1, width)
-    coeffs = np.zeros((3, width, width))
-    for k in (1, 2, 3):
+    coeffs = np.zeros((2, width, width))
+    for k in (1, 2):
         for m in range(k, order + 1):
             fall = factorial(m) / factorial(m - k)
             coeffs[k - 1] += fall * np.outer(x ** (m - k), pinv[m])

@@ -28,8 +28,7 @@ class FeatureParams(StageParams):
         "times the largest voxel spacing (16 times the sampling step without voxel spacing) "
         "and 4 times the median centerline radius (skeleton wander scales with the radius).")
     derivative_order: int = Field(
-        3, ge=3, le=5, description="Polynomial order of the local fit (3 = cubic; torsion "
-        "needs the third derivative).")
+        3, ge=3, le=5, description="Polynomial order of the local fit (3 = cubic).")
     curvature_threshold_per_mm: PositiveFloat | None = Field(
         None, description="Curvature (1/mm) below which a point counts as straight: its "
         "normal and torsion are undefined and it is skipped when counting inflections. Auto: "
