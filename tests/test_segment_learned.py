@@ -118,6 +118,16 @@ def test_segment_learned_thin_recovery_option(shared_data, chase_predictions):
 
     with pytest.raises(ParameterError, match="thin_low"):
         learned.segment_learned(np.zeros((32, 32), np.uint8), "rossa", thin_recovery=True)
+    # the preset field reaches it: same network mask plus centre lines, nothing removed
+    from vasomics.chain.segment.api import load_preset, segment
+    from vasomics.image import Image
+
+    img = Image(rgb, spacing=(1.0, 1.0))
+    preset = load_preset("fundus")
+    plain = segment(img, preset, method="learned").mask.array
+    thin = segment(img, preset.model_copy(update={"learned_thin_recovery": True}),
+                   method="learned").mask.array
+    assert np.all(thin[plain]) and np.count_nonzero(thin) > np.count_nonzero(plain)
 
 
 def test_recover_thin_adds_centre_lines_only():

@@ -67,6 +67,8 @@ class SegmentParams(StageParams):
     fov_reference_px: float | None = None  # method "line" with a fundus FOV: pixel lengths
     # are scaled by (FOV diameter / this), so one preset suits cameras of other resolution
     learned_model: str | None = None  # shipped model for method "learned"
+    learned_thin_recovery: bool = False  # method "learned": add the centre lines of faint
+    # thin vessels (total length then matches manual tracing; see the model card's figures)
     nnunet_dataset: str | None = None  # Dataset<ID>_<name> for method "nnunet"
 
 
@@ -150,7 +152,8 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
     if method == "learned":
         from vasomics.chain.segment.learned import segment_learned
 
-        mask, prob = segment_learned(image.array, p.learned_model or "chase", fov)
+        mask, prob = segment_learned(image.array, p.learned_model or "chase", fov,
+                                     thin_recovery=p.learned_thin_recovery)
         if progress:
             progress(1.0)
         return Segmentation(image.with_array(mask, modality="mask"),
