@@ -17,7 +17,9 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
 4. The atlas labels are resampled onto the target grid through the inverse transform. The
    spleen, aorta and IVC masks are then moved in-plane (``snap_organs``, at most
    ``snap_mm``) to where they stand out brightest and most homogeneous from their
-   surroundings (:func:`snap_organ`): an affine atlas lands a 2 cm tube several mm off.
+   surroundings (:func:`snap_organ`): an affine atlas lands a 2 cm tube several mm off. The
+   spleen is also searched cranio-caudally (``snap_z_mm``): the atlas slab cuts it, and the
+   registered mask can sit 30-45 mm below the target's spleen.
 5. Intensity refinement per organ, inside a band of ``band_mm`` around the warped mask: a
    spatial prior (logistic in the signed distance to the warped mask, scale
    ``prior_scale_mm``) times a Gaussian intensity likelihood of the organ (median and MAD of the
@@ -107,6 +109,12 @@ class LocalizeParams(StageParams):
                                          "(within snap_mm) that best separates them from "
                                          "their surroundings, before refinement.")
     snap_mm: float = Field(14.0, description="Largest in-plane shift searched by the snap.")
+    snap_z_mm: dict[str, float] = Field({"spleen": 45.0}, description=
+                                        "Largest cranio-caudal shift searched by the snap, "
+                                        "per organ (others: in-plane only). The atlas slab "
+                                        "cuts the spleen; registered, it can land 30-45 mm "
+                                        "below the target's, where no in-plane shift finds "
+                                        "it and the snap took the abdominal wall instead.")
     snap_gain: float = Field(1.3, description="A shift is taken only when its contrast score "
                                               "beats the unshifted mask's by this factor.")
     extend_organs: tuple[str, ...] = Field(("liver", "spleen", "aorta", "ivc"), description=
@@ -387,7 +395,8 @@ def localize(image: Image, params: LocalizeParams | None = None,
     priors = {name: warped == atlas.names.index(name) for name in CLAIM_ORDER}
     for name in CLAIM_ORDER:
         if p.refine and name in p.snap_organs and priors[name].any():
-            priors[name], shift = snap_organ(image, priors[name], p, noise_sd_hu)
+            priors[name], shift = snap_organ(image, priors[name], p, noise_sd_hu,
+                                             p.snap_z_mm.get(name, 0.0))
             if shift is not None:
                 shifts[name] = shift
     # later passes may not take the core (deeper than core_mm) of another organ's prior
@@ -487,8 +496,10 @@ def extend_beyond_atlas(image: Image, organ: np.ndarray, covered: np.ndarray,
 
 
 def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
-               noise_sd_hu: float | None = None) -> tuple[np.ndarray, list[float] | None]:
-    """Move a warped organ mask in-plane to where it stands out from its surroundings.
+               noise_sd_hu: float | None = None, z_mm: float = 0.0
+               ) -> tuple[np.ndarray, list[float] | None]:
+    """Move a warped organ mask in-plane (and up to ``z_mm`` cranio-caudally, on a ~5 mm
+    lattice) to where it stands out from its surroundings.
 
     Every integer-voxel shift ``(dy, dx)`` within ``snap_mm`` is scored by
     ``max(median(inside) − median(ring), 0) / max(1.4826 MAD(inside), noise)`` (0 when the
@@ -496,12 +507,14 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
     the shifted mask (HU): the organ is brighter than what surrounds it. A registration that
     lands the aorta a few millimetres off puts part of the mask on fat or bone: the inside
     then spreads and the contrast drops. The best shift is taken only when it beats the
-    unshifted score by ``snap_gain``; returns the mask and the shift (``[dy, dx]`` mm) or
-    ``None``."""
+    unshifted score by ``snap_gain``; returns the mask and the shift (``[dy, dx]`` mm, plus
+    ``dz`` when ``z_mm`` > 0) or ``None``."""
     p = params
     sp = image.spacing
     ring_mm = 6.0
-    q = [0] + [int(np.ceil((p.snap_mm + ring_mm) / s)) + 1 for s in sp[1:]]
+    rz = int(z_mm // sp[0])
+    q = [rz + int(np.ceil(ring_mm / sp[0])) + 1 if rz else 0] + [
+        int(np.ceil((p.snap_mm + ring_mm) / s)) + 1 for s in sp[1:]]
     box = ndimage.find_objects(prior.astype(np.uint8))[0]
     box = tuple(slice(max(0, b.start - k), min(n, b.stop + k)) for b, k, n in
                 zip(box, q, image.shape, strict=True))
@@ -512,15 +525,16 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
     zi, yi, xi = np.nonzero(sub)
     zr, yr, xr = np.nonzero(ring)
     floor = max(float(noise_sd_hu or 0.0), 1.0)
-    ny, nx = sub.shape[1:]
+    nz, ny, nx = sub.shape
 
-    def score(dy: int, dx: int) -> float:
+    def score(dy: int, dx: int, dz: int = 0) -> float:
         yy, xx, yy2, xx2 = yi + dy, xi + dx, yr + dy, xr + dx
-        ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
-        ok2 = (yy2 >= 0) & (yy2 < ny) & (xx2 >= 0) & (xx2 < nx)
+        zz, zz2 = zi + dz, zr + dz
+        ok = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx) & (zz >= 0) & (zz < nz)
+        ok2 = (yy2 >= 0) & (yy2 < ny) & (xx2 >= 0) & (xx2 < nx) & (zz2 >= 0) & (zz2 < nz)
         if ok.mean() < 0.9 or ok2.mean() < 0.5:
             return -np.inf
-        a, b = hu[zi[ok], yy[ok], xx[ok]], hu[zr[ok2], yy2[ok2], xx2[ok2]]
+        a, b = hu[zz[ok], yy[ok], xx[ok]], hu[zz2[ok2], yy2[ok2], xx2[ok2]]
         ma, mb = np.median(a), np.median(b)
         if ma < 0.0:  # organs and vessels are soft tissue or brighter, never fat or air
             return 0.0
@@ -528,16 +542,17 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
 
     ry, rx = (int(p.snap_mm // s) for s in sp[1:])
     step = max(1, int(round(3.0 / min(sp[1:]))))  # coarse pass on a ~3 mm lattice
-    coarse = {(dy, dx): score(dy, dx) for dy in range(-ry, ry + 1, step)
-              for dx in range(-rx, rx + 1, step)
+    zstep = max(1, int(round(5.0 / sp[0])))
+    coarse = {(dy, dx, dz): score(dy, dx, dz) for dy in range(-ry, ry + 1, step)
+              for dx in range(-rx, rx + 1, step) for dz in range(-rz, rz + 1, zstep)
               if (dy * sp[1]) ** 2 + (dx * sp[2]) ** 2 <= p.snap_mm ** 2}
-    by, bx = max(coarse, key=coarse.get)
-    fine = {(dy, dx): score(dy, dx) for dy in range(by - step + 1, by + step)
+    by, bx, bz = max(coarse, key=coarse.get)
+    fine = {(dy, dx, bz): score(dy, dx, bz) for dy in range(by - step + 1, by + step)
             for dx in range(bx - step + 1, bx + step)}
     fine.update(coarse)
-    (dy, dx), best = max(fine.items(), key=lambda kv: kv[1])
-    base = fine.get((0, 0), score(0, 0))
-    if (dy, dx) == (0, 0) or not best > p.snap_gain * max(base, 1e-6):
+    (dy, dx, dz), best = max(fine.items(), key=lambda kv: kv[1])
+    base = fine.get((0, 0, 0), score(0, 0))
+    if (dy, dx, dz) == (0, 0, 0) or not best > p.snap_gain * max(base, 1e-6):
         return prior, None
     out = np.zeros_like(prior)
     shifted = np.zeros_like(sub)
@@ -545,9 +560,12 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
                                                                  slice(0, ny + dy))
     xs, xd = (slice(0, nx - dx), slice(dx, nx)) if dx >= 0 else (slice(-dx, nx),
                                                                  slice(0, nx + dx))
-    shifted[:, yd, xd] = sub[:, ys, xs]
+    zs, zd = (slice(0, nz - dz), slice(dz, nz)) if dz >= 0 else (slice(-dz, nz),
+                                                                 slice(0, nz + dz))
+    shifted[zd, yd, xd] = sub[zs, ys, xs]
     out[box] = shifted
-    return out, [round(dy * sp[1], 2), round(dx * sp[2], 2)]
+    shift = [round(dy * sp[1], 2), round(dx * sp[2], 2)]
+    return out, shift + [round(dz * sp[0], 2)] if rz else shift
 
 
 def _stop_area_jumps(grown: np.ndarray, inside: np.ndarray, step: float) -> np.ndarray:
