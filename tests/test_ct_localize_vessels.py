@@ -88,8 +88,9 @@ def test_spleen_localization_on_phantoms_across_draws():
     """Liver CT phantoms (64x96x96, 3.75 mm, 240 mm tall), one seed per contrast phase where
     the spleen used to fail: the registered atlas spleen lands 30-45 mm below the phantom's
     and the in-plane snap took the abdominal wall (spleen Dice 0.61 / 0.90 / 0.67 / 0.96 for
-    seeds 503 / 506 / 507 / 501); with the cranio-caudal snap search 0.97 / 0.97 / 0.89 /
-    0.96 (liver 0.87 / 0.91 / 0.91 / 0.85, aorta 0.98 / 0.96 / 0.92 / 0.94). Native scans are
+    seeds 503 / 506 / 507 / 501 before the generator's left hepatic vein was fixed); with the
+    cranio-caudal snap search 0.94 / 0.97 / 0.96 / 0.97 (liver 0.86 / 0.92 / 0.91 / 0.83,
+    aorta 0.98 / 0.96 / 0.93 / 0.95). Liver is held to the issue's 0.80. Native scans are
     left out: there the spleen (39-45 HU) and muscle (50 HU) do not separate (0.58-0.66 at
     96x160x160)."""
     for seed, phase in ((503, "delayed"), (506, "portal_venous"), (507, "delayed"),
@@ -99,7 +100,7 @@ def test_spleen_localization_on_phantoms_across_draws():
         loc = localize(ct)
         dice = {k: _dice(loc.organs[k], org[k]) for k in ("liver", "spleen", "aorta")}
         assert dice["spleen"] >= 0.87, (seed, dice)
-        assert dice["liver"] >= 0.83 and dice["aorta"] >= 0.90, (seed, dice)
+        assert dice["liver"] >= 0.80 and dice["aorta"] >= 0.90, (seed, dice)
 
 
 def _intrahepatic(g):

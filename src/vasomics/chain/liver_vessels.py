@@ -19,7 +19,9 @@ portal venous and hepatic venous trees.
    to the local maximum of the smoothed HU (the same half-maximum edge, with the local
    background). Localized kidneys, spleen and aorta are
    excluded. When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
-   empty and the result says why (no silently wrong tree).
+   empty and the result says why (no silently wrong tree). A hepatic tree with less than
+   ``hepatic_min_liver_fraction`` of its volume inside the liver is the IVC's wall picked by
+   the thresholds' noise (unenhanced hepatic veins) and is left empty in the same way.
 3. **Roots**: regions thicker than ``max_vessel_radius_mm`` (kidney, bowel, spleen: the
    opening by a ball of that radius) are removed together with the parts that taper from
    them without a depth maximum of their own (a kidney's pole: watershed basins of the depth
@@ -126,6 +128,12 @@ class LiverVesselParams(StageParams):
                                                    "basins of organs thicker than "
                                                    "max_vessel_radius_mm are removed with "
                                                    "them.")
+    hepatic_min_liver_fraction: float = Field(0.25, description="A hepatic tree with less "
+                                                           "of its volume inside the liver "
+                                                           "is not one (noise-selected IVC "
+                                                           "wall when the hepatic veins are "
+                                                           "not enhanced) and is not "
+                                                           "traced.")
     ivc_min_fill: float = Field(0.4, description="The IVC is followed beyond its localized "
                                                  "mask while this fraction of its section "
                                                  "is vessel.")
@@ -340,16 +348,25 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                            if inlet is not None else roots["portal_hilum"])
     if ivc.any():  # the IVC's partial-volume rim outside the liver is not a hepatic vein
         hepatic &= liv | (to_ivc > p.edge_window_mm)
+    # hepatic veins are intrahepatic up to their last centimetre: a "tree" lying mostly
+    # outside the liver is the IVC's wall picked by the thresholds' noise (arterial phase:
+    # unenhanced hepatic veins, an IVC a few HU above the liver)
+    n_hepatic = np.count_nonzero(hepatic)
+    if n_hepatic and np.count_nonzero(hepatic & liv) < p.hepatic_min_liver_fraction * n_hepatic:
+        notes.append(f"hepatic tree not traced: {n_hepatic} bright voxels at the IVC, "
+                     f"{100 * np.count_nonzero(hepatic & liv) / n_hepatic:.0f} % of them in "
+                     f"the liver (hepatic veins not enhanced)")
+        hepatic = np.zeros_like(hepatic)
     full = {}
     for name, m in (("portal", portal), ("hepatic", hepatic), ("vessels", vessels)):
         out = np.zeros(image.shape, bool)
         out[box] = m
         full[name] = out
-    status = "ok" if not notes else "; ".join(notes)
-    if not portal.any() or not hepatic.any():
-        status = ("portal root not found" if not portal.any() else "") + \
-                 ("; " if not portal.any() and not hepatic.any() else "") + \
-                 ("hepatic root (IVC) not found" if not hepatic.any() else "")
+    if not hepatic.any() and not n_hepatic:
+        notes.insert(0, "hepatic root (IVC) not found")
+    if not portal.any():
+        notes.insert(0, "portal root not found")
+    status = "; ".join(notes) if notes else "ok"
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status)
 

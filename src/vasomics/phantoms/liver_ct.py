@@ -301,13 +301,16 @@ def _hepatic_tree(anat: _Anatomy, rng, step, depth, min_radius):
     t = _TreeBuilder(rng, step, anat)
     ivc = anat.ivc_xy
     top = 62.0 + rng.uniform(-3, 3)
+    lhv = np.array([ivc[0] + anat.ivc_r - 2, ivc[1] - 4, top + 2])  # its exit on the IVC
     roots = {  # name: (exit point on the IVC wall, direction, radius, length)
         "right_hepatic_vein": (np.array([ivc[0] - anat.ivc_r, ivc[1], top - 4]),
                                _unit([-0.8, -0.05, -0.6]), 5.5, 55.0),
         "middle_hepatic_vein": (np.array([ivc[0] - 3, ivc[1] - anat.ivc_r, top]),
                                 _unit([-0.3, -0.7, -0.65]), 5.0, 52.0),
-        "left_hepatic_vein": (np.array([ivc[0] + anat.ivc_r - 2, ivc[1] - 4, top + 2]),
-                              _unit([0.75, -0.5, -0.25]), 4.6, 48.0),
+        # toward the left lobe's centre, 70 % of the way: a fixed direction left the exit
+        # point above the lobe's dome, so the vein never entered it (a 6 mm stub)
+        "left_hepatic_vein": (lhv, _unit(anat.liver_l[0] - lhv), 4.6,
+                              0.7 * float(np.linalg.norm(anat.liver_l[0] - lhv))),
     }
     for name, (start, direction, radius, length) in roots.items():
         direction = _unit(direction + rng.normal(0, 0.06, 3))
