@@ -56,7 +56,14 @@ def main() -> None:
     print(f"vasomics run wall {wall:.1f} s, CPU {cpu:.1f} s (user+sys, all threads), peak RSS "
           f"{peak_gb:.2f} GB (incl. generation)")
     print(f"load average before {load0[0]:.2f}, after {load1[0]:.2f}; cpus {os.cpu_count()}")
-    print(f"phase {result.phase.phase if result.phase else None}; QC {result.qc.verdict}")
+    print(f"phase {result.phase.phase if result.phase else None}; QC {result.qc.verdict}: "
+          + "; ".join(f"{c.name} {c.status} ({c.reason})" for c in result.qc.checks
+                      if c.status != "pass"))
+    traced = {name: (f"{g.n_segments} segments, {g.segment_lengths().sum():.0f} mm"
+                     if g is not None else "not traced")
+              for name, g in (("portal", result.portal), ("hepatic", result.hepatic),
+                              ("artery", result.artery_graph))}
+    print("trees:", traced)
 
 
 if __name__ == "__main__":
