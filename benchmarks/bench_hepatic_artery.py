@@ -64,12 +64,16 @@ def ircadb(stride):
     from vasomics.chain.qc import estimate_noise_sd
     from vasomics.image import Image
     from vasomics.io.images import read_image
-    from vasomics.phantoms.liver_ct import IRCADB_COMPARTMENTS, ct_from_labels
+    from vasomics.phantoms.liver_ct import (
+        IRCADB_COMPARTMENTS,
+        IRCADB_LIVER,
+        ct_from_labels,
+        ircadb_organs,
+    )
 
     root = Path(__file__).resolve().parents[2] / "shared" / "data"
     full = read_image(root / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
-    liver_ids = (449, 451, 465, 481)
-    idx = np.argwhere(np.isin(full.array, liver_ids))
+    idx = np.argwhere(np.isin(full.array, IRCADB_LIVER))
     pad = np.ceil(15.0 / np.asarray(full.spacing)).astype(int)
     lo, hi = np.maximum(idx.min(0) - pad, 0), np.minimum(idx.max(0) + pad + 1, full.shape)
     a = np.ascontiguousarray(full.array[lo[0]:hi[0], lo[1]:hi[1]:stride, lo[2]:hi[2]:stride])
@@ -80,11 +84,10 @@ def ircadb(stride):
     depth = edt.edt(arteries, anisotropy=sp)
     aorta = arteries & (edt.edt(depth <= 5.0, anisotropy=sp) <= 5.0 + max(sp))
     truth = arteries & ~aorta
-    liver = np.isin(a, liver_ids)
+    organs = {**ircadb_organs(a), "aorta": aorta}
+    liver = organs["liver"]
     domain = edt.edt(~liver, anisotropy=sp) <= 12.0
     portal = np.isin(a, (17, 465))
-    organs = {"liver": liver, "spleen": a == 385, "aorta": aorta, "ivc": a == 33,
-              "portal_vein": a == 17, "kidney": np.isin(a, [129, 193])}
     for seed in (0, 1, 2):
         ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "arterial", noise_sd_hu=12.0, seed=seed)
         hu, noise = measure_regions(ct, organs), estimate_noise_sd(ct.array)

@@ -30,9 +30,12 @@ from vasomics.chain.liver_vessels import segment_liver_vessels
 from vasomics.chain.phase import measure_regions
 from vasomics.chain.qc import estimate_noise_sd
 from vasomics.io.images import read_image
-from vasomics.phantoms.liver_ct import IRCADB_COMPARTMENTS, ct_from_labels
+from vasomics.phantoms.liver_ct import (
+    IRCADB_COMPARTMENTS,
+    ct_from_labels,
+    ircadb_organs,
+)
 
-LIVER = (449, 451, 465, 481)
 RIGHT = ("right_portal_vein", "right_anterior_portal_vein", "right_posterior_portal_vein",
          "portal_S5", "portal_S6", "portal_S7", "portal_S8")
 LEFT = ("left_portal_vein", "portal_S2", "portal_S3", "portal_S4")
@@ -70,11 +73,10 @@ def main() -> None:
     args = ap.parse_args()
     lab = read_image(Path(args.data) / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
     a = np.asarray(lab.array)
-    liver = np.isin(a, LIVER)
+    organs = ircadb_organs(a)
+    liver = organs["liver"]
     domain = edt.edt(~liver, anisotropy=lab.spacing) <= 12.0
     portal_t, hepatic_t = np.isin(a, (17, 465)) & domain, (a == 481) & domain
-    organs = {"liver": liver, "spleen": a == 385, "aorta": a == 513, "ivc": a == 33,
-              "portal_vein": a == 17, "kidney": np.isin(a, [129, 193])}
     for seed in args.seeds:
         ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous",
                             noise_sd_hu=args.noise, seed=seed)

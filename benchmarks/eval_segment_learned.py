@@ -33,22 +33,6 @@ ROOT = os.environ.get("VASOMICS_SHARED_DATA", "/work/shared/data")
 FEATURES = ("VX.A.T.LEN", "VX.A.T.FD", "VX.A.T.VFRAC")
 
 
-def feature_values(pairs) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{feature id: (predicted values, manual values)} over ``(mask, manual, fov)`` triples
-    (region: the FOV; the same feature code and parameters for both masks)."""
-    from vasomics.api import extract_features
-    from vasomics.image import Image
-
-    values = {i: ([], []) for i in FEATURES}
-    for mask, gt, fov in pairs:
-        region = Image(fov.astype(np.uint8))
-        for k, m in enumerate((mask, gt & fov)):
-            table = extract_features(Image(m.astype(np.uint8)), region=region)
-            for i in FEATURES:
-                values[i][k].append(table.value(i))
-    return {i: (np.asarray(p), np.asarray(m)) for i, (p, m) in values.items()}
-
-
 def agreement(pred: np.ndarray, manual: np.ndarray) -> tuple[float, float, float, float]:
     """(ICC(A,1), ICC(C,1), Pearson r, mean relative difference predicted/manual - 1)."""
     return (sm.icc(pred, manual), sm.icc(pred, manual, kind="consistency"),
@@ -56,7 +40,7 @@ def agreement(pred: np.ndarray, manual: np.ndarray) -> tuple[float, float, float
 
 
 def print_agreement(items, pairs, per_image: bool) -> None:
-    values = feature_values(pairs)
+    values = sm.paired_features(pairs, FEATURES)
     if per_image:
         print("  image: " + ", ".join(f"{i} predicted/manual" for i in FEATURES))
         for j, (iid, *_) in enumerate(items):
@@ -89,7 +73,7 @@ def select_thin_low(threads: int, flips: int) -> None:
             if low is not None:
                 mask = learned.recover_thin(prob, mask, low, fov)
             pairs.append((mask, gt, fov))
-        values = feature_values(pairs)
+        values = sm.paired_features(pairs, FEATURES)
         manual = manual or {i: v[1] for i, v in values.items()}
         iccs = [sm.icc(values[i][0], manual[i]) for i in FEATURES]
         print(f"thin_low {low}: ICC(A,1) " + ", ".join(f"{i} {v:.3f}" for i, v in

@@ -206,11 +206,15 @@ def test_artery_on_ircadb_anatomy_in_arterial_phase(shared_data):
     from vasomics.chain.qc import estimate_noise_sd
     from vasomics.image import Image
     from vasomics.io.images import read_image
-    from vasomics.phantoms.liver_ct import IRCADB_COMPARTMENTS, ct_from_labels
+    from vasomics.phantoms.liver_ct import (
+        IRCADB_COMPARTMENTS,
+        IRCADB_LIVER,
+        ct_from_labels,
+        ircadb_organs,
+    )
 
     full = read_image(shared_data / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
-    liver_ids = (449, 451, 465, 481)
-    idx = np.argwhere(np.isin(full.array, liver_ids))
+    idx = np.argwhere(np.isin(full.array, IRCADB_LIVER))
     pad = np.ceil(15.0 / np.asarray(full.spacing)).astype(int)
     lo, hi = np.maximum(idx.min(0) - pad, 0), np.minimum(idx.max(0) + pad + 1, full.shape)
     a = np.ascontiguousarray(full.array[lo[0]:hi[0], lo[1]:hi[1]:2, lo[2]:hi[2]:2])
@@ -221,9 +225,8 @@ def test_artery_on_ircadb_anatomy_in_arterial_phase(shared_data):
     depth = edt.edt(arteries, anisotropy=sp)
     aorta = arteries & (edt.edt(depth <= 5.0, anisotropy=sp) <= 5.0 + max(sp))
     truth = arteries & ~aorta
-    liver = np.isin(a, liver_ids)
-    organs = {"liver": liver, "spleen": a == 385, "aorta": aorta, "ivc": a == 33,
-              "portal_vein": a == 17, "kidney": np.isin(a, [129, 193])}
+    organs = {**ircadb_organs(a), "aorta": aorta}
+    liver = organs["liver"]
     ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "arterial", noise_sd_hu=12.0, seed=0)
     hu, noise = measure_regions(ct, organs), estimate_noise_sd(ct.array)
     ves = segment_liver_vessels(ct, organs, hu, noise)

@@ -22,10 +22,14 @@ from vasomics.chain.phase import measure_regions
 from vasomics.chain.qc import estimate_noise_sd
 from vasomics.image import Image
 from vasomics.io.images import read_image
-from vasomics.phantoms.liver_ct import IRCADB_COMPARTMENTS, ct_from_labels
+from vasomics.phantoms.liver_ct import (
+    IRCADB_COMPARTMENTS,
+    IRCADB_LIVER,
+    ct_from_labels,
+    ircadb_organs,
+)
 
 PORTAL, HEPATIC = (17, 465), (481,)
-LIVER = (449, 451, 465, 481)
 RIGHT_GROUP = {"right_portal_vein", "right_anterior_portal_vein",
                "right_posterior_portal_vein", "portal_S5", "portal_S6", "portal_S7",
                "portal_S8"}
@@ -46,12 +50,11 @@ def _crop(img: Image, mask: np.ndarray, margin_mm: float) -> tuple[Image, tuple]
 @pytest.fixture(scope="module")
 def ircadb(shared_data):
     full = read_image(shared_data / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
-    lab, _ = _crop(full, np.isin(full.array, LIVER), 15.0)
+    lab, _ = _crop(full, np.isin(full.array, IRCADB_LIVER), 15.0)
     a = np.asarray(lab.array)
     ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous", noise_sd_hu=12.0, seed=0)
-    liver = np.isin(a, LIVER)
-    organs = {"liver": liver, "spleen": a == 385, "aorta": a == 513, "ivc": a == 33,
-              "portal_vein": a == 17, "kidney": np.isin(a, [129, 193])}
+    organs = ircadb_organs(a)
+    liver = organs["liver"]
     ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
                                 estimate_noise_sd(ct.array))
     domain = edt.edt(~liver, anisotropy=ct.spacing, parallel=1) <= 12.0
@@ -158,7 +161,7 @@ def ircadb_chain(shared_data):
     a = np.asarray(lab.array)
     ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous", noise_sd_hu=12.0, seed=0)
     res = characterize(ct, force=True)
-    liver = np.isin(a, LIVER)
+    liver = np.isin(a, IRCADB_LIVER)
     domain = edt.edt(~liver, anisotropy=lab.spacing, parallel=1) <= 12.0
     v = res.vessels
     dice = {"portal": _dice(v.portal & domain, np.isin(a, PORTAL) & domain),

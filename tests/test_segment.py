@@ -141,6 +141,26 @@ def test_metrics_known_values():
         sm.dice(pred, gt, np.ones((3, 3), bool))
 
 
+def test_paired_features_cut_the_manual_mask_to_the_fov():
+    """A 3-pixel-wide bar 40 pixels long, predicted as its left half: predicted area is half
+    the manual one; with a FOV over the left half only, the manual mask is cut to it and both
+    give the same vessel fraction."""
+    gt = np.zeros((20, 60), bool)
+    gt[9:12, 10:50] = True
+    pred = gt.copy()
+    pred[:, 30:] = False
+    full = np.ones_like(gt)
+    left = np.zeros_like(gt)
+    left[:, :30] = True
+    ids = ("VX.A.T.VFRAC", "VX.A.T.LEN")
+    values = sm.paired_features([(pred, gt, full), (pred, gt, left)], ids)
+    p, m = values["VX.A.T.VFRAC"]
+    assert p[0] == pytest.approx(m[0] / 2) and p[0] == pytest.approx(60 / gt.size)
+    assert p[1] == pytest.approx(m[1]) == pytest.approx(60 / left.sum())
+    length_p, length_m = values["VX.A.T.LEN"]
+    assert length_p[0] < 0.6 * length_m[0]
+
+
 def test_totalsegmentator_label_mapping(shared_data):
     """The multi-label map and the one-file-per-class folder of the same (fast) model give the
     same masks under the mapping table; the full model's map agrees with them closely."""

@@ -50,31 +50,14 @@ def test_rossa_validation_dice(shared_data):
 FEATURES = ("VX.A.T.LEN", "VX.A.T.FD", "VX.A.T.VFRAC")
 
 
-def _feature_pairs(triples):
-    """Total length, fractal dimension and vessel fraction (region: the FOV) of the predicted
-    and the manual mask of each image, same code and parameters for both:
-    {feature id: (predicted values, manual values)}."""
-    from vasomics.api import extract_features
-    from vasomics.image import Image
-
-    values = {i: ([], []) for i in FEATURES}
-    for mask, gt, fov in triples:
-        region = Image(fov.astype(np.uint8))
-        for k, m in enumerate((mask, gt & fov)):
-            table = extract_features(Image(m.astype(np.uint8)), region=region)
-            for i in FEATURES:
-                values[i][k].append(table.value(i))
-    return values
-
-
 @pytest.fixture(scope="module")
 def chase_feature_pairs(chase_predictions):
-    return _feature_pairs([(m, g, f) for m, _, g, f, _ in chase_predictions])
+    return sm.paired_features([(m, g, f) for m, _, g, f, _ in chase_predictions], FEATURES)
 
 
 @pytest.fixture(scope="module")
 def chase_feature_pairs_thin(chase_predictions):
-    return _feature_pairs([(r, g, f) for _, _, g, f, r in chase_predictions])
+    return sm.paired_features([(r, g, f) for _, _, g, f, r in chase_predictions], FEATURES)
 
 
 @pytest.mark.xfail(strict=True, reason="target ICC(A,1) >= 0.85 not met by the default masks: "

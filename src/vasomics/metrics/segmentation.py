@@ -17,6 +17,8 @@ All functions take boolean arrays of the same shape (2D or 3D) and an optional `
 * :func:`icc`: single-measurement intraclass correlation of paired measurements, absolute
   agreement ICC(A,1) (= Shrout & Fleiss ICC(2,1), the default) or consistency ICC(C,1)
   (= ICC(3,1)), McGraw & Wong 1996.
+* :func:`paired_features`: catalogue features of predicted and manual masks, computed by the
+  same code with the same parameters, ready for :func:`icc`.
 """
 
 from __future__ import annotations
@@ -155,6 +157,25 @@ def centerline_overlap(pred, gt, spacing: Sequence[float] | None = None,
     corr = float(np.mean(d_to_g[sp] <= tolerance_mm))
     q = 0.0 if comp + corr == 0 else 2 * comp * corr / (comp + corr)
     return {"completeness": comp, "correctness": corr, "quality": q}
+
+
+def paired_features(triples, feature_ids: Sequence[str]
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{feature id: (predicted values, manual values)}`` over ``(predicted, manual, fov)``
+    boolean mask triples (2D or 3D, unit spacing: lengths in pixels): tree features of each
+    mask with the FOV as the region mask, the manual mask cut to the FOV, default
+    feature parameters for both."""
+    from vasomics.api import extract_features
+    from vasomics.image import Image
+
+    values = {i: ([], []) for i in feature_ids}
+    for pred, gt, fov in triples:
+        region = Image(np.asarray(fov).astype(np.uint8))
+        for k, m in enumerate((np.asarray(pred, bool), np.asarray(gt, bool) & fov)):
+            table = extract_features(Image(m.astype(np.uint8)), region=region)
+            for i in feature_ids:
+                values[i][k].append(table.value(i))
+    return {i: (np.asarray(p), np.asarray(m)) for i, (p, m) in values.items()}
 
 
 def icc(a: Sequence[float], b: Sequence[float], *more: Sequence[float],

@@ -552,6 +552,19 @@ def _phantom_lut(hu: dict[str, float]) -> np.ndarray:
 IRCADB_COMPARTMENTS = {0: "air", 1: "abdomen", 17: "portal", 465: "portal", 33: "ivc",
                        481: "hepatic", 513: "aorta", 449: "liver", 451: "liver", 385: "spleen",
                        129: "kidney", 193: "kidney", 257: "air", 321: "air", 65: "cortical"}
+#: 3D-IRCADb labels of the liver with its intrahepatic vessels (parenchyma, tumour, portal
+#: and hepatic veins).
+IRCADB_LIVER = (449, 451, 465, 481)
+
+
+def ircadb_organs(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The manual organ masks of a 3D-IRCADb label map under the CT chain's organ names
+    (:data:`vasomics.chain.localize.ORGANS`): liver with its vessels, spleen, aorta (label
+    513: every artery), IVC (33: the whole venous return), extrahepatic portal vein,
+    kidneys."""
+    a = np.asarray(labels)
+    return {"liver": np.isin(a, IRCADB_LIVER), "spleen": a == 385, "aorta": a == 513,
+            "ivc": a == 33, "portal_vein": a == 17, "kidney": np.isin(a, (129, 193))}
 
 
 def ct_from_labels(labels: Image, compartments: dict[int, str], phase: str = "portal_venous",
