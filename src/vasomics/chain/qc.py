@@ -9,8 +9,11 @@ Two groups of checks, each giving ``pass``, ``warn`` or ``fail`` with a one-line
   oblique orientation, noise SD in homogeneous soft tissue, metal/streak artefacts and a
   truncated field of view.
 * :func:`check_coverage` (after localization): coverage of the target organ (liver present
-  with a plausible volume, not cut by the first or last slice) and vessel contrast-to-noise
-  against the liver parenchyma.
+  with a plausible volume, not cut by the first or last slice).
+* :func:`check_vessel_contrast` (after vessel segmentation): contrast-to-noise of the
+  segmented liver vessels against the liver parenchyma. It is measured on the vessels found,
+  not on the localized portal vein: an atlas portal vein a few millimetres off lies in the
+  parenchyma and would read as no contrast.
 
 Thresholds live in :class:`QCParams` (the ``qc`` section of a parameter file). A report fails
 when any check fails; ``vasomics run`` stops there unless ``--force``.
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from pydantic import Field
+from scipy import ndimage
 
 from vasomics.errors import VasomicsError
 from vasomics.image import Image
@@ -72,8 +76,9 @@ class QCParams(StageParams):
     liver_cut_warn_fraction: float = Field(0.3, description="Liver cross-section on the first "
                                                             "or last slice, relative to its "
                                                             "largest, above which it is cut.")
-    cnr_warn: float = Field(3.0, description="Vessel-to-liver contrast-to-noise below this "
-                                             "warns (contrast-enhanced phases only).")
+    cnr_warn: float = Field(3.0, description="Segmented liver vessels' contrast-to-noise "
+                                             "against the parenchyma below this warns "
+                                             "(contrast-enhanced phases only).")
 
 
 @dataclass(frozen=True)
@@ -245,9 +250,8 @@ def check_coverage(image: Image, organs: dict[str, np.ndarray], noise_sd: float 
                    phase: str | None, params: QCParams | None = None,
                    liver_agreement: float | None = None) -> QCReport:
     """Checks that need the localized organs (boolean masks on the image grid): liver
-    coverage and truncation, and vessel (portal vein or aorta) contrast-to-noise against the
-    liver parenchyma in enhanced phases. ``liver_agreement``: Dice of the refined liver with
-    the registered atlas liver (see ``min_liver_agreement``), when known."""
+    coverage and truncation. ``liver_agreement``: Dice of the refined liver with the
+    registered atlas liver (see ``min_liver_agreement``), when known."""
     p = params or QCParams()
     r = QCReport()
     liver = organs.get("liver")
@@ -267,14 +271,32 @@ def check_coverage(image: Image, organs: dict[str, np.ndarray], noise_sd: float 
           round(vol_ml, 1), f"liver {vol_ml:.0f} ml" + (
               f", cut by the first/last slice ({cut:.0%} of its largest cross-section)"
               if cut > p.liver_cut_warn_fraction else ""))
-    if phase in (None, "native") or not noise_sd:
+    return r
+
+
+def check_vessel_contrast(image: Image, vessels: np.ndarray, liver: np.ndarray,
+                          noise_sd: float | None, phase: str | None,
+                          params: QCParams | None = None) -> QCReport:
+    """Contrast-to-noise of the segmented liver vessels (boolean mask on the image grid)
+    against the liver parenchyma, in enhanced phases: (median HU of the lumen core − median
+    HU of the parenchyma) / ``noise_sd`` (HU). The lumen core is the vessel voxels whose six
+    face neighbours are vessel too (free of partial volume); the parenchyma is the liver
+    farther than two voxels from any vessel. No check when the scan is native, when nothing
+    was segmented (the vessel stage reports why) or when no vessel is three voxels thick
+    (no core: its voxels are all partial volume)."""
+    p = params or QCParams()
+    r = QCReport()
+    if phase in (None, "native") or not noise_sd or not vessels.any() or not liver.any():
         return r
-    vessel = organs.get("portal_vein")
-    if vessel is None or not vessel.any():
-        vessel = organs.get("aorta")
-    if vessel is None or not vessel.any():
+    box = ndimage.find_objects((vessels | liver).astype(np.uint8))[0]
+    ves, liv, hu = vessels[box], liver[box], image.array[box]
+    core = ndimage.binary_erosion(ves)
+    if not core.any():
         return r
-    cnr = float((np.median(image.array[vessel]) - np.median(image.array[liver])) / noise_sd)
+    parenchyma = liv & ~ndimage.binary_dilation(ves, iterations=2)
+    if not parenchyma.any():
+        return r
+    cnr = float((np.median(hu[core]) - np.median(hu[parenchyma])) / noise_sd)
     r.add("vessel_cnr", "warn" if cnr < p.cnr_warn else "pass", round(cnr, 2),
-          f"vessel-to-liver contrast-to-noise {cnr:.1f}")
+          f"segmented liver vessels' contrast-to-noise {cnr:.1f} against the parenchyma")
     return r

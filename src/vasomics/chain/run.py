@@ -60,7 +60,14 @@ from vasomics.chain.phase import (
     measure_regions,
     recognize_phase,
 )
-from vasomics.chain.qc import QCParams, QCReport, check_coverage, check_image, estimate_noise_sd
+from vasomics.chain.qc import (
+    QCParams,
+    QCReport,
+    check_coverage,
+    check_image,
+    check_vessel_contrast,
+    estimate_noise_sd,
+)
 from vasomics.errors import InputError, ParameterError
 from vasomics.features.liver import liver_features
 from vasomics.features.table import FeatureTable
@@ -204,6 +211,9 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
             ves = dataclasses.replace(ves, portal=ves.portal & ~art.mask,
                                       hepatic=ves.hepatic & ~art.mask)
     result.vessels, result.artery = ves, art
+    qc.extend(check_vessel_contrast(image, ves.portal | ves.hepatic,
+                                    loc.organs.get("liver", np.zeros_like(ves.portal)), noise,
+                                    result.phase.phase, p.qc))
     if art.applicable and art.status != "ok":
         qc.add("hepatic_artery", "warn", None, art.status)
     with timed("graph"):
