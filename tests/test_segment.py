@@ -161,6 +161,22 @@ def test_paired_features_cut_the_manual_mask_to_the_fov():
     assert length_p[0] < 0.6 * length_m[0]
 
 
+def test_mask_tree_features_match_paired_features():
+    """A 3-pixel-wide cross (two 100-pixel bars) with a FOV over its upper two thirds: the
+    graph-free mask features equal the catalogue values of :func:`paired_features`."""
+    mask = np.zeros((120, 120), bool)
+    mask[59:62, 10:110] = True
+    mask[10:110, 59:62] = True
+    fov = np.zeros_like(mask)
+    fov[:80] = True
+    values = sm.paired_features([(mask, mask, fov)], ("VX.A.T.FD", "VX.A.T.VFRAC"))
+    fast = sm.mask_tree_features(mask, fov)
+    assert np.isfinite(fast["VX.A.T.FD"])
+    assert fast["VX.A.T.FD"] == pytest.approx(values["VX.A.T.FD"][0][0], abs=1e-12)
+    assert fast["VX.A.T.VFRAC"] == pytest.approx(values["VX.A.T.VFRAC"][0][0], abs=1e-12)
+    assert fast["VX.A.T.VFRAC"] == pytest.approx(np.count_nonzero(mask[:80]) / fov.sum())
+
+
 def test_totalsegmentator_label_mapping(shared_data):
     """The multi-label map and the one-file-per-class folder of the same (fast) model give the
     same masks under the mapping table; the full model's map agrees with them closely."""

@@ -19,6 +19,9 @@ All functions take boolean arrays of the same shape (2D or 3D) and an optional `
   (= ICC(3,1)), McGraw & Wong 1996.
 * :func:`paired_features`: catalogue features of predicted and manual masks, computed by the
   same code with the same parameters, ready for :func:`icc`.
+* :func:`mask_tree_features`: the mask-only tree features VX.A.T.FD and VX.A.T.VFRAC by the
+  catalogue's code, without the centerline graph (for many masks, e.g. width-sensitivity
+  checks).
 """
 
 from __future__ import annotations
@@ -176,6 +179,23 @@ def paired_features(triples, feature_ids: Sequence[str]
             for i in feature_ids:
                 values[i][k].append(table.value(i))
     return {i: (np.asarray(p), np.asarray(m)) for i, (p, m) in values.items()}
+
+
+def mask_tree_features(mask, fov) -> dict[str, float]:
+    """``{"VX.A.T.FD": ..., "VX.A.T.VFRAC": ...}`` of a boolean mask (2D or 3D, unit spacing)
+    with ``fov`` as the region mask: the values :func:`paired_features` gives (default
+    feature parameters, auto box range), without building the centerline graph."""
+    from vasomics.features.fractal import fractal_dimension
+    from vasomics.features.params import FeatureParams, resolve_params
+    from vasomics.image import Image
+
+    mask, _, fov = _pair(mask, mask, fov)
+    spacing = (1.0,) * mask.ndim
+    p = resolve_params(FeatureParams(), mask=Image(mask.astype(np.uint8)))
+    fd = fractal_dimension(mask, spacing, p.fractal_min_box_mm, p.fractal_max_box_mm,
+                           p.fractal_scales_per_octave)[0]
+    return {"VX.A.T.FD": float(fd),
+            "VX.A.T.VFRAC": np.count_nonzero(mask & fov) / np.count_nonzero(fov)}
 
 
 def icc(a: Sequence[float], b: Sequence[float], *more: Sequence[float],
