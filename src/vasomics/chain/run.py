@@ -166,8 +166,9 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
                       lambda: localize(image, p.localize, noise), _save_loc, _load_loc)
     result.localization = loc
     with timed("phase"):
-        unsure = sorted(r for r, d in loc.refinement_dice.items()
-                        if d < p.phase.min_refinement_dice)
+        unsure = sorted(r for r, d in loc.refinement_dice.items() if d < (
+            p.phase.portal_vein_min_refinement_dice if r == "portal_vein"
+            else p.phase.min_refinement_dice))
         hu = measure_regions(image, {k: v for k, v in loc.organs.items() if k not in unsure},
                              p.phase.erosion_mm)
         fallback = None
