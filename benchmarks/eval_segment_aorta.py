@@ -93,8 +93,7 @@ PERTURBED = ("smoothing_mm", "lumen_min_hu", "fat_max_hu", "seed_step_mm", "seed
              "step_mm", "n_rays", "plane_pixel_mm", "fit_tolerance_mm", "opening_mm",
              "lumen_ceiling_ratio", "axis_scale", "wall_mm", "min_inlier_fraction",
              "arch_radius_min_mm", "arch_radius_ratio", "arch_core_fraction", "path_smoothing",
-             "regularize_mm",
-             "root_max_radii")
+             "regularize_mm", "root_max_radii", "thrombus_min_mm", "min_wall_arc")
 
 
 def _run(kw: dict, noncontrast: str, env: dict) -> dict:
