@@ -149,8 +149,8 @@ class AortaParams(StageParams):
                                                     "aortic wall, left out as in "
                                                     "TotalSegmentator's label.")
     wall_mm: float = Field(1.5, description="Aortic wall thickness subtracted from the fat "
-                                            "edge (the mask ends at the inner wall, as "
-                                            "TotalSegmentator's).")
+                                            "edge (the outer circle, which bounds a painted "
+                                            "thrombus layer, is the inner wall's).")
     lumen_inside_fraction: float = Field(0.9, description="Fraction of lumen edge points a "
                                                           "circle must hold (branch origins "
                                                           "may stick out).")
