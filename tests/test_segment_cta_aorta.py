@@ -11,6 +11,8 @@ from vasomics.chain.segment.aorta import (
     AortaParams,
     Section,
     _fit_circle,
+    _Plane,
+    _Tracker,
     paint,
     segment_aorta,
 )
@@ -60,6 +62,31 @@ def test_circle_fit_is_deterministic_and_rejects_outliers():
     assert n_in == 40
 
 
+def test_painted_boundary_is_the_lumen_plus_thick_layers_only():
+    """In a section plane (0.75 mm pixels, all non-fat tissue): a 10 mm lumen inside a
+    concentric 12 mm outer circle (a 2 mm wall rim, thinner than thrombus_min_mm 10) paints the
+    lumen only (per ray 10 +- 0.5 mm: pixel steps); an 8 mm lumen touching the inside of a 16 mm circle leaves
+    a crescent 16 mm thick opposite it (a thrombosed false lumen), painted up to the circle
+    except its thin horns."""
+    p = AortaParams()
+    tracker = _Tracker(np.zeros((4, 4, 4), np.float32), (1.0, 1.0, 1.0), p)
+    g = np.arange(-30.0, 30.01, p.plane_pixel_mm)
+    a, b = np.meshgrid(g, g, indexing="ij")
+    tissue = np.ones(a.shape, bool)
+    rays = tracker.region_rays(_Plane(a, b, np.hypot(a, b) <= 10.0, tissue), (0.0, 0.0, 12.0))
+    assert np.all(np.abs(rays - 10.0) <= 0.5), (rays.min(), rays.max())
+    lumen = np.hypot(a - 8.0, b) <= 8.0
+    rays = tracker.region_rays(_Plane(a, b, lumen, tissue), (0.0, 0.0, 16.0))
+    theta = np.linspace(0, 2 * np.pi, p.n_rays, endpoint=False)
+    lumen_edge = np.maximum(16.0 * np.cos(theta), 0.0)  # from the circle's centre
+    assert np.all(rays >= lumen_edge - 0.5) and np.all(rays <= 16.5), (rays.min(), rays.max())
+    # the lumen side and the thick side of the crescent reach the circle; its thin horns
+    # (near the point where the lumen touches the circle) are left out
+    assert abs(rays[0] - 16.0) <= 0.5 and abs(rays[p.n_rays // 2] - 16.0) <= 0.5
+    horn = np.flatnonzero(rays < 15.0)
+    assert horn.size and np.all(np.cos(theta[horn]) > 0), theta[horn]  # on the lumen side
+
+
 @pytest.fixture(scope="module")
 def cta(shared_data):
     img = read_image(shared_data / CTA / "ct_cropped.nii.gz")
@@ -67,22 +94,24 @@ def cta(shared_data):
 
 
 def test_cta_aorta_dice_against_totalsegmentator(shared_data, cta):
-    """Against TotalSegmentator's aorta label (true + false lumen). Issue target Dice >= 0.85:
-    NOT met. The method is deterministic (global minimal-path centreline through the arch,
-    fixed circle hypotheses; no random seed). Defaults: Dice 0.843 (precision 0.827, recall
-    0.860, false-lumen recall 0.763). Each of 20 parameters at 0.8x and 1.2x its default
-    (benchmarks/eval_segment_aorta.py --perturb): Dice 0.833-0.852, except seed_roundness
-    0.84 (no arch pair: the dissected descending lumen is oval; fallback tracker) 0.798. So
-    this asserts 0.83 for the defaults. About 10-25 s on 2 loaded cores."""
+    """Against TotalSegmentator's aorta label (true + false lumen; its edge is the lumen's, so
+    the mask is the lumen plus thick thrombosed layers inside the outer wall). Issue target
+    Dice >= 0.85: met. Deterministic (global minimal-path centreline through the arch, fixed
+    circle hypotheses; no random seed). Defaults: Dice 0.918 (precision 0.919, recall 0.918,
+    false-lumen recall 0.857). Each of 22 parameters at 0.8x and 1.2x its default
+    (benchmarks/eval_segment_aorta.py --perturb): Dice 0.870-0.919 (false-lumen recall
+    >= 0.791), except seed_roundness 0.84 (no arch pair: the dissected descending lumen is
+    oval; fallback tracker) 0.820. So this asserts the issue's 0.85 for the defaults. About
+    5-15 s on 2 loaded cores."""
     img, result = cta
     ref = read_image(shared_data / CTA / "aorta.nii.gz").array > 0
     mask = result.mask.array
     assert mask.shape == ref.shape and mask.dtype == bool
     assert result.structures["aorta"].array is mask
-    assert dice(mask, ref) >= 0.83, dice(mask, ref)  # 0.843 measured
-    # the false lumen (thrombosed, ~70-150 HU in the lower thoracic aorta) is mostly included
+    assert dice(mask, ref) >= 0.85, dice(mask, ref)  # 0.918 measured
+    # the false lumen (thrombosed or partly opacified, ~50-330 HU) is mostly included
     false_lumen = read_image(shared_data / CTA / "aorta_false_lumen.nii.gz").array > 0
-    assert (mask & false_lumen).sum() / false_lumen.sum() > 0.70  # measured 0.763
+    assert (mask & false_lumen).sum() / false_lumen.sum() > 0.78  # measured 0.857
 
 
 def test_flipped_slice_order_gives_the_same_aorta(cta):
