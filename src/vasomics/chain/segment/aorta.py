@@ -231,7 +231,6 @@ class Section:
     fitted: bool
     spill: float = 0.0
     boundary_centre: np.ndarray | None = None  # centre of the painted boundary (array mm)
-    gap_min: float = float("nan")  # 10th percentile of the lumen-to-outer-wall gap (mm)
     lumen_centre: np.ndarray | None = None  # centroid of the section's lumen (array mm)
     outer: bool = False  # the tracked circle is the outer wall's (else the lumen's)
     wall_fraction: float = 0.0  # fraction of the rays whose wall edge agrees with the outer circle
@@ -901,7 +900,7 @@ def _regularize(secs: list[Section], on_path: np.ndarray, tracker: _Tracker) -> 
             continue
         out.append(Section(c_med, sec.direction, sec.u, sec.v, r_med,
                            tracker.circle_rays(on_path[i], sec.u, sec.v, c_med, r_med),
-                           sec.fitted, sec.spill, c_med, sec.gap_min, sec.lumen_centre,
+                           sec.fitted, sec.spill, c_med, sec.lumen_centre,
                            sec.outer))
     return out
 
@@ -1071,5 +1070,5 @@ def _flip_section(sec: Section, z_len: float) -> Section:
         return None if x is None else np.r_[z_len - x[0], x[1:]]
 
     return Section(pt(sec.centre), sec.direction * f, sec.u * f, sec.v * f, sec.radius,
-                   sec.ray_radius, sec.fitted, sec.spill, pt(sec.boundary_centre), sec.gap_min,
+                   sec.ray_radius, sec.fitted, sec.spill, pt(sec.boundary_centre),
                    pt(sec.lumen_centre), sec.outer)
