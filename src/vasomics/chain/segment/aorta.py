@@ -539,23 +539,18 @@ class _Tracker:
         fit = fit_o if ok_o else (fit_l if ok_l else None)
         paint_fit, edges = ((fit_o, (self.theta, r_wall)) if ok_o else
                             (fit_l, (th, rl)) if ok_l else (None, None))
-        gap_lo = np.nan
-        if ok_o and rl.size:
-            gap = (fit_o[2] - np.hypot(np.cos(th) * rl - fit_o[0],
-                                        np.sin(th) * rl - fit_o[1]))
-            gap_lo = float(np.percentile(gap, 10))
         if fit is None:
             centre = lc + offset
             rays = (np.full(p.n_rays, float(radius)) if plane is None else
                     self.region_rays(plane, (offset @ u, offset @ v, float(radius))))
             return Section(centre, np.array(d, float), u, v, float(radius), rays, False,
-                           spill, centre, gap_lo, lc)
+                           spill, centre, lc)
         centre = lc + fit[0] * u + fit[1] * v
         bcentre = lc + paint_fit[0] * u + paint_fit[1] * v
         rays = (self.ray_radii(paint_fit, *edges) if plane is None else
                 self.region_rays(plane, paint_fit))
         return Section(centre, np.array(d, float), u, v, float(fit[2]), rays, True, spill,
-                       bcentre, gap_lo, lc, bool(ok_o), n_o / p.n_rays if ok_o else 0.0)
+                       bcentre, lc, bool(ok_o), n_o / p.n_rays if ok_o else 0.0)
 
     def track(self, c0, d0, r0, level: float | None = None,
               max_length_mm: float | None = None) -> list[Section]:
