@@ -5,10 +5,11 @@ their outputs in ``OUTDIR/.cache`` keyed by input hash and stage parameters, and
 time of each in ``provenance.json``):
 
 read → ``qc`` (header and intensity checks) → ``localize`` (atlas registration + intensity
-refinement) → ``phase`` (region HU → calibrated probabilities; coverage and CNR checks) →
+refinement) → ``phase`` (region HU → calibrated probabilities; liver coverage check) →
 ``vessels`` (liver vessel segmentation and portal/hepatic separation) → ``artery``
 (the hepatic artery, arterial phase only; elsewhere recorded as not applicable, its
-features NaN; its voxels are removed from the venous trees) → ``graph`` (centerlines) →
+features NaN; its voxels are removed from the venous trees; then the vessel contrast check
+on the segmented vessels) → ``graph`` (centerlines) →
 ``naming`` → ``features`` → outputs.
 
 Phase recognition needs the organ regions, so it runs after localization (the design lists
