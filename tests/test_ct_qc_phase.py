@@ -89,6 +89,21 @@ def test_phase_through_the_chain_ignores_a_missed_portal_vein():
         assert res.phase.phase == "portal_venous", res.phase.probabilities
 
 
+def test_phase_through_the_chain_ignores_a_vessel_in_fat():
+    """Native phantom 10016 (noise 29 HU) of ``bench_ct_chain_phase.py --chain``: at that noise
+    refinement keeps the atlas masks as they are (portal vein Dice 0.90) and the portal vein's
+    lies in fat (median -14 HU), which the model read as arterial (P 0.78). A vessel region
+    darker than blood (blood_min_hu, 20 HU) is left out: native."""
+    from vasomics.chain.run import characterize
+
+    ct, _ = liver_ct_phantom((64, 96, 96), phase="native", seed=10_016, noise_sd_hu=29.41,
+                             z_extent_mm=240.0)
+    res = characterize(ct)
+    assert np.isnan(res.phase.features["portal_vein"])
+    assert any("fat or air" in e for e in res.phase.evidence), res.phase.evidence
+    assert res.phase.phase == "native", res.phase.probabilities
+
+
 def test_phase_accuracy_and_calibration_on_phantoms():
     """40 phantoms (10 per phase, seeded, noise 8-25 HU), regions from the truth masks."""
     n_ok, probs, labels = 0, [], []

@@ -76,6 +76,10 @@ class PhaseParams(StageParams):
                                                    "accuracy on 40 phantoms 0.85 with 0.4, "
                                                    "0.95 with 0.7: benchmarks/"
                                                    "bench_ct_chain_phase.py --chain).")
+    blood_min_hu: float = Field(20.0, description="A localized vessel (aorta, portal vein, "
+                                                  "IVC) whose median is lower lies in fat "
+                                                  "or air and is left out (blood is 30-45 "
+                                                  "HU unenhanced).")
     seed: int = Field(20240611, description="Seed of the simulation that fits the model.")
     aorta_fallback: bool = Field(True, description="When the atlas aorta is left out (see "
                                                    "min_refinement_dice: e.g. a thoracic "

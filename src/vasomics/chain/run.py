@@ -172,18 +172,28 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
             else p.phase.min_refinement_dice))
         hu = measure_regions(image, {k: v for k, v in loc.organs.items() if k not in unsure},
                              p.phase.erosion_mm)
+        # a vessel darker than blood lies in fat or air: mislocalized, not unenhanced
+        not_blood = [r for r in ("aorta", "portal_vein", "ivc")
+                     if hu.get(r, np.nan) < p.phase.blood_min_hu]
+        for r in not_blood:
+            hu[r] = np.nan
         fallback = None
         if "aorta" in unsure or not np.isfinite(hu.get("aorta", np.nan)):
             fallback = _tracked_aorta_hu(image, p.phase)
         if fallback is not None:
             hu["aorta"] = fallback[0]
             unsure = [r for r in unsure if r != "aorta"]
+            not_blood = [r for r in not_blood if r != "aorta"]
         ph = recognize_phase(hu, image.metadata, p.phase)
         if fallback is not None:
             ph.evidence.append(fallback[1])
+        if not_blood:
+            ph.evidence.append(f"left out (median below {p.phase.blood_min_hu:g} HU: fat or "
+                               f"air, not blood): " + ", ".join(not_blood))
         if any(r in unsure for r in hu):
             ph.evidence.append("left out (refinement moved the atlas mask): "
                                + ", ".join(r for r in unsure if r in hu))
+        if not_blood or any(r in unsure for r in hu):
             # the vessel stage gets the HU the phase model expects there instead
             hu = impute_regions(hu, ph.phase, p.phase)
         if phase != "auto":
