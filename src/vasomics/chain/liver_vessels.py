@@ -84,6 +84,12 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain.liver_roots import (
+    LiverRootParams,
+    portal_hilum,
+    portal_inlet,
+    thickest_in_liver,
+)
 from vasomics.image import Image
 from vasomics.params import StageParams
 
@@ -148,6 +154,9 @@ class LiverVesselParams(StageParams):
                                                       "thicker than this is the IVC.")
     portal_ivc_gap_mm: float = Field(15.0, description="The portal root is sought at least "
                                                        "this far from the IVC.")
+    roots: LiverRootParams = Field(default_factory=LiverRootParams,
+                                   description="Portal root selection "
+                                               "(vasomics.chain.liver_roots).")
     min_component_mm3: float = Field(30.0, description="Vessel components smaller than this "
                                                        "are dropped before separation.")
     cost_offset_mm: float = Field(0.5, description="r0 of the segment cost L/(r + r0)^2.")
@@ -290,9 +299,6 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     radius = edt.edt(vessels, anisotropy=image.spacing, parallel=2)
     to_ivc = edt.edt(~ivc, anisotropy=image.spacing, parallel=2) if ivc.any() else \
         np.full(ivc.shape, np.inf, np.float32)
-    far_from_ivc = to_ivc > p.portal_ivc_gap_mm
-    # inside the liver (kidneys, bowel and spleen lie outside it)
-    cand = vessels & far_from_ivc & liv
     # the hilum lies in the liver's inferior half (LPS z grows superiorly): no portal root
     # above the liver's median height. Slices are taken as axial (z along the first axis).
     offset = np.array([b.start for b in box])
@@ -302,19 +308,24 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     slice_idx = np.zeros((liv.shape[0], 3))
     slice_idx[:, 0] = np.arange(liv.shape[0])
     slice_z = image.index_to_physical(slice_idx + offset)[:, 2]
-    if image.direction[2, 2] != 0:
-        cand &= (slice_z <= z_mid)[:, None, None]
+    below = slice_z <= z_mid if image.direction[2, 2] != 0 else None
+    conf = (None if confluence_mm is None else
+            image.physical_to_index(np.asarray(confluence_mm, float)[None])[0] - offset)
     roots = {}
+    inlet = portal_inlet(vessels, liv, to_liver, to_ivc, below, conf, spacing,
+                         p.hilum_margin_mm, p.edge_window_mm, p.roots)
+    hilum = (portal_hilum(vessels, inlet, to_ivc, spacing, p.edge_window_mm, p.roots)
+             if inlet is not None else None)
+    if hilum is None:  # no trunk leaves the region: the thickest vessel inside the liver
+        inlet = None
+        cand = vessels & (to_ivc > p.portal_ivc_gap_mm) & liv
+        if below is not None:
+            cand &= below[:, None, None]
+        hilum = thickest_in_liver(cand, radius, conf, spacing, p.roots)
     portal_seed = np.zeros_like(vessels)
-    if cand.any():
-        idx = np.argwhere(cand)
-        score = radius[tuple(idx.T)]
-        if confluence_mm is not None:  # prefer thick voxels near the confluence
-            world = image.index_to_physical(idx + offset)
-            score = score - np.linalg.norm(world - np.asarray(confluence_mm), axis=1) / 25.0
-        best = idx[int(np.argmax(score))]
-        portal_seed = _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
-        roots["portal_hilum"] = image.index_to_physical(best + offset)[0].tolist()
+    if hilum is not None:
+        portal_seed = _ball_seed(vessels & ~ivc, hilum[0], hilum[1], spacing)
+        roots["portal_hilum"] = image.index_to_physical(hilum[0] + offset)[0].tolist()
     if not hepatic_seed.any():  # no IVC: the thickest vessel in the liver's top part
         hepatic_seed = _superior_root(vessels & liv, radius, portal_seed, slice_z, image, p)
         # when that is a vessel thicker than any hepatic vein, it is the IVC itself: its
@@ -341,11 +352,9 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                                                    + offset)[0].tolist()
     portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing, p)
     hepatic &= ~ivc
-    if portal.any():
-        inlet = _portal_inlet(portal & (to_liver > p.hilum_margin_mm - float(spacing.max())),
-                              best, spacing)
-        roots["portal"] = (image.index_to_physical(inlet + offset)[0].tolist()
-                           if inlet is not None else roots["portal_hilum"])
+    if portal.any():  # the upstream end from which the portal tree is named
+        roots["portal"] = (image.index_to_physical(np.argwhere(inlet).mean(0) + offset)[0]
+                           .tolist() if inlet is not None else roots["portal_hilum"])
     if ivc.any():  # the IVC's partial-volume rim outside the liver is not a hepatic vein
         hepatic &= liv | (to_ivc > p.edge_window_mm)
     # hepatic veins are intrahepatic up to their last centimetre: a "tree" lying mostly
@@ -521,23 +530,6 @@ def _superior_root(vessels, radius, portal_seed, slice_z, image, p) -> np.ndarra
     idx = np.argwhere(cand)
     best = idx[int(np.argmax(radius[tuple(idx.T)]))]
     return _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
-
-
-def _portal_inlet(face, hilum, spacing):
-    """Where the portal trunk enters the traced region: among the components of ``face``
-    (the portal tree on the region's outer border, one voxel deep) with at least a quarter
-    of the largest one's area, the one whose centroid lies nearest the portal root voxel
-    ``hilum`` (the trunk is thick and runs from the hilum to the confluence; a kidney or
-    bowel loop reached through a contact leaves a large face farther away). Returns its
-    centroid (voxel index) or None when ``face`` is empty."""
-    lab, n = ndimage.label(face, np.ones((3, 3, 3)))
-    if n == 0:
-        return None
-    area = np.bincount(lab.ravel())[1:]
-    centres = np.array(ndimage.center_of_mass(face, lab, np.arange(1, n + 1))).reshape(n, 3)
-    ok = area >= 0.25 * area.max()
-    dist = np.linalg.norm((centres - np.asarray(hilum)) * np.asarray(spacing), axis=1)
-    return centres[int(np.argmin(np.where(ok, dist, np.inf)))]
 
 
 def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:

@@ -1,0 +1,127 @@
+"""Portal root of the liver's venous trees: where the portal trunk enters the traced region
+and the thick trunk voxel behind it at the hilum.
+
+The region is the localized liver dilated by the hilum margin
+(:mod:`vasomics.chain.liver_vessels`). A localized liver often misses the hilum (atlas
+registration: the porta hepatis is a deep notch), so the thickest vessel *inside* that
+liver is then a right or left branch and the tree is named from the wrong end. The portal
+trunk, however, always runs out of the region toward the portal/splenic confluence, below
+the hepatic veins: it crosses the region's outer border as the thickest vessel there.
+
+* **Inlet** (:func:`portal_inlet`): the vessel mask's cut faces on the region's outer
+  border (the last voxel layer before the margin, outside the liver), below the liver's
+  median height, leaving out the IVC and its partial-volume rim (``clear_mm``: the portal
+  vein runs in front of the IVC, a few millimetres from it, and the two touch in the
+  mask). A face's calibre is the largest distance from its voxels to the lumen wall
+  inside the region, the IVC counted as wall (the region's outside counts as lumen, so a
+  cut vessel keeps its radius at the cut). Faces thinner than
+  ``trunk_min_radius_mm`` are surface branches; of the rest the face with the largest
+  calibre minus its distance to the confluence landmark over ``confluence_mm_per_mm``
+  (millimetres of distance worth one millimetre of radius) is the inlet.
+* **Hilum root** (:func:`portal_hilum`): the thickest vessel voxel (radius measured with
+  the IVC as wall) connected to the inlet within ``hilum_search_mm`` of it, outside the IVC
+  and its rim (the trunk at the hilum, where the region's border no longer cuts its
+  lumen).
+* **Fallback** when no face qualifies (a scan cropped at the hilum, a trunk merged with the
+  liver's edge): the thickest vessel voxel inside the liver, below its median height, at
+  least ``portal_ivc_gap_mm`` from the IVC, with the same preference for the confluence.
+
+Arrays are boolean or float masks on one grid (numpy order z, y, x; axis 0 axial, LPS z
+growing with it or against it as ``low`` says); distances in mm.
+"""
+
+from __future__ import annotations
+
+import edt
+import numpy as np
+from pydantic import Field
+from scipy import ndimage
+
+from vasomics.params import StageParams
+
+
+class LiverRootParams(StageParams):
+    """Portal root selection (mm)."""
+
+    trunk_min_radius_mm: float = Field(3.0, description="Cut faces on the region's border "
+                                                        "thinner than this are surface "
+                                                        "branches, not the portal trunk.")
+    confluence_mm_per_mm: float = Field(25.0, description="Distance to the confluence "
+                                                          "landmark worth 1 mm of radius "
+                                                          "when choosing the trunk.")
+    hilum_search_mm: float = Field(30.0, description="The hilum root is the thickest vessel "
+                                                     "voxel within this distance of the "
+                                                     "inlet.")
+
+
+def _confluence_penalty(idx, confluence, spacing, p: LiverRootParams) -> np.ndarray:
+    if confluence is None:
+        return np.zeros(len(idx))
+    d = np.linalg.norm((idx - np.asarray(confluence)) * spacing, axis=1)
+    return d / p.confluence_mm_per_mm
+
+
+def portal_inlet(vessels, liver, to_liver, to_ivc, low, confluence, spacing,
+                 margin_mm: float, clear_mm: float, p: LiverRootParams):
+    """The portal trunk's cut face on the region's border (module docstring).
+
+    ``vessels``, ``liver``: boolean masks; ``to_liver``, ``to_ivc``: distance maps (mm) to
+    the liver and the IVC; ``low``: per axial slice, True below the liver's median height
+    (None: no height restriction); ``confluence``: the confluence landmark as a (fractional)
+    voxel index or None; ``margin_mm``: the region's margin around the liver; ``clear_mm``:
+    the IVC's rim (voxels within it of the IVC mask are no inlet). Returns the face's voxels
+    (boolean) or None."""
+    spacing = np.asarray(spacing, float)
+    region = to_liver <= margin_mm
+    face = vessels & ~liver & region & (to_liver > margin_mm - float(spacing.max())) \
+        & (to_ivc > clear_mm)
+    if low is not None:
+        face &= np.asarray(low, bool)[:, None, None]
+    lab, n = ndimage.label(face, np.ones((3, 3, 3)))
+    if n == 0:
+        return None
+    calibre = ndimage.maximum(edt.edt((vessels & (to_ivc > 0)) | ~region,
+                                      anisotropy=tuple(spacing), parallel=2),
+                              lab, np.arange(1, n + 1))
+    centres = np.array(ndimage.center_of_mass(face, lab, np.arange(1, n + 1))).reshape(n, 3)
+    score = np.asarray(calibre) - _confluence_penalty(centres, confluence, spacing, p)
+    score[np.asarray(calibre) < p.trunk_min_radius_mm] = -np.inf
+    if not np.isfinite(score).any():
+        return None
+    return lab == int(np.argmax(score)) + 1
+
+
+def portal_hilum(vessels, inlet, to_ivc, spacing, clear_mm: float, p: LiverRootParams):
+    """The thickest voxel of ``vessels`` farther than ``clear_mm`` from the IVC and
+    connected to the ``inlet`` face within ``hilum_search_mm`` of its centroid (radius: the
+    distance to the lumen wall or the IVC). Returns its index and radius (mm), or None."""
+    spacing = np.asarray(spacing, float)
+    centre = np.argwhere(inlet).mean(0)
+    reach = np.ceil(p.hilum_search_mm / spacing).astype(int) + 1
+    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, vessels.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    grid = np.ogrid[box]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True))
+    near = vessels[box] & (d2 <= p.hilum_search_mm ** 2) & (to_ivc[box] > clear_mm)
+    lab, _ = ndimage.label(near, np.ones((3, 3, 3)))
+    hit = np.unique(lab[inlet[box] & near])
+    cand = np.isin(lab, hit[hit > 0])
+    if not cand.any():
+        return None
+    radius = edt.edt(vessels[box] & (to_ivc[box] > 0), anisotropy=tuple(spacing), parallel=2)
+    idx = np.argwhere(cand)
+    k = int(np.argmax(radius[tuple(idx.T)]))
+    return idx[k] + lo, float(radius[tuple(idx[k])])
+
+
+def thickest_in_liver(cand, radius, confluence, spacing, p: LiverRootParams):
+    """Fallback hilum root: the voxel of ``cand`` (vessels inside the liver, below its
+    median height, away from the IVC) with the largest radius minus its distance to the
+    confluence over ``confluence_mm_per_mm``. Returns its index and radius (mm), or None."""
+    if not cand.any():
+        return None
+    idx = np.argwhere(cand)
+    score = radius[tuple(idx.T)] - _confluence_penalty(idx, confluence, spacing, p)
+    best = idx[int(np.argmax(score))]
+    return best, float(radius[tuple(best)])
