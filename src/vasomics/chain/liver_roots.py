@@ -52,6 +52,9 @@ class LiverRootParams(StageParams):
     hilum_search_mm: float = Field(30.0, description="The hilum root is the thickest vessel "
                                                      "voxel within this distance of the "
                                                      "inlet.")
+    hepatic_band_mm: float = Field(25.0, description="Hepatic roots are the IVC's contacts "
+                                                     "with the liver's vessels within this "
+                                                     "height below the highest one.")
 
 
 def _confluence_penalty(idx, confluence, spacing, p: LiverRootParams) -> np.ndarray:
@@ -125,3 +128,45 @@ def thickest_in_liver(cand, radius, confluence, spacing, p: LiverRootParams):
     score = radius[tuple(idx.T)] - _confluence_penalty(idx, confluence, spacing, p)
     best = idx[int(np.argmax(score))]
     return best, float(radius[tuple(best)])
+
+
+def dome_slices(vessels, slice_z, quantile: float) -> np.ndarray:
+    """Axial slices (boolean per slice) at or above the ``quantile`` of the heights
+    (``slice_z``, LPS mm per slice) of the ``vessels`` voxels (those in the liver): the
+    liver's dome, where the hepatic veins join the IVC. All slices when ``vessels`` is
+    empty."""
+    per_slice = vessels.sum(axis=(1, 2))
+    if not per_slice.any():
+        return np.ones(len(slice_z), bool)
+    order = np.argsort(slice_z)
+    cum = np.cumsum(per_slice[order]) / per_slice.sum()
+    top = slice_z[order][int(np.searchsorted(cum, quantile))]
+    return slice_z >= top
+
+
+def superior_root(vessels, radius, portal_seed, dome, spacing, gap_mm: float):
+    """Hepatic root without an IVC at the dome: the thickest voxel of ``vessels`` (those in
+    the liver) on the ``dome`` slices and farther than ``gap_mm`` from the ``portal_seed``
+    voxels (``radius``: distance to the lumen wall, mm). Returns its index and radius, or
+    None."""
+    cand = vessels & np.asarray(dome, bool)[:, None, None]
+    if portal_seed.any():
+        cand &= edt.edt(~portal_seed, anisotropy=tuple(np.asarray(spacing, float)),
+                        parallel=2) > gap_mm
+    if not cand.any():
+        return None
+    idx = np.argwhere(cand)
+    best = idx[int(np.argmax(radius[tuple(idx.T)]))]
+    return best, float(radius[tuple(best)])
+
+
+def top_contacts(contacts, slice_z, p: LiverRootParams) -> np.ndarray:
+    """The voxels of ``contacts`` (the IVC where it touches the liver's vessels) on axial
+    slices within ``hepatic_band_mm`` below the highest one (``slice_z``: LPS height per
+    slice, mm): the hepatic veins' ostia at the liver's dome; lower contacts are the IVC's
+    own lumen beside its mask, renal veins or the portal trunk passing in front of it."""
+    rows = np.nonzero(contacts.any(axis=(1, 2)))[0]
+    if rows.size == 0:
+        return contacts
+    top = float(np.max(slice_z[rows]))
+    return contacts & (slice_z >= top - p.hepatic_band_mm)[:, None, None]

@@ -86,9 +86,12 @@ from scipy import ndimage
 
 from vasomics.chain.liver_roots import (
     LiverRootParams,
+    dome_slices,
     portal_hilum,
     portal_inlet,
+    superior_root,
     thickest_in_liver,
+    top_contacts,
 )
 from vasomics.image import Image
 from vasomics.params import StageParams
@@ -326,25 +329,34 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     if hilum is not None:
         portal_seed = _ball_seed(vessels & ~ivc, hilum[0], hilum[1], spacing)
         roots["portal_hilum"] = image.index_to_physical(hilum[0] + offset)[0].tolist()
+    # the hepatic veins join the IVC at the liver's dome: IVC contacts lower down (its own
+    # lumen beside the mask, renal veins, the portal trunk in front of it) are no roots
+    axial = image.direction[2, 2] != 0
+    dome = (dome_slices(vessels & liv, slice_z, p.hepatic_root_quantile) if axial
+            else np.ones(len(slice_z), bool))
+    near_liver = to_liver <= p.edge_window_mm + float(spacing.max())
+    root_contact = hepatic_seed & near_liver
+    if axial:
+        root_contact = top_contacts(root_contact, slice_z, p.roots)
     if not hepatic_seed.any():  # no IVC: the thickest vessel in the liver's top part
-        hepatic_seed = _superior_root(vessels & liv, radius, portal_seed, slice_z, image, p)
-        # when that is a vessel thicker than any hepatic vein, it is the IVC itself: its
-        # thick part becomes the IVC mask
-        thick = edt.edt(~(radius > p.ivc_min_radius_mm), anisotropy=image.spacing,
-                        parallel=2) <= p.ivc_min_radius_mm
-        lab_t, _ = ndimage.label(thick & vessels, np.ones((3, 3, 3)))
-        hit = np.unique(lab_t[hepatic_seed])
-        hit = hit[hit > 0]
-        if hit.size:
-            ivc = np.isin(lab_t, hit)
-            hepatic_seed = ivc.copy()
-            notes.append("IVC taken from the vessel mask (thick vessel at the liver's dome)")
-    # the hepatic veins join the IVC at the liver, above the hilum: contacts elsewhere (renal
-    # veins, portal branches touching a misplaced IVC mask) are no roots
-    root_contact = hepatic_seed & (to_liver <= p.edge_window_mm + float(spacing.max()))
-    if "portal_hilum" in roots and image.direction[2, 2] != 0:
-        above = slice_z >= roots["portal_hilum"][2] + p.portal_ivc_gap_mm
-        root_contact &= above[:, None, None]
+        top = superior_root(vessels & liv, radius, portal_seed, dome, spacing,
+                            p.portal_ivc_gap_mm)
+        if top is not None:
+            # when that is a vessel thicker than any hepatic vein, it is the IVC itself: its
+            # thick part becomes the IVC mask
+            ball = _ball_seed(vessels, top[0], top[1], spacing)
+            thick = edt.edt(~(radius > p.ivc_min_radius_mm), anisotropy=image.spacing,
+                            parallel=2) <= p.ivc_min_radius_mm
+            lab_t, _ = ndimage.label(thick & vessels, np.ones((3, 3, 3)))
+            hit = np.unique(lab_t[ball])
+            hit = hit[hit > 0]
+            if hit.size:
+                ivc = np.isin(lab_t, hit)
+                ball = ivc.copy()
+                notes.append("IVC taken from the vessel mask (thick vessel at the liver's "
+                             "dome)")
+            hepatic_seed = ball
+            root_contact = top_contacts(ball & near_liver, slice_z, p.roots)
     if root_contact.any():
         hepatic_seed = root_contact
     if hepatic_seed.any():
@@ -509,27 +521,6 @@ def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
     organ[0] = False
     out[box] = organ[ws]
     return out
-
-
-def _superior_root(vessels, radius, portal_seed, slice_z, image, p) -> np.ndarray:
-    """Hepatic root without an IVC: the thickest vessel voxel above the
-    ``hepatic_root_quantile`` of the liver vessels' heights (the hepatic veins converge at the
-    liver's dome) and at least ``portal_ivc_gap_mm`` from the portal root; a ball of its
-    radius. Slices are taken as axial (z along the first axis)."""
-    spacing = np.asarray(image.spacing)
-    cand = vessels.copy()
-    if image.direction[2, 2] != 0:
-        z_of = slice_z[np.nonzero(vessels.any((1, 2)))[0]]
-        top = np.quantile(z_of, p.hepatic_root_quantile) if len(z_of) else np.inf
-        cand &= (slice_z >= top)[:, None, None]
-    if portal_seed.any():
-        cand &= edt.edt(~portal_seed, anisotropy=tuple(spacing), parallel=2) \
-            > p.portal_ivc_gap_mm
-    if not cand.any():
-        return np.zeros_like(vessels)
-    idx = np.argwhere(cand)
-    best = idx[int(np.argmax(radius[tuple(idx.T)]))]
-    return _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
 
 
 def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
