@@ -1,5 +1,5 @@
-"""Portal root of the liver's venous trees: where the portal trunk enters the traced region
-and the thick trunk voxel behind it at the hilum.
+"""Roots of the liver's venous trees: where the portal trunk enters the traced region and
+the thick trunk voxel behind it at the hilum; the hepatic veins' ostia on the IVC.
 
 The region is the localized liver dilated by the hilum margin
 (:mod:`vasomics.chain.liver_vessels`). A localized liver often misses the hilum (atlas
@@ -25,6 +25,11 @@ the hepatic veins: it crosses the region's outer border as the thickest vessel t
 * **Fallback** when no face qualifies (a scan cropped at the hilum, a trunk merged with the
   liver's edge): the thickest vessel voxel inside the liver, below its median height, at
   least ``portal_ivc_gap_mm`` from the IVC, with the same preference for the confluence.
+* **Hepatic root** (:func:`top_contacts`): of the IVC voxels that touch the liver's vessels,
+  those within ``hepatic_band_mm`` below the highest (the hepatic veins join the IVC at the
+  liver's dome; lower contacts are the IVC's own lumen beside its mask, renal veins or the
+  portal trunk passing in front of it). Without an IVC (:func:`superior_root`): the
+  thickest vessel on the dome's slices (:func:`dome_slices`) away from the portal root.
 
 Arrays are boolean or float masks on one grid (numpy order z, y, x; axis 0 axial, LPS z
 growing with it or against it as ``low`` says); distances in mm.
@@ -41,7 +46,7 @@ from vasomics.params import StageParams
 
 
 class LiverRootParams(StageParams):
-    """Portal root selection (mm)."""
+    """Portal and hepatic root selection (mm)."""
 
     trunk_min_radius_mm: float = Field(3.0, description="Cut faces on the region's border "
                                                         "thinner than this are surface "
@@ -52,7 +57,7 @@ class LiverRootParams(StageParams):
     hilum_search_mm: float = Field(30.0, description="The hilum root is the thickest vessel "
                                                      "voxel within this distance of the "
                                                      "inlet.")
-    hepatic_band_mm: float = Field(25.0, description="Hepatic roots are the IVC's contacts "
+    hepatic_band_mm: float = Field(30.0, description="Hepatic roots are the IVC's contacts "
                                                      "with the liver's vessels within this "
                                                      "height below the highest one.")
 

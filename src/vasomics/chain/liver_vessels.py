@@ -35,13 +35,20 @@ portal venous and hepatic venous trees.
    thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
    least ``portal_ivc_gap_mm`` from the portal root (the hepatic veins converge at the
    liver's dome), and the status says so; when that vessel is thicker than
-   ``ivc_min_radius_mm`` its thick part (opening by a ball of that radius) is the IVC. The
-   hepatic root is the part of the IVC within ``edge_window_mm`` of the liver and at least
-   ``portal_ivc_gap_mm`` above the portal root (contacts elsewhere, such as the renal veins
-   or portal branches touching a misplaced IVC mask, are not hepatic roots). The portal root
-   is the thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC
-   and below the liver's median height (the main portal vein at the hilum), with a preference for the
-   portal/splenic confluence (1 mm of radius per 25 mm of distance).
+   ``ivc_min_radius_mm`` its thick part (opening by a ball of that radius) is the IVC.
+   Root selection is :mod:`vasomics.chain.liver_roots` (parameters ``roots``): the hepatic
+   root is the part of the IVC within ``edge_window_mm`` of the liver where it touches the
+   liver's vessels, within ``roots.hepatic_band_mm`` below the highest such contact (the
+   hepatic veins' ostia at the dome; lower contacts are the IVC's own lumen beside its
+   mask, renal veins or the portal trunk in front of it). The portal root is found where
+   the portal trunk leaves the region toward the confluence, whether or not the localized
+   liver holds the hilum: the thickest cut face of the vessel mask on the region's outer
+   border below the liver's median height, outside the IVC and its rim, with a preference
+   for the confluence landmark (1 mm of radius per 25 mm of distance); the portal root
+   voxel is the thickest vessel voxel connected to that face within
+   ``roots.hilum_search_mm`` of it. Without such a face (no trunk leaves the region), the
+   thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC and
+   below the liver's median height, with the same preference for the confluence.
 4. **Separation on the vessel graph** (:func:`separate_trees`). The vessel mask without the
    IVC is thinned (:func:`vasomics.chain.skeleton.skeletonize`); centerline voxels with three
    or more neighbours form junction nodes, the runs between them segments (median radius
@@ -66,12 +73,11 @@ portal venous and hepatic venous trees.
    tree of its nearest centerline voxel; components reached by neither tree are dropped.
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
    within ``edge_window_mm`` of the IVC mask (its partial-volume rim).
-5. **Reported roots** (LPS mm): ``hepatic``, the IVC centroid in the region;
-   ``portal_hilum``, the portal root voxel; ``portal``, the portal trunk's inlet into the
-   region (of the portal tree's cut faces on the region's border outside the liver with at
-   least a quarter of the largest one's area, the one nearest the portal root), the upstream
-   end from which the portal tree is named (falls back to ``portal_hilum`` when the tree does
-   not leave the region).
+5. **Reported roots** (LPS mm): ``hepatic``, the IVC's centroid on the slices of the
+   hepatic root (a point on its axis at the ostia); ``portal_hilum``, the portal root voxel;
+   ``portal``, the centroid of the portal trunk's cut face on the region's border, the
+   upstream end from which the portal tree is named (``portal_hilum`` when no trunk leaves
+   the region).
 """
 
 from __future__ import annotations
@@ -359,9 +365,10 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
             root_contact = top_contacts(ball & near_liver, slice_z, p.roots)
     if root_contact.any():
         hepatic_seed = root_contact
-    if hepatic_seed.any():
-        roots["hepatic"] = image.index_to_physical(np.argwhere(hepatic_seed).mean(0)
-                                                   + offset)[0].tolist()
+    if hepatic_seed.any():  # a point on the IVC's axis at the hepatic veins' ostia
+        axis = ivc & hepatic_seed.any(axis=(1, 2))[:, None, None]
+        roots["hepatic"] = image.index_to_physical(
+            np.argwhere(axis if axis.any() else hepatic_seed).mean(0) + offset)[0].tolist()
     portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing, p)
     hepatic &= ~ivc
     if portal.any():  # the upstream end from which the portal tree is named
