@@ -18,10 +18,10 @@ the hepatic veins: it crosses the region's outer border as the thickest vessel t
   ``trunk_min_radius_mm`` are surface branches; of the rest the face with the largest
   calibre minus its distance to the confluence landmark over ``confluence_mm_per_mm``
   (millimetres of distance worth one millimetre of radius) is the inlet.
-* **Hilum root** (:func:`portal_hilum`): the thickest vessel voxel (radius measured with
-  the IVC as wall) connected to the inlet within ``hilum_search_mm`` of it, outside the IVC
-  and its rim (the trunk at the hilum, where the region's border no longer cuts its
-  lumen).
+* **Hilum root** (:func:`portal_hilum`): the thickest vessel voxel inside the liver
+  (radius measured with the IVC as wall) within ``hilum_search_mm`` of the inlet along
+  the vessel mask (geodesic distance, outside the IVC and its rim): the trunk up to its
+  division, never a branch beyond that distance.
 * **Fallback** when no face qualifies (a scan cropped at the hilum, a trunk merged with the
   liver's edge): the thickest vessel voxel inside the liver, below its median height, at
   least ``portal_ivc_gap_mm`` from the IVC, with the same preference for the confluence.
@@ -54,9 +54,9 @@ class LiverRootParams(StageParams):
     confluence_mm_per_mm: float = Field(25.0, description="Distance to the confluence "
                                                           "landmark worth 1 mm of radius "
                                                           "when choosing the trunk.")
-    hilum_search_mm: float = Field(30.0, description="The hilum root is the thickest vessel "
-                                                     "voxel within this distance of the "
-                                                     "inlet.")
+    hilum_search_mm: float = Field(60.0, description="The hilum root is sought within this "
+                                                     "distance of the inlet along the "
+                                                     "vessels.")
     hepatic_band_mm: float = Field(30.0, description="Hepatic roots are the IVC's contacts "
                                                      "with the liver's vessels within this "
                                                      "height below the highest one.")
@@ -99,26 +99,33 @@ def portal_inlet(vessels, liver, to_liver, to_ivc, low, confluence, spacing,
     return lab == int(np.argmax(score)) + 1
 
 
-def portal_hilum(vessels, inlet, to_ivc, spacing, clear_mm: float, p: LiverRootParams):
-    """The thickest voxel of ``vessels`` farther than ``clear_mm`` from the IVC and
-    connected to the ``inlet`` face within ``hilum_search_mm`` of its centroid (radius: the
-    distance to the lumen wall or the IVC). Returns its index and radius (mm), or None."""
+def portal_hilum(vessels, liver, inlet, to_ivc, spacing, clear_mm: float,
+                 p: LiverRootParams):
+    """The portal root at the hilum: the thickest voxel inside the ``liver`` (radius:
+    distance to the lumen wall or the IVC) within ``hilum_search_mm`` of the ``inlet``
+    along ``vessels`` (geodesic distance, mm, through voxels farther than ``clear_mm`` from
+    the IVC): the trunk up to its division, where a liver mask that misses the hilum still
+    holds the first millimetres of the right or left portal vein. Without a liver voxel in
+    reach, the thickest voxel reached. Returns its index and radius (mm), or None."""
+    from skimage.graph import MCP_Geometric
+
     spacing = np.asarray(spacing, float)
     centre = np.argwhere(inlet).mean(0)
     reach = np.ceil(p.hilum_search_mm / spacing).astype(int) + 1
     lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
     hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, vessels.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    grid = np.ogrid[box]
-    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True))
-    near = vessels[box] & (d2 <= p.hilum_search_mm ** 2) & (to_ivc[box] > clear_mm)
-    lab, _ = ndimage.label(near, np.ones((3, 3, 3)))
-    hit = np.unique(lab[inlet[box] & near])
-    cand = np.isin(lab, hit[hit > 0])
-    if not cand.any():
+    passable = vessels[box] & (to_ivc[box] > clear_mm)
+    starts = np.argwhere(inlet[box] & passable)
+    if not len(starts):
         return None
+    mcp = MCP_Geometric(np.where(passable, 1.0, np.inf), sampling=tuple(spacing))
+    dist, _ = mcp.find_costs(starts)
+    reached = passable & (dist <= p.hilum_search_mm)
+    if (reached & liver[box]).any():
+        reached &= liver[box]
     radius = edt.edt(vessels[box] & (to_ivc[box] > 0), anisotropy=tuple(spacing), parallel=2)
-    idx = np.argwhere(cand)
+    idx = np.argwhere(reached)
     k = int(np.argmax(radius[tuple(idx.T)]))
     return idx[k] + lo, float(radius[tuple(idx[k])])
 

@@ -45,8 +45,8 @@ portal venous and hepatic venous trees.
    liver holds the hilum: the thickest cut face of the vessel mask on the region's outer
    border below the liver's median height, outside the IVC and its rim, with a preference
    for the confluence landmark (1 mm of radius per 25 mm of distance); the portal root
-   voxel is the thickest vessel voxel connected to that face within
-   ``roots.hilum_search_mm`` of it. Without such a face (no trunk leaves the region), the
+   voxel is the thickest vessel voxel inside the liver within ``roots.hilum_search_mm`` of
+   that face along the vessel mask. Without such a face (no trunk leaves the region), the
    thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC and
    below the liver's median height, with the same preference for the confluence.
 4. **Separation on the vessel graph** (:func:`separate_trees`). The vessel mask without the
@@ -323,7 +323,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     roots = {}
     inlet = portal_inlet(vessels, liv, to_liver, to_ivc, below, conf, spacing,
                          p.hilum_margin_mm, p.edge_window_mm, p.roots)
-    hilum = (portal_hilum(vessels, inlet, to_ivc, spacing, p.edge_window_mm, p.roots)
+    hilum = (portal_hilum(vessels, liv, inlet, to_ivc, spacing, p.edge_window_mm, p.roots)
              if inlet is not None else None)
     if hilum is None:  # no trunk leaves the region: the thickest vessel inside the liver
         inlet = None
