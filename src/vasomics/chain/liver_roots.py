@@ -54,7 +54,7 @@ class LiverRootParams(StageParams):
     confluence_mm_per_mm: float = Field(25.0, description="Distance to the confluence "
                                                           "landmark worth 1 mm of radius "
                                                           "when choosing the trunk.")
-    hilum_search_mm: float = Field(60.0, description="The hilum root is sought within this "
+    hilum_search_mm: float = Field(30.0, description="The hilum root is sought within this "
                                                      "distance of the inlet along the "
                                                      "vessels.")
     hepatic_band_mm: float = Field(30.0, description="Hepatic roots are the IVC's contacts "
