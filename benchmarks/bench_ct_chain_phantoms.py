@@ -3,9 +3,15 @@ graph → naming → features) on seeded liver CT phantoms, scored against the g
 truth. Usage:
 
     python benchmarks/bench_ct_chain_phantoms.py [--n 8] [--shape 120 192 192]
-        [--truth-organs | --truth-vessels]
+        [--phases native arterial portal_venous delayed] [--truth-organs | --truth-vessels]
 
-Prints per phantom and overall: phase right/wrong, localization Dice per organ, per-segment
+Phantom ``i`` is seed ``seed0 + i`` in phase ``phases[i % len(phases)]``. Prints per phantom
+and overall: phase right/wrong, localization Dice per organ, where the roots land (``portal
+seed``: distance of the portal root voxel ``roots["portal_hilum"]`` from the truth main
+portal vein's axis; ``inlet``: the same for the reported upstream end ``roots["portal"]``
+(the trunk's entry into the chain's region, which depends on the localized liver);
+``hepatic``: distance of ``roots["hepatic"]`` from the truth hepatic veins' mean exit point
+on the IVC, all mm), per-segment
 naming accuracy per tree (:func:`vasomics.phantoms.truth.naming_scores`: length-weighted,
 each extracted centerline point within 1.5 voxels of a truth centerline scored against the
 nearest truth point's name, any name meeting at a truth branch point inside its lumen) with
@@ -90,6 +96,23 @@ def _on_truth_vessels(ct, truth, res):
     return res
 
 
+def _root_errors(truth, roots):
+    """Root errors (mm) against the truth main portal vein's axis and the hepatic veins'
+    mean exit point on the IVC."""
+    main = truth.portal.segment_points(
+        int(np.nonzero(truth.portal.segment_label == "main_portal_vein")[0][0]))
+    h = truth.hepatic
+    exits = np.mean([h.segment_points(s)[0] for s in range(h.n_segments)
+                     if h.segment_generation[s] == 1], axis=0)
+    out = {}
+    for key, name in (("seed", "portal_hilum"), ("inlet", "portal")):
+        if name in roots:
+            out[key] = float(np.min(np.linalg.norm(main - roots[name], axis=1)))
+    if "hepatic" in roots:
+        out["hepatic"] = float(np.linalg.norm(exits - roots["hepatic"]))
+    return out
+
+
 def score(shape, seed, phase, z_extent_mm, level="chain"):
     ct, truth = liver_ct_phantom(shape, phase=phase, seed=seed, z_extent_mm=z_extent_mm)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -119,7 +142,8 @@ def score(shape, seed, phase, z_extent_mm, level="chain"):
         errors[(fid, scope)] = (got - value) / value
     return {"phase": res.phase.phase if res.phase else None, "true_phase": phase,
             "dice": dice, "naming": naming, "found": found, "errors": errors, "wall": wall,
-            "cpu": cpu, "vessels": res.vessels.status if res.vessels else None}
+            "cpu": cpu, "vessels": res.vessels.status if res.vessels else None,
+            "roots": _root_errors(truth, res.vessels.roots) if res.vessels else {}}
 
 
 def main() -> None:
@@ -128,6 +152,7 @@ def main() -> None:
     ap.add_argument("--shape", type=int, nargs=3, default=(120, 192, 192))
     ap.add_argument("--z-extent", type=float, default=240.0)
     ap.add_argument("--seed0", type=int, default=500)
+    ap.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
     ap.add_argument("--truth-organs", action="store_true")
     ap.add_argument("--truth-vessels", action="store_true")
     args = ap.parse_args()
@@ -135,13 +160,15 @@ def main() -> None:
              else "chain")
     rows = []
     for i in range(args.n):
-        r = score(tuple(args.shape), args.seed0 + i, PHASES[i % 4], args.z_extent, level)
+        r = score(tuple(args.shape), args.seed0 + i, args.phases[i % len(args.phases)], args.z_extent, level)
         rows.append(r)
         d = " ".join(f"{k} {v:.2f}" for k, v in r["dice"].items())
         within = np.mean([abs(e) <= 0.05 for e in r["errors"].values()])
         print(f"seed {args.seed0 + i} {r['true_phase']:>13} -> {r['phase']:<13} Dice {d}; "
               f"features within 5 %: {within:.2f}; vessels {r['vessels']}; "
               f"{r['wall']:.0f} s wall / {r['cpu']:.0f} s CPU", flush=True)
+        print("    root error mm: " + " ".join(f"{k} {v:.1f}" for k, v in r["roots"].items()),
+              flush=True)
         for k, s in r["naming"].items():
             top = sorted(s["confusion"].items(), key=lambda kv: -kv[1])[:3]
             print(f"    {k:<7} naming {s['accuracy']:.3f} (matched {s['matched']:.2f}); "
@@ -161,6 +188,10 @@ def main() -> None:
         acc = [r["naming"][k]["accuracy"] for r in rows]
         print(f"naming {k}: mean {np.nanmean(acc):.3f} over {np.sum(np.isfinite(acc))} traced "
               f"(matched length {np.mean([r['naming'][k]['matched'] for r in rows]):.3f})")
+    for k in ("seed", "inlet", "hepatic"):
+        e = [r["roots"].get(k, np.nan) for r in rows]
+        print(f"root {k}: median error {np.nanmedian(e):.1f} mm, max {np.nanmax(e):.1f} mm, "
+              f"> 10 mm in {np.sum(np.asarray(e) > 10)} of {np.sum(np.isfinite(e))}")
     for key in rows[0]["errors"]:
         e = np.array([r["errors"][key] for r in rows])
         print(f"  {key[0]:<32} {key[1]:<28} median error {np.nanmedian(e):+.3f}, "

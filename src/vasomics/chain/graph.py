@@ -12,7 +12,10 @@
      where ``r_j`` is the radius at the junction (largest over its voxels) and ``v`` the mean
      voxel size. Such a branch does not reach farther than about half a radius beyond the
      parent's wall: surface bumps and the corner branches thinning leaves at flat vessel
-     ends. If every segment at a junction qualifies, the longest is kept;
+     ends. If every segment at a junction qualifies, the longest is kept. With
+     ``root_point_mm``, the terminal segment of the endpoint nearest that point is the
+     trunk and is kept however short (a portal trunk cut by the traced region a few
+     millimetres past its division);
    * *small loops*: a segment returning to its own node, or the shorter of two segments
      joining the same two nodes, is removed when shorter than
      ``2 r_j + spur_min_voxels × v``: such cycles come from pinholes of the mask, not from
@@ -252,6 +255,7 @@ class _Network:
             remove: set[int] = set()
             by_junction: dict[int, list[int]] = defaultdict(list)
             pairs: dict[tuple[int, int], list[int]] = defaultdict(list)
+            kept = self._root_end(params.root_point_mm, degree)
             for s, (a, b) in enumerate(zip(self.seg_a, self.seg_b, strict=True)):
                 pairs[(min(a, b), max(a, b))].append(s)
                 if a == b:
@@ -263,7 +267,7 @@ class _Network:
                     a if degree[b] == 1 and degree[a] >= 3 else -1
                 limit = params.spur_radius_factor * self.node_r[max(j, 0)] + \
                     params.spur_min_voxels * voxel
-                if j >= 0 and lengths[s] < limit:
+                if j >= 0 and lengths[s] < limit and kept not in (a, b):
                     by_junction[j].append(s)
             for (a, b), segs in pairs.items():
                 if a != b and len(segs) > 1:
@@ -285,6 +289,15 @@ class _Network:
             self._remove(remove)
             self._merge_degree_two()
         return {"pruned_spurs": spurs, "removed_small_loops": loops}
+
+    def _root_end(self, root_point_mm, degree) -> int:
+        """The endpoint nearest ``root_point_mm`` (-1 without one): the root's terminal
+        segment is the tree's trunk, however short the image cuts it, never a spur."""
+        ends = np.flatnonzero(degree == 1)
+        if root_point_mm is None or not len(ends):
+            return -1
+        d = np.linalg.norm(self.node_pos[ends] - np.asarray(root_point_mm, float), axis=1)
+        return int(ends[np.argmin(d)])
 
     def _remove(self, remove: set[int]) -> None:
         keep = [s for s in range(len(self.seg_a)) if s not in remove]

@@ -35,13 +35,20 @@ portal venous and hepatic venous trees.
    thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
    least ``portal_ivc_gap_mm`` from the portal root (the hepatic veins converge at the
    liver's dome), and the status says so; when that vessel is thicker than
-   ``ivc_min_radius_mm`` its thick part (opening by a ball of that radius) is the IVC. The
-   hepatic root is the part of the IVC within ``edge_window_mm`` of the liver and at least
-   ``portal_ivc_gap_mm`` above the portal root (contacts elsewhere, such as the renal veins
-   or portal branches touching a misplaced IVC mask, are not hepatic roots). The portal root
-   is the thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC
-   and below the liver's median height (the main portal vein at the hilum), with a preference for the
-   portal/splenic confluence (1 mm of radius per 25 mm of distance).
+   ``ivc_min_radius_mm`` its thick part (opening by a ball of that radius) is the IVC.
+   Root selection is :mod:`vasomics.chain.liver_roots` (parameters ``roots``): the hepatic
+   root is the part of the IVC within ``edge_window_mm`` of the liver where it touches the
+   liver's vessels, within ``roots.hepatic_band_mm`` below the highest such contact (the
+   hepatic veins' ostia at the dome; lower contacts are the IVC's own lumen beside its
+   mask, renal veins or the portal trunk in front of it). The portal root is found where
+   the portal trunk leaves the region toward the confluence, whether or not the localized
+   liver holds the hilum: the thickest cut face of the vessel mask on the region's outer
+   border below the liver's median height, outside the IVC and its rim, with a preference
+   for the confluence landmark (1 mm of radius per 25 mm of distance); the portal root
+   voxel is the thickest vessel voxel inside the liver within ``roots.hilum_search_mm`` of
+   that face along the vessel mask. Without such a face (no trunk leaves the region), the
+   thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC and
+   below the liver's median height, with the same preference for the confluence.
 4. **Separation on the vessel graph** (:func:`separate_trees`). The vessel mask without the
    IVC is thinned (:func:`vasomics.chain.skeleton.skeletonize`); centerline voxels with three
    or more neighbours form junction nodes, the runs between them segments (median radius
@@ -66,12 +73,11 @@ portal venous and hepatic venous trees.
    tree of its nearest centerline voxel; components reached by neither tree are dropped.
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
    within ``edge_window_mm`` of the IVC mask (its partial-volume rim).
-5. **Reported roots** (LPS mm): ``hepatic``, the IVC centroid in the region;
-   ``portal_hilum``, the portal root voxel; ``portal``, the portal trunk's inlet into the
-   region (of the portal tree's cut faces on the region's border outside the liver with at
-   least a quarter of the largest one's area, the one nearest the portal root), the upstream
-   end from which the portal tree is named (falls back to ``portal_hilum`` when the tree does
-   not leave the region).
+5. **Reported roots** (LPS mm): ``hepatic``, the IVC's centroid on the slices of the
+   hepatic root (a point on its axis at the ostia); ``portal_hilum``, the portal root voxel;
+   ``portal``, the centroid of the portal trunk's cut face on the region's border, the
+   upstream end from which the portal tree is named (``portal_hilum`` when no trunk leaves
+   the region).
 """
 
 from __future__ import annotations
@@ -84,6 +90,15 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain.liver_roots import (
+    LiverRootParams,
+    dome_slices,
+    portal_hilum,
+    portal_inlet,
+    superior_root,
+    thickest_in_liver,
+    top_contacts,
+)
 from vasomics.image import Image
 from vasomics.params import StageParams
 
@@ -148,6 +163,9 @@ class LiverVesselParams(StageParams):
                                                       "thicker than this is the IVC.")
     portal_ivc_gap_mm: float = Field(15.0, description="The portal root is sought at least "
                                                        "this far from the IVC.")
+    roots: LiverRootParams = Field(default_factory=LiverRootParams,
+                                   description="Portal root selection "
+                                               "(vasomics.chain.liver_roots).")
     min_component_mm3: float = Field(30.0, description="Vessel components smaller than this "
                                                        "are dropped before separation.")
     cost_offset_mm: float = Field(0.5, description="r0 of the segment cost L/(r + r0)^2.")
@@ -290,9 +308,6 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     radius = edt.edt(vessels, anisotropy=image.spacing, parallel=2)
     to_ivc = edt.edt(~ivc, anisotropy=image.spacing, parallel=2) if ivc.any() else \
         np.full(ivc.shape, np.inf, np.float32)
-    far_from_ivc = to_ivc > p.portal_ivc_gap_mm
-    # inside the liver (kidneys, bowel and spleen lie outside it)
-    cand = vessels & far_from_ivc & liv
     # the hilum lies in the liver's inferior half (LPS z grows superiorly): no portal root
     # above the liver's median height. Slices are taken as axial (z along the first axis).
     offset = np.array([b.start for b in box])
@@ -302,50 +317,63 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     slice_idx = np.zeros((liv.shape[0], 3))
     slice_idx[:, 0] = np.arange(liv.shape[0])
     slice_z = image.index_to_physical(slice_idx + offset)[:, 2]
-    if image.direction[2, 2] != 0:
-        cand &= (slice_z <= z_mid)[:, None, None]
+    below = slice_z <= z_mid if image.direction[2, 2] != 0 else None
+    conf = (None if confluence_mm is None else
+            image.physical_to_index(np.asarray(confluence_mm, float)[None])[0] - offset)
     roots = {}
+    inlet = portal_inlet(vessels, liv, to_liver, to_ivc, below, conf, spacing,
+                         p.hilum_margin_mm, p.edge_window_mm, p.roots)
+    hilum = (portal_hilum(vessels, liv, inlet, to_ivc, spacing, p.edge_window_mm, p.roots)
+             if inlet is not None else None)
+    if hilum is None:  # no trunk leaves the region: the thickest vessel inside the liver
+        inlet = None
+        cand = vessels & (to_ivc > p.portal_ivc_gap_mm) & liv
+        if below is not None:
+            cand &= below[:, None, None]
+        hilum = thickest_in_liver(cand, radius, conf, spacing, p.roots)
     portal_seed = np.zeros_like(vessels)
-    if cand.any():
-        idx = np.argwhere(cand)
-        score = radius[tuple(idx.T)]
-        if confluence_mm is not None:  # prefer thick voxels near the confluence
-            world = image.index_to_physical(idx + offset)
-            score = score - np.linalg.norm(world - np.asarray(confluence_mm), axis=1) / 25.0
-        best = idx[int(np.argmax(score))]
-        portal_seed = _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
-        roots["portal_hilum"] = image.index_to_physical(best + offset)[0].tolist()
+    if hilum is not None:
+        portal_seed = _ball_seed(vessels & ~ivc, hilum[0], hilum[1], spacing)
+        roots["portal_hilum"] = image.index_to_physical(hilum[0] + offset)[0].tolist()
+    # the hepatic veins join the IVC at the liver's dome: IVC contacts lower down (its own
+    # lumen beside the mask, renal veins, the portal trunk in front of it) are no roots
+    axial = image.direction[2, 2] != 0
+    dome = (dome_slices(vessels & liv, slice_z, p.hepatic_root_quantile) if axial
+            else np.ones(len(slice_z), bool))
+    near_liver = to_liver <= p.edge_window_mm + float(spacing.max())
+    root_contact = hepatic_seed & near_liver
+    if axial:
+        root_contact = top_contacts(root_contact, slice_z, p.roots)
     if not hepatic_seed.any():  # no IVC: the thickest vessel in the liver's top part
-        hepatic_seed = _superior_root(vessels & liv, radius, portal_seed, slice_z, image, p)
-        # when that is a vessel thicker than any hepatic vein, it is the IVC itself: its
-        # thick part becomes the IVC mask
-        thick = edt.edt(~(radius > p.ivc_min_radius_mm), anisotropy=image.spacing,
-                        parallel=2) <= p.ivc_min_radius_mm
-        lab_t, _ = ndimage.label(thick & vessels, np.ones((3, 3, 3)))
-        hit = np.unique(lab_t[hepatic_seed])
-        hit = hit[hit > 0]
-        if hit.size:
-            ivc = np.isin(lab_t, hit)
-            hepatic_seed = ivc.copy()
-            notes.append("IVC taken from the vessel mask (thick vessel at the liver's dome)")
-    # the hepatic veins join the IVC at the liver, above the hilum: contacts elsewhere (renal
-    # veins, portal branches touching a misplaced IVC mask) are no roots
-    root_contact = hepatic_seed & (to_liver <= p.edge_window_mm + float(spacing.max()))
-    if "portal_hilum" in roots and image.direction[2, 2] != 0:
-        above = slice_z >= roots["portal_hilum"][2] + p.portal_ivc_gap_mm
-        root_contact &= above[:, None, None]
+        top = superior_root(vessels & liv, radius, portal_seed, dome, spacing,
+                            p.portal_ivc_gap_mm)
+        if top is not None:
+            # when that is a vessel thicker than any hepatic vein, it is the IVC itself: its
+            # thick part becomes the IVC mask
+            ball = _ball_seed(vessels, top[0], top[1], spacing)
+            thick = edt.edt(~(radius > p.ivc_min_radius_mm), anisotropy=image.spacing,
+                            parallel=2) <= p.ivc_min_radius_mm
+            lab_t, _ = ndimage.label(thick & vessels, np.ones((3, 3, 3)))
+            hit = np.unique(lab_t[ball])
+            hit = hit[hit > 0]
+            if hit.size:
+                ivc = np.isin(lab_t, hit)
+                ball = ivc.copy()
+                notes.append("IVC taken from the vessel mask (thick vessel at the liver's "
+                             "dome)")
+            hepatic_seed = ball
+            root_contact = top_contacts(ball & near_liver, slice_z, p.roots)
     if root_contact.any():
         hepatic_seed = root_contact
-    if hepatic_seed.any():
-        roots["hepatic"] = image.index_to_physical(np.argwhere(hepatic_seed).mean(0)
-                                                   + offset)[0].tolist()
+    if hepatic_seed.any():  # a point on the IVC's axis at the hepatic veins' ostia
+        axis = ivc & hepatic_seed.any(axis=(1, 2))[:, None, None]
+        roots["hepatic"] = image.index_to_physical(
+            np.argwhere(axis if axis.any() else hepatic_seed).mean(0) + offset)[0].tolist()
     portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing, p)
     hepatic &= ~ivc
-    if portal.any():
-        inlet = _portal_inlet(portal & (to_liver > p.hilum_margin_mm - float(spacing.max())),
-                              best, spacing)
-        roots["portal"] = (image.index_to_physical(inlet + offset)[0].tolist()
-                           if inlet is not None else roots["portal_hilum"])
+    if portal.any():  # the upstream end from which the portal tree is named
+        roots["portal"] = (image.index_to_physical(np.argwhere(inlet).mean(0) + offset)[0]
+                           .tolist() if inlet is not None else roots["portal_hilum"])
     if ivc.any():  # the IVC's partial-volume rim outside the liver is not a hepatic vein
         hepatic &= liv | (to_ivc > p.edge_window_mm)
     # hepatic veins are intrahepatic up to their last centimetre: a "tree" lying mostly
@@ -500,44 +528,6 @@ def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
     organ[0] = False
     out[box] = organ[ws]
     return out
-
-
-def _superior_root(vessels, radius, portal_seed, slice_z, image, p) -> np.ndarray:
-    """Hepatic root without an IVC: the thickest vessel voxel above the
-    ``hepatic_root_quantile`` of the liver vessels' heights (the hepatic veins converge at the
-    liver's dome) and at least ``portal_ivc_gap_mm`` from the portal root; a ball of its
-    radius. Slices are taken as axial (z along the first axis)."""
-    spacing = np.asarray(image.spacing)
-    cand = vessels.copy()
-    if image.direction[2, 2] != 0:
-        z_of = slice_z[np.nonzero(vessels.any((1, 2)))[0]]
-        top = np.quantile(z_of, p.hepatic_root_quantile) if len(z_of) else np.inf
-        cand &= (slice_z >= top)[:, None, None]
-    if portal_seed.any():
-        cand &= edt.edt(~portal_seed, anisotropy=tuple(spacing), parallel=2) \
-            > p.portal_ivc_gap_mm
-    if not cand.any():
-        return np.zeros_like(vessels)
-    idx = np.argwhere(cand)
-    best = idx[int(np.argmax(radius[tuple(idx.T)]))]
-    return _ball_seed(vessels, best, float(radius[tuple(best)]), spacing)
-
-
-def _portal_inlet(face, hilum, spacing):
-    """Where the portal trunk enters the traced region: among the components of ``face``
-    (the portal tree on the region's outer border, one voxel deep) with at least a quarter
-    of the largest one's area, the one whose centroid lies nearest the portal root voxel
-    ``hilum`` (the trunk is thick and runs from the hilum to the confluence; a kidney or
-    bowel loop reached through a contact leaves a large face farther away). Returns its
-    centroid (voxel index) or None when ``face`` is empty."""
-    lab, n = ndimage.label(face, np.ones((3, 3, 3)))
-    if n == 0:
-        return None
-    area = np.bincount(lab.ravel())[1:]
-    centres = np.array(ndimage.center_of_mass(face, lab, np.arange(1, n + 1))).reshape(n, 3)
-    ok = area >= 0.25 * area.max()
-    dist = np.linalg.norm((centres - np.asarray(hilum)) * np.asarray(spacing), axis=1)
-    return centres[int(np.argmin(np.where(ok, dist, np.inf)))]
 
 
 def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
