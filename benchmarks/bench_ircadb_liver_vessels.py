@@ -14,6 +14,14 @@ lie. With ``--substitute``, the chain's localization (:func:`vasomics.chain.loca
 is run once per seed and the vessel stage repeated with the localized organs, each one in
 turn replaced by its manual mask (and all manual): which localized organ costs how much.
 Issue #4 target: Dice >= 0.85 per tree.
+
+Each tree's error is split (voxel counts in the domain; :func:`decompose`): false positives
+(FP) into *other tree* (voxels of the other tree's label, or within one voxel of it and not
+of this one: wrong assignment at contacts), *boundary* (within one voxel, 3x3x3, of this
+tree's label: lumen edge, partial volume) and *non-vessel*; false negatives (FN) into
+*other tree* (given to the other tree), *boundary* (on the label's surface next to a voxel
+of the tree: lumen edge), *missed* (not segmented) and *unassigned* (segmented, given to
+neither tree).
 """
 
 from __future__ import annotations
@@ -43,6 +51,29 @@ LEFT = ("left_portal_vein", "portal_S2", "portal_S3", "portal_S4")
 
 def dice(a, b) -> float:
     return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
+
+
+def decompose(pred: dict, truth: dict, vessels) -> str:
+    """Where each tree's Dice is lost (module docstring); ``pred``/``truth``: boolean masks
+    per tree restricted to the scoring domain, ``vessels``: the segmented vessel mask."""
+    cube = np.ones((3, 3, 3), bool)
+    out = []
+    for x, y in (("portal", "hepatic"), ("hepatic", "portal")):
+        t, o, p, q = truth[x], truth[y], pred[x], pred[y]
+        near_t = ndimage.binary_dilation(t, cube)
+        fp, fn = p & ~t, t & ~p
+        fp_other = fp & (o | (~near_t & ndimage.binary_dilation(o, cube)))
+        fp_edge = fp & ~fp_other & near_t
+        surface = t & ~ndimage.binary_erosion(t, cube)
+        fn_other = fn & q
+        fn_edge = fn & ~q & surface & ndimage.binary_dilation(p, cube)
+        rest = fn & ~fn_other & ~fn_edge
+        n = np.count_nonzero
+        out.append(f"{x} FP {n(fp)} (other tree {n(fp_other)}, boundary {n(fp_edge)}, "
+                   f"non-vessel {n(fp) - n(fp_other) - n(fp_edge)}) FN {n(fn)} (other tree "
+                   f"{n(fn_other)}, boundary {n(fn_edge)}, missed {n(rest & ~vessels)}, "
+                   f"unassigned {n(rest & vessels)})")
+    return "\n   ".join(out)
 
 
 def naming_check(g, lab, a) -> str:
@@ -86,6 +117,9 @@ def main() -> None:
         print(f"seed {seed} manual organs: portal {dice(ves.portal & domain, portal_t):.3f} "
               f"hepatic {dice(ves.hepatic & domain, hepatic_t):.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        truth = {"portal": portal_t, "hepatic": hepatic_t}
+        print("   " + decompose({"portal": ves.portal & domain, "hepatic": ves.hepatic & domain},
+                                truth, ves.vessels), flush=True)
         if args.full_chain:
             from vasomics.chain.run import characterize
 
@@ -97,6 +131,8 @@ def main() -> None:
                   f"{dice(res.localization.organs['liver'], liver):.2f}, IVC "
                   f"{dice(res.localization.organs['ivc'], a == 33):.2f}; status: {v.status} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            print("   " + decompose({"portal": v.portal & domain, "hepatic": v.hepatic & domain},
+                                    truth, v.vessels), flush=True)
             if res.portal is not None:
                 print("   naming: " + naming_check(res.portal, lab, a), flush=True)
         if args.substitute:
