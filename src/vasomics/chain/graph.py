@@ -540,7 +540,10 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
     it (up to ``end_cap_radius_factor`` × ``tip_r`` before the mask boundary; sections more
     than 0.9 smallest voxel narrower than their median are cut by the end face and left
     out: the two ray ends are each quantized to half a voxel, and 0.9 lies off the lattice of
-    probe steps, so no width ties the bound), then follow it up to the mask boundary."""
+    probe steps, so no width ties the bound), then follow it up to the mask boundary. When the
+    re-drawn end does not reach past the dropped skeleton end (measured along the re-drawn
+    direction from the last kept point: a vessel about one voxel in radius, whose voxelized
+    lumen the curve leaves sideways at once), the polyline is returned unchanged."""
     from vasomics.chain._sections import trace_end
 
     if not at_end:
@@ -562,6 +565,9 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
                           params.end_fit_iterations, n_rays, gain, 0.9)
     local = new[:, ::-1] if mask.ndim == 3 else new[:, :0:-1]
     new = local @ mask.direction.T + origin
+    reach = new[-1] - points[keep - 1] if len(new) else np.zeros(points.shape[1])
+    if np.dot(reach, reach) <= np.dot(reach, points[-1] - points[keep - 1]):
+        return points, radius  # the re-drawn end falls short of the skeleton's: keep that
     return (np.concatenate([points[:keep], new]),
             np.concatenate([radius[:keep], np.full(len(new), radius[keep - 1])]))
 
