@@ -138,6 +138,15 @@ class GraphParams(StageParams):
         0.5, ge=0, description="The end refit leaves out the sections closer to the mask "
         "boundary than this many median radii (the flat end face cuts them); that last "
         "stretch alone is extrapolated.")
+    end_side_tolerance_voxels: float = Field(
+        0.5, ge=0, description="While following the re-drawn end to the mask boundary, a "
+        "probe counts as inside while it or a point this many smallest voxels from it "
+        "across the curve lies in the mask (vessels about one voxel in radius, whose "
+        "voxelized lumen a slightly tilted curve leaves sideways); 0: the probe alone.")
+    end_side_max_radius_voxels: float = Field(
+        2.0, ge=0, description="end_side_tolerance_voxels applies only to segments whose "
+        "median radius is at most this many smallest voxels (wider lumens are not left "
+        "sideways; there the tolerance would only carry a curve past an oblique end face).")
     root_point_mm: tuple[float, ...] | None = Field(
         None, description="Physical LPS point (mm) near the wanted root; default: per "
         "component, the endpoint of the widest terminal segment.")
@@ -560,9 +569,12 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
         n_rays, gain = 2, 1.0
     else:
         n_rays, gain = 16, 2.0
+    thin = tip_r <= params.end_side_max_radius_voxels * float(spacing.min())
+    side = params.end_side_tolerance_voxels * float(spacing.min()) if thin else 0.0
     keep, new = trace_end(array, np.ascontiguousarray(grid), spacing, tip_r, voxel, step,
                           params.end_trim_radius_factor, 2 * tip_r, params.end_cap_radius_factor,
-                          params.end_fit_iterations, n_rays, gain, 0.9)
+                          params.end_fit_iterations, n_rays, gain, 0.9,
+                          side)
     local = new[:, ::-1] if mask.ndim == 3 else new[:, :0:-1]
     new = local @ mask.direction.T + origin
     reach = new[-1] - points[keep - 1] if len(new) else np.zeros(points.shape[1])
