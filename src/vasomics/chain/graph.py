@@ -52,13 +52,19 @@
    radius ``r`` (at most half its points) and is then continued from the new tip along the
    parabola (per coordinate, in arc length) fitted to its last ``max(2 r, 3 v)`` of arc
    length, shifted to pass through the tip, up to the mask boundary, taken as the face of the first background
-   voxel on that ray (probed every quarter of the smallest voxel). The parabola is then
+   voxel on that ray (probed every quarter of the smallest voxel; on segments at most
+   ``end_side_max_radius_voxels`` smallest voxels in median radius a probe also counts as
+   inside while a point ``end_side_tolerance_voxels`` across the curve lies in the mask, so
+   a curve slightly off the axis of a lumen about one voxel in radius does not leave it
+   sideways at once). The parabola is then
    refitted ``end_fit_iterations`` times to those points and the centres of the
    cross-sections along it (every half smallest voxel, rays in its normal plane as in
    recentring) up to ``end_cap_radius_factor`` × ``r`` before the boundary, where the flat
    end face starts to cut the sections (:func:`vasomics.chain._sections.trace_end`): the
    re-drawn end follows the mask's walls, and only that last stretch is extrapolated. A vessel's length is thus its extent in the
    mask: the axis length for a flat (cut) end, axis length plus the cap for a rounded end.
+   Where the re-drawn end does not reach past the dropped skeleton end (along its own
+   direction), the skeleton end is kept.
 5. **Root, generation, Strahler.** Per connected component the root is the endpoint whose
    terminal segment has the largest median radius, or, with ``root_point_mm``, the endpoint
    nearest to that point in the component of the node nearest to it (components without
