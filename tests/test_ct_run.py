@@ -240,10 +240,17 @@ def test_hepatic_naming_with_merged_ostia():
 def test_tracing_and_naming_on_the_generators_vessel_masks():
     """Graph and naming stages on the phantom's own portal and hepatic masks (within the
     chain's 12 mm hilum margin; segmentation, separation and localization taken out), seed
-    503, whose trees have no stub branches: naming 1.00 / 1.00, tree length -0.03 / -0.03
-    against liver_tree_truth. Over seeds 500-507 (benchmark --truth-vessels): naming mean
-    0.962 / 0.948 (the generator's 7-8 mm S3/S4 and 6 mm left hepatic vein stubs cannot be
-    traced), length median -0.052 / -0.042 (short terminal branches pruned as spurs)."""
+    503, whose trees have no stub branches: naming 1.00 / 1.00, tree length -0.012 / -0.005
+    against liver_tree_truth. Over seeds 500-507 (benchmark --truth-vessels --shape 96 160
+    160): naming mean 0.959 / 1.000 (the generator's 7-8 mm S3/S4 stubs cannot be traced),
+    length median -0.038 / -0.026, range -0.063 to +0.008. Of the 292 mm missing over the
+    16 trees (of 10089 mm), 176 mm are real terminal branches (axis 7-14 mm, radius 2.6-3.6
+    mm, about 1.2-1.5 voxels) pruned as spurs, 103 mm stubs the thinning leaves no branch
+    for, 59 mm tip retraction, -46 mm traced beyond the truth elsewhere (junctions, root
+    ends; benchmarks/bench_ct_tree_length_terms.py); at 2.3 mm voxels the pruned branches
+    overlap the surface
+    bumps and corner branches in length and radius (skeleton branch length 2.2-9.5 mm
+    against 2.5-8.6 mm)."""
     import edt
 
     from vasomics.chain.naming import name_hepatic_veins, name_portal_tree

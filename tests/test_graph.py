@@ -193,3 +193,26 @@ def test_graph_scales_exactly_with_the_voxel_size(spacing):
     assert small.segment_lengths().sum() * 100 == pytest.approx(big.segment_lengths().sum(),
                                                                 rel=1e-9)
     assert np.allclose(small.radius * 100, big.radius, rtol=1e-9)
+
+
+@pytest.mark.parametrize("radius", [1.0, 1.1, 1.25])
+def test_thin_tube_ends_reach_the_rounded_caps(radius):
+    """Straight 20 mm tubes about one voxel in radius with rounded ends (the liver CT
+    phantom's terminal branches), 12 random orientations: the traced length is the axis
+    plus both caps. Without the side tolerance of the end tracing
+    (end_side_tolerance_voxels=0) the re-drawn end leaves the voxelized lumen sideways and
+    the worst orientation is 10-15 % short (median -0.5 to -4.5 %); with it: worst -5 to
+    -7 %, median -2.5 to +1.9 %."""
+    from vasomics.phantoms.raster import rasterize_tubes
+    from vasomics.phantoms.truth import random_rotation
+
+    errors = []
+    for seed in range(12):
+        axis = np.outer(np.linspace(-10, 10, 81), random_rotation(seed)[:, 0]) + 20.0
+        m = rasterize_tubes([axis], [np.full(81, radius)], (40, 40, 40), (1.0, 1.0, 1.0),
+                            origin=(0.0, 0.0, 0.0), flat_caps=False)
+        g = mask_to_graph(Image(m.astype(np.uint8), spacing=(1.0, 1.0, 1.0), modality="mask"))
+        assert g.n_segments == 1
+        errors.append(g.segment_lengths().sum() / (20.0 + 2 * radius) - 1)
+    assert min(errors) > -0.07, errors
+    assert abs(np.median(errors)) <= 0.03, errors

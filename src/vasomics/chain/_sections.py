@@ -184,16 +184,35 @@ def _inside(mask, p, spacing):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _reach(mask, coef, shift, spacing, probe, limit):  # pragma: no cover - compiled
-    """Arc parameter (mm) where the curve leaves the mask: the last foreground probe (every
-    ``probe`` mm from 0.382 probe, off half-voxel ties) plus half a probe; 0 when the first
-    probe is background, ``limit`` at most."""
+def _inside_near(mask, p, t, spacing, side):  # pragma: no cover - compiled
+    """``p`` or one of the four points ``side`` mm from it in the plane normal to ``t`` lies
+    in the mask (nearest voxel)."""
+    if _inside(mask, p, spacing):
+        return True
+    if side <= 0.0:
+        return False
+    u0, u1, u2, v0, v1, v2 = _normal_basis(t[0], t[1], t[2])
+    q = np.empty(3)
+    for a, b in ((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)):
+        q[0] = p[0] + side * (a * u0 + b * v0)
+        q[1] = p[1] + side * (a * u1 + b * v1)
+        q[2] = p[2] + side * (a * u2 + b * v2)
+        if _inside(mask, q, spacing):
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _reach(mask, coef, shift, spacing, probe, limit, side):  # pragma: no cover - compiled
+    """Arc parameter (mm) where the curve leaves the mask: the last probe (every ``probe``
+    mm from 0.382 probe, off half-voxel ties) in the mask or within ``side`` mm of it
+    across the curve, plus half a probe; 0 when the first probe is out, ``limit`` at most."""
     buf = np.empty((2, 3))
     t = 0.382 * probe
     last = -1.0
     while t < limit + probe:
         _poly_at(coef, shift, t, buf)
-        if not _inside(mask, buf[0], spacing):
+        if not _inside_near(mask, buf[0], buf[1], spacing, side):
             break
         last = t
         t += probe
@@ -202,7 +221,7 @@ def _reach(mask, coef, shift, spacing, probe, limit):  # pragma: no cover - comp
 
 @numba.njit(cache=True, nogil=True)
 def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iters, n_rays,
-              gain, narrow):  # pragma: no cover - compiled
+              gain, narrow, side):  # pragma: no cover - compiled
     """Re-draw the free end of a polyline ``pts`` (``(n, 3)`` grid mm, free end last).
 
     1. Points closer to the end point than ``trim`` × ``tip_r`` (where thinning bends
@@ -222,7 +241,11 @@ def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iter
        point. The end stretch is thus measured from the mask's walls up to
        ``cap`` × ``tip_r`` from the tip, not extrapolated.
     4. The curve is followed up to the mask boundary (probed every quarter of the smallest
-       voxel) and sampled about every ``step`` mm.
+       voxel; a probe counts as inside while it or a point ``side`` mm from it across the
+       curve lies in the mask, so a curve slightly off the axis of a vessel about one voxel
+       in radius does not leave its voxelized lumen sideways; a flat or rounded end face,
+       crossed at right angles, is left at the same probe) and sampled about every ``step``
+       mm.
 
     Returns ``keep`` and the new points ``(m, 3)`` appended after ``pts[:keep]`` (``m`` = 0
     when the curve leaves the mask at once or the fit has no direction)."""
@@ -263,7 +286,7 @@ def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iter
         return keep, empty
     shift = pts[keep - 1] - coef[0]
     limit = 4.0 * tip_r + 4.0 * voxel
-    ext = _reach(mask, coef, shift, spacing, probe, limit)
+    ext = _reach(mask, coef, shift, spacing, probe, limit, side)
     step_ray, cos, sin, lengths, dirs = _ring(spacing, n_rays)
     max_len = 3.0 * tip_r + 3.0 * voxel
     buf = np.empty((2, 3))
@@ -303,7 +326,7 @@ def trace_end(mask, pts, spacing, tip_r, voxel, step, trim, fit_reach, cap, iter
         if np.sqrt(np.sum(coef[1] ** 2)) <= 0.0:
             return keep, empty
         shift = pts[keep - 1] - coef[0]
-        ext = _reach(mask, coef, shift, spacing, probe, limit)
+        ext = _reach(mask, coef, shift, spacing, probe, limit, side)
     if ext <= 0.0:
         return keep, empty
     n_new = max(1, int(np.rint(ext / step)))

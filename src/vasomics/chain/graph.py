@@ -55,13 +55,19 @@
    radius ``r`` (at most half its points) and is then continued from the new tip along the
    parabola (per coordinate, in arc length) fitted to its last ``max(2 r, 3 v)`` of arc
    length, shifted to pass through the tip, up to the mask boundary, taken as the face of the first background
-   voxel on that ray (probed every quarter of the smallest voxel). The parabola is then
+   voxel on that ray (probed every quarter of the smallest voxel; on segments at most
+   ``end_side_max_radius_voxels`` smallest voxels in median radius a probe also counts as
+   inside while a point ``end_side_tolerance_voxels`` across the curve lies in the mask, so
+   a curve slightly off the axis of a lumen about one voxel in radius does not leave it
+   sideways at once). The parabola is then
    refitted ``end_fit_iterations`` times to those points and the centres of the
    cross-sections along it (every half smallest voxel, rays in its normal plane as in
    recentring) up to ``end_cap_radius_factor`` × ``r`` before the boundary, where the flat
    end face starts to cut the sections (:func:`vasomics.chain._sections.trace_end`): the
    re-drawn end follows the mask's walls, and only that last stretch is extrapolated. A vessel's length is thus its extent in the
    mask: the axis length for a flat (cut) end, axis length plus the cap for a rounded end.
+   On those thin segments, where the re-drawn end does not reach past the dropped skeleton
+   end (along its own direction), the skeleton end is kept.
 5. **Root, generation, Strahler.** Per connected component the root is the endpoint whose
    terminal segment has the largest median radius, or, with ``root_point_mm``, the endpoint
    nearest to that point in the component of the node nearest to it (components without
@@ -141,6 +147,16 @@ class GraphParams(StageParams):
         0.5, ge=0, description="The end refit leaves out the sections closer to the mask "
         "boundary than this many median radii (the flat end face cuts them); that last "
         "stretch alone is extrapolated.")
+    end_side_tolerance_voxels: float = Field(
+        0.5, ge=0, description="While following the re-drawn end to the mask boundary, a "
+        "probe counts as inside while it or a point this many smallest voxels from it "
+        "across the curve lies in the mask (vessels about one voxel in radius, whose "
+        "voxelized lumen a slightly tilted curve leaves sideways); 0: the probe alone.")
+    end_side_max_radius_voxels: float = Field(
+        2.0, ge=0, description="end_side_tolerance_voxels, and keeping the skeleton end where "
+        "the re-drawn end falls short of it, apply only to segments whose median radius is "
+        "at most this many smallest voxels (wider lumens are not left sideways; there the "
+        "tolerance would carry a curve past an oblique end face).")
     root_point_mm: tuple[float, ...] | None = Field(
         None, description="Physical LPS point (mm) near the wanted root; default: per "
         "component, the endpoint of the widest terminal segment.")
@@ -553,7 +569,14 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
     it (up to ``end_cap_radius_factor`` × ``tip_r`` before the mask boundary; sections more
     than 0.9 smallest voxel narrower than their median are cut by the end face and left
     out: the two ray ends are each quantized to half a voxel, and 0.9 lies off the lattice of
-    probe steps, so no width ties the bound), then follow it up to the mask boundary."""
+    probe steps, so no width ties the bound), then follow it up to the mask boundary. On a
+    thin segment (``tip_r`` at most ``end_side_max_radius_voxels`` smallest voxels), probes
+    within ``end_side_tolerance_voxels`` of the mask across the curve count as inside, and
+    when the re-drawn end still does not reach past the dropped skeleton end (measured along
+    the re-drawn direction from the last kept point: the voxelized lumen was left sideways at
+    once), the polyline is returned unchanged. (On wider segments that test would keep
+    skeleton ends bent towards the rim of a flat end: bench_centerline_shape.py crest-ended
+    sinusoids 63 -> 62/72 exact, zero-inflection masks 72 -> 70/72.)"""
     from vasomics.chain._sections import trace_end
 
     if not at_end:
@@ -570,11 +593,17 @@ def _extend(points, radius, at_end: bool, mask: Image, step: float, voxel: float
         n_rays, gain = 2, 1.0
     else:
         n_rays, gain = 16, 2.0
+    thin = tip_r <= params.end_side_max_radius_voxels * float(spacing.min())
+    side = params.end_side_tolerance_voxels * float(spacing.min()) if thin else 0.0
     keep, new = trace_end(array, np.ascontiguousarray(grid), spacing, tip_r, voxel, step,
                           params.end_trim_radius_factor, 2 * tip_r, params.end_cap_radius_factor,
-                          params.end_fit_iterations, n_rays, gain, 0.9)
+                          params.end_fit_iterations, n_rays, gain, 0.9,
+                          side)
     local = new[:, ::-1] if mask.ndim == 3 else new[:, :0:-1]
     new = local @ mask.direction.T + origin
+    reach = new[-1] - points[keep - 1] if len(new) else np.zeros(points.shape[1])
+    if thin and np.dot(reach, reach) <= np.dot(reach, points[-1] - points[keep - 1]):
+        return points, radius  # the re-drawn end falls short of the skeleton's: keep that
     return (np.concatenate([points[:keep], new]),
             np.concatenate([radius[:keep], np.full(len(new), radius[keep - 1])]))
 
