@@ -243,30 +243,31 @@ def _tube(a, b, radius):
 
 
 def test_hepatic_naming_hub_outside_the_ivc_wall():
-    """Three hepatic veins meeting at one hub 6 mm outside the IVC's wall (IVC axis x = y =
-    0, radius 10 mm), with a 12 mm stem from the hub into the IVC's lumen (as the chain
-    traces phantom 507 portal venous: hub 19 mm from the axis of an 11 mm IVC, 17 mm stem
-    of radius 3.7 mm): measured from the IVC's wall the stem is 6 mm, within 2.5 stem radii
-    (8.75 mm), a shared ostium: right, middle and left are named by side (the hub was no
-    shared ostium when measured from the root, and all 210 mm were named right). A right
-    hepatic vein dividing 17 mm outside the wall (beyond 2.5 x its 4 mm radius) stays one
-    vein."""
+    """Hepatic veins meeting at one hub outside the IVC's wall (IVC axis x = y = 0, radius
+    10 mm), with a stem from the hub traced into the IVC's lumen (as the chain traces
+    phantom 507 portal venous: hub 19 mm from the axis of an 11 mm IVC, 17 mm stem of
+    radius 3.7 mm, right, middle and left veins at the hub). Right and left veins at a hub
+    6 mm outside the wall (12 mm stem, 3.5 mm radius): measured from the wall the stem is
+    within 2.5 stem radii (8.75 mm), a shared ostium. Right, middle and left veins at a hub
+    20 mm outside the wall: diverging to both sides of the IVC, a shared ostium at any
+    distance. Both were one vein named right when the stem was measured from the root. A
+    right hepatic vein dividing 17 mm outside the wall (beyond 2.5 x its 4 mm radius) into
+    two branches on the right stays one vein."""
     from vasomics.chain.naming import name_hepatic_veins
     from vasomics.vessel_graph import VesselGraph
 
-    hub = (0.0, 16.0, 0.0)
-    veins = {"stem": (hub, (0.0, 4.0, 0.0), 3.5),
-             "right_hepatic_vein": (hub, (-70.0, 20.0, 25.0), 4.0),
-             "middle_hepatic_vein": (hub, (-10.0, 70.0, 30.0), 3.5),
-             "left_hepatic_vein": (hub, (60.0, 40.0, 25.0), 3.5)}
-    tubes = [_tube(*v) for v in veins.values()]
-    g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes],
-                                   merge_tol_mm=1e-6)
-    assert g.n_segments == 4
-    named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
-    for s in range(named.n_segments):  # the segments keep their polylines' order
-        want = list(veins)[s] if s else "right_hepatic_vein"  # stem: the largest vein's
-        assert named.segment_label[s] == want, (s, named.segment_label)
+    ends = {"right_hepatic_vein": ((-70.0, 20.0, 25.0), 4.0),
+            "middle_hepatic_vein": ((-10.0, 70.0, 30.0), 3.5),
+            "left_hepatic_vein": ((60.0, 40.0, 25.0), 3.5)}
+    for hub, veins in (((0.0, 16.0, 0.0), ("right_hepatic_vein", "left_hepatic_vein")),
+                       ((0.0, 30.0, 0.0), tuple(ends))):
+        tubes = [_tube(hub, (0.0, 4.0, 0.0), 3.5)] + [_tube(hub, *ends[v]) for v in veins]
+        g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes],
+                                       merge_tol_mm=1e-6)
+        assert g.n_segments == len(tubes)
+        named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
+        # the segments keep their polylines' order; the stem takes the largest vein's name
+        assert list(named.segment_label) == ["right_hepatic_vein", *veins], named.segment_label
 
     right = [_tube((-4.0, 0.0, 0.0), (-27.0, 0.0, 5.0), 4.0),
              _tube((-27.0, 0.0, 5.0), (-70.0, 30.0, 30.0), 3.5),
