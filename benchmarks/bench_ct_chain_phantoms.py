@@ -58,7 +58,8 @@ def _on_truth_organs(ct, truth, res):
     portal = _graph(ct, ves.portal, p.graph, ves.roots.get("portal"))
     hepatic = _graph(ct, ves.hepatic, p.graph, ves.roots.get("hepatic"))
     portal = name_portal_tree(portal, ves.roots.get("portal")) if portal else None
-    hepatic = name_hepatic_veins(hepatic, ves.roots.get("hepatic")) if hepatic else None
+    hepatic = (name_hepatic_veins(hepatic, ves.roots.get("hepatic"),
+                                  ivc_radius_mm=ves.ivc_radius_mm) if hepatic else None)
     res.vessels, res.portal, res.hepatic = ves, portal, hepatic
     res.features = liver_features(ct, organs, ves.portal, ves.hepatic, portal, hepatic,
                                   res.noise_sd_hu)
@@ -69,7 +70,8 @@ def _on_truth_vessels(ct, truth, res):
     """Graph → naming → features on the generator's own vessel masks (segmentation and
     separation taken out): the portal and hepatic labels within the chain's 12 mm hilum
     margin of the liver, the portal root where the main portal vein enters that region,
-    the IVC point at the IVC label's centroid."""
+    the IVC point at the IVC label's centroid, its radius the median equivalent radius of
+    the label's axial sections."""
     import edt
 
     from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
@@ -86,10 +88,13 @@ def _on_truth_vessels(ct, truth, res):
     idx = np.round(ct.physical_to_index(main)).astype(int)
     root = main[int(np.argmax(region[tuple(idx.T)]))]
     ivc = ct.index_to_physical(np.argwhere(lab == LABELS["ivc"]).mean(0))[0]
+    area = np.count_nonzero(lab == LABELS["ivc"], axis=(1, 2)) * ct.spacing[1] * ct.spacing[2]
+    ivc_radius = float(np.sqrt(np.median(area[area > 0]) / np.pi))
     portal = _graph(ct, portal_mask, p.graph, root)
     hepatic = _graph(ct, hepatic_mask, p.graph, None)
     res.portal = name_portal_tree(portal, root) if portal else None
-    res.hepatic = name_hepatic_veins(hepatic, ivc) if hepatic else None
+    res.hepatic = (name_hepatic_veins(hepatic, ivc, ivc_radius_mm=ivc_radius) if hepatic
+                   else None)
     organs = truth_organs(truth)
     res.features = liver_features(ct, organs, portal_mask, hepatic_mask, res.portal,
                                   res.hepatic, res.noise_sd_hu)

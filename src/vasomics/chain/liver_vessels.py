@@ -74,7 +74,9 @@ portal venous and hepatic venous trees.
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
    within ``edge_window_mm`` of the IVC mask (its partial-volume rim).
 5. **Reported roots** (LPS mm): ``hepatic``, the IVC's centroid on the slices of the
-   hepatic root (a point on its axis at the ostia); ``portal_hilum``, the portal root voxel;
+   hepatic root (a point on its axis at the ostia), with the IVC's equivalent radius there
+   (``ivc_radius_mm``: √(area/π) of its axial section, median over those slices; NaN
+   without an IVC mask or axial slices); ``portal_hilum``, the portal root voxel;
    ``portal``, the centroid of the portal trunk's cut face on the region's border, the
    upstream end from which the portal tree is named (``portal_hilum`` when no trunk leaves
    the region).
@@ -197,6 +199,7 @@ class LiverVessels:
     roots: dict[str, list[float]] = field(default_factory=dict)
     threshold_hu: float = float("nan")  # the low (hysteresis) threshold
     status: str = "ok"
+    ivc_radius_mm: float = float("nan")  # IVC radius at the hepatic root (module docstring)
 
 
 def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
@@ -365,10 +368,14 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
             root_contact = top_contacts(ball & near_liver, slice_z, p.roots)
     if root_contact.any():
         hepatic_seed = root_contact
+    ivc_radius = float("nan")
     if hepatic_seed.any():  # a point on the IVC's axis at the hepatic veins' ostia
         axis = ivc & hepatic_seed.any(axis=(1, 2))[:, None, None]
         roots["hepatic"] = image.index_to_physical(
             np.argwhere(axis if axis.any() else hepatic_seed).mean(0) + offset)[0].tolist()
+        if axis.any() and axial:  # equivalent radius of its sections there
+            area = np.count_nonzero(axis, axis=(1, 2)) * spacing[1] * spacing[2]
+            ivc_radius = float(np.sqrt(np.median(area[area > 0]) / np.pi))
     portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing, p)
     hepatic &= ~ivc
     if portal.any():  # the upstream end from which the portal tree is named
@@ -396,7 +403,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         notes.insert(0, "portal root not found")
     status = "; ".join(notes) if notes else "ok"
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
-                        float(liver_hu + sign * low), status)
+                        float(liver_hu + sign * low), status, ivc_radius)
 
 
 def _track_ivc(ivc, bright, spacing, min_fill: float, outside=None) -> np.ndarray:

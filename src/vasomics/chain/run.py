@@ -236,7 +236,8 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         if portal is not None:
             portal = name_portal_tree(portal, ves.roots.get("portal"))
         if hepatic is not None:
-            hepatic = name_hepatic_veins(hepatic, ves.roots.get("hepatic"))
+            hepatic = name_hepatic_veins(hepatic, ves.roots.get("hepatic"),
+                                         ivc_radius_mm=ves.ivc_radius_mm)
         if artery is not None:
             artery = name_hepatic_artery(artery, art.root)
     result.portal, result.hepatic, result.artery_graph = portal, hepatic, artery
@@ -325,7 +326,7 @@ def _save_ves(ves: LiverVessels, path: Path) -> None:
     labels = ves.portal.astype(np.uint8) + 2 * (ves.hepatic & ~ves.portal) \
         + 3 * (ves.vessels & ~ves.portal & ~ves.hepatic)
     meta = json.dumps({"roots": ves.roots, "threshold_hu": ves.threshold_hu,
-                       "status": ves.status})
+                       "status": ves.status, "ivc_radius_mm": ves.ivc_radius_mm})
     with open(path, "wb") as f:
         np.savez_compressed(f, labels=labels.astype(np.uint8), meta=np.array(meta))
 
@@ -334,7 +335,8 @@ def _load_ves(path: Path) -> LiverVessels:
     with np.load(path) as z:
         labels, meta = z["labels"], json.loads(str(z["meta"]))
     return LiverVessels(labels == 1, labels == 2, labels > 0, meta["roots"],
-                        meta["threshold_hu"], meta["status"])
+                        meta["threshold_hu"], meta["status"],
+                        meta.get("ivc_radius_mm", float("nan")))
 
 
 # ---------------------------------------------------------------------------- outputs

@@ -6,20 +6,25 @@ the given IVC point: the veins join the IVC from the side, at any height); each 
 leaving the root starts a vein. Where two veins' ostia merge in the image, their
 centerlines run into each other through one segment whose middle comes nearest the IVC:
 that segment is cut there (:func:`_split_at_ostium`; the returned graph then has one more
-node and segment, the total length is unchanged). A tree whose trunk divides into two
-or more major branches (each at least ``min_share`` of the downstream tubular volume) closer
-to the root than ``ostium_factor`` times the trunk's radius (median over its first
-segment) holds several veins that reach the IVC side by side (their ostia merge in the
-image, as the right and middle hepatic veins often do at the IVC's wall): the major branches
-are veins of their own, the short common stem takes the name of the largest. Veins whose
-trunk (median radius of their first segment) is at least ``min_caliber`` times the widest
-are major (the three veins reach the IVC with comparable calibres); the major vein whose
-centroid lies farthest to the patient's right (smallest LPS x) is the
-``right_hepatic_vein``, the one farthest to the left the ``left_hepatic_vein``, any between
-them the ``middle_hepatic_vein``. When only two major veins exist, the left one is divided
-at its first major division into ``middle_hepatic_vein`` (the more rightward branch) and
-``left_hepatic_vein`` (a common middle/left trunk, frequent in patients). Minor veins take
-the name of the nearest major one.
+node and segment, the total length is unchanged). A tree whose trunk divides into two or
+more major branches (each at least ``min_share`` of the downstream tubular volume) closer
+than ``ostium_factor`` times the trunk's radius (median over its first segment) to the root
+or, when the IVC's radius is given, to the IVC's wall (the division's distance from the
+IVC's axis less that radius: merged ostia meet in a hub outside the wall, from which a stem
+is traced into the IVC's lumen, to a root near its axis), or into three or more major
+branches whose centroids lie on both sides of the IVC's axis (in LPS x: one vein drains one
+side; the right, middle and left veins meeting at a hub further out), holds several veins
+that reach the IVC side by side (their ostia merge in the image, as the right and middle
+hepatic veins often do at the IVC's wall): the major branches are veins of their own, the
+short common stem takes the name of the largest. Veins whose trunk (median radius of their
+first segment) is at least ``min_caliber`` times the widest are major (the three veins reach
+the IVC with comparable calibres); the major vein whose centroid lies farthest to the
+patient's right (smallest LPS x) is the ``right_hepatic_vein``, the one farthest to the left
+the ``left_hepatic_vein``, any between them the ``middle_hepatic_vein``. When only two major
+veins exist, the left one is divided at its first major division into
+``middle_hepatic_vein`` (the more rightward branch) and ``left_hepatic_vein`` (a common
+middle/left trunk, frequent in patients). Minor veins take the name of the nearest major
+one.
 """
 
 from __future__ import annotations
@@ -33,13 +38,18 @@ RIGHT, MIDDLE, LEFT = "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic
 
 
 def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.5,
-                       min_share: float = 0.15, ostium_factor: float = 2.5) -> VesselGraph:
+                       min_share: float = 0.15, ostium_factor: float = 2.5,
+                       ivc_radius_mm: float | None = None) -> VesselGraph:
     """Label hepatic vein segments (see the module docstring). ``ivc_point_mm``: a point on
-    the IVC axis at the level of the hepatic vein confluence (LPS mm)."""
+    the IVC axis at the level of the hepatic vein confluence (LPS mm); ``ivc_radius_mm``:
+    the IVC's radius there (mm; None or NaN when unknown: stems are then measured from the
+    root only)."""
     labels = np.full(graph.n_segments, "", dtype=object)
     if graph.n_segments == 0:
         return graph.replace(segment_label=labels)
     ivc = np.asarray(ivc_point_mm, float)
+    wall = None if ivc_radius_mm is None or not np.isfinite(ivc_radius_mm) \
+        else float(ivc_radius_mm)
     graph = _split_at_ostium(graph, ivc)
     labels = np.full(graph.n_segments, "", dtype=object)
     comp = _components(graph)
@@ -50,7 +60,8 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
         root = _root(graph, segs, ivc)
         tree = rooted_tree(graph, root)
         for first in tree.first:
-            for k in _split_ostium(tree, first, min_share, ostium_factor, stems):
+            for k in _split_ostium(tree, first, min_share, ostium_factor, stems, ivc,
+                                   wall):
                 caliber = float(np.median(graph.segment_radius(k)))
                 veins.append((caliber, tree.centroid[k], tree, k))
     widest = max(v[0] for v in veins)
@@ -144,18 +155,25 @@ def _root(graph: VesselGraph, segs, ivc) -> int:
     return int(nodes[np.argmin(d)])
 
 
-def _split_ostium(tree, first, min_share, ostium_factor, stems) -> list[int]:
+def _split_ostium(tree, first, min_share, ostium_factor, stems, ivc, wall) -> list[int]:
     """The veins of a tree entered by segment ``first``: the major branches of its first
-    major division when that lies within ``ostium_factor`` trunk radii of the root (a
-    shared ostium, the stem recorded in ``stems``), else ``first`` itself."""
+    major division when that lies within ``ostium_factor`` trunk radii of the root or of
+    the IVC's wall (its distance from the IVC's axis through ``ivc`` less the IVC's radius
+    ``wall``, mm, when known: a root traced into the IVC's lumen lies past the wall), or
+    when it has three or more major branches with centroids on both sides of the IVC's
+    axis in x (a shared ostium, the stem recorded in ``stems``), else ``first`` itself."""
     g = tree.graph
     chain, division = trunk(tree, first, min_share)
     if len(division) < 2:
         return [first]
     radius = float(np.median(g.segment_radius(first)))
-    gap = float(np.linalg.norm(g.node_position[tree.far_node[chain[-1]]]
-                               - g.node_position[tree.root]))
-    if gap >= ostium_factor * radius:
+    at = g.node_position[tree.far_node[chain[-1]]]
+    gap = float(np.linalg.norm(at - g.node_position[tree.root]))
+    if wall is not None:
+        gap = min(gap, float(np.linalg.norm(at[:2] - ivc[:2])) - wall)
+    x = tree.centroid[division, 0]
+    sides = len(division) >= 3 and x.min() < ivc[0] < x.max()
+    if gap >= ostium_factor * radius and not sides:
         return [first]
     stems.append((tree, chain, division))
     return list(division)
