@@ -26,7 +26,8 @@ the hepatic veins: it crosses the region's outer border as the thickest vessel t
   outward through the bright lumen outside the region, of the trunk's calibre (the opening
   by a ball of ``trunk_min_radius_mm``: not the hepatic artery or small veins beside it;
   geodesic distance, outside the IVC and its rim) up to ``trunk_extension_mm`` and no farther than the inlet's distance to
-  the confluence landmark (the splenic vein and the SMV join there).
+  the confluence landmark (the splenic vein and the SMV join there); not followed without
+  that landmark.
 * **Fallback** when no face qualifies (a scan cropped at the hilum, a trunk merged with the
   liver's edge): the thickest vessel voxel inside the liver, below its median height, at
   least ``portal_ivc_gap_mm`` from the IVC, with the same preference for the confluence.
@@ -149,13 +150,15 @@ def extend_trunk(lumen, inlet, to_ivc, confluence, spacing, clear_mm: float,
     (organs and the aorta removed); ``to_ivc``: distance map to the IVC (mm);
     ``confluence``: the confluence landmark as a (fractional) voxel index or None. Returns
     the trunk's voxels (boolean, without the inlet; empty when it does not leave the
-    inlet)."""
+    inlet, or without a confluence landmark: followed past the confluence, the splenic vein
+    and the SMV became the named trunk on 3D-IRCADb 1.1)."""
     spacing = np.asarray(spacing, float)
-    centre = np.argwhere(inlet).mean(0)
-    limit = p.trunk_extension_mm
-    if confluence is not None:
-        limit = min(limit, float(np.linalg.norm((np.asarray(confluence) - centre) * spacing)))
     trunk = np.zeros_like(inlet)
+    if confluence is None:  # where the trunk ends is unknown
+        return trunk
+    centre = np.argwhere(inlet).mean(0)
+    limit = min(p.trunk_extension_mm,
+                float(np.linalg.norm((np.asarray(confluence) - centre) * spacing)))
     if limit <= float(spacing.max()):
         return trunk
     reach = np.ceil(limit / spacing).astype(int) + 2

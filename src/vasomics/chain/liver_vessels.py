@@ -48,7 +48,8 @@ portal venous and hepatic venous trees.
    voxel is the thickest vessel voxel inside the liver within ``roots.hilum_search_mm`` of
    that face along the vessel mask. From that face the trunk is followed outward through
    the bright lumen of its calibre (:func:`vasomics.chain.liver_roots.extend_trunk`, up to
-   ``roots.trunk_extension_mm`` and no farther than the confluence landmark) and added to
+   ``roots.trunk_extension_mm`` and no farther than the confluence landmark; not without
+   it) and added to
    the vessel mask: the extrahepatic portal vein that a liver mask missing the porta
    hepatis leaves outside the region. Without such a face (no trunk leaves the region), the
    thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC and
