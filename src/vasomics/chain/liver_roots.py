@@ -22,6 +22,12 @@ the hepatic veins: it crosses the region's outer border as the thickest vessel t
   (radius measured with the IVC as wall) within ``hilum_search_mm`` of the inlet along
   the vessel mask (geodesic distance, outside the IVC and its rim): the trunk up to its
   division, never a branch beyond that distance.
+* **Extrahepatic trunk** (:func:`extend_trunk`): from the inlet face the trunk is followed
+  outward through the bright lumen outside the region, of the trunk's calibre (the opening
+  by a ball of ``trunk_min_radius_mm``: not the hepatic artery or small veins beside it;
+  geodesic distance, outside the IVC and its rim) up to ``trunk_extension_mm`` and no farther than the inlet's distance to
+  the confluence landmark (the splenic vein and the SMV join there); not followed without
+  that landmark.
 * **Fallback** when no face qualifies (a scan cropped at the hilum, a trunk merged with the
   liver's edge): the thickest vessel voxel inside the liver, below its median height, at
   least ``portal_ivc_gap_mm`` from the IVC, with the same preference for the confluence.
@@ -57,6 +63,12 @@ class LiverRootParams(StageParams):
     hilum_search_mm: float = Field(30.0, description="The hilum root is sought within this "
                                                      "distance of the inlet along the "
                                                      "vessels.")
+    trunk_extension_mm: float = Field(25.0, description="The portal trunk is followed "
+                                                        "beyond the inlet face, along the "
+                                                        "bright lumen outside the region, "
+                                                        "this far (geodesic) and never "
+                                                        "farther than the confluence "
+                                                        "landmark; 0: not followed.")
     hepatic_band_mm: float = Field(30.0, description="Hepatic roots are the IVC's contacts "
                                                      "with the liver's vessels within this "
                                                      "height below the highest one.")
@@ -128,6 +140,46 @@ def portal_hilum(vessels, liver, inlet, to_ivc, spacing, clear_mm: float,
     idx = np.argwhere(reached)
     k = int(np.argmax(radius[tuple(idx.T)]))
     return idx[k] + lo, float(radius[tuple(idx[k])])
+
+
+def extend_trunk(lumen, inlet, to_ivc, confluence, spacing, clear_mm: float,
+                 p: LiverRootParams):
+    """The extrahepatic portal trunk beyond the ``inlet`` face (module docstring).
+
+    ``lumen``: boolean mask of the bright, vessel-calibre voxels outside the traced region
+    (organs and the aorta removed); ``to_ivc``: distance map to the IVC (mm);
+    ``confluence``: the confluence landmark as a (fractional) voxel index or None. Returns
+    the trunk's voxels (boolean, without the inlet; empty when it does not leave the
+    inlet, or without a confluence landmark: followed past the confluence, the splenic vein
+    and the SMV became the named trunk on 3D-IRCADb 1.1)."""
+    spacing = np.asarray(spacing, float)
+    trunk = np.zeros_like(inlet)
+    if confluence is None:  # where the trunk ends is unknown
+        return trunk
+    centre = np.argwhere(inlet).mean(0)
+    limit = min(p.trunk_extension_mm,
+                float(np.linalg.norm((np.asarray(confluence) - centre) * spacing)))
+    if limit <= float(spacing.max()):
+        return trunk
+    reach = np.ceil(limit / spacing).astype(int) + 2
+    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, inlet.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    passable = (lumen[box] | inlet[box]) & (to_ivc[box] > clear_mm)
+    # the trunk's calibre only: the opening by a ball of trunk_min_radius_mm drops the thin
+    # vessels beside it (hepatic artery, pancreatic and gastric veins)
+    r = p.trunk_min_radius_mm
+    depth = edt.edt(passable, anisotropy=tuple(spacing), parallel=2)
+    passable &= edt.edt(depth < r, anisotropy=tuple(spacing), parallel=2) <= r
+    starts = np.argwhere(inlet[box] & passable)
+    if not len(starts):
+        return trunk
+    from skimage.graph import MCP_Geometric
+
+    dist, _ = MCP_Geometric(np.where(passable, 1.0, np.inf),
+                            sampling=tuple(spacing)).find_costs(starts)
+    trunk[box] = passable & ~inlet[box] & (dist <= limit)
+    return trunk
 
 
 def thickest_in_liver(cand, radius, confluence, spacing, p: LiverRootParams):
