@@ -119,20 +119,12 @@ def portal_hilum(vessels, liver, inlet, to_ivc, spacing, clear_mm: float,
     the IVC): the trunk up to its division, where a liver mask that misses the hilum still
     holds the first millimetres of the right or left portal vein. Without a liver voxel in
     reach, the thickest voxel reached. Returns its index and radius (mm), or None."""
-    from skimage.graph import MCP_Geometric
-
     spacing = np.asarray(spacing, float)
-    centre = np.argwhere(inlet).mean(0)
-    reach = np.ceil(p.hilum_search_mm / spacing).astype(int) + 1
-    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
-    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, vessels.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    box, lo = _box_around(inlet, p.hilum_search_mm, spacing, pad=1)
     passable = vessels[box] & (to_ivc[box] > clear_mm)
-    starts = np.argwhere(inlet[box] & passable)
-    if not len(starts):
+    dist = _geodesic_from(inlet[box] & passable, passable, spacing)
+    if dist is None:
         return None
-    mcp = MCP_Geometric(np.where(passable, 1.0, np.inf), sampling=tuple(spacing))
-    dist, _ = mcp.find_costs(starts)
     reached = passable & (dist <= p.hilum_search_mm)
     if (reached & liver[box]).any():
         reached &= liver[box]
@@ -161,25 +153,41 @@ def extend_trunk(lumen, inlet, to_ivc, confluence, spacing, clear_mm: float,
                 float(np.linalg.norm((np.asarray(confluence) - centre) * spacing)))
     if limit <= float(spacing.max()):
         return trunk
-    reach = np.ceil(limit / spacing).astype(int) + 2
-    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
-    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, inlet.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    box, _ = _box_around(inlet, limit, spacing, pad=2)
     passable = (lumen[box] | inlet[box]) & (to_ivc[box] > clear_mm)
     # the trunk's calibre only: the opening by a ball of trunk_min_radius_mm drops the thin
     # vessels beside it (hepatic artery, pancreatic and gastric veins)
     r = p.trunk_min_radius_mm
     depth = edt.edt(passable, anisotropy=tuple(spacing), parallel=2)
     passable &= edt.edt(depth < r, anisotropy=tuple(spacing), parallel=2) <= r
-    starts = np.argwhere(inlet[box] & passable)
-    if not len(starts):
+    dist = _geodesic_from(inlet[box] & passable, passable, spacing)
+    if dist is None:
         return trunk
-    from skimage.graph import MCP_Geometric
-
-    dist, _ = MCP_Geometric(np.where(passable, 1.0, np.inf),
-                            sampling=tuple(spacing)).find_costs(starts)
     trunk[box] = passable & ~inlet[box] & (dist <= limit)
     return trunk
+
+
+def _box_around(mask, reach_mm: float, spacing, pad: int):
+    """The box (slices) reaching ``reach_mm`` plus ``pad`` voxels around the centroid of
+    ``mask``, clipped to its shape, and the box's lower corner (voxel index)."""
+    centre = np.argwhere(mask).mean(0)
+    reach = np.ceil(reach_mm / spacing).astype(int) + pad
+    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, mask.shape)
+    return tuple(slice(a, b) for a, b in zip(lo, hi, strict=True)), lo
+
+
+def _geodesic_from(starts, passable, spacing):
+    """Geodesic distance (mm) from the ``starts`` voxels through ``passable`` (boolean
+    masks on one grid; infinite elsewhere), or None without a start."""
+    from skimage.graph import MCP_Geometric
+
+    idx = np.argwhere(starts)
+    if not len(idx):
+        return None
+    dist, _ = MCP_Geometric(np.where(passable, 1.0, np.inf),
+                            sampling=tuple(spacing)).find_costs(idx)
+    return dist
 
 
 def thickest_in_liver(cand, radius, confluence, spacing, p: LiverRootParams):
