@@ -56,3 +56,25 @@ def test_hepatic_roots_are_the_highest_ivc_contacts():
     kept = top_contacts(contacts, z, LiverRootParams(hepatic_band_mm=15.0))
     assert np.nonzero(kept.any(axis=(1, 2)))[0].tolist() == [8, 9]
     assert not top_contacts(np.zeros_like(contacts), z, LiverRootParams()).any()
+
+
+def test_hepatic_vein_trunk_in_the_ivc_mask_stays_hepatic():
+    """An IVC mask that also takes the hepatic veins' trunks within 6 mm of the IVC (as the
+    localized IVC of phantom 510 took its left vein's trunk): the part of those trunks
+    farther than 3 mm from the IVC's wall, inside the liver, is traced as hepatic vein, not
+    cut out with the IVC (which left the vein a hollow rim traced as thin loops; measured
+    36 of 45 voxels, 0 before; naming of 510's hepatic veins through the chain 0.68 ->
+    1.00)."""
+    ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=510,
+                                 z_extent_mm=240.0)
+    organs = truth_organs(truth)
+    lab = truth.labels.array
+    ivc = lab == LABELS["ivc"]
+    to_ivc = edt.edt(~ivc, anisotropy=ct.spacing)  # mm
+    trunks = (lab == LABELS["hepatic"]) & (to_ivc <= 6.0)
+    organs["ivc"] = ivc | trunks
+    ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs, 2.0),
+                                truth.noise_sd_hu)
+    far = trunks & (to_ivc > 3.0) & organs["liver"]
+    assert far.sum() >= 30
+    assert np.count_nonzero(ves.hepatic & far) >= 0.7 * far.sum()

@@ -29,7 +29,8 @@ portal venous and hepatic venous trees.
    dropped.
    The hepatic venous root is the localized IVC, completed along its lumen in the vessel
    mask (:func:`_track_ivc`: an atlas IVC is often displaced, thin, or ends below the hepatic
-   veins' confluence, which then passes for a hepatic vein), added to the vessel mask,
+   veins' confluence, which then passes for a hepatic vein; it may also take a vein's trunk
+   beside the lumen, which is clipped off), added to the vessel mask,
    when its median HU is that of blood (at least ``blood_min_hu``; venous regions darker than that are
    mislocalized fat or air and are not used for thresholds either); otherwise a ball at the
    thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
@@ -162,6 +163,13 @@ class LiverVesselParams(StageParams):
     ivc_min_fill: float = Field(0.4, description="The IVC is followed beyond its localized "
                                                  "mask while this fraction of its section "
                                                  "is vessel.")
+    ivc_min_held: float = Field(0.7, description="On a slice where the IVC's lumen section "
+                                                 "(the re-centred disk of 1.15 lumen radii) "
+                                                 "holds at least this fraction of the "
+                                                 "localized IVC mask, the mask's part "
+                                                 "outside it (a hepatic vein's trunk) is no "
+                                                 "IVC; a mask the section holds less of is "
+                                                 "displaced or not round and is kept.")
     blood_min_hu: float = Field(20.0, description="Venous regions (portal vein, IVC) whose "
                                                   "median HU is lower are mislocalized (fat, "
                                                   "air) and not used.")
@@ -291,7 +299,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     del hi, lo, peak, edge, outside
     ivc = organs.get("ivc", empty)[box] if ivc_trusted else empty[box]
     if ivc.any() and image.direction[2, 2] != 0:  # axial slices: follow the IVC's lumen
-        ivc = ivc | _track_ivc(ivc, bright, spacing, p.ivc_min_fill, ~liv)
+        ivc = _track_ivc(ivc, bright, spacing, p.ivc_min_fill, p.ivc_min_held, ~liv)
     aorta = organs.get("aorta", empty)[box]
     # neighbours that enhance like vessels, outside the liver only (their masks may overlap
     # the liver's edge, where cutting would disconnect the trees)
@@ -418,23 +426,28 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                         float(liver_hu + sign * low), status, ivc_radius)
 
 
-def _track_ivc(ivc, bright, spacing, min_fill: float, outside=None) -> np.ndarray:
+def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
+               outside=None) -> np.ndarray:
     """The IVC's lumen in the vessel mask ``bright``, slice by slice (axis 0 axial), from a
     localized IVC mask that may be displaced, too thin or short (an atlas slab ends below
-    the hepatic veins' confluence).
+    the hepatic veins' confluence) or take a hepatic vein's trunk beside the lumen.
 
     The lumen radius ``R`` is the median equivalent radius of the ``bright`` in-plane
     components that overlap the mask (those at most twice the mask's section). A disk of
     radius ``1.15 R`` is re-centred twice on the ``bright`` voxels it holds; those voxels are
-    the IVC section. On the mask's slices the section is added only where the mask holds
-    less than half of it (a displaced or too thin mask; a complete one is left as it is).
+    the IVC section. On the mask's slices the mask is clipped to the disk and the section
+    where the disk holds at least ``min_held`` of it: what lies outside is a hepatic vein
+    leaving the IVC's side (cut out of the vessel mask with the IVC, it would leave the vein
+    a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
+    not round (an oval IVC with its renal veins) and is kept. The section is added where
+    the mask holds less than half of it (a displaced or too thin mask).
     Beyond the mask the disk is carried from slice to slice while at least ``min_fill`` of
     it is ``bright`` (the lumen continues). Outside the liver (``outside``) a section also
     takes the in-plane ``bright`` components it touches there within ``2 R`` of its centre
     (the IVC widening into the right atrium: no hepatic vein runs outside the liver).
-    Returns the added sections."""
+    Returns the IVC's lumen mask."""
     rows = np.nonzero(ivc.any(axis=(1, 2)))[0]
-    out = np.zeros_like(ivc)
+    out = ivc.copy()
     if rows.size == 0:
         return out
     pix = float(spacing[1] * spacing[2])
@@ -457,7 +470,7 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, outside=None) -> np.ndarra
                 <= r * r
             inside = disk & bright[k]
             if not inside.any():
-                return None, centre, 0.0
+                return None, None, centre, 0.0
             centre = np.argwhere(inside).mean(0)
         fill = np.count_nonzero(inside) / max(np.count_nonzero(disk), 1)
         if outside is not None:
@@ -466,18 +479,23 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, outside=None) -> np.ndarra
             lab, _ = ndimage.label(bright[k] & outside[k] & wide)
             hit = np.unique(lab[inside])
             inside = inside | np.isin(lab, hit[hit > 0])
-        return inside, centre, fill
+        return inside, disk, centre, fill
 
     centres = {}
     for k in rows:
-        sec, c, _ = section(k, np.argwhere(ivc[k]).mean(0))
-        if sec is not None and np.count_nonzero(ivc[k]) < 0.5 * np.count_nonzero(sec):
-            out[k] = sec  # the mask misses part of the lumen
+        sec, disk, c, _ = section(k, np.argwhere(ivc[k]).mean(0))
         centres[k] = c
+        if sec is None:
+            continue
+        held = ivc[k] & (disk | sec)
+        if np.count_nonzero(held) >= min_held * np.count_nonzero(ivc[k]):
+            out[k] = held
+        if np.count_nonzero(ivc[k]) < 0.5 * np.count_nonzero(sec):
+            out[k] |= sec  # the mask misses part of the lumen
     for step, k0 in ((1, rows.max()), (-1, rows.min())):
         c, k = centres[k0], k0 + step
         while 0 <= k < ivc.shape[0]:
-            sec, c, fill = section(k, c)
+            sec, _, c, fill = section(k, c)
             if sec is None or fill < min_fill:
                 break
             out[k] = sec
