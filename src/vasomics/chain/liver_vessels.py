@@ -78,7 +78,14 @@ portal venous and hepatic venous trees.
    portal root is the segment nearest the portal root voxel. Every vessel voxel takes the
    tree of its nearest centerline voxel; components reached by neither tree are dropped.
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
-   within ``edge_window_mm`` of the IVC mask (its partial-volume rim).
+   within ``edge_window_mm`` of the IVC mask (its partial-volume rim). The hepatic tree's
+   noise pinholes are then filled (:func:`_fill_pinholes`, ``pinhole_min_faces``): at 4-5
+   noise SDs of contrast (the hepatic veins enhance less than the portal vein) the
+   thresholds miss 5-10 % of their voxels, inside the lumen too, and the skeleton split
+   around those holes into parallel strands (phantom hepatic trees traced 11-23 % too
+   long). Filling after the separation leaves the necks and radii it weighs as they were.
+   The portal tree is left as segmented: filling it too moved the main portal division of
+   3D-IRCADb 1.1 through the whole chain from 9.8 to 11.1 mm from the hilum.
 5. **Reported roots** (LPS mm): ``hepatic``, the IVC's centroid on the slices of the
    hepatic root (a point on its axis at the ostia), with the IVC's equivalent radius there
    (``ivc_radius_mm``: √(area/π) of its axial section, median over those slices; NaN
@@ -140,6 +147,10 @@ class LiverVesselParams(StageParams):
                                                    "of it.")
     edge_fraction: float = Field(0.5, description="The lumen edge lies at this fraction of "
                                                   "the local peak contrast.")
+    pinhole_min_faces: int = Field(5, ge=4, le=7, description="A voxel outside the hepatic "
+                                   "tree with at least this many of its 6 face neighbours "
+                                   "in it is a noise pinhole and is filled (repeated until "
+                                   "none is left); 7 fills nothing.")
     ceiling_margin_hu: float = Field(150.0, description="Voxels brighter than the brightest "
                                                         "vessel region plus this are bone or "
                                                         "calcium, not lumen.")
@@ -403,6 +414,10 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                            .tolist() if inlet is not None else roots["portal_hilum"])
     if ivc.any():  # the IVC's partial-volume rim outside the liver is not a hepatic vein
         hepatic &= liv | (to_ivc > p.edge_window_mm)
+    # noise pinholes through the hepatic veins' lumen split their centerlines into parallel
+    # strands: filled after the separation (whose necks and radii they do not change)
+    hepatic = _fill_pinholes(hepatic, p.pinhole_min_faces) & ~portal & ~ivc
+    vessels |= portal | hepatic
     # hepatic veins are intrahepatic up to their last centimetre: a "tree" lying mostly
     # outside the liver is the IVC's wall picked by the thresholds' noise (arterial phase:
     # unenhanced hepatic veins, an IVC a few HU above the liver)
@@ -565,6 +580,24 @@ def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
     organ[0] = False
     out[box] = organ[ws]
     return out
+
+
+def _fill_pinholes(mask: np.ndarray, min_faces: int) -> np.ndarray:
+    """``mask`` with its pinholes filled: background voxels with at least ``min_faces`` of
+    their 6 face neighbours in the mask join it, repeatedly until none is left. Noise
+    punches such holes through a lumen (the skeleton then splits around them into parallel
+    centerlines). A voxel in a one-voxel gap between two vessels has 2 such faces, one in
+    a groove of a surface 3, one outside a flat surface 1: with ``min_faces`` 5 none of
+    them qualifies, so the filling neither joins vessels nor grows the lumen."""
+    faces = ndimage.generate_binary_structure(3, 1).astype(np.uint8)
+    faces[1, 1, 1] = 0
+    out = mask.copy()
+    while True:
+        add = ~out & (ndimage.convolve(out.view(np.uint8), faces, mode="constant")
+                      >= min_faces)
+        if not add.any():
+            return out
+        out |= add
 
 
 def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:

@@ -1,0 +1,120 @@
+"""Where the CT chain's tree length goes, against the liver CT phantom's truth.
+
+    python benchmarks/bench_ct_chain_length_terms.py [--seeds 501 504 507 510]
+        [--phase portal_venous] [--shape 96 160 160]
+
+Runs :func:`vasomics.chain.run.characterize` on each phantom and splits each traced tree's
+centerline length (resampled every 0.25 mm; mm) by where its points lie:
+
+* *own*: in the lumen of the truth tree of the same kind (its label, or within the truth
+  radius plus half a voxel of its axis), outside the IVC label;
+* *other*: in the other venous tree's lumen (portal / hepatic swaps of the separation);
+* *ivc*: in the IVC label (IVC lumen outside the chain's IVC mask);
+* *parenchyma*: anywhere else (noise spurs, partial-volume rims);
+
+and reports, of the *own* length, the *excess* over the truth axis length it covers
+(points matched to their nearest truth axis point; on the generator's own masks it is
+about 45 mm per tree: rounded ends and junction ends) and *parallel*, the length of
+segments of which more than 60 % covers truth axis already covered by a longer segment
+(strands around holes in the lumen); ``reached``: truth axis length in the region within
+the truth radius plus a voxel of the traced centerline. Volume (mL): the tree mask against
+the truth label in the region (``lost``: truth voxels in the other tree's mask and in the
+vessel mask but in neither tree, i.e. the chain's IVC or dropped components).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import edt
+import numpy as np
+from scipy.spatial import cKDTree
+
+from vasomics.chain.compare import resample_polylines
+from vasomics.chain.run import characterize
+from vasomics.phantoms.liver_ct import LABELS, liver_ct_phantom
+from vasomics.phantoms.truth import liver_tree_truth
+
+STEP = 0.25  # mm
+
+
+def _resampled(graph):
+    pts, rad, seg = [], [], []
+    for s in range(graph.n_segments):
+        p, r = resample_polylines([graph.segment_points(s)], [graph.segment_radius(s)], STEP)
+        pts.append(p)
+        rad.append(r)
+        seg.append(np.full(len(p), s))
+    return np.concatenate(pts), np.concatenate(rad), np.concatenate(seg)
+
+
+def _terms(ct, truth, graph, mask, vessels, other_mask, key, other):
+    lab = truth.labels.array
+    region = edt.edt(~truth.labels.metadata["liver_envelope"], anisotropy=ct.spacing) <= 12.0
+    voxel = float(np.mean(ct.spacing))
+    p, _, seg = _resampled(graph)
+    w = float(graph.segment_lengths().sum()) / len(p)
+    idx = np.clip(np.round(ct.physical_to_index(p)).astype(int), 0, np.array(lab.shape) - 1)
+    lp = lab[tuple(idx.T)]
+    tp, tr, _ = _resampled(getattr(truth, key))
+    op, orr, _ = _resampled(getattr(truth, other))
+    dt, jt = cKDTree(tp).query(p)
+    do, jo = cKDTree(op).query(p)
+    own = ((dt <= tr[jt] + 0.5 * voxel) | (lp == LABELS[key])) & (lp != LABELS["ivc"])
+    oth = ~own & ((do <= orr[jo] + 0.5 * voxel) | (lp == LABELS[other])) \
+        & (lp != LABELS["ivc"])
+    ivc = lp == LABELS["ivc"]
+    out = {"own": own.sum() * w, "other": oth.sum() * w, "ivc": ivc.sum() * w,
+           "parenchyma": (~own & ~oth & ~ivc).sum() * w}
+    out["excess"] = out["own"] - len(np.unique(jt[own])) * STEP
+    cover = {s: set(jt[own & (seg == s)].tolist()) for s in np.unique(seg[own])}
+    seen, parallel = set(), 0.0
+    for s in sorted(cover, key=lambda q: -len(cover[q])):
+        if len(cover[s] & seen) > 0.6 * len(cover[s]):
+            parallel += np.sum(own & (seg == s)) * w
+        seen |= cover[s]
+    out["parallel"] = parallel
+    tidx = np.clip(np.round(ct.physical_to_index(tp)).astype(int), 0, np.array(lab.shape) - 1)
+    inside = region[tuple(tidx.T)]
+    near = cKDTree(p).query(tp)[0] <= tr + voxel
+    out["reached"], out["truth_axis"] = (inside & near).sum() * STEP, inside.sum() * STEP
+    vv = float(np.prod(ct.spacing)) / 1e3
+    t = (lab == LABELS[key]) & region
+    out["vol"], out["vol_truth"] = mask.sum() * vv, t.sum() * vv
+    out["lost_other"] = np.sum(t & other_mask) * vv
+    out["lost_ivc"] = np.sum(t & vessels & ~mask & ~other_mask) * vv
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[501, 504, 507, 510])
+    ap.add_argument("--phase", default="portal_venous")
+    ap.add_argument("--shape", type=int, nargs=3, default=(96, 160, 160))
+    args = ap.parse_args()
+    for seed in args.seeds:
+        ct, truth = liver_ct_phantom(tuple(args.shape), phase=args.phase, seed=seed,
+                                     z_extent_mm=240.0)
+        res = characterize(ct, force=True)
+        want = liver_tree_truth(truth)
+        v = res.vessels
+        for key, other, graph, mask, omask in (
+                ("portal", "hepatic", res.portal, v.portal, v.hepatic),
+                ("hepatic", "portal", res.hepatic, v.hepatic, v.portal)):
+            if graph is None:
+                print(f"{seed} {key:<7} not traced")
+                continue
+            scope = f"vessel:{'portal_venous_tree' if key == 'portal' else 'hepatic_venous_tree'}"
+            t = want[("VX.A.V.TREE_LEN", scope)]
+            g = float(graph.segment_lengths().sum())
+            r = _terms(ct, truth, graph, mask, v.vessels, omask, key, other)
+            print(f"{seed} {key:<7} length {g:6.1f} / truth {t:6.1f} ({g / t - 1:+.3f}): own "
+                  f"{r['own']:6.1f} (excess {r['excess']:+6.1f}, parallel {r['parallel']:5.1f}) "
+                  f"other {r['other']:5.1f} ivc {r['ivc']:5.1f} parenchyma {r['parenchyma']:5.1f}"
+                  f"; reached {r['reached']:5.1f} of {r['truth_axis']:5.1f} mm; volume "
+                  f"{r['vol']:5.2f} / {r['vol_truth']:5.2f} mL, truth lost to the other tree "
+                  f"{r['lost_other']:4.2f}, to the IVC mask {r['lost_ivc']:4.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
