@@ -31,7 +31,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from vasomics.chain.naming.tree import label_subtree, name_fragments, rooted_tree, trunk
+from vasomics.chain.naming.tree import (
+    cut_at_points,
+    label_subtree,
+    name_fragments,
+    rooted_tree,
+    trunk,
+)
 from vasomics.vessel_graph import VesselGraph
 
 RIGHT, MIDDLE, LEFT = "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein"
@@ -114,36 +120,7 @@ def _split_at_ostium(graph: VesselGraph, ivc) -> VesselGraph:
         lo, hi = graph.point_offsets[s], graph.point_offsets[s + 1] - 1
         if lo < i < hi and d[i] + graph.radius[i] < min(d[lo], d[hi]):
             cuts.append(i)
-    if not cuts:
-        return graph
-    pts, rad, offsets = graph.points, graph.radius, graph.point_offsets
-    node_pos, kinds = list(graph.node_position), list(graph.node_kind)
-    starts, ends, pieces, copy_of = [], [], [], []
-    for s in range(graph.n_segments):
-        lo, hi = offsets[s], offsets[s + 1]
-        cut = [i for i in cuts if lo < i < hi - 1]
-        a = int(graph.segment_start[s])
-        for i in cut:
-            node_pos.append(pts[i])
-            kinds.append("anchor")
-            starts.append(a)
-            ends.append(len(node_pos) - 1)
-            pieces.append((lo, i + 1))
-            copy_of.append(s)
-            a, lo = len(node_pos) - 1, i
-        starts.append(a)
-        ends.append(int(graph.segment_end[s]))
-        pieces.append((lo, hi))
-        copy_of.append(s)
-    idx = np.concatenate([np.arange(a, b) for a, b in pieces])
-    return VesselGraph(node_position=np.array(node_pos), node_kind=np.array(kinds, object),
-                       segment_start=np.array(starts), segment_end=np.array(ends),
-                       point_offsets=np.concatenate([[0], np.cumsum([b - a for a, b in
-                                                                      pieces])]),
-                       points=pts[idx], radius=rad[idx],
-                       segment_generation=graph.segment_generation[copy_of],
-                       segment_strahler=graph.segment_strahler[copy_of],
-                       metadata=dict(graph.metadata))
+    return cut_at_points(graph, cuts)
 
 
 def _root(graph: VesselGraph, segs, ivc) -> int:

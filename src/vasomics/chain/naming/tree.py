@@ -129,3 +129,41 @@ def name_fragments(graph: VesselGraph, labels: np.ndarray) -> None:
     for s in todo:
         d, j = tree.query(graph.segment_points(s))
         labels[s] = labels[owner[j[int(np.argmin(d))]]]
+
+
+def cut_at_points(graph: VesselGraph, cuts) -> VesselGraph:
+    """``graph`` with each segment cut at the centerline points ``cuts`` (indices into
+    ``graph.points``) that lie strictly inside it: a new ``anchor`` node (degree 2) per cut,
+    the cut point shared by both pieces; the total length is unchanged. New nodes are
+    appended in the order of ``cuts`` sorted."""
+    cuts = sorted(int(i) for i in cuts)
+    if not cuts:
+        return graph
+    pts, rad, offsets = graph.points, graph.radius, graph.point_offsets
+    node_pos, kinds = list(graph.node_position), list(graph.node_kind)
+    starts, ends, pieces, copy_of = [], [], [], []
+    for s in range(graph.n_segments):
+        lo, hi = offsets[s], offsets[s + 1]
+        cut = [i for i in cuts if lo < i < hi - 1]
+        a = int(graph.segment_start[s])
+        for i in cut:
+            node_pos.append(pts[i])
+            kinds.append("anchor")
+            starts.append(a)
+            ends.append(len(node_pos) - 1)
+            pieces.append((lo, i + 1))
+            copy_of.append(s)
+            a, lo = len(node_pos) - 1, i
+        starts.append(a)
+        ends.append(int(graph.segment_end[s]))
+        pieces.append((lo, hi))
+        copy_of.append(s)
+    idx = np.concatenate([np.arange(a, b) for a, b in pieces])
+    return VesselGraph(node_position=np.array(node_pos), node_kind=np.array(kinds, object),
+                       segment_start=np.array(starts), segment_end=np.array(ends),
+                       point_offsets=np.concatenate([[0], np.cumsum([b - a for a, b in
+                                                                      pieces])]),
+                       points=pts[idx], radius=rad[idx],
+                       segment_generation=graph.segment_generation[copy_of],
+                       segment_strahler=graph.segment_strahler[copy_of],
+                       metadata=dict(graph.metadata))
