@@ -49,6 +49,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain.tube_tracking import TubeTrackParams, track_tube
 from vasomics.errors import InputError
 from vasomics.image import Image
 from vasomics.params import StageParams
@@ -132,6 +133,12 @@ class LocalizeParams(StageParams):
                                                       "searched when growing beyond the atlas.")
     extend_opening_mm: float = Field(4.0, description="Opening radius that cuts thin bridges "
                                                       "before growing beyond the atlas.")
+    track_tubes: tuple[str, ...] = Field(("aorta", "ivc"), description=
+                                         "Tubes followed slice by slice after refinement "
+                                         "(:mod:`vasomics.chain.tube_tracking`), through "
+                                         "the liver where it took them.")
+    tube_track: TubeTrackParams = Field(default_factory=TubeTrackParams,
+                                        description="Settings of the tube tracking.")
     seed: int = Field(7, description="Seed of the metric's random sampling.")
 
 
@@ -391,6 +398,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
     organs: dict[str, np.ndarray] = {}
     dice: dict[str, float] = {}
     shifts: dict[str, list[float]] = {}
+    tracks: dict[str, dict] = {}
     claimed = np.zeros(image.shape, bool)
     priors = {name: warped == atlas.names.index(name) for name in CLAIM_ORDER}
     for name in CLAIM_ORDER:
@@ -427,8 +435,21 @@ def localize(image: Image, params: LocalizeParams | None = None,
                 else:
                     grown = _stop_area_jumps(grown, refined, p.organ_area_step)
                 refined = grown
+            blocked = claimed
+            if name in p.track_tubes and refined.any():
+                # the liver's refinement takes a tube of its own density (the IVC in
+                # arterial and delayed scans, the aorta in delayed ones): the tube may take
+                # it back
+                blocked = claimed & ~organs["liver"]
+                refined, info = track_tube(image.array, refined, blocked, mu, sd,
+                                           image.spacing, covered, p.tube_track)
+                if info:
+                    tracks[name] = info
             if name == "aorta":
-                refined = round_tube(refined, image.spacing) & ~claimed
+                refined = round_tube(refined, image.spacing)
+            refined &= ~blocked
+            if "liver" in organs:
+                organs["liver"] &= ~refined
         else:
             refined = prior & ~claimed
         organs[name] = refined
@@ -442,6 +463,8 @@ def localize(image: Image, params: LocalizeParams | None = None,
     organs = {k: _expand(v, factors, full.shape) for k, v in organs.items()}
     if shifts:
         aff["snap_shift_mm"] = shifts
+    if tracks:
+        aff["tube_track"] = tracks
     return Localization(organs, {"portal_confluence": confluence.tolist()}, metric, aff, dice)
 
 
