@@ -435,6 +435,8 @@ def localize(image: Image, params: LocalizeParams | None = None,
                 else:
                     grown = _stop_area_jumps(grown, refined, p.organ_area_step)
                 refined = grown
+            if name == "aorta":
+                refined = round_tube(refined, image.spacing)
             blocked = claimed
             if name in p.track_tubes and refined.any():
                 # the liver's refinement takes a tube of its own density (the IVC in
@@ -445,8 +447,6 @@ def localize(image: Image, params: LocalizeParams | None = None,
                                            image.spacing, covered, p.tube_track)
                 if info:
                     tracks[name] = info
-            if name == "aorta":
-                refined = round_tube(refined, image.spacing)
             refined &= ~blocked
             if "liver" in organs:
                 organs["liver"] &= ~refined
