@@ -31,6 +31,12 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    mask (Dice below ``refine_converged_dice``) and never into another organ's prior core.
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
+6. The aorta (rounded slice by slice, :func:`round_tube`) and the IVC are then followed
+   slice by slice through the whole volume (``track_tubes``,
+   :func:`vasomics.chain.tube_tracking.track_tube`): outside the portal venous phase the IVC
+   (and in delayed scans the aorta) has the liver's density, so growth stops where the liver
+   touches it and the liver's refinement takes it. The tracker may take voxels the liver
+   claimed; they leave the liver (the IVC runs in a groove behind the liver, not in it).
 
 A deep-learning backend (TotalSegmentator, #3) can replace steps 1–5 when installed; this
 module is the dependency-free default.
@@ -137,6 +143,10 @@ class LocalizeParams(StageParams):
                                          "Tubes followed slice by slice after refinement "
                                          "(:mod:`vasomics.chain.tube_tracking`), through "
                                          "the liver where it took them.")
+    track_below_sd: float = Field(1.5, description="A tube is tracked only when its "
+                                                   "intensity lies within this many of its "
+                                                   "SDs of the liver's (otherwise refinement "
+                                                   "separates them: portal venous phase).")
     tube_track: TubeTrackParams = Field(default_factory=TubeTrackParams,
                                         description="Settings of the tube tracking.")
     seed: int = Field(7, description="Seed of the metric's random sampling.")
@@ -399,6 +409,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
     dice: dict[str, float] = {}
     shifts: dict[str, list[float]] = {}
     tracks: dict[str, dict] = {}
+    medians: dict[str, float] = {}  # organ intensity (HU) from refinement
     claimed = np.zeros(image.shape, bool)
     priors = {name: warped == atlas.names.index(name) for name in CLAIM_ORDER}
     for name in CLAIM_ORDER:
@@ -428,6 +439,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
                         break  # only creeping along the border: keep the previous pass
                     refined, mu, sd = again
             dice[name] = _dice(prior, refined)
+            medians[name] = mu
             if name in p.extend_organs and not covered.all():
                 grown = extend_beyond_atlas(image, refined, covered, claimed, mu, sd, p)
                 if name in TUBES:
@@ -438,15 +450,16 @@ def localize(image: Image, params: LocalizeParams | None = None,
             if name == "aorta":
                 refined = round_tube(refined, image.spacing)
             blocked = claimed
-            if name in p.track_tubes and refined.any():
-                # the liver's refinement takes a tube of its own density (the IVC in
-                # arterial and delayed scans, the aorta in delayed ones): the tube may take
-                # it back
+            # a tube of the liver's density (the IVC in arterial and delayed scans, the
+            # aorta in delayed ones): growth stopped where the liver touches it and the
+            # liver's refinement took it, so it is tracked and may take it back
+            separation = abs(mu - medians.get("liver", np.inf)) / sd
+            if name in p.track_tubes and refined.any() and separation < p.track_below_sd:
                 blocked = claimed & ~organs["liver"]
                 refined, info = track_tube(image.array, refined, blocked, mu, sd,
                                            image.spacing, covered, p.tube_track)
                 if info:
-                    tracks[name] = info
+                    tracks[name] = info | {"separation_sd": round(float(separation), 2)}
             refined &= ~blocked
             if "liver" in organs:
                 organs["liver"] &= ~refined
