@@ -31,12 +31,13 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    mask (Dice below ``refine_converged_dice``) and never into another organ's prior core.
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
-6. The aorta (rounded slice by slice, :func:`round_tube`) and the IVC are then followed
-   slice by slice through the whole volume (``track_tubes``,
-   :func:`vasomics.chain.tube_tracking.track_tube`): outside the portal venous phase the IVC
-   (and in delayed scans the aorta) has the liver's density, so growth stops where the liver
-   touches it and the liver's refinement takes it. The tracker may take voxels the liver
-   claimed; they leave the liver (the IVC runs in a groove behind the liver, not in it).
+6. The aorta is rounded slice by slice (:func:`round_tube`). A tube (``track_tubes``: aorta,
+   IVC) whose intensity lies within ``track_below_sd`` of its SDs of the liver's (the IVC in
+   arterial and delayed scans, the aorta in delayed ones) is then followed slice by slice
+   through the whole volume (:func:`vasomics.chain.tube_tracking.track_tube`): with the
+   liver's density its growth stops where the liver touches it and the liver's refinement
+   takes it. The tracker may take voxels the liver claimed; they leave the liver (the IVC
+   runs in a groove behind the liver, not in it).
 
 A deep-learning backend (TotalSegmentator, #3) can replace steps 1–5 when installed; this
 module is the dependency-free default.
