@@ -31,6 +31,13 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    mask (Dice below ``refine_converged_dice``) and never into another organ's prior core.
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
+6. The aorta is rounded slice by slice (:func:`round_tube`). A tube (``track_tubes``: aorta,
+   IVC) whose intensity lies within ``track_below_sd`` of its SDs of the liver's (the IVC in
+   arterial and delayed scans, the aorta in delayed ones) is then followed slice by slice
+   through the whole volume (:func:`vasomics.chain.tube_tracking.track_tube`): with the
+   liver's density its growth stops where the liver touches it and the liver's refinement
+   takes it. The tracker may take voxels the liver claimed; they leave the liver (the IVC
+   runs in a groove behind the liver, not in it).
 
 A deep-learning backend (TotalSegmentator, #3) can replace steps 1–5 when installed; this
 module is the dependency-free default.
@@ -49,6 +56,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain.tube_tracking import TubeTrackParams, track_tube
 from vasomics.errors import InputError
 from vasomics.image import Image
 from vasomics.params import StageParams
@@ -132,6 +140,16 @@ class LocalizeParams(StageParams):
                                                       "searched when growing beyond the atlas.")
     extend_opening_mm: float = Field(4.0, description="Opening radius that cuts thin bridges "
                                                       "before growing beyond the atlas.")
+    track_tubes: tuple[str, ...] = Field(("aorta", "ivc"), description=
+                                         "Tubes followed slice by slice after refinement "
+                                         "(:mod:`vasomics.chain.tube_tracking`), through "
+                                         "the liver where it took them.")
+    track_below_sd: float = Field(1.5, description="A tube is tracked only when its "
+                                                   "intensity lies within this many of its "
+                                                   "SDs of the liver's (otherwise refinement "
+                                                   "separates them: portal venous phase).")
+    tube_track: TubeTrackParams = Field(default_factory=TubeTrackParams,
+                                        description="Settings of the tube tracking.")
     seed: int = Field(7, description="Seed of the metric's random sampling.")
 
 
@@ -391,6 +409,8 @@ def localize(image: Image, params: LocalizeParams | None = None,
     organs: dict[str, np.ndarray] = {}
     dice: dict[str, float] = {}
     shifts: dict[str, list[float]] = {}
+    tracks: dict[str, dict] = {}
+    medians: dict[str, float] = {}  # organ intensity (HU) from refinement
     claimed = np.zeros(image.shape, bool)
     priors = {name: warped == atlas.names.index(name) for name in CLAIM_ORDER}
     for name in CLAIM_ORDER:
@@ -420,6 +440,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
                         break  # only creeping along the border: keep the previous pass
                     refined, mu, sd = again
             dice[name] = _dice(prior, refined)
+            medians[name] = mu
             if name in p.extend_organs and not covered.all():
                 grown = extend_beyond_atlas(image, refined, covered, claimed, mu, sd, p)
                 if name in TUBES:
@@ -428,7 +449,21 @@ def localize(image: Image, params: LocalizeParams | None = None,
                     grown = _stop_area_jumps(grown, refined, p.organ_area_step)
                 refined = grown
             if name == "aorta":
-                refined = round_tube(refined, image.spacing) & ~claimed
+                refined = round_tube(refined, image.spacing)
+            blocked = claimed
+            # a tube of the liver's density (the IVC in arterial and delayed scans, the
+            # aorta in delayed ones): growth stopped where the liver touches it and the
+            # liver's refinement took it, so it is tracked and may take it back
+            separation = abs(mu - medians.get("liver", np.inf)) / sd
+            if name in p.track_tubes and refined.any() and separation < p.track_below_sd:
+                blocked = claimed & ~organs["liver"]
+                refined, info = track_tube(image.array, refined, blocked, mu, sd,
+                                           image.spacing, covered, p.tube_track)
+                if info:
+                    tracks[name] = info | {"separation_sd": round(float(separation), 2)}
+            refined &= ~blocked
+            if "liver" in organs:
+                organs["liver"] &= ~refined
         else:
             refined = prior & ~claimed
         organs[name] = refined
@@ -442,6 +477,8 @@ def localize(image: Image, params: LocalizeParams | None = None,
     organs = {k: _expand(v, factors, full.shape) for k, v in organs.items()}
     if shifts:
         aff["snap_shift_mm"] = shifts
+    if tracks:
+        aff["tube_track"] = tracks
     return Localization(organs, {"portal_confluence": confluence.tolist()}, metric, aff, dice)
 
 
