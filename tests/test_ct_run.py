@@ -326,9 +326,9 @@ def test_tracing_and_naming_on_the_generators_vessel_masks():
 @pytest.mark.xfail(strict=True, reason=(
     "issue #4 targets not reached through the chain. Seeds 501 arterial / 502 portal venous, "
     "scored by phantoms.truth (naming_scores, liver_tree_truth): naming portal 0.850 / "
-    "0.880, hepatic not enhanced (NaN) / 0.702; tree length portal -0.05 / -0.21, hepatic "
-    "+0.25 (502); lumen volume portal -0.07 / -0.16, hepatic +0.11; liver volume -0.08 / "
-    "-0.07, spleen -0.01 / -0.03. The portal root is on the trunk in both (0.5 mm from the "
+    "0.866, hepatic not enhanced (NaN) / 0.704; tree length portal -0.05 / -0.22, hepatic "
+    "+0.25 (502); lumen volume portal -0.07 / -0.14, hepatic +0.11; liver volume -0.10 / "
+    "-0.07, spleen -0.01 / -0.03 (2026-12-02, all session-5 changes merged). The portal root is on the trunk in both (0.5 mm from the "
     "truth axis; chain/liver_roots.py: before, 501's root lay on a segment-5 branch 30 mm "
     "off and naming was 0.159) and the trunk is no longer pruned as a spur. What is left, "
     "measured with benchmarks/bench_ct_chain_phantoms.py: 501's S2 named left portal vein "
