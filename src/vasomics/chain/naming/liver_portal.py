@@ -52,7 +52,7 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
                      stem_factor: float = 2.5) -> VesselGraph:
     """Label the portal tree's segments (see the module docstring). ``root_point_mm``: a
     physical point (LPS mm) on the portal trunk where it enters the traced region, or None
-    (the graph's ``root`` node when it has exactly one, else its widest end)."""
+    (the graph's ``root`` node when it has exactly one, else the end nearest its widest point)."""
     labels = np.full(graph.n_segments, "", dtype=object)
     if graph.n_segments == 0:
         return graph.replace(segment_label=labels)
@@ -69,7 +69,7 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
 def _root_on_trunk(graph: VesselGraph, root_point_mm) -> tuple[VesselGraph, int]:
     """The graph (cut at the root when that lies inside a segment) and the root node: the
     centerline point nearest ``root_point_mm``, or without one the graph's root node (its
-    widest end when it has none or several)."""
+    end nearest its widest centerline point when it has none or several)."""
     if root_point_mm is None:
         roots = np.nonzero(graph.node_kind == "root")[0]
         if roots.size == 1:
