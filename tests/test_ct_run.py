@@ -323,6 +323,35 @@ def test_tracing_and_naming_on_the_generators_vessel_masks():
         assert abs(err) <= 0.05, err
 
 
+def test_portal_naming_rooted_at_the_main_division():
+    """When the traced region cuts the portal trunk at its main division (a liver mask that
+    misses the hilum, seed 515 through the chain), the root node has three segments: the
+    trunk toward the confluence and the right and left portal veins. All three were named
+    main portal vein (its 234 mm against 62 mm true; naming 0.10). The thickest of them,
+    carrying less volume than the other two together, is the trunk; the others are the
+    division. On the generator's masks of seed 503 rooted at the division: naming 1.00."""
+    import edt
+
+    from vasomics.chain.naming import name_portal_tree
+    from vasomics.chain.run import RunParams, _graph
+    from vasomics.phantoms.liver_ct import LABELS
+    from vasomics.phantoms.truth import naming_scores
+
+    ct, truth = liver_ct_phantom((96, 160, 160), phase="delayed", seed=503, z_extent_mm=240.0)
+    p = RunParams()
+    env = truth.labels.metadata["liver_envelope"]
+    region = edt.edt(~env, anisotropy=ct.spacing) <= p.vessels.hilum_margin_mm
+    main = truth.portal.segment_points(
+        int(np.nonzero(truth.portal.segment_label == "main_portal_vein")[0][0]))
+    division = main[-1]
+    graph = _graph(ct, (truth.labels.array == LABELS["portal"]) & region, p.graph, None)
+    portal = name_portal_tree(graph, division)
+    scores = naming_scores(portal, truth.portal, 1.5 * max(ct.spacing))
+    assert scores["accuracy"] >= 0.95, scores["confusion"]
+    for side in ("right_portal_vein", "left_portal_vein"):
+        assert side in set(portal.segment_label)
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "issue #4 targets not reached through the chain. Seeds 501 arterial / 502 portal venous, "
     "scored by phantoms.truth (naming_scores, liver_tree_truth): naming portal 0.850 / "

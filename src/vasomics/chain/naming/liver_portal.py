@@ -75,8 +75,13 @@ def _root_on_trunk(graph: VesselGraph, root_point_mm) -> tuple[VesselGraph, int]
         if roots.size == 1:
             return graph, int(roots[0])
         return graph, nearest_node(graph, graph.points[int(np.argmax(graph.radius))])
-    i = int(np.argmin(np.linalg.norm(graph.points - np.asarray(root_point_mm, float),
-                                     axis=1)))
+    point = np.asarray(root_point_mm, float)
+    i = int(np.argmin(np.linalg.norm(graph.points - point, axis=1)))
+    junctions = np.nonzero(graph.node_kind == "bifurcation")[0]
+    if junctions.size:  # a root in a junction's lumen is that junction
+        d = np.linalg.norm(graph.node_position[junctions] - point, axis=1)
+        if d.min() <= graph.radius[i]:
+            return graph, int(junctions[np.argmin(d)])
     s = int(graph.point_segment()[i])
     lo, hi = graph.point_offsets[s], graph.point_offsets[s + 1] - 1
     if lo < i < hi - 1:
@@ -91,14 +96,19 @@ def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float) -
     tree = rooted_tree(graph, root)
     if not tree.first:
         return labels
-    start = max(tree.first, key=lambda s: tree.weight[s])
     for s in tree.first:  # the trunk beyond the root point, toward the confluence
         label_subtree(labels, tree, s, "main_portal_vein")
-    main, division = trunk(tree, start, min_share)
-    if len(division) < 2:
-        name_fragments(graph, labels)
-        return labels
-    division = _merge_stems(tree, main, division, min_share, stem_factor)
+    main, division = _division_at_root(tree, min_share)
+    if division:  # the root lies at the main division
+        origin = graph.node_position[root]
+    else:
+        main, division = trunk(tree, max(tree.first, key=lambda s: tree.weight[s]), min_share)
+        if len(division) < 2:
+            name_fragments(graph, labels)
+            return labels
+        origin = graph.node_position[tree.far_node[main[-1]]]
+    radius = float(np.median(graph.segment_radius(main[-1])))
+    division = _merge_stems(tree, radius, origin, division, min_share, stem_factor)
     c = tree.centroid
     left = max(division, key=lambda k: c[k, 0])
     rest = [k for k in division if k != left]
@@ -111,15 +121,33 @@ def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float) -
     return labels
 
 
-def _merge_stems(tree, main, division, min_share, stem_factor) -> list[int]:
+def _division_at_root(tree, min_share: float) -> tuple[list[int], list[int]]:
+    """``([trunk segment], major branches)`` leaving the root node when the root lies at the
+    main division (the traced region cut the trunk there), else ``([], [])``. Of three or more segments at the
+    root, the thickest (median radius) is then the trunk toward the confluence: the main
+    portal vein is wider than either of its branches, and it carries less tubular volume
+    than the branches together (a thickest segment carrying more is the downstream trunk
+    itself, the root lying on the trunk where a tributary joins). The others of at least
+    ``min_share`` of their total volume are the division."""
+    if len(tree.first) < 3:
+        return [], []
+    g = tree.graph
+    thick = max(tree.first, key=lambda s: float(np.median(g.segment_radius(s))))
+    rest = [s for s in tree.first if s != thick]
+    total = sum(tree.weight[s] for s in rest)
+    major = [s for s in rest if tree.weight[s] >= min_share * total]
+    if tree.weight[thick] >= total or len(major) < 2:
+        return [], []
+    return [thick], sorted(major, key=lambda s: -tree.weight[s])
+
+
+def _merge_stems(tree, radius: float, origin, division, min_share, stem_factor) -> list[int]:
     """Replace a major branch whose own major division lies closer than ``stem_factor``
-    times the main portal vein's radius (median over its last segment) to the main division
-    (straight distance between the two nodes) by that division's major branches: such a
+    times the main portal vein's ``radius`` (mm) to the main division at ``origin`` (LPS
+    mm; straight distance between the two nodes) by that division's major branches: such a
     stem lies within the division itself (a trifurcation seen as two close bifurcations).
     The stem keeps the parent's name (set before)."""
     g = tree.graph
-    radius = float(np.median(g.segment_radius(main[-1])))
-    origin = g.node_position[tree.far_node[main[-1]]]
     out = []
     for k in division:
         chain, sub = trunk(tree, k, min_share)
