@@ -6,7 +6,12 @@ region), or without one the graph's root. When the trunk was traced beyond that 
 the confluence), the part upstream of it is ``main_portal_vein`` and takes no part in the
 rules below: rooted at a far end, the rules would see the confluence's tributaries as the
 division, and rooted at the endpoint nearest the root point they start from a side twig
-(3D-IRCADb 1.1: a 0.8 mm twig 11 mm from the inlet).
+(3D-IRCADb 1.1: a 0.8 mm twig 11 mm from the inlet). A root point within a junction's
+lumen is that junction; when three or more segments meet there and the thickest carries
+less volume than the others together, the root lies at the main division itself (the traced
+region cut the trunk there): the thickest is the main portal vein and the others of
+``min_share`` are the division (:func:`_division_at_root`; phantom 515 had all three named
+main portal vein).
 
 * ``main_portal_vein``: the trunk from the root to its first major division (two or more
   children each carrying ≥ ``min_share`` of the downstream tubular volume);
@@ -123,12 +128,12 @@ def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float) -
 
 def _division_at_root(tree, min_share: float) -> tuple[list[int], list[int]]:
     """``([trunk segment], major branches)`` leaving the root node when the root lies at the
-    main division (the traced region cut the trunk there), else ``([], [])``. Of three or more segments at the
-    root, the thickest (median radius) is then the trunk toward the confluence: the main
-    portal vein is wider than either of its branches, and it carries less tubular volume
-    than the branches together (a thickest segment carrying more is the downstream trunk
-    itself, the root lying on the trunk where a tributary joins). The others of at least
-    ``min_share`` of their total volume are the division."""
+    main division (the traced region cut the trunk there), else ``([], [])``. Of three or
+    more segments at the root, the thickest (median radius) is then the trunk toward the
+    confluence: the main portal vein is wider than either of its branches, and it carries
+    less tubular volume than the branches together (a thickest segment carrying more is
+    the downstream trunk itself, the root lying on the trunk where a tributary joins). The
+    others of at least ``min_share`` of their total volume are the division."""
     if len(tree.first) < 3:
         return [], []
     g = tree.graph
