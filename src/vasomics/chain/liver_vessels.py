@@ -467,7 +467,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         n_tree = np.count_nonzero(tree)
         if n_tree and n_tree < p.min_tree_volume_fraction * n_liver:
             faint.append(name)
-            notes.append(f"{name} tree not traced: its lumen is {100 * n_tree / n_liver:.2f} "
+            notes.append(f"{name} tree not traced: its lumen is {100 * n_tree / n_liver:.2g} "
                          f"% of the liver's volume (at least "
                          f"{100 * p.min_tree_volume_fraction:.2g} % expected): its veins do "
                          f"not stand out enough to be followed")
