@@ -534,8 +534,14 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
     where the disk holds at least ``min_held`` of it: what lies outside is a hepatic vein
     leaving the IVC's side (cut out of the vessel mask with the IVC, it would leave the vein
     a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
-    not round (an oval IVC with its renal veins) and is kept. The section is added where
-    the mask holds less than half of it (a displaced or too thin mask).
+    not round (an oval IVC with its renal veins) and is kept. Where at least ``min_fill`` of
+    the disk is ``bright`` (a lumen, not a mask displaced into the liver whose disk holds a
+    few of its vessels), the lumen the mask misses is added: the in-plane parts of the
+    section outside the mask that stay inside the disk (a rim beside a displaced or too
+    thin mask; a vein or the portal trunk touching the IVC runs on beyond the disk and is
+    left out). At 0.9 mm voxels a mask holding 84 % of the lumen on median left a rim 1-3
+    mm thick around it, traced as 860 mm of "hepatic vein", when the section was added
+    only where the mask held less than half of it.
     Beyond the mask the disk is carried from slice to slice while at least ``min_fill`` of
     it is ``bright`` (the lumen continues). Outside the liver (``outside``) a section also
     takes the in-plane ``bright`` components it touches there within ``2 R`` of its centre
@@ -578,15 +584,17 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
 
     centres = {}
     for k in rows:
-        sec, disk, c, _ = section(k, np.argwhere(ivc[k]).mean(0))
+        sec, disk, c, fill = section(k, np.argwhere(ivc[k]).mean(0))
         centres[k] = c
         if sec is None:
             continue
         held = ivc[k] & (disk | sec)
         if np.count_nonzero(held) >= min_held * np.count_nonzero(ivc[k]):
             out[k] = held
-        if np.count_nonzero(ivc[k]) < 0.5 * np.count_nonzero(sec):
-            out[k] |= sec  # the mask misses part of the lumen
+        if fill >= min_fill:  # a lumen: what the mask misses of it (displaced, too thin)
+            lab, _ = ndimage.label(bright[k] & ~ivc[k])
+            beyond = np.unique(lab[~disk & (lab > 0)])
+            out[k] |= sec & ~np.isin(lab, beyond)
     for step, k0 in ((1, rows.max()), (-1, rows.min())):
         c, k = centres[k0], k0 + step
         while 0 <= k < ivc.shape[0]:

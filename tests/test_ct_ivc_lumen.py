@@ -1,0 +1,46 @@
+"""The IVC's lumen beside a displaced or too thin IVC mask at a clinical voxel size
+(chain/liver_vessels.py, ``_track_ivc``): phantom 604 in portal venous phase at
+200 x 400 x 400 (1.2 x 0.9 x 0.9 mm, noise 12 HU), vessel stage on the generator's organs
+with the IVC mask moved."""
+
+import edt
+import numpy as np
+import pytest
+
+from vasomics.chain.liver_vessels import segment_liver_vessels
+from vasomics.chain.phase import measure_regions
+from vasomics.chain.qc import estimate_noise_sd
+from vasomics.phantoms.liver_ct import LABELS, liver_ct_phantom, truth_organs
+
+
+@pytest.fixture(scope="module")
+def phantom604():
+    ct, truth = liver_ct_phantom((200, 400, 400), phase="portal_venous", seed=604,
+                                 z_extent_mm=240.0)
+    organs = truth_organs(truth)
+    return ct, truth, organs, estimate_noise_sd(ct.array)
+
+
+def _moved_ivc(ct, ivc, how):
+    if how == "shifted 3 mm":
+        return np.roll(ivc, int(round(3 / ct.spacing[2])), axis=2)
+    return edt.edt(ivc, anisotropy=ct.spacing) > 2.0  # eroded 2 mm: 73 % of the lumen
+
+
+@pytest.mark.parametrize("how", ["shifted 3 mm", "eroded 2 mm"])
+def test_ivc_lumen_beside_a_displaced_mask_is_not_a_hepatic_vein(phantom604, how):
+    """A localized IVC mask off the lumen or too thin, the localized liver over the IVC. On
+    this phantom's localized masks the IVC mask held 84 % of the lumen on median, and the rim
+    it missed, inside the liver mask, traced as 861 mm of hepatic tree (length +1.26). The
+    lumen of the IVC's section beside the mask is now added to it: the hepatic tree holds
+    491 / 387 voxels of IVC lumen (5693 / 5539 when the section was added only where the
+    mask held less than half of it; 32 / 0 adding the whole section, which also took the
+    portal trunk and hepatic veins where they touch the IVC)."""
+    ct, truth, organs, noise = phantom604
+    ivc = organs["ivc"]
+    moved = {**organs, "ivc": _moved_ivc(ct, ivc, how), "liver": organs["liver"] | ivc}
+    ves = segment_liver_vessels(ct, moved, measure_regions(ct, moved), noise)
+    assert ves.status == "ok"
+    on_ivc = np.count_nonzero(ves.hepatic & (truth.labels.array == LABELS["ivc"]))
+    assert on_ivc < 1200, on_ivc
+    assert np.count_nonzero(ves.hepatic) > 20_000
