@@ -4,6 +4,7 @@ truth. Usage:
 
     python benchmarks/bench_ct_chain_phantoms.py [--n 8] [--shape 120 192 192]
         [--phases native arterial portal_venous delayed] [--truth-organs | --truth-vessels]
+        [--params params.yaml]
 
 Phantom ``i`` is seed ``seed0 + i`` in phase ``phases[i % len(phases)]``. Prints per phantom
 and overall: phase right/wrong, localization Dice per organ, where the roots land (``portal
@@ -39,18 +40,18 @@ import numpy as np
 from vasomics.chain.compare import compare_centerlines
 from vasomics.chain.localize import _dice
 from vasomics.chain.run import RunParams, _graph, characterize
+from vasomics.params import load_params
 from vasomics.phantoms.liver_ct import PHASES, liver_ct_phantom, truth_organs
 from vasomics.phantoms.truth import liver_tree_truth, naming_scores
 
 
-def _on_truth_organs(ct, truth, res):
+def _on_truth_organs(ct, truth, res, p):
     """Vessels → graph → naming → features on the truth organ masks."""
     from vasomics.chain.liver_vessels import segment_liver_vessels
     from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
     from vasomics.chain.phase import measure_regions
     from vasomics.features.liver import liver_features
 
-    p = RunParams()
     organs = truth_organs(truth)
     hu = measure_regions(ct, organs, p.phase.erosion_mm)
     ves = segment_liver_vessels(ct, organs, hu, res.noise_sd_hu,
@@ -66,7 +67,7 @@ def _on_truth_organs(ct, truth, res):
     return res
 
 
-def _on_truth_vessels(ct, truth, res):
+def _on_truth_vessels(ct, truth, res, p):
     """Graph → naming → features on the generator's own vessel masks (segmentation and
     separation taken out): the portal and hepatic labels within the chain's 12 mm hilum
     margin of the liver, the portal root where the main portal vein enters that region,
@@ -78,7 +79,6 @@ def _on_truth_vessels(ct, truth, res):
     from vasomics.features.liver import liver_features
     from vasomics.phantoms.liver_ct import LABELS
 
-    p = RunParams()
     lab, env = truth.labels.array, truth.labels.metadata["liver_envelope"]
     region = edt.edt(~env, anisotropy=ct.spacing) <= p.vessels.hilum_margin_mm
     portal_mask = (lab == LABELS["portal"]) & region
@@ -118,14 +118,15 @@ def _root_errors(truth, roots):
     return out
 
 
-def score(shape, seed, phase, z_extent_mm, level="chain"):
+def score(shape, seed, phase, z_extent_mm, level="chain", params=None):
     ct, truth = liver_ct_phantom(shape, phase=phase, seed=seed, z_extent_mm=z_extent_mm)
     t0, c0 = time.perf_counter(), time.process_time()
-    res = characterize(ct, force=True)
+    p = params or RunParams()
+    res = characterize(ct, p, force=True)
     if level == "truth-organs":
-        res = _on_truth_organs(ct, truth, res)
+        res = _on_truth_organs(ct, truth, res, p)
     elif level == "truth-vessels":
-        res = _on_truth_vessels(ct, truth, res)
+        res = _on_truth_vessels(ct, truth, res, p)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     organs = truth_organs(truth)
     dice = {k: _dice(res.localization.organs[k], organs[k]) for k in
@@ -160,12 +161,15 @@ def main() -> None:
     ap.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
     ap.add_argument("--truth-organs", action="store_true")
     ap.add_argument("--truth-vessels", action="store_true")
+    ap.add_argument("--params", help="chain parameter file (YAML, RunParams); defaults if absent")
     args = ap.parse_args()
+    params = load_params(RunParams, args.params)
     level = ("truth-vessels" if args.truth_vessels else "truth-organs" if args.truth_organs
              else "chain")
     rows = []
     for i in range(args.n):
-        r = score(tuple(args.shape), args.seed0 + i, args.phases[i % len(args.phases)], args.z_extent, level)
+        r = score(tuple(args.shape), args.seed0 + i, args.phases[i % len(args.phases)],
+                  args.z_extent, level, params)
         rows.append(r)
         d = " ".join(f"{k} {v:.2f}" for k, v in r["dice"].items())
         within = np.mean([abs(e) <= 0.05 for e in r["errors"].values()])

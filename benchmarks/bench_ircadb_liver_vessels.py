@@ -2,7 +2,7 @@
 patient 1.1 (manual labels, CC BY-NC-ND 3.0: derived images stay in memory). Usage:
 
     python benchmarks/bench_ircadb_liver_vessels.py [--seeds 0 1 2] [--noise 12]
-        [--full-chain] [--substitute]
+        [--full-chain] [--substitute] [--params params.yaml]
 
 A portal-venous CT is synthesized from the label map (enhancement drawn per seed, PSF 1 mm,
 noise 12 HU). Prints per seed the voxel Dice of each tree inside the liver + 12 mm (truth:
@@ -37,7 +37,9 @@ from scipy import ndimage
 from vasomics.chain.liver_vessels import segment_liver_vessels
 from vasomics.chain.phase import measure_regions
 from vasomics.chain.qc import estimate_noise_sd
+from vasomics.chain.run import RunParams, characterize
 from vasomics.io.images import read_image
+from vasomics.params import load_params
 from vasomics.phantoms.liver_ct import (
     IRCADB_COMPARTMENTS,
     ct_from_labels,
@@ -101,7 +103,9 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=12.0, help="noise SD (HU)")
     ap.add_argument("--full-chain", action="store_true")
     ap.add_argument("--substitute", action="store_true")
+    ap.add_argument("--params", help="chain parameter file (YAML, RunParams); defaults if absent")
     args = ap.parse_args()
+    params = load_params(RunParams, args.params)
     lab = read_image(Path(args.data) / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
     a = np.asarray(lab.array)
     organs = ircadb_organs(a)
@@ -113,7 +117,7 @@ def main() -> None:
                             noise_sd_hu=args.noise, seed=seed)
         t0 = time.perf_counter()
         ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
-                                    estimate_noise_sd(ct.array))
+                                    estimate_noise_sd(ct.array), params=params.vessels)
         print(f"seed {seed} manual organs: portal {dice(ves.portal & domain, portal_t):.3f} "
               f"hepatic {dice(ves.hepatic & domain, hepatic_t):.3f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -121,10 +125,8 @@ def main() -> None:
         print("   " + decompose({"portal": ves.portal & domain, "hepatic": ves.hepatic & domain},
                                 truth, ves.vessels), flush=True)
         if args.full_chain:
-            from vasomics.chain.run import characterize
-
             t0 = time.perf_counter()
-            res = characterize(ct, force=True)
+            res = characterize(ct, params, force=True)
             v = res.vessels
             print(f"seed {seed} full chain: portal {dice(v.portal & domain, portal_t):.3f} "
                   f"hepatic {dice(v.hepatic & domain, hepatic_t):.3f}; localized liver Dice "
@@ -136,10 +138,10 @@ def main() -> None:
             if res.portal is not None:
                 print("   naming: " + naming_check(res.portal, lab, a), flush=True)
         if args.substitute:
-            substitute(ct, organs, portal_t, hepatic_t, domain, seed)
+            substitute(ct, organs, portal_t, hepatic_t, domain, seed, params)
 
 
-def substitute(ct, manual, portal_t, hepatic_t, domain, seed) -> None:
+def substitute(ct, manual, portal_t, hepatic_t, domain, seed, params) -> None:
     """Vessel stage on the localized organs, with each organ (or all) replaced by the
     manual mask; the chain's region HU (the portal vein left out when its refinement moved
     the atlas mask, as the chain does)."""
@@ -147,7 +149,7 @@ def substitute(ct, manual, portal_t, hepatic_t, domain, seed) -> None:
     from vasomics.chain.phase import PhaseParams, impute_regions, recognize_phase
 
     noise = estimate_noise_sd(ct.array)
-    loc = localize(ct, None, noise)
+    loc = localize(ct, params.localize, noise)
     found = {k: loc.organs[k] for k in manual}
     print(f"seed {seed} localized organ Dice: " + ", ".join(
         f"{k} {dice(found[k], manual[k]):.2f}" for k in manual), flush=True)
@@ -158,7 +160,7 @@ def substitute(ct, manual, portal_t, hepatic_t, domain, seed) -> None:
     for swap in ("none", "liver", "ivc", "aorta", "kidney", "spleen", "portal_vein", "all"):
         org = dict(manual) if swap == "all" else {
             k: (manual[k] if k == swap else found[k]) for k in manual}
-        v = segment_liver_vessels(ct, org, hu, noise, conf)
+        v = segment_liver_vessels(ct, org, hu, noise, conf, params.vessels)
         print(f"   manual {swap:12s}: portal {dice(v.portal & domain, portal_t):.3f} hepatic "
               f"{dice(v.hepatic & domain, hepatic_t):.3f}", flush=True)
 

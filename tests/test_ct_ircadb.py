@@ -191,10 +191,14 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
     its mask is added to it: 0.737 / 0.740, seed 1 0.779 / 0.688; the IVC lumen outside the
     localized mask that the hepatic tree took (410 IVC-label voxels) now goes to the portal
     tree (839), and the main portal vein divides 9.8 mm from the hilum (right group 21 mm to
-    the patient's right, left 27 mm to the left)."""
+    the patient's right, left 27 mm to the left). Since subtrees the trees reach outside the
+    liver and that end at the IVC's rim are dropped (the portal tree had taken, through the
+    hepatic artery beside its trunk, a tributary of the IVC and the IVC's lumen beside its
+    mask: 6700 voxels, 4700 of them IVC label): 0.787 / 0.741, seed 1 0.790 / 0.688;
+    division 9.8 mm from the hilum, right group 26 mm to the right."""
     lab, a, res, dice = ircadb_chain
     assert res.vessels.status == "ok", res.vessels.status
-    assert dice["portal"] >= 0.73 and dice["hepatic"] >= 0.72, dice
+    assert dice["portal"] >= 0.77 and dice["hepatic"] >= 0.72, dice
     hilum, _ = _label_split(lab, a)
     g = res.portal
     grp = _groups(g)
@@ -210,8 +214,9 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
 
 
 @pytest.mark.xfail(strict=True, reason="issue #4 target (Dice >= 0.85 per tree) not reached "
-                   "through the whole chain: seed 0 portal 0.737, hepatic 0.740 (portal 0.697 "
-                   "before the trunk was followed beyond the region). Localized "
+                   "through the whole chain: seed 0 portal 0.787, hepatic 0.741 (portal 0.697 "
+                   "before the trunk was followed beyond the region, 0.737 before subtrees "
+                   "ending at the IVC outside the liver were dropped). Localized "
                    "organs replaced one at a time by the manual ones (benchmarks/"
                    "bench_ircadb_liver_vessels.py --substitute, measured before "
                    "chain/liver_roots.py): liver -> portal 0.811 "
