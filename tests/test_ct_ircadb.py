@@ -76,14 +76,17 @@ def test_ircadb_tree_separation_dice_with_manual_organs(ircadb):
     added to it (a localized mask off the lumen left a rim traced as hepatic veins at 0.9 mm
     voxels) the hepatic tree reads 0.786: the IVC's section around this oval IVC takes some
     hepatic vein lumen at the confluence that the manual mask leaves out (0.780 when the
-    whole section was added, parts running on beyond it included)."""
+    whole section was added, parts running on beyond it included). Since the section's disk
+    narrows with the IVC (``_narrowed_radii``: 9 mm below the liver, 5.5 mm at the
+    confluence, where one disk of 1.15 times the median radius took the veins' last
+    millimetres): 0.802."""
     _, a, _, ves, domain = ircadb
     assert ves.status == "ok"
     portal, hepatic = np.isin(a, PORTAL) & domain, np.isin(a, HEPATIC) & domain
     d_portal = _dice(ves.portal & domain, portal)
     d_hepatic = _dice(ves.hepatic & domain, hepatic)
     assert d_portal >= 0.85, d_portal
-    assert d_hepatic >= 0.775, d_hepatic
+    assert d_hepatic >= 0.79, d_hepatic
     assert np.count_nonzero(ves.portal & hepatic) < 1600
     assert np.count_nonzero(ves.hepatic & portal) < 1600
 
@@ -195,7 +198,9 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
     liver and that end at the IVC's rim are dropped (the portal tree had taken, through the
     hepatic artery beside its trunk, a tributary of the IVC and the IVC's lumen beside its
     mask: 6700 voxels, 4700 of them IVC label): 0.787 / 0.741, seed 1 0.790 / 0.688;
-    division 9.8 mm from the hilum, right group 26 mm to the right."""
+    division 9.8 mm from the hilum, right group 26 mm to the right. Since the IVC's section
+    disk narrows with the IVC: 0.784 / 0.741, seed 1 0.784 / 0.689; division 2.7 mm from
+    the hilum, right group 32 mm to the right."""
     lab, a, res, dice = ircadb_chain
     assert res.vessels.status == "ok", res.vessels.status
     assert dice["portal"] >= 0.77 and dice["hepatic"] >= 0.72, dice
@@ -214,7 +219,7 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
 
 
 @pytest.mark.xfail(strict=True, reason="issue #4 target (Dice >= 0.85 per tree) not reached "
-                   "through the whole chain: seed 0 portal 0.787, hepatic 0.741 (portal 0.697 "
+                   "through the whole chain: seed 0 portal 0.784, hepatic 0.741 (portal 0.697 "
                    "before the trunk was followed beyond the region, 0.737 before subtrees "
                    "ending at the IVC outside the liver were dropped). Localized "
                    "organs replaced one at a time by the manual ones (benchmarks/"

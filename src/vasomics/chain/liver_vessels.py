@@ -545,8 +545,9 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
 
     The lumen radius ``R`` is the median equivalent radius of the ``bright`` in-plane
     components that overlap the mask (those at most twice the mask's section). A disk of
-    radius ``1.15 R`` is re-centred twice on the ``bright`` voxels it holds; those voxels are
-    the IVC section. On the mask's slices the mask is clipped to the disk and the section
+    radius ``1.15 R`` (less on the mask's slices where the IVC narrows:
+    :func:`_narrowed_radii`) is re-centred twice on the ``bright`` voxels it holds; those
+    voxels are the IVC section. On the mask's slices the mask is clipped to the disk and the section
     where the disk holds at least ``min_held`` of it: what lies outside is a hepatic vein
     leaving the IVC's side (cut out of the vessel mask with the IVC, it would leave the vein
     a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
@@ -580,11 +581,13 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
     r = 1.15 * (np.median(radii) if radii else
                 np.sqrt(np.median(ivc[rows].sum(axis=(1, 2))) * pix / np.pi))
     yy, xx = np.ogrid[: ivc.shape[1], : ivc.shape[2]]
+    narrow = _narrowed_radii(ivc, bright, rows, r, spacing)
 
     def section(k, centre):
+        rr = narrow.get(k, r)
         for _ in range(2):
             disk = ((yy - centre[0]) * spacing[1]) ** 2 + ((xx - centre[1]) * spacing[2]) ** 2 \
-                <= r * r
+                <= rr * rr
             inside = disk & bright[k]
             if not inside.any():
                 return None, None, centre, 0.0
@@ -619,6 +622,40 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
                 break
             out[k] = sec
             k += step
+    return out
+
+
+def _narrowed_radii(ivc, bright, rows, r: float, spacing, window_mm: float = 10.0,
+                    factor: float = 1.3) -> dict[int, float]:
+    """Per slice ``k`` of ``rows`` (axis 0 axial), the radius (mm) of the IVC's section disk
+    where the IVC is narrower than its median: ``factor`` times the inscribed radius of the
+    ``bright`` section (holes filled) inside the disk of radius ``r`` around the mask's
+    centroid, running median over ``±window_mm``, never more than ``r``. A half-maximum
+    lumen's inscribed radius reads about 15 % under a round lumen's equivalent radius
+    (phantom 604 at 0.9 mm: 9-10 mm against 11.4 mm), so ``factor`` 1.3 leaves ``r`` on a
+    round IVC of constant calibre. On 3D-IRCADb 1.1 the IVC narrows from 9 mm below the
+    liver to 5.5 mm at the hepatic veins' confluence, where one disk of 1.15 times the
+    median radius took the veins' last millimetres (manual organs: hepatic tree Dice
+    0.761 -> 0.778)."""
+    reach = np.ceil(2 * r / np.asarray(spacing[1:], float)).astype(int) + 1
+    inscribed = {}
+    for k in rows:
+        c = np.argwhere(ivc[k]).mean(0)
+        lo = np.maximum(np.floor(c).astype(int) - reach, 0)
+        crop = bright[k, lo[0]:lo[0] + 2 * reach[0] + 1, lo[1]:lo[1] + 2 * reach[1] + 1]
+        yy, xx = np.ogrid[: crop.shape[0], : crop.shape[1]]
+        disk = (((yy + lo[0] - c[0]) * spacing[1]) ** 2
+                + ((xx + lo[1] - c[1]) * spacing[2]) ** 2 <= r * r)
+        depth = ndimage.distance_transform_edt(ndimage.binary_fill_holes(crop),
+                                               sampling=spacing[1:])
+        if depth[disk].max() > 0:
+            inscribed[k] = float(depth[disk].max())
+    w = int(np.ceil(window_mm / spacing[0]))
+    out = {}
+    for k in rows:
+        near = [inscribed[j] for j in range(k - w, k + w + 1) if j in inscribed]
+        if near:
+            out[k] = min(r, factor * float(np.median(near)))
     return out
 
 
