@@ -216,3 +216,32 @@ def test_thin_tube_ends_reach_the_rounded_caps(radius):
         errors.append(g.segment_lengths().sum() / (20.0 + 2 * radius) - 1)
     assert min(errors) > -0.07, errors
     assert abs(np.median(errors)) <= 0.03, errors
+
+
+def _slotted_tube(slot_mm: float):
+    """A straight tube (radius 5 mm, 100 mm long along x, 1 mm voxels) with a slot 3 mm
+    wide and ``slot_mm`` long cut through its axis: the thinned lumen runs as two strands
+    around the slot."""
+    z, y, x = np.indices((24, 24, 120), dtype=float)
+    tube = ((z - 11.5) ** 2 + (y - 11.5) ** 2 <= 25.0) & (x >= 10) & (x < 110)
+    slot = (np.abs(y - 11.5) <= 1.5) & (np.abs(x - 60) <= slot_mm / 2)
+    return Image((tube & ~slot).astype(np.uint8), spacing=(1.0, 1.0, 1.0), modality="mask")
+
+
+def test_break_loops_counts_a_slotted_lumen_once():
+    """Two 30 mm strands around a slot: kept as a loop by default (the length counts the
+    slotted part twice), cut at the thinner strand with ``break_loops`` (tree length within
+    3 % of the tube's 100 mm)."""
+    mask = _slotted_tube(30.0)
+    default = mask_to_graph(mask)
+    assert _loops(default) == 1 and default.segment_lengths().sum() > 125.0
+    g = mask_to_graph(mask, GraphParams(break_loops=True))
+    assert _loops(g) == 0 and g.n_segments == 1
+    assert g.segment_lengths().sum() == pytest.approx(100.0, rel=0.03)
+    assert g.metadata["broken_loops"] == 1
+
+
+def test_break_loops_keeps_a_lone_ring():
+    ring = mask_to_graph(P.ring_tube()[0], GraphParams(break_loops=True))
+    assert ring.n_segments == 1
+    assert ring.segment_lengths()[0] == pytest.approx(2 * np.pi * 10.0, rel=0.02)

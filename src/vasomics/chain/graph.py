@@ -22,7 +22,13 @@
      vessel loops (a loop around a real vessel is at least 2πr long);
    * nodes left with two segments are dissolved and their segments joined.
 
-   Components shorter than ``min_component_length_mm`` are dropped afterwards.
+   With ``break_loops`` (structures known to be trees, such as the liver's venous trees),
+   loops that are strands of one lumen are then cut (:meth:`_Network.break_loops`: of
+   each independent loop, the segment the maximum spanning forest by median radius leaves
+   out, when it runs within twice the two radii of the forest's path between its ends)
+   and the spurs this leaves are pruned as above: parallel strands around holes of a noisy
+   lumen count a vessel's length twice. Components shorter than
+   ``min_component_length_mm`` are dropped afterwards.
 3. **Smoothing.** Each segment's voxel path (mm) is resampled at a fixed arc step
    (``resample_step_mm``, default: the smallest voxel size) and smoothed with a Gaussian of
    ``σ = max(smoothing_radius_factor × median radius, smoothing_min_voxels × smallest voxel
@@ -157,6 +163,10 @@ class GraphParams(StageParams):
         "the re-drawn end falls short of it, apply only to segments whose median radius is "
         "at most this many smallest voxels (wider lumens are not left sideways; there the "
         "tolerance would carry a curve past an oblique end face).")
+    break_loops: bool = Field(
+        False, description="Cut the loops left after pruning whose thinnest segment runs "
+        "within twice the two radii of the rest of the loop (strands around a hole of the "
+        "lumen), then prune again: for structures known to be trees.")
     root_point_mm: tuple[float, ...] | None = Field(
         None, description="Physical LPS point (mm) near the wanted root; default: per "
         "component, the endpoint of the widest terminal segment.")
@@ -186,6 +196,12 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
         raise InputError(f"root_point_mm {params.root_point_mm} needs {mask.ndim} coordinates")
     net = _Network.from_skeleton(skeleton)
     stats = net.prune(params, float(spacing.mean()))
+    if params.break_loops:
+        broken = net.break_loops(float(spacing.mean()))
+        if broken:
+            again = net.prune(params, float(spacing.mean()))
+            stats = {k: stats[k] + again[k] for k in stats}
+        stats["broken_loops"] = broken
     net.drop_short_components(params.min_component_length_mm)
     step = params.resample_step_mm or float(spacing.min())
     medians = _medians(net.radii)
@@ -306,6 +322,53 @@ class _Network:
             self._merge_degree_two()
         return {"pruned_spurs": spurs, "removed_small_loops": loops}
 
+    def break_loops(self, voxel: float) -> int:
+        """Cut the loops that are strands of one lumen: the maximum spanning forest by
+        segment median radius (Kruskal; ties: the longer segment first) leaves out one
+        segment per independent loop; it is removed when every point of it lies within
+        ``2 (r_s + r_p) + voxel`` of the forest's path between its ends (``r_s``: its median
+        radius, ``r_p``: the largest on the path), so the loop encloses no more than a hole
+        as wide as the strands (two strands around a hole of width ``w`` run ``w + r_s +
+        r_p`` apart). Loops between distinct vessels (a contact) are kept. Nodes left with two
+        segments are dissolved. Returns the number of segments removed."""
+        from scipy.spatial import cKDTree
+
+        order = sorted(range(len(self.seg_a)), key=lambda s: (
+            -float(np.median(self.radii[s])), -self._length(s)))
+        parent = list(range(len(self.node_pos)))
+
+        def find(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        forest: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        closing = []
+        for s in order:
+            a, b = self.seg_a[s], self.seg_b[s]
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                closing.append(s)
+            else:
+                parent[ra] = rb
+                forest[a].append((b, s))
+                forest[b].append((a, s))
+        remove = set()
+        for s in closing:
+            path = _forest_path(forest, self.seg_a[s], self.seg_b[s])
+            if not path:  # a segment returning to its own node: pruned when small
+                continue
+            pts = np.concatenate([self.points[t] for t in path])
+            reach = 2 * (float(np.median(self.radii[s])) + max(
+                float(np.median(self.radii[t])) for t in path)) + voxel
+            if cKDTree(pts).query(self.points[s])[0].max() <= reach:
+                remove.add(s)
+        if remove:
+            self._remove(remove)
+            self._merge_degree_two()
+        return len(remove)
+
     def _root_end(self, root_point_mm, degree) -> int:
         """The endpoint nearest ``root_point_mm`` (-1 without one): the root's terminal
         segment is the tree's trunk, however short the image cuts it, never a spur."""
@@ -361,6 +424,31 @@ class _Network:
         for s, a in enumerate(self.seg_a):
             total[labels[a]] += self._length(s)
         self._remove({s for s, a in enumerate(self.seg_a) if total[labels[a]] < min_length})
+
+
+def _forest_path(forest: dict[int, list[tuple[int, int]]], a: int, b: int) -> list[int]:
+    """Segments on the path from node ``a`` to node ``b`` in a forest given as adjacency
+    ``node -> [(neighbour, segment)]`` (breadth-first; empty when ``a == b`` or not
+    connected)."""
+    if a == b:
+        return []
+    came = {a: (-1, -1)}
+    queue = [a]
+    while queue and b not in came:
+        nxt = []
+        for n in queue:
+            for m, s in forest.get(n, ()):
+                if m not in came:
+                    came[m] = (n, s)
+                    nxt.append(m)
+        queue = nxt
+    if b not in came:
+        return []
+    path, n = [], b
+    while n != a:
+        n, s = came[n]
+        path.append(s)
+    return path
 
 
 def _medians(arrays) -> np.ndarray:

@@ -94,7 +94,10 @@ class RunParams(StageParams):
                                        description="Liver vessels.")
     artery: HepaticArteryParams = Field(default_factory=HepaticArteryParams,
                                         description="Hepatic artery (arterial phase).")
-    graph: GraphParams = Field(default_factory=GraphParams, description="Centerline graphs.")
+    graph: GraphParams = Field(default_factory=lambda: GraphParams(break_loops=True),
+                               description="Centerline graphs (the venous trees and the "
+                                           "hepatic artery are trees: loops that are "
+                                           "strands of one lumen are cut).")
 
 
 @dataclass
