@@ -16,6 +16,12 @@
      ``root_point_mm``, the terminal segment of the endpoint nearest that point is the
      trunk and is kept however short (a portal trunk cut by the traced region a few
      millimetres past its division);
+   * *wall strands* (with ``spur_reach_factor`` > 0; off by default, on in the CT chain): a
+     terminal segment whose points all stay within ``spur_reach_factor × r_j`` of the walls
+     of the other segments at its junction (distance to their nearest centerline point
+     less that point's radius) is removed however long it is: a strand running along a
+     noisy lumen's wall, which the length rule keeps (at 0.9 mm voxels in delayed scans,
+     8-22 mm strands 2-4 mm outside the portal trunk's lumen);
    * *small loops*: a segment returning to its own node, or the shorter of two segments
      joining the same two nodes, is removed when shorter than
      ``2 r_j + spur_min_voxels × v``: such cycles come from pinholes of the mask, not from
@@ -163,6 +169,10 @@ class GraphParams(StageParams):
         "the re-drawn end falls short of it, apply only to segments whose median radius is "
         "at most this many smallest voxels (wider lumens are not left sideways; there the "
         "tolerance would carry a curve past an oblique end face).")
+    spur_reach_factor: float = Field(
+        0.0, ge=0, description="Also a spur: a terminal segment whose points all stay "
+        "within this many junction radii of the walls of the other segments at its junction, "
+        "however long (a strand running along a noisy lumen's wall); 0: off.")
     break_loops: bool = Field(
         False, description="Cut the loops left after pruning whose thinnest segment runs "
         "within twice the two radii of the rest of the loop (strands around a hole of the "
@@ -288,6 +298,11 @@ class _Network:
             by_junction: dict[int, list[int]] = defaultdict(list)
             pairs: dict[tuple[int, int], list[int]] = defaultdict(list)
             kept = self._root_end(params.root_point_mm, degree)
+            incident: dict[int, list[int]] = defaultdict(list)
+            if params.spur_reach_factor > 0:
+                for s, (a, b) in enumerate(zip(self.seg_a, self.seg_b, strict=True)):
+                    incident[a].append(s)
+                    incident[b].append(s)
             for s, (a, b) in enumerate(zip(self.seg_a, self.seg_b, strict=True)):
                 pairs[(min(a, b), max(a, b))].append(s)
                 if a == b:
@@ -299,7 +314,9 @@ class _Network:
                     a if degree[b] == 1 and degree[a] >= 3 else -1
                 limit = params.spur_radius_factor * self.node_r[max(j, 0)] + \
                     params.spur_min_voxels * voxel
-                if j >= 0 and lengths[s] < limit and kept not in (a, b):
+                if j >= 0 and kept not in (a, b) and (lengths[s] < limit or (
+                        params.spur_reach_factor > 0 and self._reach(s, incident[j]) <
+                        params.spur_reach_factor * self.node_r[j])):
                     by_junction[j].append(s)
             for (a, b), segs in pairs.items():
                 if a != b and len(segs) > 1:
@@ -321,6 +338,20 @@ class _Network:
             self._remove(remove)
             self._merge_degree_two()
         return {"pruned_spurs": spurs, "removed_small_loops": loops}
+
+    def _reach(self, s: int, at_junction: list[int]) -> float:
+        """How far terminal segment ``s`` reaches beyond the walls of the other segments at
+        its junction (mm): the largest, over its points, of the distance to the nearest
+        point of those segments less that point's radius."""
+        from scipy.spatial import cKDTree
+
+        others = [t for t in at_junction if t != s]
+        if not others:
+            return np.inf
+        pts = np.concatenate([self.points[t] for t in others])
+        rad = np.concatenate([self.radii[t] for t in others])
+        d, i = cKDTree(pts).query(self.points[s])
+        return float(np.max(d - rad[i]))
 
     def break_loops(self, voxel: float) -> int:
         """Cut the loops that are strands of one lumen: the maximum spanning forest by

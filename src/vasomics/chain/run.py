@@ -94,10 +94,11 @@ class RunParams(StageParams):
                                        description="Liver vessels.")
     artery: HepaticArteryParams = Field(default_factory=HepaticArteryParams,
                                         description="Hepatic artery (arterial phase).")
-    graph: GraphParams = Field(default_factory=lambda: GraphParams(break_loops=True),
-                               description="Centerline graphs (the venous trees and the "
-                                           "hepatic artery are trees: loops that are "
-                                           "strands of one lumen are cut).")
+    graph: GraphParams = Field(
+        default_factory=lambda: GraphParams(break_loops=True, spur_reach_factor=1.0),
+        description="Centerline graphs (the venous trees and the hepatic artery are trees: "
+                    "loops that are strands of one lumen are cut, and terminal strands that "
+                    "stay within a junction radius of their parent's wall are spurs).")
 
 
 @dataclass
