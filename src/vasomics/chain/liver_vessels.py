@@ -86,12 +86,12 @@ portal venous and hepatic venous trees.
    Hepatic roots are the segments nearest the voxels where the vessels touch the IVC; the
    portal root is the segment nearest the portal root voxel. A subtree of the growth that
    lies wholly outside the liver (the portal trunk from the hilum to its inlet face and
-   beyond counts as inside) and reaches the IVC's rim
-   (``edge_window_mm``, a voxel at least) is dropped: the IVC's lumen beside its mask and
-   its tributaries, reached through a contact in the hilum band (on 3D-IRCADb 1.1 through
-   the chain the portal tree took, through the hepatic artery beside its trunk, a
-   tributary of the IVC and the IVC's lumen beside its mask: 6700 voxels, portal Dice
-   0.737 -> 0.787). Other subtrees in the band are kept (the portal trunk's tributaries).
+   beyond counts as inside) and reaches the IVC's rim (``edge_window_mm``, a voxel at
+   least) is dropped: the IVC's lumen beside its mask and its tributaries, reached through
+   a contact in the hilum band (on 3D-IRCADb 1.1 through the chain the portal tree took,
+   through the hepatic artery beside its trunk, a tributary of the IVC and the IVC's lumen
+   beside its mask: 6700 voxels, portal Dice 0.737 -> 0.787). Other subtrees in the band
+   are kept (the portal trunk's tributaries).
    Every vessel voxel takes the tree of its nearest centerline voxel; components reached
    by neither tree are dropped.
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
@@ -547,8 +547,8 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
     components that overlap the mask (those at most twice the mask's section). A disk of
     radius ``1.15 R`` (less on the mask's slices where the IVC narrows:
     :func:`_narrowed_radii`) is re-centred twice on the ``bright`` voxels it holds; those
-    voxels are the IVC section. On the mask's slices the mask is clipped to the disk and the section
-    where the disk holds at least ``min_held`` of it: what lies outside is a hepatic vein
+    voxels are the IVC section. On the mask's slices the mask is clipped to the disk and
+    the section where the disk holds at least ``min_held`` of it: what lies outside is a hepatic vein
     leaving the IVC's side (cut out of the vessel mask with the IVC, it would leave the vein
     a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
     not round (an oval IVC with its renal veins) and is kept. Where at least ``min_fill`` of
