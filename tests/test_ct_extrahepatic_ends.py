@@ -13,17 +13,16 @@ import numpy as np
 import pytest
 
 from vasomics.chain.liver_vessels import separate_trees
+from vasomics.phantoms.raster import rasterize_tubes
 
 SHAPE = (60, 80, 80)
 
 
 def _tube(mask, start, stop, radius):
-    """Voxels within ``radius`` of the segment ``start``-``stop`` (index = mm)."""
-    grid = np.indices(mask.shape).reshape(3, -1).T.astype(float)
-    a, b = np.asarray(start, float), np.asarray(stop, float)
-    t = np.clip((grid - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
-    d = np.linalg.norm(grid - (a + t[:, None] * (b - a)), axis=1)
-    mask |= (d <= radius).reshape(mask.shape)
+    """Add the capsule of ``radius`` around the segment ``start``-``stop`` (voxel indices,
+    1 mm voxels) to ``mask``."""
+    axis = np.array([start, stop], float)[:, ::-1]  # physical points are (x, y, z)
+    mask |= rasterize_tubes([axis], [radius], mask.shape, (1.0, 1.0, 1.0), flat_caps=False)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from vasomics.chain.graph import GraphParams, mask_to_graph
 from vasomics.errors import ParameterError
 from vasomics.image import Image
 from vasomics.params import validate_params
+from vasomics.phantoms.raster import rasterize_tubes
 
 SPACINGS = [(0.5, 0.5, 0.5), (0.8, 0.5, 0.5), (0.5, 0.4, 0.6)]
 
@@ -247,14 +248,6 @@ def test_break_loops_keeps_a_lone_ring():
     assert ring.segment_lengths()[0] == pytest.approx(2 * np.pi * 10.0, rel=0.02)
 
 
-def _tube_into(mask, start, stop, radius):
-    grid = np.indices(mask.shape).reshape(3, -1).T.astype(float)
-    a, b = np.asarray(start, float), np.asarray(stop, float)
-    t = np.clip((grid - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
-    mask |= (np.linalg.norm(grid - (a + t[:, None] * (b - a)), axis=1) <= radius).reshape(
-        mask.shape)
-
-
 def test_spur_reach_removes_a_terminal_branch_along_the_wall():
     """A trunk (radius 5 mm along x, 1 mm voxels) with a side branch leaving it across (12 mm
     beyond its wall) and a thin terminal vessel (radius 1.5 mm) joined at one end that runs
@@ -262,11 +255,10 @@ def test_spur_reach_removes_a_terminal_branch_along_the_wall():
     into). The length rule keeps it; ``spur_reach_factor`` 1 removes it (its centerline
     stays within 2.9 mm of the wall the trunk's voxel radii give, less than the junction
     radius, 4.1 mm) and keeps the side branch."""
-    m = np.zeros((30, 44, 120), bool)
-    _tube_into(m, (15, 15, 5), (15, 15, 115), 5.0)
-    _tube_into(m, (15, 22.5, 30), (15, 22.5, 65), 1.5)
-    _tube_into(m, (15, 15, 30), (15, 22.5, 30), 1.5)
-    _tube_into(m, (15, 15, 85), (15, 32, 85), 2.0)
+    axes = [[(5, 15, 15), (115, 15, 15)], [(30, 22.5, 15), (65, 22.5, 15)],
+            [(30, 15, 15), (30, 22.5, 15)], [(85, 15, 15), (85, 32, 15)]]  # (x, y, z) mm
+    m = rasterize_tubes([np.array(a, float) for a in axes], [5.0, 1.5, 1.5, 2.0],
+                        (30, 44, 120), (1.0, 1.0, 1.0), flat_caps=False)
     mask = Image(m.astype(np.uint8), spacing=(1.0, 1.0, 1.0), modality="mask")
     default = mask_to_graph(mask)
     along = default.points[:, 1] > 21.0  # points are (x, y, z) mm: index order reversed
