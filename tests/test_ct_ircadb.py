@@ -47,18 +47,45 @@ def _crop(img: Image, mask: np.ndarray, margin_mm: float) -> tuple[Image, tuple]
                  direction=img.direction, modality=img.modality), box
 
 
-@pytest.fixture(scope="module")
-def ircadb(shared_data):
+def _manual_organs_run(shared_data, seed: int):
+    """The vessel stage with the manual organs on the cropped CT synthesized with ``seed``:
+    ``(labels, label array, CT, LiverVessels, scoring domain)``."""
     full = read_image(shared_data / "ircadb_01_01" / "3Dircadb0101Labeled.vti")
     lab, _ = _crop(full, np.isin(full.array, IRCADB_LIVER), 15.0)
     a = np.asarray(lab.array)
-    ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous", noise_sd_hu=12.0, seed=0)
+    ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous", noise_sd_hu=12.0,
+                        seed=seed)
     organs = ircadb_organs(a)
     liver = organs["liver"]
     ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
                                 estimate_noise_sd(ct.array))
     domain = edt.edt(~liver, anisotropy=ct.spacing, parallel=1) <= 12.0
     return lab, a, ct, ves, domain
+
+
+@pytest.fixture(scope="module")
+def ircadb(shared_data):
+    return _manual_organs_run(shared_data, 0)
+
+
+def test_ircadb_faint_hepatic_veins_are_reported(shared_data):
+    """Enhancement seed 2 draws hepatic veins 19 HU above the liver against an IVC 52 HU
+    above it. The thresholds, set from the IVC, lie above the hepatic veins' own lumen, so the
+    hepatic tree is traced only where it joins the IVC. On the whole label map (the
+    benchmark) 19 % of the hepatic lumen is traced and the status warns that the tree is
+    likely incomplete (core 17 HU, seed threshold 25 HU); on this crop's noise the traced
+    lumen is 0.2 % of the liver's volume and the tree is left untraced. Either way the status
+    says so instead of "ok"; the portal tree is unaffected (0.846 on this crop, 0.883 on the
+    whole map). The warning itself is tested on a phantom
+    (``test_hepatic_veins_fainter_than_the_thresholds_are_reported``)."""
+    _, a, _, ves, domain = _manual_organs_run(shared_data, 2)
+    hepatic = np.isin(a, HEPATIC) & domain
+    recall = np.count_nonzero(ves.hepatic & hepatic) / np.count_nonzero(hepatic)
+    assert recall < 0.3, recall
+    assert ("hepatic tree likely incomplete" in ves.status
+            or "hepatic tree not traced" in ves.status), ves.status
+    assert "portal tree" not in ves.status
+    assert _dice(ves.portal & domain, np.isin(a, PORTAL) & domain) >= 0.84
 
 
 def _dice(a, b):
