@@ -31,9 +31,9 @@ portal venous and hepatic venous trees.
    the thresholds' noise (unenhanced hepatic veins) and is left empty in the same way, as
    is a tree whose lumen is less than ``min_tree_volume_fraction`` of the liver's volume
    (what passed thresholds set for more contrast than its veins show, a faint delayed scan).
-   A tree whose own core is darker than the seed threshold (hepatic veins that enhance
-   less than the IVC whose contrast set the thresholds) is kept, but the status warns that
-   it is likely incomplete (:func:`_below_seed_notes`).
+   A tree whose own core lies more than a noise SD under the seed threshold (hepatic veins
+   that enhance less than the IVC whose contrast set the thresholds) is kept, but the
+   status warns that it is likely incomplete (:func:`_below_seed_notes`).
 3. **Roots**: regions thicker than ``max_vessel_radius_mm`` (kidney, bowel, spleen: the
    opening by a ball of that radius) are removed together with the parts that taper from
    them without a depth maximum of their own (a kidney's pole: watershed basins of the depth
@@ -512,8 +512,8 @@ def _below_seed_notes(trees: dict[str, np.ndarray], signed: np.ndarray, spacing,
     """A warning per tree whose own lumen lies more than one noise SD ``sd`` (HU, smoothed
     parenchyma) under the seed threshold ``seed_hu`` (HU above the parenchyma, set from the
     ``weakest_hu`` venous region): the median of the smoothed contrast ``signed`` over its
-    core, the voxels at least 1.5 of the finest ``spacing`` (mm) inside the tree. Fewer
-    than a sixth of its core voxels then pass the seed threshold, so it was traced mostly
+    core, the voxels at least 1.5 of the finest ``spacing`` (mm) inside the tree. About a
+    sixth of its core voxels or fewer then pass the seed threshold, so it was traced mostly
     where the low threshold joined it to a brighter vessel (hepatic veins that enhance less
     than the IVC whose contrast set the thresholds): its thin branches are lost and its
     features read low. 3D-IRCADb 1.1, enhancement seed 2 (hepatic veins 19 HU above the
@@ -523,8 +523,12 @@ def _below_seed_notes(trees: dict[str, np.ndarray], signed: np.ndarray, spacing,
     41 HU, length +2 %) and passes."""
     notes = []
     for name, tree in trees.items():
-        depth = edt.edt(tree, anisotropy=tuple(float(v) for v in spacing), parallel=2)
-        core = signed[depth >= 1.5 * float(np.min(spacing))]
+        box = ndimage.find_objects(tree.astype(np.uint8))
+        if not box:
+            continue
+        depth = edt.edt(tree[box[0]], anisotropy=tuple(float(v) for v in spacing),
+                        black_border=True, parallel=2)  # nothing of the tree lies beyond
+        core = signed[box[0]][depth >= 1.5 * float(np.min(spacing))]
         if core.size == 0:
             continue
         contrast = float(np.median(core))
