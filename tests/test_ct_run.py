@@ -413,3 +413,54 @@ def test_hepatic_vein_calibre_read_along_the_trunk():
     assert scores["accuracy"] >= 0.95, scores["confusion"]
     assert {"right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein"} <= set(
         res.hepatic.segment_label)
+
+
+def test_hepatic_naming_with_a_narrowed_ostium_and_a_thin_read_trunk():
+    """Phantom 608 at 0.9 mm (delayed, noisy lumen): all three hepatic veins traced as one
+    tree through a 9 mm stem of radius 1.3 mm (the right vein's ostium, narrowed beside the
+    IVC's mask) to a hub 4 mm outside the IVC's wall, where the right vein (4.4 mm) and the
+    common middle / left trunk (read 1.1 mm on its eroded lumen, though it drains 63 % of
+    the tree) meet. Measured from the stem's own radius the hub was a division (2.5 x 1.3
+    mm < 4 mm) and the thin-read trunk no major vein: everything was named right (608:
+    naming 0.33). The stem's scale is now the widest calibre it divides into, and a vein
+    draining at least ``min_share`` of the tree is major whatever its calibre: right,
+    middle and left (608: 0.98)."""
+    from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.vessel_graph import VesselGraph
+
+    hub, fork = (0.0, 13.0, 0.0), (10.0, 38.0, 5.0)
+    tubes = [_tube((0.0, 3.0, 0.0), hub, 1.3),  # stem into the IVC (axis x = y = 0, r 9)
+             _tube(hub, (-70.0, 20.0, 25.0), 4.4),  # right hepatic vein
+             _tube(hub, fork, 1.1),  # middle / left common trunk
+             _tube(fork, (-10.0, 90.0, 30.0), 1.5),  # middle
+             _tube(fork, (70.0, 60.0, 25.0), 1.5)]  # left
+    g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes],
+                                   merge_tol_mm=1e-6)
+    named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=9.0)
+    assert list(named.segment_label) == ["right_hepatic_vein", "right_hepatic_vein",
+                                         "left_hepatic_vein", "middle_hepatic_vein",
+                                         "left_hepatic_vein"], named.segment_label
+
+
+def test_hepatic_naming_middle_vein_trunk_reaching_the_left_vein():
+    """Phantom 611 at 0.9 mm (delayed): the middle hepatic vein traced from its ostium as a
+    54 mm trunk on the IVC's right that divides into its own branch and the left vein's
+    (reached through a contact deeper in the liver; the left vein's ostium not traced). With
+    the right vein the only other major vein, the trunk was named as a common middle / left
+    trunk, left: 611 hepatic naming 0.84. A trunk whose centerline runs on the IVC's right
+    (LPS x below the IVC axis) is the middle vein's: 0.90. A common trunk on the IVC's left
+    stays the left vein's (test above)."""
+    from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.vessel_graph import VesselGraph
+
+    hub, fork = (-6.0, 12.0, 0.0), (-25.0, 55.0, 5.0)
+    tubes = [_tube((0.0, 3.0, 0.0), hub, 4.0),  # stem into the IVC (axis x = y = 0, r 9)
+             _tube(hub, (-70.0, 20.0, 25.0), 4.4),  # right hepatic vein
+             _tube(hub, fork, 3.5),  # middle hepatic vein's trunk
+             _tube(fork, (-45.0, 95.0, 20.0), 2.5),  # its own branch
+             _tube(fork, (60.0, 60.0, 25.0), 3.0)]  # the left vein, through a contact
+    g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes],
+                                   merge_tol_mm=1e-6)
+    named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=9.0)
+    assert list(named.segment_label[2:]) == ["middle_hepatic_vein", "middle_hepatic_vein",
+                                             "left_hepatic_vein"], named.segment_label

@@ -8,7 +8,9 @@ centerlines run into each other through one segment whose middle comes nearest t
 that segment is cut there (:func:`_split_at_ostium`; the returned graph then has one more
 node and segment, the total length is unchanged). A tree whose trunk divides into two or
 more major branches (each at least ``min_share`` of the downstream tubular volume) closer
-than ``ostium_factor`` times the trunk's radius (median over its first segment) to the root
+than ``ostium_factor`` times the trunk's radius (median over its first segment, or the
+widest calibre of the veins it divides into when that is larger: a stem narrower than its
+branches is an ostium narrowed beside the IVC's mask, phantom 608 at 0.9 mm) to the root
 or, when the IVC's radius is given, to the IVC's wall (the division's distance from the
 IVC's axis less that radius: merged ostia meet in a hub outside the wall, from which a stem
 is traced into the IVC's lumen, to a root near its axis), or into three or more major
@@ -21,7 +23,10 @@ their trunk, down to its first major division) is at least ``min_caliber`` times
 are major (the three veins reach the IVC with comparable calibres; a vein's first segment
 alone can be a few mm of narrowed ostium beside the IVC's mask: phantom 519's right hepatic
 vein read 1.7 mm there against 3.2 mm for the left, and the middle vein, 1.5 mm, fell below
-the cut); the major vein whose centroid lies farthest to the
+the cut); so is a vein that drains at least ``min_share`` of all the veins' tubular
+volume, whatever its calibre (a noisy lumen can read a common middle / left trunk at a
+third of its radius: phantom 608's drained 63 % of the tree); the major vein whose centroid
+lies farthest to the
 patient's right (smallest LPS x) is the ``right_hepatic_vein``, the one farthest to the left
 the ``left_hepatic_vein``, any between them the ``middle_hepatic_vein``. When only two major
 veins exist, the left one is divided at its first major division into
@@ -71,12 +76,11 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
         for first in tree.first:
             for k in _split_ostium(tree, first, min_share, ostium_factor, stems, ivc,
                                    wall):
-                chain, _ = trunk(tree, k, min_share)
-                caliber = float(np.median(np.concatenate([graph.segment_radius(s)
-                                                          for s in chain])))
-                veins.append((caliber, tree.centroid[k], tree, k))
+                veins.append((_caliber(tree, k, min_share), tree.centroid[k], tree, k))
     widest = max(v[0] for v in veins)
-    major = sorted([v for v in veins if v[0] >= min_caliber * widest], key=lambda v: v[1][0])
+    total = sum(tree.weight[k] for _, _, tree, k in veins)
+    major = sorted([v for v in veins if v[0] >= min_caliber * widest
+                    or v[2].weight[v[3]] >= min_share * total], key=lambda v: v[1][0])
     named = []  # (centroid, name)
     if len(major) >= 3:
         for i, (_, cen, tree, k) in enumerate(major):
@@ -88,11 +92,15 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
         named.append((major[0][1], RIGHT))
         _, cen, tree, k = major[1]
         label_subtree(labels, tree, k, LEFT)
-        _, division = trunk(tree, k, 0.2)
+        chain, division = trunk(tree, k, 0.2)
         if len(division) >= 2:
             mid = min(division, key=lambda d: tree.centroid[d, 0])
             label_subtree(labels, tree, mid, MIDDLE)
             named.append((tree.centroid[mid], MIDDLE))
+            # a trunk that runs on the IVC's right is the middle vein's (the left vein's
+            # branches reached through a contact deeper in the liver), not a common trunk
+            if np.concatenate([graph.segment_points(s) for s in chain])[:, 0].mean() < ivc[0]:
+                labels[chain] = MIDDLE
         named.append((cen, LEFT))
     elif len(major) == 1:
         _, cen, tree, k = major[0]
@@ -148,7 +156,10 @@ def _split_ostium(tree, first, min_share, ostium_factor, stems, ivc, wall) -> li
     chain, division = trunk(tree, first, min_share)
     if len(division) < 2:
         return [first]
-    radius = float(np.median(g.segment_radius(first)))
+    # a stem narrower than the veins it divides into is an ostium narrowed beside the IVC's
+    # mask: its scale is the widest of those veins' calibres
+    radius = max(float(np.median(g.segment_radius(first))),
+                 max(_caliber(tree, k, min_share) for k in division))
     at = g.node_position[tree.far_node[chain[-1]]]
     gap = float(np.linalg.norm(at - g.node_position[tree.root]))
     if wall is not None:
@@ -159,6 +170,13 @@ def _split_ostium(tree, first, min_share, ostium_factor, stems, ivc, wall) -> li
         return [first]
     stems.append((tree, chain, division))
     return list(division)
+
+
+def _caliber(tree, first: int, min_share: float) -> float:
+    """A vein's calibre (mm): the median radius along its trunk from segment ``first``
+    down to its first major division (:func:`vasomics.chain.naming.tree.trunk`)."""
+    chain, _ = trunk(tree, first, min_share)
+    return float(np.median(np.concatenate([tree.graph.segment_radius(s) for s in chain])))
 
 
 def _components(graph: VesselGraph) -> np.ndarray:
