@@ -31,8 +31,10 @@ patient's right (smallest LPS x) is the ``right_hepatic_vein``, the one farthest
 the ``left_hepatic_vein``, any between them the ``middle_hepatic_vein``. When only two major
 veins exist, the left one is divided at its first major division into
 ``middle_hepatic_vein`` (the more rightward branch) and ``left_hepatic_vein`` (a common
-middle/left trunk, frequent in patients). Minor veins take the name of the nearest major
-one.
+middle/left trunk, frequent in patients), unless the trunk's centerline runs on the IVC's
+right (mean LPS x below the IVC's axis): then it is the middle vein itself, which reaches
+the left vein's branches through a contact deeper in the liver (phantom 611 at 0.9 mm, a
+54 mm trunk). Minor veins take the name of the nearest major one.
 """
 
 from __future__ import annotations
