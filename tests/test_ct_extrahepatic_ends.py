@@ -70,3 +70,16 @@ def test_without_anchor_the_portal_tree_takes_it(scene):
     portal, _ = separate_trees(tube, hepatic_root, seed, (1.0, 1.0, 1.0))
     parts = _parts(portal)
     assert parts["to the IVC"] == 1.0 and parts["tributary"] == 1.0, parts
+
+
+def test_a_vessel_ring_without_junctions_goes_to_its_tree():
+    """A vessel mask whose centerline has no junction node (a lone ring, 5 voxels thick):
+    the separation used to index the empty node table (IndexError through the chain on a
+    64x96x96 phantom whose localized region held such a ring). The whole ring belongs to
+    the portal tree seeded on it; no hepatic root, no hepatic tree."""
+    z, y, x = np.mgrid[:20, :60, :60]
+    tube = (np.abs(np.hypot(y - 30, x - 30) - 18) <= 2.5) & (np.abs(z - 10) <= 2.5)
+    seed = np.zeros_like(tube)
+    seed[10, 30, 48] = True
+    portal, hepatic = separate_trees(tube, np.zeros_like(tube), seed, (1.0, 1.0, 1.0))
+    assert np.array_equal(portal, tube) and not hepatic.any()

@@ -35,17 +35,20 @@ def test_hepatic_lumen_without_pinholes_traces_the_true_length():
     smoothing sigma 0.88-0.97 mm (length -0.10, with or without the fill; +0.038 at 0.8 and
     +0.040 at 1.1 mm). Measured with the graph's loop cut off, to isolate the fill (+0.134 /
     +0.068 on 2026-12-03); the chain cuts the loops that are strands of one lumen
-    (``GraphParams.break_loops``): +0.079 without the fill, +0.042 with it."""
+    (``GraphParams.break_loops``): +0.079 without the fill, +0.042 with it. Since the generator
+    turns would-be stub branches into their lobe (2026-12-03: 510's portal S2 / S3, which
+    changes the trees' contacts): +0.096 without the fill, +0.030 with it; loops cut +0.041 /
+    +0.005."""
     seed = 510
     ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=seed,
                                  z_extent_mm=240.0)
     organs = truth_organs(truth)
     unfilled, _ = _hepatic_length_error(ct, truth, organs, 7)
     err, ves = _hepatic_length_error(ct, truth, organs, 5)
-    assert unfilled >= 0.12, unfilled
-    assert abs(err) <= 0.08, err
+    assert unfilled >= 0.08, unfilled
+    assert abs(err) <= 0.05 and abs(err) < unfilled / 2, err
     cut, _ = _hepatic_length_error(ct, truth, organs, 5, break_loops=True)
-    assert abs(cut) <= 0.05, cut
+    assert abs(cut) <= 0.03, cut
     faces = ndimage.generate_binary_structure(3, 1).astype(np.uint8)
     faces[1, 1, 1] = 0
     enclosed = ndimage.convolve(ves.hepatic.view(np.uint8), faces, mode="constant")

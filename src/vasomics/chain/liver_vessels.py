@@ -1009,8 +1009,10 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
             flags.append(flag)
         seg_tree, node_tree = _drop_extrahepatic_ends(g, seg_tree, node_tree, parent, order,
                                                       *flags)
-    tree = np.where(g.segment >= 0, seg_tree[np.maximum(owner, 0)],
-                    node_tree[np.maximum(g.node, 0)])
+    # -1 (no tree) appended: owner and g.node are -1 off segments and nodes, and a vessel
+    # mask may have no node at all (a lone ring) or no segment
+    tree = np.where(g.segment >= 0, np.append(seg_tree, -1)[owner],
+                    np.append(node_tree, -1)[g.node])
     label = tree[nearest]
     portal, hepatic = empty, empty.copy()
     portal[tuple(vox[label == 0].T)] = True

@@ -16,7 +16,8 @@ Geometry (physical LPS mm, identity direction; ``x`` to the patient's left, ``y`
   the splenic hilum) join at the confluence; the main portal vein runs to the hilum and
   divides into the right portal vein (right anterior → S5/S8, right posterior → S6/S7) and the
   left portal vein (S2, S3, S4); each segmental branch grows a seeded random subtree that
-  stays in the liver;
+  stays in the liver; a segmental branch drawn out of the liver is shortened, or, where it
+  would keep less than half its length, turned into its lobe (no stubs without a subtree);
 * hepatic venous tree: right, middle and left hepatic veins leave the intrahepatic IVC near
   the diaphragm and branch towards the liver's periphery;
 * hepatic artery (optional, ``hepatic_artery=True``): from the celiac trunk on the aorta
@@ -255,7 +256,7 @@ def _unit(v):
     return v / np.linalg.norm(v)
 
 
-def _portal_tree(anat: _Anatomy, rng, step, depth, min_radius):
+def _portal_tree(anat: _Anatomy, rng, step, depth, min_radius, side_rng):
     t = _TreeBuilder(rng, step, anat)
     j = lambda s: rng.uniform(-s, s, 3)  # noqa: E731
     conf = np.array([2.0, 8.0, -78.0]) + j(3)
@@ -281,19 +282,58 @@ def _portal_tree(anat: _Anatomy, rng, step, depth, min_radius):
         "portal_S6": (rp, rp_end, _unit([-0.35, 0.3, -0.85]), 3.6, 38.0),
         "portal_S7": (rp, rp_end, _unit([-0.3, 0.3, 0.9]), 3.6, 42.0),
     }
-    return _grow_segmental(t, segmental, depth, min_radius)
+    return _grow_segmental(t, segmental, depth, min_radius, side_rng)
 
 
-def _grow_segmental(t: _TreeBuilder, segmental: dict, depth, min_radius):
+def _fit_in_liver(anat: _Anatomy, start, direction, length, margin_mm):
+    """Length (mm) and end of a branch from ``start`` along ``direction``: ``length``,
+    shortened in steps of 0.8 while the end lies outside the liver shrunk by ``margin_mm``
+    and the branch is longer than 8 mm."""
+    seg_len = length
+    end = start + direction * seg_len
+    while seg_len > 8 and not _in_liver(anat, end, margin_mm)[0]:
+        seg_len *= 0.8
+        end = start + direction * seg_len
+    return seg_len, end
+
+
+def _turn_into_lobe(anat: _Anatomy, start, direction, length, margin_mm):
+    """Direction, length and end of a branch turned from ``direction`` toward the centre of
+    the nearer liver lobe by the least turn (in tenths of the whole) that keeps at least
+    half of ``length`` inside the liver shrunk by ``margin_mm``."""
+    centre = min((anat.liver_l[0], anat.liver_r[0]), key=lambda c: np.linalg.norm(c - start))
+    inward = _unit(centre - start)
+    for f in np.linspace(0.1, 1.0, 10):
+        turned = _unit((1 - f) * direction + f * inward)
+        seg_len, end = _fit_in_liver(anat, start, turned, length, margin_mm)
+        if seg_len >= length / 2:
+            break
+    return turned, seg_len, end
+
+
+def _grow_segmental(t: _TreeBuilder, segmental: dict, depth, min_radius, side_rng):
+    """Grow each segmental branch and its subtree. A branch that stays inside the liver
+    only when shortened below half its drawn length would end as a stub (down to 7-8 mm,
+    as wide as it is long, without a subtree: no liver has one, and the chain rightly
+    prunes it as a spur): it is turned into its lobe instead (:func:`_turn_into_lobe`) and
+    drawn with its subtree from ``side_rng``, while the main stream still draws what the
+    shortened branch drew, so every other branch, the HU and the noise of a seed stay as
+    they were (as for the hepatic artery)."""
     for name, (parent, start, direction, radius, length) in segmental.items():
         direction = _unit(direction + t.rng.normal(0, 0.08, 3))
-        seg_len = length
-        end = start + direction * seg_len
-        while seg_len > 8 and not _in_liver(t.anat, end, radius + 4)[0]:
-            seg_len *= 0.8
-            end = start + direction * seg_len
+        seg_len, end = _fit_in_liver(t.anat, start, direction, length, radius + 4)
+        if seg_len < length / 2:
+            stub = _TreeBuilder(t.rng, t.step, t.anat)
+            stub.add(start, end, radius, radius, -1, name)
+            stub.subtree(end, direction, radius, seg_len * 0.7, depth, 0, name, min_radius)
+            direction, seg_len, end = _turn_into_lobe(t.anat, start, direction, length,
+                                                      radius + 4)
+            main_rng, t.rng = t.rng, side_rng
+        else:
+            main_rng = t.rng
         idx = t.add(start, end, radius, radius, parent, name)
         t.subtree(end, direction, radius, seg_len * 0.7, depth, idx, name, min_radius)
+        t.rng = main_rng
     return t
 
 
@@ -314,11 +354,7 @@ def _hepatic_tree(anat: _Anatomy, rng, step, depth, min_radius):
     }
     for name, (start, direction, radius, length) in roots.items():
         direction = _unit(direction + rng.normal(0, 0.06, 3))
-        seg_len = length
-        end = start + direction * seg_len
-        while seg_len > 8 and not _in_liver(anat, end, radius + 4)[0]:
-            seg_len *= 0.8
-            end = start + direction * seg_len
+        seg_len, end = _fit_in_liver(anat, start, direction, length, radius + 4)
         idx = t.add(start, end, radius, radius, -1, name)
         t.subtree(end, direction, radius, seg_len * 0.6, depth, idx, name, min_radius)
     return t
@@ -411,7 +447,7 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     origin = (-extent[2] / 2, -extent[1] / 2 + 20.0, -extent[0] / 2 + 10.0)  # (x, y, z) mm
     min_r = max(1.0, max(spacing)) if min_radius_mm is None else float(min_radius_mm)
     step = min(spacing) / 2
-    portal = _portal_tree(anat, rng, step, depth, min_r)
+    portal = _portal_tree(anat, rng, step, depth, min_r, np.random.default_rng([int(seed), 2]))
     hepatic = _hepatic_tree(anat, rng, step, depth, min_r)
     labels = _label_volume(shape, spacing, origin, anat, portal, hepatic)
     artery = None
