@@ -104,6 +104,27 @@ def test_phase_through_the_chain_ignores_a_vessel_in_fat():
     assert res.phase.phase == "native", res.phase.probabilities
 
 
+@pytest.mark.parametrize("seed, phase, noise, want", [
+    (10_016, "native", 29.41, None),  # a 4.7 mm blob of noise beside the spine
+    (502, "native", 12.0, None),  # the vertebral body: 794 HU around it
+    (501, "arterial", 12.0, 367.0)])  # the aorta: radius 10.4 mm, -29 HU around it
+def test_aorta_fallback_takes_only_an_aorta(seed, phase, noise, want):
+    """The classical CTA tracker stands in for an atlas aorta left out; on native scans it
+    has no contrast lumen to find and tracked what was bright instead. Native 10016 with the
+    atlas aorta left out read arterial at P 1.00 from a 253 HU 'aorta' with no voxel in the
+    true aorta. A tracked lumen thinner than 6 mm or ringed by bone is not taken."""
+    from vasomics.chain.phase import PhaseParams
+    from vasomics.chain.run import _tracked_aorta_hu
+
+    ct, _ = liver_ct_phantom((64, 96, 96), phase=phase, seed=seed, noise_sd_hu=noise,
+                             z_extent_mm=240.0)
+    got = _tracked_aorta_hu(ct, PhaseParams())
+    if want is None:
+        assert got is None, got
+    else:
+        assert got is not None and got[0] == pytest.approx(want, abs=25)
+
+
 def test_phase_accuracy_and_calibration_on_phantoms():
     """40 phantoms (10 per phase, seeded, noise 8-25 HU), regions from the truth masks."""
     n_ok, probs, labels = 0, [], []

@@ -89,6 +89,18 @@ class PhaseParams(StageParams):
                                                    "it there; a scan without a contrast-"
                                                    "filled round lumen just stays without "
                                                    "an aorta measurement.")
+    aorta_fallback_min_radius_mm: float = Field(6.0, gt=0, description=
+                                                "The tracker's lumen is taken for the aorta "
+                                                "only when its median section is at least "
+                                                "this equivalent radius (mm; adult aorta 8-16 "
+                                                "mm): on a noisy native scan it tracked a "
+                                                "4.7 mm blob of noise beside the spine.")
+    aorta_fallback_max_ring_hu: float = Field(300.0, description=
+                                              "... and when the median HU of a 2-6 mm shell "
+                                              "around it stays below this: a lumen ringed "
+                                              "by cortical bone is a vertebral body (a "
+                                              "native scan: 794 HU), not the aorta "
+                                              "(fat, wall: under 100 HU).")
 
 
 @dataclass

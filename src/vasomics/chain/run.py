@@ -253,16 +253,30 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
 
 def _tracked_aorta_hu(image: Image, params) -> tuple[float, str] | None:
     """Median HU of the aorta found by the classical CTA tracker (used when the atlas aorta
-    is unreliable or empty after erosion) and a line of evidence, or None when the fallback is off or the scan
-    holds no contrast-filled round lumen (the tracker's one-line InputError)."""
+    is unreliable or empty after erosion) and a line of evidence, or None when the fallback
+    is off, the scan holds no contrast-filled round lumen (the tracker's one-line
+    InputError), or the lumen it tracked is too thin or ringed by bone to be the aorta
+    (``aorta_fallback_min_radius_mm``, ``aorta_fallback_max_ring_hu``)."""
     if not params.aorta_fallback:
         return None
+    import edt
+
     from vasomics.chain.segment.aorta import segment_aorta
 
     try:
         aorta = segment_aorta(image).mask.array != 0
     except InputError as exc:
         log.info("aorta fallback: %s", exc)
+        return None
+    area = np.count_nonzero(aorta, axis=(1, 2)) * image.spacing[1] * image.spacing[2]
+    radius = float(np.sqrt(np.median(area[area > 0]) / np.pi)) if area.any() else 0.0
+    shell = edt.edt(~aorta, anisotropy=image.spacing)
+    shell = (shell > 2.0) & (shell <= 6.0)
+    ring_hu = float(np.median(image.array[shell])) if shell.any() else float("nan")
+    if (radius < params.aorta_fallback_min_radius_mm
+            or not ring_hu <= params.aorta_fallback_max_ring_hu):
+        log.info("aorta fallback: the tracked lumen (radius %.1f mm, %.0f HU around it) is "
+                 "not an aorta", radius, ring_hu)
         return None
     value = measure_regions(image, {"aorta": aorta}, params.erosion_mm).get("aorta")
     if value is None or not np.isfinite(value):
