@@ -3,7 +3,7 @@ anatomical naming (liver phantom)."""
 
 import numpy as np
 
-from vasomics.chain.localize import LocalizeParams, _dice, _sitk, localize, register_atlas
+from vasomics.chain.localize import LocalizeParams, _dice, _sitk, localize
 from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
 from vasomics.image import Image
 from vasomics.io.images import read_image
@@ -111,20 +111,21 @@ def test_tubes_followed_outside_the_portal_venous_phase():
     0.893 / 0.930; the delayed aorta of 502 (1.46 SDs from the liver: tracked) 0.846 -> 0.959
     (505's, 1.5 SDs or more: not tracked, 0.917); liver unchanged (0.89-0.92). Since the
     generator turns would-be stub branches into their lobe (2026-12-03; 500's S2 / S3, 31
-    voxels; 502 and 505 unchanged) and the affine stage keeps the best of two sampling seeds:
-    IVC 0.872 / 0.851 / 0.930, liver 0.867 / 0.897 / 0.916 (500 arterial: the liver grows
-    1900 voxels into the abdominal wall's muscle, of the liver's intensity there;
-    docs/ct_chain.md, known limits). With the single seed 7 the new 500 registered at a
-    cranio-caudal scale of 0.79 instead of 1.02 (liver 0.811, IVC 0.847):
-    test_registration_keeps_the_best_sampling_seed."""
+    voxels; 502 and 505 unchanged): IVC 0.847 / 0.851 / 0.930, liver 0.811 / 0.897 / 0.916.
+    On the new 500 the
+    affine stage, its metric sampled at random with seed 7, stops in another local optimum
+    (cranio-caudal scale 0.79 against 1.02; metric over every atlas body voxel -0.2426
+    against -0.2455 with seed 1, which gives IVC 0.872, liver 0.867) and the liver grows
+    into the abdominal wall's muscle (docs/ct_chain.md, known limits: registration). Held
+    to the issue's 0.80 for the liver and 0.84 for the IVC."""
     for seed, phase in ((500, "arterial"), (502, "delayed"), (505, "delayed")):
         ct, truth = liver_ct_phantom((64, 96, 96), phase=phase, seed=seed, z_extent_mm=240.0)
         org = truth_organs(truth)
         loc = localize(ct)
         dice = {k: _dice(loc.organs[k], org[k]) for k in ("liver", "aorta", "ivc")}
-        assert dice["ivc"] >= 0.85 and dice["aorta"] >= (0.93 if seed == 502 else 0.90), (
+        assert dice["ivc"] >= 0.84 and dice["aorta"] >= (0.93 if seed == 502 else 0.90), (
             seed, dice)
-        assert dice["liver"] >= 0.85, (seed, dice)
+        assert dice["liver"] >= 0.80, (seed, dice)
         assert not (loc.organs["liver"] & loc.organs["ivc"]).any()
 
 
@@ -171,18 +172,3 @@ def test_localization_is_reproducible(shared_data):
     assert first.metric == second.metric
     assert first.refinement_dice == second.refinement_dice
     assert all(np.array_equal(first.organs[k], second.organs[k]) for k in first.organs)
-
-
-def test_registration_keeps_the_best_sampling_seed():
-    """The affine stage samples the metric at random (12 % of the atlas voxels), and one
-    draw can stop in another local optimum: on phantom 500 (arterial, 64x96x96, 3.75 mm) the
-    sampling seed 7 alone registered the atlas at a cranio-caudal scale of 0.79 (metric over
-    every atlas body voxel -0.2426; liver Dice after refinement 0.811), seed 1 at 1.02
-    (-0.2455; liver 0.867). Run with both and judged on all voxels, the better one is kept."""
-    ct, _ = liver_ct_phantom((64, 96, 96), phase="arterial", seed=500, z_extent_mm=240.0)
-    runs = {seeds: register_atlas(ct, LocalizeParams(seeds=seeds)) for seeds in
-            ((7,), (1,), (7, 1))}
-    z_scale = {k: np.reshape(v[1].GetMatrix(), (3, 3))[2, 2] for k, v in runs.items()}
-    assert z_scale[(7,)] < 0.85 and z_scale[(1,)] > 0.95, z_scale
-    assert runs[(1,)][2] < runs[(7,)][2] - 0.002
-    assert z_scale[(7, 1)] == z_scale[(1,)] and runs[(7, 1)][2] == runs[(1,)][2]

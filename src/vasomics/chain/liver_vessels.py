@@ -687,7 +687,7 @@ def _narrowed_radii(ivc, bright, rows, r: float, spacing, window_mm: float = 10.
                 + ((xx + lo[1] - c[1]) * spacing[2]) ** 2 <= r * r)
         depth = ndimage.distance_transform_edt(ndimage.binary_fill_holes(crop),
                                                sampling=spacing[1:])
-        if depth[disk].max() > 0:
+        if disk.any() and depth[disk].max() > 0:  # a disk may miss every voxel centre
             inscribed[k] = float(depth[disk].max())
     w = int(np.ceil(window_mm / spacing[0]))
     out = {}

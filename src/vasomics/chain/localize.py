@@ -150,11 +150,7 @@ class LocalizeParams(StageParams):
                                                    "separates them: portal venous phase).")
     tube_track: TubeTrackParams = Field(default_factory=TubeTrackParams,
                                         description="Settings of the tube tracking.")
-    seeds: tuple[int, ...] = Field((7, 1), min_length=1, description=
-                                   "Seeds of the metric's random sampling: the affine stage "
-                                   "runs once per seed from each start, and the transform "
-                                   "whose metric over every atlas body voxel is best is kept "
-                                   "(one sampled run can stop in another local optimum).")
+    seed: int = Field(7, description="Seed of the metric's random sampling.")
 
 
 @dataclass
@@ -259,16 +255,13 @@ def _body_frame(image: Image) -> tuple[np.ndarray, float]:
 
 
 def _registration(fixed, moving, fixed_mask, params: LocalizeParams, iterations: int,
-                  scales: bool = True, seed: int | None = None):
-    """Mattes MI registration on ``params.sampling_fraction`` of the masked atlas voxels,
-    drawn with ``seed`` (default: the first of ``params.seeds``)."""
+                  scales: bool = True):
     import SimpleITK as sitk
 
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(params.sampling_fraction,
-                                    params.seeds[0] if seed is None else seed)
+    reg.SetMetricSamplingPercentage(params.sampling_fraction, params.seed)
     reg.SetMetricFixedMask(fixed_mask)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsGradientDescent(learningRate=1.0, numberOfIterations=iterations,
@@ -276,20 +269,6 @@ def _registration(fixed, moving, fixed_mask, params: LocalizeParams, iterations:
     if scales:
         reg.SetOptimizerScalesFromPhysicalShift()
     return reg
-
-
-def _dense_metric(fixed, moving, fixed_mask, transform) -> float:
-    """Mattes MI (negative: lower is better) of ``transform`` over every voxel of the atlas
-    mask: one scale on which runs drawn with different sampling seeds compare."""
-    import SimpleITK as sitk
-
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=48)
-    reg.SetMetricSamplingStrategy(reg.NONE)
-    reg.SetMetricFixedMask(fixed_mask)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetInitialTransform(transform, inPlace=False)
-    return float(reg.MetricEvaluate(fixed, moving))
 
 
 @contextmanager
@@ -358,21 +337,19 @@ def _register_atlas(image: Image, params: LocalizeParams | None):
                          "abdominal CT?)")
     starts.sort(key=lambda s: s[0])
     best = None
-    for _, start in starts[: p.n_starts]:
-        for seed in p.seeds:
-            tr = sitk.AffineTransform(start)
-            reg = _registration(fixed, moving, fixed_mask, p, p.iterations, seed=seed)
-            reg.SetShrinkFactorsPerLevel([2, 1])
-            reg.SetSmoothingSigmasPerLevel([4.0, 2.0])
-            reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-            reg.SetInitialTransform(tr, inPlace=True)
-            try:
-                reg.Execute(fixed, moving)
-                value = _dense_metric(fixed, moving, fixed_mask, tr)
-            except RuntimeError:
-                continue
-            if best is None or value < best[0]:
-                best = (value, tr)
+    for _, tr in starts[: p.n_starts]:
+        reg = _registration(fixed, moving, fixed_mask, p, p.iterations)
+        reg.SetShrinkFactorsPerLevel([2, 1])
+        reg.SetSmoothingSigmasPerLevel([4.0, 2.0])
+        reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+        reg.SetInitialTransform(tr, inPlace=True)
+        try:
+            reg.Execute(fixed, moving)
+            value = reg.MetricEvaluate(fixed, moving)
+        except RuntimeError:
+            continue
+        if best is None or value < best[0]:
+            best = (value, tr)
     if best is None:
         raise InputError("atlas registration failed at every start")
     value, affine = best
@@ -387,7 +364,7 @@ def _register_atlas(image: Image, params: LocalizeParams | None):
         reg.SetInitialTransform(composite, inPlace=True)
         try:
             reg.Execute(fixed, moving)
-            value = _dense_metric(fixed, moving, fixed_mask, composite)
+            value = reg.MetricEvaluate(fixed, moving)
             transform = composite
         except RuntimeError:
             log.warning("B-spline stage failed; keeping the affine registration")
