@@ -323,9 +323,10 @@ def _grow_segmental(t: _TreeBuilder, segmental: dict, depth, min_radius, side_rn
         direction = _unit(direction + t.rng.normal(0, 0.08, 3))
         seg_len, end = _fit_in_liver(t.anat, start, direction, length, radius + 4)
         if seg_len < length / 2:
-            stub = _TreeBuilder(t.rng, t.step, t.anat)
-            stub.add(start, end, radius, radius, -1, name)
-            stub.subtree(end, direction, radius, seg_len * 0.7, depth, 0, name, min_radius)
+            shortened = _TreeBuilder(t.rng, t.step, t.anat)  # its draws, its branch dropped
+            shortened.add(start, end, radius, radius, -1, name)
+            shortened.subtree(end, direction, radius, seg_len * 0.7, depth, 0, name,
+                              min_radius)
             direction, seg_len, end = _turn_into_lobe(t.anat, start, direction, length,
                                                       radius + 4)
             main_rng, t.rng = t.rng, side_rng
