@@ -140,6 +140,7 @@ from vasomics.chain.liver_roots import (
     thickest_in_liver,
     top_contacts,
 )
+from vasomics.chain.tube_tracking import median_section_radius
 from vasomics.image import Image
 from vasomics.params import StageParams
 
@@ -448,8 +449,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         roots["hepatic"] = image.index_to_physical(
             np.argwhere(axis if axis.any() else hepatic_seed).mean(0) + offset)[0].tolist()
         if axis.any() and axial:  # equivalent radius of its sections there
-            area = np.count_nonzero(axis, axis=(1, 2)) * spacing[1] * spacing[2]
-            ivc_radius = float(np.sqrt(np.median(area[area > 0]) / np.pi))
+            ivc_radius = median_section_radius(axis, spacing)
     # the trees belong to the liver: what they reach only outside it is dropped, but the
     # portal trunk from the hilum to its inlet face and beyond
     anchor = liv | trunk

@@ -260,20 +260,27 @@ def _tracked_aorta_hu(image: Image, params) -> tuple[float, str] | None:
     if not params.aorta_fallback:
         return None
     import edt
+    from scipy import ndimage
 
     from vasomics.chain.segment.aorta import segment_aorta
+    from vasomics.chain.tube_tracking import median_section_radius
 
     try:
         aorta = segment_aorta(image).mask.array != 0
     except InputError as exc:
         log.info("aorta fallback: %s", exc)
         return None
-    area = np.count_nonzero(aorta, axis=(1, 2)) * image.spacing[1] * image.spacing[2]
-    radius = float(np.sqrt(np.median(area[area > 0]) / np.pi)) if area.any() else 0.0
-    shell = edt.edt(~aorta, anisotropy=image.spacing)
-    shell = (shell > 2.0) & (shell <= 6.0)
-    ring_hu = float(np.median(image.array[shell])) if shell.any() else float("nan")
-    if (radius < params.aorta_fallback_min_radius_mm
+    radius = median_section_radius(aorta, image.spacing)
+    ring_hu = float("nan")
+    if aorta.any():  # the 2-6 mm shell, in the aorta's box grown by 6 mm
+        pad = np.ceil(6.0 / np.asarray(image.spacing, float)).astype(int) + 1
+        box = tuple(slice(max(0, b.start - q), b.stop + q) for b, q in
+                    zip(ndimage.find_objects(aorta.astype(np.uint8))[0], pad, strict=True))
+        dist = edt.edt(~aorta[box], anisotropy=image.spacing)
+        shell = (dist > 2.0) & (dist <= 6.0)
+        if shell.any():
+            ring_hu = float(np.median(np.asarray(image.array)[box][shell]))
+    if (not radius >= params.aorta_fallback_min_radius_mm
             or not ring_hu <= params.aorta_fallback_max_ring_hu):
         log.info("aorta fallback: the tracked lumen (radius %.1f mm, %.0f HU around it) is "
                  "not an aorta", radius, ring_hu)

@@ -66,6 +66,13 @@ class TubeTrackParams(StageParams):
                                                    "contrast when fitting the radius.")
 
 
+def median_section_radius(mask: np.ndarray, spacing) -> float:
+    """Area-equivalent radius (mm) of a tube's median axial section, ``sqrt(median A / π)``
+    over the slices (axis 0) where ``mask`` has voxels; NaN for an empty mask."""
+    area = np.count_nonzero(mask, axis=(1, 2)) * float(spacing[1]) * float(spacing[2])
+    return float(np.sqrt(np.median(area[area > 0]) / np.pi)) if area.any() else float("nan")
+
+
 def track_tube(hu: np.ndarray, seed: np.ndarray, blocked: np.ndarray, mu: float, sd: float,
                spacing, covered: np.ndarray, settings: TubeTrackParams) -> tuple[np.ndarray, dict]:
     """The tube followed from ``seed`` (see the module docstring); returns the mask and a
