@@ -50,10 +50,15 @@ portal venous and hepatic venous trees.
    liver's dome), and the status says so; when that vessel is thicker than
    ``ivc_min_radius_mm`` its thick part (opening by a ball of that radius) is the IVC.
    Root selection is :mod:`vasomics.chain.liver_roots` (parameters ``roots``): the hepatic
-   root is the part of the IVC within ``edge_window_mm`` of the liver where it touches the
-   liver's vessels, within ``roots.hepatic_band_mm`` below the highest such contact (the
-   hepatic veins' ostia at the dome; lower contacts are the IVC's own lumen beside its
-   mask, renal veins or the portal trunk in front of it). The portal root is found where
+   root is the IVC on the axial slices within ``roots.hepatic_band_mm`` below the highest
+   slice where it comes within ``edge_window_mm`` (and a voxel) of the liver (the hepatic
+   veins' ostia at the dome; lower contacts are the IVC's own lumen beside its mask, renal
+   veins or the portal trunk in front of it). On those slices the vessels within
+   ``ivc_ostium_mm`` of the IVC are segmented even beyond the hilum margin and clipped off
+   the trees after the separation: a vein whose last centimetres lie outside the liver
+   mask (a localized liver that misses the dome; phantom 604's left hepatic vein, 7-15 mm
+   outside the liver over its last 15-20 mm) otherwise loses its ostium and is reached
+   only through a contact with the portal tree. The portal root is found where
    the portal trunk leaves the region toward the confluence, whether or not the localized
    liver holds the hilum: the thickest cut face of the vessel mask on the region's outer
    border below the liver's median height, outside the IVC and its rim, with a preference
@@ -227,6 +232,15 @@ class LiverVesselParams(StageParams):
     blood_min_hu: float = Field(20.0, description="Venous regions (portal vein, IVC) whose "
                                                   "median HU is lower are mislocalized (fat, "
                                                   "air) and not used.")
+    ivc_ostium_mm: float = Field(20.0, description="On the slices of the hepatic roots "
+                                                   "(roots.hepatic_band_mm), vessels within "
+                                                   "this distance of the IVC are segmented "
+                                                   "even beyond hilum_margin_mm, so that "
+                                                   "hepatic veins whose last centimetres "
+                                                   "lie outside the localized liver keep "
+                                                   "their ostia; the trees are clipped to "
+                                                   "the liver and hilum margin after the "
+                                                   "separation.")
     hepatic_root_quantile: float = Field(0.8, description="Without a usable IVC the hepatic "
                                                           "root is sought above this quantile "
                                                           "of the vessels' heights.")
@@ -369,20 +383,11 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     # organ core
     blob |= _organ_basins(bright, depth, (depth > p.max_vessel_radius_mm) & ~ivc,
                           p.basin_depth_mm)
-    vessels = bright & region & ~blob & ~aorta & ~other
-    vessels = _drop_small(vessels, p.min_component_mm3 / float(np.prod(spacing)))
-    # keep components that reach into the liver (drops kidney, bowel, spleen in the band)
-    lab, _ = ndimage.label(vessels, np.ones((3, 3, 3)))
-    inside = np.bincount(lab[vessels & liv], minlength=lab.max() + 1)
-    inside[0] = 0
-    vessels = (inside >= p.min_component_mm3 / float(np.prod(spacing)))[lab]
-    hepatic_seed = ivc & region  # the IVC is the hepatic veins' root
-    vessels |= hepatic_seed
-    radius = edt.edt(vessels, anisotropy=image.spacing, parallel=2)
     to_ivc = edt.edt(~ivc, anisotropy=image.spacing, parallel=2) if ivc.any() else \
         np.full(ivc.shape, np.inf, np.float32)
     # the hilum lies in the liver's inferior half (LPS z grows superiorly): no portal root
     # above the liver's median height. Slices are taken as axial (z along the first axis).
+    axial = image.direction[2, 2] != 0
     offset = np.array([b.start for b in box])
     liver_idx = np.argwhere(liv)
     z_world = image.index_to_physical(liver_idx[::max(1, len(liver_idx) // 20000)] + offset)
@@ -390,7 +395,30 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     slice_idx = np.zeros((liv.shape[0], 3))
     slice_idx[:, 0] = np.arange(liv.shape[0])
     slice_z = image.index_to_physical(slice_idx + offset)[:, 2]
-    below = slice_z <= z_mid if image.direction[2, 2] != 0 else None
+    below = slice_z <= z_mid if axial else None
+    # the hepatic veins join the IVC at the liver's dome: IVC contacts lower down (its own
+    # lumen beside the mask, renal veins, the portal trunk in front of it) are no roots
+    near_liver = to_liver <= p.edge_window_mm + float(spacing.max())
+    root_contact = ivc & region & near_liver
+    if axial:
+        root_contact = top_contacts(root_contact, slice_z, p.roots)
+    # on those slices the veins' last centimetres beside the IVC, even beyond the hilum
+    # margin (a localized liver that misses the dome would cut them off their root)
+    ostia = np.zeros_like(region)
+    if axial and root_contact.any():
+        ostia = (to_ivc <= p.ivc_ostium_mm) & root_contact.any(axis=(1, 2))[:, None, None]
+        root_contact = ivc & (root_contact | ostia)
+    beyond = ostia & ~region  # clipped off the trees after their separation
+    vessels = bright & (region | ostia) & ~blob & ~aorta & ~other
+    vessels = _drop_small(vessels, p.min_component_mm3 / float(np.prod(spacing)))
+    # keep components that reach into the liver (drops kidney, bowel, spleen in the band)
+    lab, _ = ndimage.label(vessels, np.ones((3, 3, 3)))
+    inside = np.bincount(lab[vessels & liv], minlength=lab.max() + 1)
+    inside[0] = 0
+    vessels = (inside >= p.min_component_mm3 / float(np.prod(spacing)))[lab]
+    hepatic_seed = ivc & (region | ostia)  # the IVC is the hepatic veins' root
+    vessels |= hepatic_seed
+    radius = edt.edt(vessels, anisotropy=image.spacing, parallel=2)
     conf = (None if confluence_mm is None else
             image.physical_to_index(np.asarray(confluence_mm, float)[None])[0] - offset)
     roots = {}
@@ -413,15 +441,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     if hilum is not None:
         portal_seed = _ball_seed(vessels & ~ivc, hilum[0], hilum[1], spacing)
         roots["portal_hilum"] = image.index_to_physical(hilum[0] + offset)[0].tolist()
-    # the hepatic veins join the IVC at the liver's dome: IVC contacts lower down (its own
-    # lumen beside the mask, renal veins, the portal trunk in front of it) are no roots
-    axial = image.direction[2, 2] != 0
     dome = (dome_slices(vessels & liv, slice_z, p.hepatic_root_quantile) if axial
             else np.ones(len(slice_z), bool))
-    near_liver = to_liver <= p.edge_window_mm + float(spacing.max())
-    root_contact = hepatic_seed & near_liver
-    if axial:
-        root_contact = top_contacts(root_contact, slice_z, p.roots)
     if not hepatic_seed.any():  # no IVC: the thickest vessel in the liver's top part
         top = superior_root(vessels & liv, radius, portal_seed, dome, spacing,
                             p.portal_ivc_gap_mm)
@@ -459,6 +480,11 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing, p,
                                      anchor, rim)
     hepatic &= ~ivc
+    # the veins' ostia beyond the hilum margin connected them to their root; the trees
+    # are those of the liver and its hilum
+    portal &= ~beyond
+    hepatic &= ~beyond
+    vessels &= ~beyond
     if portal.any():  # the upstream end from which the portal tree is named
         roots["portal"] = (image.index_to_physical(np.argwhere(inlet).mean(0) + offset)[0]
                            .tolist() if inlet is not None else roots["portal_hilum"])
