@@ -100,10 +100,13 @@ def portal_inlet(vessels, liver, to_liver, to_ivc, low, confluence, spacing,
     lab, n = ndimage.label(face, np.ones((3, 3, 3)))
     if n == 0:
         return None
-    calibre = ndimage.maximum(edt.edt((vessels & (to_ivc > 0)) | ~region,
-                                      anisotropy=tuple(spacing), parallel=2),
-                              lab, np.arange(1, n + 1))
-    centres = np.array(ndimage.center_of_mass(face, lab, np.arange(1, n + 1))).reshape(n, 3)
+    radius = edt.edt((vessels & (to_ivc > 0)) | ~region, anisotropy=tuple(spacing),
+                     parallel=2)
+    calibre = np.full(n, -np.inf)  # per face: its largest radius (mm)
+    np.maximum.at(calibre, lab[face] - 1, radius[face])
+    at = np.nonzero(face)
+    count = np.bincount(lab[at] - 1, minlength=n)
+    centres = np.column_stack([np.bincount(lab[at] - 1, i, minlength=n) / count for i in at])
     score = np.asarray(calibre) - _confluence_penalty(centres, confluence, spacing, p)
     score[np.asarray(calibre) < p.trunk_min_radius_mm] = -np.inf
     if not np.isfinite(score).any():

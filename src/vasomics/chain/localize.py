@@ -59,6 +59,7 @@ from scipy import ndimage
 from vasomics.chain.tube_tracking import TubeTrackParams, track_tube
 from vasomics.errors import InputError
 from vasomics.image import Image
+from vasomics.parallel import threaded_map
 from vasomics.params import StageParams
 
 log = logging.getLogger(__name__)
@@ -493,13 +494,21 @@ def _core(mask: np.ndarray, spacing, depth_mm: float) -> np.ndarray:
 
 def _expand(mask: np.ndarray, factors, shape) -> np.ndarray:
     """Undo :func:`_block_mean` for a mask: repeat each block, replicate the last one over
-    the voxels the block grid dropped."""
-    out = mask
-    for axis, f in enumerate(factors):
-        if f > 1:
-            out = np.repeat(out, f, axis=axis)
-    pad = [(0, n - m) for n, m in zip(shape, out.shape, strict=True)]
-    return np.pad(out, pad, mode="edge") if any(b for _, b in pad) else out
+    the voxels the block grid dropped. Only the mask's bounding box is filled (a full-size
+    ``np.repeat`` took 1.3 s per organ at 300 x 512 x 512)."""
+    out = np.zeros(shape, bool)
+    if not mask.any():
+        return out
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    index, target = [], []
+    for b, f, n, m in zip(box, factors, shape, mask.shape, strict=True):
+        f = max(int(f), 1)
+        stop = n if b.stop == m else min(b.stop * f, n)  # the last block covers the rest
+        full = np.arange(b.start * f, stop)
+        index.append(np.minimum(full // f, m - 1) - b.start)
+        target.append(slice(b.start * f, stop))
+    out[tuple(target)] = mask[box][np.ix_(*index)]
+    return out
 
 
 def extend_beyond_atlas(image: Image, organ: np.ndarray, covered: np.ndarray,
@@ -580,12 +589,14 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
     ry, rx = (int(p.snap_mm // s) for s in sp[1:])
     step = max(1, int(round(3.0 / min(sp[1:]))))  # coarse pass on a ~3 mm lattice
     zstep = max(1, int(round(5.0 / sp[0])))
-    coarse = {(dy, dx, dz): score(dy, dx, dz) for dy in range(-ry, ry + 1, step)
+    shifts = [(dy, dx, dz) for dy in range(-ry, ry + 1, step)
               for dx in range(-rx, rx + 1, step) for dz in range(-rz, rz + 1, zstep)
-              if (dy * sp[1]) ** 2 + (dx * sp[2]) ** 2 <= p.snap_mm ** 2}
+              if (dy * sp[1]) ** 2 + (dx * sp[2]) ** 2 <= p.snap_mm ** 2]
+    coarse = dict(zip(shifts, threaded_map(score, shifts), strict=True))
     by, bx, bz = max(coarse, key=coarse.get)
-    fine = {(dy, dx, bz): score(dy, dx, bz) for dy in range(by - step + 1, by + step)
-            for dx in range(bx - step + 1, bx + step)}
+    shifts = [(dy, dx, bz) for dy in range(by - step + 1, by + step)
+              for dx in range(bx - step + 1, bx + step)]
+    fine = dict(zip(shifts, threaded_map(score, shifts), strict=True))
     fine.update(coarse)
     (dy, dx, dz), best = max(fine.items(), key=lambda kv: kv[1])
     base = fine.get((0, 0, 0), score(0, 0))

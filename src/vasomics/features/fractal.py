@@ -49,14 +49,13 @@ mean of ``Λ(ε)`` over ``lacunarity_boxes`` edges spaced geometrically over the
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from vasomics.errors import GeometryError
+from vasomics.parallel import threaded_map
 
 #: Box positions per box edge along each axis: the box glides in steps of ``ε / m``,
 #: ``m = min(GLIDE_FRACTION, max(1, ⌊ε / s_max⌋))`` (steps of at least one voxel).
@@ -96,16 +95,6 @@ class Foreground:
 N_OFFSETS = 16
 #: The box range spans at most this many octaves above its lower end.
 RANGE_OCTAVES = 3
-
-
-def _threaded(func, tasks: list) -> list:
-    """``[func(*t) for t in tasks]`` on up to ``os.cpu_count()`` threads (the compiled
-    kernels release the GIL); results in task order."""
-    workers = min(len(tasks), os.cpu_count() or 1)
-    if workers <= 1:
-        return [func(*t) for t in tasks]
-    with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda t: func(*t), tasks))
 
 
 def _lattice_directions(ndim: int) -> np.ndarray:
@@ -321,7 +310,7 @@ def box_counts(mask, spacing, sizes_mm, n_offsets: int = N_OFFSETS) -> np.ndarra
         bits = np.zeros((nz * ny * nx + 7) // 8, np.uint8)
         return _count_boxes(rz, ry, rx0, rx1, lz, hz, ly, hy, lx, hx, ny, nx, bits)
 
-    counts = np.asarray(_threaded(count, [(t,) for t in tasks]), float)
+    counts = np.asarray(threaded_map(count, [(t,) for t in tasks]), float)
     out[:] = counts.reshape(len(sizes), len(offsets)).mean(axis=1)
     return out
 
@@ -487,7 +476,7 @@ def lacunarity_curve(mask, spacing, sizes_mm: np.ndarray,
                                   q[0], q[1], q[2], r_cells, reg, *maps, region is not None)
         return n_pos * s2 / (s1 * s1) if s1 > 0 and n_pos > 0 else np.nan
 
-    out[:] = _threaded(one, [(eps,) for eps in np.asarray(sizes_mm, float)])
+    out[:] = threaded_map(one, [(eps,) for eps in np.asarray(sizes_mm, float)])
     return out
 
 
