@@ -5,7 +5,7 @@ import edt
 import numpy as np
 import pytest
 
-from vasomics.chain.liver_vessels import _distance_to
+from vasomics.chain._grid import distance_to
 from vasomics.chain.localize import _expand
 
 
@@ -15,14 +15,14 @@ def test_bounded_distance_is_exact_within_its_reach(seed):
     mask = rng.random((30, 40, 50)) > 0.9995
     spacing, reach = (1.2, 0.8, 0.7), float(rng.uniform(1.0, 8.0))
     full = edt.edt(~mask, anisotropy=spacing)
-    got = _distance_to(mask, spacing, reach)
+    got = distance_to(mask, spacing, reach)
     near = full <= reach
     assert np.array_equal(got <= reach, near)
     np.testing.assert_allclose(got[near], full[near], rtol=1e-6)
 
 
 def test_bounded_distance_of_an_empty_mask_is_infinite():
-    assert np.isinf(_distance_to(np.zeros((4, 5, 6), bool), (1, 1, 1), 3.0)).all()
+    assert np.isinf(distance_to(np.zeros((4, 5, 6), bool), (1, 1, 1), 3.0)).all()
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -102,11 +102,12 @@ def portal_inlet(vessels, liver, to_liver, to_ivc, low, confluence, spacing,
         return None
     radius = edt.edt((vessels & (to_ivc > 0)) | ~region, anisotropy=tuple(spacing),
                      parallel=2)
-    calibre = np.full(n, -np.inf)  # per face: its largest radius (mm)
-    np.maximum.at(calibre, lab[face] - 1, radius[face])
     at = np.nonzero(face)
-    count = np.bincount(lab[at] - 1, minlength=n)
-    centres = np.column_stack([np.bincount(lab[at] - 1, i, minlength=n) / count for i in at])
+    which = lab[at] - 1
+    calibre = np.full(n, -np.inf)  # per face: its largest radius (mm)
+    np.maximum.at(calibre, which, radius[at])
+    count = np.bincount(which, minlength=n)
+    centres = np.column_stack([np.bincount(which, i, minlength=n) / count for i in at])
     score = np.asarray(calibre) - _confluence_penalty(centres, confluence, spacing, p)
     score[np.asarray(calibre) < p.trunk_min_radius_mm] = -np.inf
     if not np.isfinite(score).any():

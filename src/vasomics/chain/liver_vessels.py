@@ -135,6 +135,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain._grid import distance_to
 from vasomics.chain.liver_roots import (
     LiverRootParams,
     dome_slices,
@@ -375,7 +376,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     # remove blobs thicker than any liver vessel (kidney, bowel, spleen): opening by a ball
     depth = edt.edt(bright, anisotropy=image.spacing, parallel=2)
     reach = p.max_vessel_radius_mm + max(spacing)
-    blob = _distance_to(depth > p.max_vessel_radius_mm, spacing, reach) <= reach
+    blob = distance_to(depth > p.max_vessel_radius_mm, spacing, reach) <= reach
     # with the organ's thinner parts the opening leaves (a kidney's pole, taken through a
     # contact into the portal tree when the kidney is not localized): its depth basin. The
     # IVC is as thick as an organ but roots the hepatic veins: its basin would take their
@@ -384,7 +385,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     blob |= _organ_basins(bright, depth, (depth > p.max_vessel_radius_mm) & ~ivc,
                           p.basin_depth_mm)
     # every use of the IVC's distance map is a comparison with one of these distances
-    to_ivc = _distance_to(ivc, spacing, max(p.ivc_ostium_mm, p.portal_ivc_gap_mm,
+    to_ivc = distance_to(ivc, spacing, max(p.ivc_ostium_mm, p.portal_ivc_gap_mm,
                                             p.edge_window_mm, float(spacing.max())))
     # the hilum lies in the liver's inferior half (LPS z grows superiorly): no portal root
     # above the liver's median height. Slices are taken as axial (z along the first axis).
@@ -786,22 +787,6 @@ def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
     organ = np.isinf(peak[roots])
     organ[0] = False
     out[box] = organ[ws]
-    return out
-
-
-def _distance_to(mask: np.ndarray, spacing, reach_mm: float) -> np.ndarray:
-    """Euclidean distance (mm, float32) to the nearest ``mask`` voxel, exact wherever it is
-    at most ``reach_mm``; farther voxels hold a distance above ``reach_mm`` (inf outside
-    the mask's bounding box grown by ``reach_mm``, the only part computed; everywhere inf
-    for an empty mask)."""
-    out = np.full(mask.shape, np.inf, np.float32)
-    if not mask.any():
-        return out
-    grow = np.ceil(reach_mm / np.asarray(spacing, float)).astype(int) + 1
-    box = tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, g, n in
-                zip(ndimage.find_objects(mask.astype(np.uint8))[0], grow, mask.shape,
-                    strict=True))
-    out[box] = edt.edt(~mask[box], anisotropy=tuple(float(v) for v in spacing), parallel=2)
     return out
 
 

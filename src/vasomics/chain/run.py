@@ -260,8 +260,8 @@ def _tracked_aorta_hu(image: Image, params) -> tuple[float, str] | None:
     if not params.aorta_fallback:
         return None
     import edt
-    from scipy import ndimage
 
+    from vasomics.chain._grid import grown_box
     from vasomics.chain.segment.aorta import segment_aorta
     from vasomics.chain.tube_tracking import median_section_radius
 
@@ -273,9 +273,7 @@ def _tracked_aorta_hu(image: Image, params) -> tuple[float, str] | None:
     radius = median_section_radius(aorta, image.spacing)
     ring_hu = float("nan")
     if aorta.any():  # the 2-6 mm shell, in the aorta's box grown by 6 mm
-        pad = np.ceil(6.0 / np.asarray(image.spacing, float)).astype(int) + 1
-        box = tuple(slice(max(0, b.start - q), b.stop + q) for b, q in
-                    zip(ndimage.find_objects(aorta.astype(np.uint8))[0], pad, strict=True))
+        box = grown_box(aorta, image.spacing, 6.0)
         dist = edt.edt(~aorta[box], anisotropy=image.spacing)
         shell = (dist > 2.0) & (dist <= 6.0)
         if shell.any():
