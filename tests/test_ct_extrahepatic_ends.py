@@ -1,5 +1,5 @@
 """Tree separation drops what the trees reach only outside the liver at the IVC
-(:func:`vasomics.chain.liver_vessels.separate_trees` with ``anchor`` and ``ivc_zone``).
+(:func:`vasomics.chain.tree_separation.separate_trees` with ``anchor`` and ``ivc_zone``).
 
 Phantom (1 mm voxels, axes z, y, x): the liver is x < 40. A portal trunk (radius 3 mm) runs
 along x from the hilum inside the liver (x = 10) out to its cut face on the region's border
@@ -12,7 +12,7 @@ hepatic vein runs inside the liver along z up to its root at the IVC.
 import numpy as np
 import pytest
 
-from vasomics.chain.liver_vessels import separate_trees
+from vasomics.chain.tree_separation import separate_trees
 from vasomics.phantoms.raster import rasterize_tubes
 
 SHAPE = (60, 80, 80)

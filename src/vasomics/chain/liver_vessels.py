@@ -72,36 +72,12 @@ portal venous and hepatic venous trees.
    hepatis leaves outside the region. Without such a face (no trunk leaves the region), the
    thickest vessel voxel inside the liver at least ``portal_ivc_gap_mm`` from the IVC and
    below the liver's median height, with the same preference for the confluence.
-4. **Separation on the vessel graph** (:func:`separate_trees`). The vessel mask without the
-   IVC is thinned (:func:`vasomics.chain.skeleton.skeletonize`); centerline voxels with three
-   or more neighbours form junction nodes, the runs between them segments (median radius
-   ``r`` and length ``L`` in mm). The two trees grow from their roots over this graph as one
-   best-first (Dijkstra) search in which a segment belongs to the tree that reaches it first
-   and a tree cannot pass through the other's segments. Entering segment ``t`` from segment
-   ``s`` at a junction costs ``L_t / (r_t + r0)²`` (thick lumens are cheap, thin necks where
-   two trees touch are dear) plus, in units of ``penalty_mm`` of travel in ``s``
-   (``penalty_mm / (r_s + r0)²``):
-
-   * *direction continuity*: ``turn_weight`` per 30° by which the turn from ``s`` into ``t``
-     exceeds ``free_turn_deg`` (a tree continues mostly straight through its junctions; at
-     a contact the other tree's vessel is entered across its axis or backwards). Defaults
-     (2 per 30° beyond 30°, ``penalty_mm`` 10) chosen on 3D-IRCADb 1.1 with three noise /
-     enhancement draws (tests/test_ct_ircadb.py): one case, so treat them as a first fit;
-   * *radius continuity*: ``widen_weight`` per unit by which ``r_t / r_s`` exceeds
-     ``free_widen`` (away from its root a tree narrows; a child much thicker than its parent
-     is another tree's trunk reached through a contact).
-
-   Hepatic roots are the segments nearest the voxels where the vessels touch the IVC; the
-   portal root is the segment nearest the portal root voxel. A subtree of the growth that
-   lies wholly outside the liver (the portal trunk from the hilum to its inlet face and
-   beyond counts as inside) and reaches the IVC's rim (``edge_window_mm``, a voxel at
-   least) is dropped: the IVC's lumen beside its mask and its tributaries, reached through
-   a contact in the hilum band (on 3D-IRCADb 1.1 through the chain the portal tree took,
-   through the hepatic artery beside its trunk, a tributary of the IVC and the IVC's lumen
-   beside its mask: 6700 voxels, portal Dice 0.737 -> 0.787). Other subtrees in the band
-   are kept (the portal trunk's tributaries).
-   Every vessel voxel takes the tree of its nearest centerline voxel; components reached
-   by neither tree are dropped.
+4. **Separation** into the portal and hepatic venous trees on the graph of the vessels'
+   centerline, grown from their roots with costs for thin necks, turns and widening, and
+   with rules for crossings and for vessels entered through a bend
+   (:func:`vasomics.chain.tree_separation.separate_trees`, parameters ``separation``). The
+   separation drops subtrees outside the liver that reach only the IVC's rim
+   (``edge_window_mm``, a voxel at least).
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
    within ``edge_window_mm`` of the IVC mask, and at least one voxel (its partial-volume
    rim: at 2.25 mm voxels a 2 mm window held none of it, and the rim voxels the mask misses
@@ -146,6 +122,7 @@ from vasomics.chain.liver_roots import (
     thickest_in_liver,
     top_contacts,
 )
+from vasomics.chain.tree_separation import TreeSeparationParams, separate_trees
 from vasomics.chain.tube_tracking import median_section_radius
 from vasomics.image import Image
 from vasomics.params import StageParams
@@ -255,20 +232,9 @@ class LiverVesselParams(StageParams):
                                                "(vasomics.chain.liver_roots).")
     min_component_mm3: float = Field(30.0, description="Vessel components smaller than this "
                                                        "are dropped before separation.")
-    cost_offset_mm: float = Field(0.5, description="r0 of the segment cost L/(r + r0)^2.")
-    neck_power: float = Field(2.0, description="Exponent of (r + r0) in the segment cost.")
-    free_turn_deg: float = Field(30.0, description="Turns at a junction up to this angle "
-                                                   "cost nothing extra.")
-    turn_weight: float = Field(2.0, description="Penalty (in penalty_mm of travel in the "
-                                                "parent) per 30 degrees of turn beyond "
-                                                "free_turn_deg.")
-    free_widen: float = Field(1.2, description="A child up to this many times thicker than "
-                                               "its parent costs nothing extra.")
-    widen_weight: float = Field(1.0, description="Penalty (in penalty_mm of travel in the "
-                                                 "parent) per unit of r_child/r_parent "
-                                                 "beyond free_widen.")
-    penalty_mm: float = Field(10.0, description="Length of parent vessel one unit of "
-                                                "penalty is worth.")
+    separation: TreeSeparationParams = Field(default_factory=TreeSeparationParams,
+                                             description="Portal / hepatic tree separation "
+                                                         "(vasomics.chain.tree_separation).")
 
 
 @dataclass
@@ -479,8 +445,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     if inlet is not None:
         anchor |= inlet
     rim = to_ivc <= max(p.edge_window_mm, float(spacing.max()))
-    portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing, p,
-                                     anchor, rim)
+    portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing,
+                                     p.separation, anchor, rim)
     hepatic &= ~ivc
     # the veins' ostia beyond the hilum margin connected them to their root; the trees
     # are those of the liver and its hilum
@@ -827,222 +793,3 @@ def _ball_seed(vessels, centre, radius_mm, spacing) -> np.ndarray:
     d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True))
     seed[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] = d2 <= radius_mm ** 2
     return seed & vessels
-
-
-
-
-@dataclass
-class _SegmentGraph:
-    """Centerline voxels (``index``, ``pos`` mm, ``radius`` mm) with their ``segment`` or
-    junction ``node`` (-1 where not), per-segment median ``seg_radius`` and ``seg_length``
-    (mm), node positions (mm) and the segment-node incidences ``inc`` (rows ``(seg, node)``)
-    with the unit direction ``inc_dir`` from the node into the segment."""
-
-    index: np.ndarray
-    pos: np.ndarray
-    segment: np.ndarray
-    node: np.ndarray
-    seg_radius: np.ndarray
-    seg_length: np.ndarray
-    node_pos: np.ndarray
-    inc: np.ndarray
-    inc_dir: np.ndarray
-
-    @property
-    def n_seg(self) -> int:
-        return len(self.seg_radius)
-
-    @property
-    def n_node(self) -> int:
-        return len(self.node_pos)
-
-
-def _segment_graph(tube: np.ndarray, spacing) -> _SegmentGraph:
-    """Thin ``tube`` and cut its centerline into junction nodes and segments."""
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
-    from vasomics.chain.skeleton import skeletonize
-
-    spacing = np.asarray(spacing, float)
-    sk = skeletonize(Image(tube.astype(np.uint8), spacing=tuple(spacing), modality="mask"))
-    idx, rad = sk.indices, np.asarray(sk.radius, float)
-    n = len(idx)
-    deg = np.diff(sk.adj_offsets)
-    rows, cols = np.repeat(np.arange(n), deg), np.asarray(sk.adj)
-    pos = idx * spacing
-    junc = deg >= 3
-
-    def parts(select, members):
-        m = select[rows] & select[cols]
-        adj = sparse.coo_matrix((np.ones(m.sum()), (rows[m], cols[m])), shape=(n, n))
-        _, comp = connected_components(adj, directed=False)
-        out = np.full(n, -1)
-        out[members] = np.unique(comp[members], return_inverse=True)[1]
-        return out
-
-    seg, node = parts(~junc, ~junc), parts(junc, junc)
-    n_seg, n_node = int(seg.max()) + 1, int(node.max()) + 1
-    m = junc[rows] & ~junc[cols]
-    inc = np.unique(np.column_stack([seg[cols[m]], node[rows[m]]]), axis=0).reshape(-1, 2)
-    elen = np.linalg.norm((idx[rows] - idx[cols]) * spacing, axis=1)
-    same = ~junc[rows] & ~junc[cols]
-    length = np.bincount(seg[rows[same]], elen[same], minlength=n_seg) / 2  # both directions
-    length += 0.5 * float(np.mean(spacing)) * np.bincount(inc[:, 0], minlength=n_seg)
-    length = np.maximum(length, 0.5 * float(spacing.min()))
-    order = np.argsort(seg, kind="stable")
-    bounds = np.searchsorted(seg[order], np.arange(-1, n_seg + 1))
-    members = [order[bounds[s + 1]:bounds[s + 2]] for s in range(n_seg)]
-    seg_radius = np.array([np.median(rad[v]) for v in members])
-    node_pos = np.zeros((n_node, 3))
-    np.add.at(node_pos, node[junc], pos[junc])
-    node_pos /= np.maximum(np.bincount(node[junc], minlength=n_node), 1)[:, None]
-    inc_dir = np.zeros((len(inc), 3))
-    for i, (s, k) in enumerate(inc):
-        p = pos[members[s]]
-        d = np.linalg.norm(p - node_pos[k], axis=1)
-        near = d <= np.clip(2.0 * seg_radius[s], 2.0, 8.0)  # the segment's first few mm
-        v = (p[near] if near.any() else p).mean(0) - node_pos[k]
-        inc_dir[i] = v / max(float(np.linalg.norm(v)), 1e-9)
-    return _SegmentGraph(idx, pos, seg, node, seg_radius, length, node_pos, inc, inc_dir)
-
-
-def _grow(g: _SegmentGraph, starts, p: LiverVesselParams):
-    """Best-first growth of competing trees over the segment graph (module docstring, step 4).
-    ``starts``: ``(tree, segment)`` pairs entered at cost 0. Returns the tree of each segment
-    and of each node (-1: not reached), the segment each was entered from (-1: a start or not
-    reached) and the segments in the order they were reached."""
-    import heapq
-
-    ends: list[list[int]] = [[] for _ in range(g.n_seg)]
-    at_node: list[list[int]] = [[] for _ in range(g.n_node)]
-    for i, (s, k) in enumerate(g.inc):
-        ends[s].append(i)
-        at_node[k].append(i)
-    r, r0, q = g.seg_radius, p.cost_offset_mm, p.neck_power
-    unit = g.seg_length / (r + r0) ** q
-    seg_tree = np.full(g.n_seg, -1)
-    node_tree = np.full(g.n_node, -1)
-    parent = np.full(g.n_seg, -1)
-    order = []
-    heap = [(0.0, int(tree), int(s), -1, -1) for tree, s in starts]
-    heapq.heapify(heap)
-    while heap:
-        cost, tree, s, entry, came_from = heapq.heappop(heap)
-        if seg_tree[s] != -1:
-            continue
-        seg_tree[s] = tree
-        parent[s] = came_from
-        order.append(s)
-        for i in ends[s]:
-            k = int(g.inc[i, 1])
-            if i == entry:
-                continue
-            if node_tree[k] == -1:
-                node_tree[k] = tree
-            elif node_tree[k] != tree:
-                continue  # a tree does not pass through the other's junctions
-            arrive = -g.inc_dir[i]  # direction of travel arriving at k
-            scale = p.penalty_mm / (r[s] + r0) ** q
-            for j in at_node[k]:
-                t = int(g.inc[j, 0])
-                if t == s or seg_tree[t] != -1:
-                    continue
-                turn = np.degrees(np.arccos(np.clip(float(arrive @ g.inc_dir[j]), -1, 1)))
-                penalty = (p.turn_weight * max(0.0, turn - p.free_turn_deg) / 30.0
-                           + p.widen_weight * max(0.0, r[t] / max(r[s], 1e-6) - p.free_widen))
-                other = [e for e in ends[t] if int(g.inc[e, 1]) == k]
-                heapq.heappush(heap, (cost + unit[t] + penalty * scale, tree, t, other[0], s))
-    return seg_tree, node_tree, parent, np.asarray(order, int)
-
-
-def _drop_extrahepatic_ends(g: _SegmentGraph, seg_tree, node_tree, parent, order,
-                            anchored, at_ivc):
-    """Leave unreached the subtrees of the growth (``parent`` links, segments reached in
-    ``order``) that hold no ``anchored`` segment (one whose voxels reach the liver or the
-    portal trunk beyond the hilum) but an ``at_ivc`` one (voxels at the IVC): the IVC's lumen
-    beside its mask and its tributaries, reached from a tree through a contact outside the
-    liver (an artery beside the portal trunk) and leading nowhere into it. Other subtrees
-    outside the liver are kept: the portal trunk's own tributaries in the hilum band.
-    Returns new ``(seg_tree, node_tree)``."""
-    held, reach = anchored.copy(), at_ivc.copy()
-    for s in order[::-1]:  # children before parents
-        if parent[s] >= 0:
-            held[parent[s]] |= held[s]
-            reach[parent[s]] |= reach[s]
-    drop = np.zeros(g.n_seg, bool)
-    for s in order:  # parents before children
-        drop[s] = not held[s] and (reach[s] or (parent[s] >= 0 and drop[parent[s]]))
-    seg_tree = np.where(drop, -1, seg_tree)
-    node_tree = node_tree.copy()
-    kept = np.zeros(g.n_node, bool)
-    same = seg_tree[g.inc[:, 0]] == node_tree[g.inc[:, 1]]
-    kept[g.inc[same, 1]] = True
-    node_tree[~kept] = -1
-    return seg_tree, node_tree
-
-
-def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, spacing,
-                   params: LiverVesselParams | None = None, anchor: np.ndarray | None = None,
-                   ivc_zone: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Split the vessel mask ``tube`` (without the IVC) into the portal and hepatic venous
-    trees (module docstring, step 4). ``ivc``: the IVC mask (hepatic root), ``portal_seed``:
-    voxels at the portal root; ``anchor`` and ``ivc_zone`` (optional): where the trees belong
-    (the liver and the portal trunk beyond it) and the IVC's rim: subtrees of the growth
-    that reach the rim and not the anchor are dropped (:func:`_drop_extrahepatic_ends`); all
-    boolean on one grid with ``spacing`` (mm per axis). Returns boolean ``(portal,
-    hepatic)`` masks."""
-    from scipy.spatial import cKDTree
-
-    p = params or LiverVesselParams()
-    empty = np.zeros(tube.shape, bool)
-    if not tube.any() or (not portal_seed.any() and not ivc.any()):
-        return empty, empty.copy()
-    spacing = np.asarray(spacing, float)
-    g = _segment_graph(tube, spacing)
-    vox = np.argwhere(tube)
-    kd = cKDTree(g.pos)
-    _, nearest = kd.query(vox * spacing)  # each vessel voxel's nearest centerline voxel
-    owner = np.where(g.segment >= 0, g.segment, -1)
-
-    def segments_near(points):
-        if len(points) == 0:
-            return set()
-        _, j = kd.query(points * spacing)
-        k = np.unique(j)
-        seg = g.segment[k]
-        if (seg < 0).any():  # a junction voxel: take the segments at that node
-            nodes = set(g.node[k[seg < 0]].tolist())
-            seg = np.concatenate([seg[seg >= 0], g.inc[np.isin(g.inc[:, 1], list(nodes)), 0]])
-        return set(seg.tolist())
-
-    starts = []
-    if portal_seed.any():
-        centre = np.argwhere(portal_seed).mean(0, keepdims=True)
-        starts += [(0, s) for s in segments_near(centre)]
-    if ivc.any():
-        box = ndimage.find_objects(ivc.astype(np.uint8))[0]
-        box = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in box)
-        touch = np.zeros_like(tube)
-        touch[box] = tube[box] & ndimage.binary_dilation(ivc[box], np.ones((3, 3, 3)))
-        portal_root = {s for _, s in starts}
-        starts += [(1, s) for s in segments_near(np.argwhere(touch)) if s not in portal_root]
-    seg_tree, node_tree, parent, order = _grow(g, starts, p)
-    if anchor is not None and ivc_zone is not None:  # a segment owns its nearest voxels
-        flags = []
-        for zone in (anchor, ivc_zone):
-            seg = g.segment[nearest[zone[tuple(vox.T)]]]
-            flag = np.zeros(g.n_seg, bool)
-            flag[seg[seg >= 0]] = True
-            flags.append(flag)
-        seg_tree, node_tree = _drop_extrahepatic_ends(g, seg_tree, node_tree, parent, order,
-                                                      *flags)
-    # -1 (no tree) appended: owner and g.node are -1 off segments and nodes, and a vessel
-    # mask may have no node at all (a lone ring) or no segment
-    tree = np.where(g.segment >= 0, np.append(seg_tree, -1)[owner],
-                    np.append(node_tree, -1)[g.node])
-    label = tree[nearest]
-    portal, hepatic = empty, empty.copy()
-    portal[tuple(vox[label == 0].T)] = True
-    hepatic[tuple(vox[label == 1].T)] = True
-    return portal, hepatic

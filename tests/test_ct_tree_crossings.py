@@ -1,0 +1,82 @@
+"""Tree separation where a portal branch meets a hepatic vein: through a crossing and at a
+vein's tip on its side (:mod:`vasomics.chain.tree_separation`, steps 3 and 4).
+
+Phantoms (1 mm voxels, axes z, y, x, all at z = 20): a hepatic vein (radius 3.5 mm) runs
+along x from its root at the IVC (x < 5), with a twig at x = 20; a portal branch (radius
+3 mm) runs along y at x = 50 from its root (y > 90), with a twig at y = 80, down to
+y = 5. The hepatic vein reaches x = 50 on a cheaper path (thicker) than the portal branch,
+so its tree claims the junction there first.
+"""
+
+import numpy as np
+import pytest
+
+from vasomics.chain.tree_separation import TreeSeparationParams, separate_trees
+from vasomics.phantoms.raster import rasterize_tubes
+
+SHAPE = (40, 100, 100)
+SPACING = (1.0, 1.0, 1.0)
+RULES_OFF = {"crossing_turn_deg": 0.0, "reentry_turn_deg": 180.0}
+
+
+def _tube(mask, start, stop, radius):
+    """Add the capsule of ``radius`` around ``start``-``stop`` (voxel indices) to ``mask``."""
+    axis = np.array([start, stop], float)[:, ::-1]  # physical points are (x, y, z)
+    mask |= rasterize_tubes([axis], [radius], mask.shape, SPACING, flat_caps=False)
+
+
+def _scene(vein_end_x):
+    tube = np.zeros(SHAPE, bool)
+    _tube(tube, (20, 50, 5), (20, 50, vein_end_x), 3.5)  # hepatic vein
+    _tube(tube, (20, 50, 20), (20, 30, 20), 1.5)  # its twig
+    _tube(tube, (20, 97, 50), (20, 5, 50), 3.0)  # portal branch
+    _tube(tube, (20, 80, 50), (20, 80, 70), 1.5)  # its twig
+    root = np.zeros(SHAPE, bool)
+    root[17:24, 47:54, :5] = tube[17:24, 47:54, :5]  # the vein's ostium on the IVC
+    tube &= ~root
+    seed = np.zeros(SHAPE, bool)
+    seed[18:23, 92:97, 48:53] = True  # the portal root
+    return tube, root, seed
+
+
+def _split(scene, **rules):
+    tube, root, seed = scene
+    return separate_trees(tube, root, seed, SPACING, TreeSeparationParams(**rules))
+
+
+@pytest.fixture(scope="module")
+def crossing():
+    """The hepatic vein runs on through the portal branch to x = 95."""
+    return _scene(95)
+
+
+@pytest.fixture(scope="module")
+def vein_tip():
+    """The hepatic vein ends on the portal branch's side (its tip at x = 47)."""
+    return _scene(47)
+
+
+def test_a_portal_branch_keeps_its_tree_through_a_crossing(crossing):
+    portal, hepatic = _split(crossing, reentry_turn_deg=180.0)
+    assert portal[20, 8:44, 50].mean() >= 0.95  # beyond the crossing
+    assert portal[20, 57:90, 50].all()
+    assert hepatic[20, 50, 8:44].all() and hepatic[20, 50, 57:92].mean() >= 0.95
+
+
+def test_without_the_continuity_rules_the_first_tree_takes_the_crossing(crossing):
+    """What the rules change: the hepatic tree, first at the crossing, took the portal
+    branch beyond it."""
+    portal, hepatic = _split(crossing, **RULES_OFF)
+    assert hepatic[20, 8:44, 50].mean() >= 0.95
+
+
+def test_a_portal_branch_past_a_vein_tip_is_moved_back_to_its_tree(vein_tip):
+    """A junction of three branches is no crossing; the portal branch beyond the vein's tip
+    is entered by the hepatic tree through a 90 degree bend, and it continues the portal
+    branch straight: it moves to the portal tree (step 4)."""
+    portal, hepatic = _split(vein_tip)
+    assert portal[20, 8:44, 50].mean() >= 0.95
+    assert portal[20, 57:90, 50].all()
+    assert hepatic[20, 50, 8:40].all()
+    on, _ = _split(vein_tip, reentry_turn_deg=180.0)
+    assert on[20, 8:44, 50].mean() <= 0.05  # the crossing rule alone leaves it
