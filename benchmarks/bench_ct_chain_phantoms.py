@@ -56,8 +56,8 @@ def _on_truth_organs(ct, truth, res, p):
     hu = measure_regions(ct, organs, p.phase.erosion_mm)
     ves = segment_liver_vessels(ct, organs, hu, res.noise_sd_hu,
                                 res.localization.landmarks.get("portal_confluence"), p.vessels)
-    portal = _graph(ct, ves.portal, p.graph, ves.roots.get("portal"))
-    hepatic = _graph(ct, ves.hepatic, p.graph, ves.roots.get("hepatic"))
+    portal = _graph(ct, ves.centerline_mask("portal"), p.graph, ves.roots.get("portal"))
+    hepatic = _graph(ct, ves.centerline_mask("hepatic"), p.graph, ves.roots.get("hepatic"))
     portal = name_portal_tree(portal, ves.roots.get("portal")) if portal else None
     hepatic = (name_hepatic_veins(hepatic, ves.roots.get("hepatic"),
                                   ivc_radius_mm=ves.ivc_radius_mm) if hepatic else None)

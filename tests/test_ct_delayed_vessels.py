@@ -69,7 +69,7 @@ def test_delayed_trees_not_grown_through_the_noise(seed):
     want = liver_tree_truth(truth)
     for tree, scope, tol in (("portal", "vessel:portal_venous_tree", 0.3),
                              ("hepatic", "vessel:hepatic_venous_tree", 0.5)):
-        g = _graph(ct, getattr(ves, tree), RunParams().graph, ves.roots.get(tree))
+        g = _graph(ct, ves.centerline_mask(tree), RunParams().graph, ves.roots.get(tree))
         length = sum(float(np.sum(np.linalg.norm(np.diff(g.segment_points(s), axis=0), axis=1)))
                      for s in range(g.n_segments))
         err = length / want[("VX.A.V.TREE_LEN", scope)] - 1

@@ -165,7 +165,7 @@ def test_ircadb_portal_naming_against_the_labels(ircadb):
     lab, a, _, ves, domain = ircadb
     assert ves.roots["portal"] is not None
     hilum, umbilical = _label_split(lab, a)
-    for mask in (ves.portal, np.isin(a, PORTAL) & domain):
+    for mask in (ves.centerline_mask("portal"), np.isin(a, PORTAL) & domain):
         g = name_portal_tree(_portal_graph(lab, mask, ves.roots["portal"]),
                              ves.roots["portal"])
         grp = _groups(g)

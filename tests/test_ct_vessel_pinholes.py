@@ -19,7 +19,7 @@ def _hepatic_length_error(ct, truth, organs, min_faces: int, break_loops: bool =
     ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
                                 estimate_noise_sd(ct.array), None, vp)
     gp = p.graph.model_copy(update={"break_loops": break_loops})
-    graph = _graph(ct, ves.hepatic, gp, ves.roots.get("hepatic"))
+    graph = _graph(ct, ves.centerline_mask("hepatic"), gp, ves.roots.get("hepatic"))
     want = liver_tree_truth(truth)[("VX.A.V.TREE_LEN", "vessel:hepatic_venous_tree")]
     return graph.segment_lengths().sum() / want - 1, ves
 
@@ -51,8 +51,9 @@ def test_hepatic_lumen_without_pinholes_traces_the_true_length():
     assert abs(cut) <= 0.03, cut
     faces = ndimage.generate_binary_structure(3, 1).astype(np.uint8)
     faces[1, 1, 1] = 0
-    enclosed = ndimage.convolve(ves.hepatic.view(np.uint8), faces, mode="constant")
-    assert np.count_nonzero(~ves.hepatic & (enclosed >= 5)) == 0
+    traced = ves.centerline_mask("hepatic")  # the lumen's edge layer is not filled
+    enclosed = ndimage.convolve(traced.view(np.uint8), faces, mode="constant")
+    assert np.count_nonzero(~traced & (enclosed >= 5)) == 0
 
 
 def test_ivc_rim_is_not_traced_as_a_hepatic_vein():

@@ -233,8 +233,9 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
     if art.applicable and art.status != "ok":
         qc.add("hepatic_artery", "warn", None, art.status)
     with timed("graph"):
-        portal = _graph(image, ves.portal, p.graph, ves.roots.get("portal"))
-        hepatic = _graph(image, ves.hepatic, p.graph, ves.roots.get("hepatic"))
+        portal = _graph(image, ves.centerline_mask("portal"), p.graph, ves.roots.get("portal"))
+        hepatic = _graph(image, ves.centerline_mask("hepatic"), p.graph,
+                         ves.roots.get("hepatic"))
         artery = _graph(image, art.mask, p.graph, art.root)
     with timed("naming"):
         if portal is not None:
@@ -350,16 +351,19 @@ def _save_ves(ves: LiverVessels, path: Path) -> None:
         + 3 * (ves.vessels & ~ves.portal & ~ves.hepatic)
     meta = json.dumps({"roots": ves.roots, "threshold_hu": ves.threshold_hu,
                        "status": ves.status, "ivc_radius_mm": ves.ivc_radius_mm})
+    layer = ves.edge_layer if ves.edge_layer is not None else np.zeros_like(ves.portal)
     with open(path, "wb") as f:
-        np.savez_compressed(f, labels=labels.astype(np.uint8), meta=np.array(meta))
+        np.savez_compressed(f, labels=labels.astype(np.uint8), edge_layer=layer,
+                            meta=np.array(meta))
 
 
 def _load_ves(path: Path) -> LiverVessels:
     with np.load(path) as z:
         labels, meta = z["labels"], json.loads(str(z["meta"]))
+        layer = z["edge_layer"] if "edge_layer" in z.files else None
     return LiverVessels(labels == 1, labels == 2, labels > 0, meta["roots"],
                         meta["threshold_hu"], meta["status"],
-                        meta.get("ivc_radius_mm", float("nan")))
+                        meta.get("ivc_radius_mm", float("nan")), layer)
 
 
 # ---------------------------------------------------------------------------- outputs
