@@ -72,40 +72,58 @@ def core_contrast(tree: np.ndarray, signed: np.ndarray, spacing) -> float:
     return float(np.percentile(core, 90)) if core.size else float("nan")
 
 
+#: The six face neighbours of a voxel (index offsets).
+_FACES = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])
+
+
+def _neighbours(points: np.ndarray, shape) -> list[np.ndarray]:
+    """Per face direction, the flat indices of the in-grid face neighbours of ``points``
+    (``(n, 3)`` voxel indices) and which points have one."""
+    out = []
+    for d in _FACES:
+        q = points + d
+        ok = np.all((q >= 0) & (q < np.asarray(shape)), axis=1)
+        out.append((np.ravel_multi_index(tuple(q[ok].T), shape), ok))
+    return out
+
+
 def grow_to_edge(trees: dict[str, np.ndarray], signed: np.ndarray, peak: np.ndarray,
                  allowed: np.ndarray, spacing) -> dict[str, np.ndarray]:
     """The trees' masks grown by one face-connected layer of voxels that lie past their
     lumen edge: ``signed`` (smoothed HU above the parenchyma) at least :func:`edge_fraction`
     of the local ``peak`` (same units) for that tree's :func:`core_contrast`, inside
-    ``allowed``. A voxel touching two trees is left to neither (a contact between them).
-    Masks share one grid; ``spacing`` in mm."""
-    face = ndimage.generate_binary_structure(3, 1)
-    taken = np.zeros_like(allowed)
+    ``allowed``. A voxel touching two trees is left to neither (a contact between them), and
+    a voxel of the layer needs at least three face neighbours in its tree or layer (a lone
+    voxel standing off the surface is noise, and a spur to the skeleton). Masks share one
+    grid; ``spacing`` in mm. Works on the trees' surface voxels only (sparse)."""
+    shape = allowed.shape
+    taken = np.zeros(allowed.size, bool)
     for m in trees.values():
-        taken |= m
-    shells = {}
+        taken |= m.ravel()
+    free = allowed.ravel() & ~taken
+    near = {}
     for name, m in trees.items():
-        contrast = core_contrast(m, signed, spacing)
-        shell = ndimage.binary_dilation(m, face) & allowed & ~taken
-        if not np.isfinite(contrast) or contrast <= 0 or not shell.any():
-            shells[name] = np.zeros_like(m)
-            continue
-        idx = np.nonzero(shell)
-        ratio = peak[idx] / np.float32(contrast)
-        keep = signed[idx] >= edge_fraction(ratio) * peak[idx]
-        shells[name] = np.zeros_like(m)
-        shells[name][tuple(i[keep] for i in idx)] = True
-    both = np.zeros_like(allowed)
-    seen = np.zeros_like(allowed)
-    for s in shells.values():
-        both |= seen & s
-        seen |= s
+        flat = np.unique(np.concatenate([f for f, _ in _neighbours(np.argwhere(m), shape)]))
+        near[name] = flat[free[flat]]
+    every = np.concatenate(list(near.values()))
+    values, counts = np.unique(every, return_counts=True)
+    contested = values[counts > 1]
+    sig, pk = signed.ravel(), peak.ravel()
     grown = {}
     for name, m in trees.items():
-        shell = shells[name] & ~both
-        # a lone voxel standing off the surface is noise, and a spur to the skeleton: a
-        # voxel of the layer has at least three face neighbours in the tree or the layer
-        held = ndimage.convolve((m | shell).astype(np.uint8), face.astype(np.uint8),
-                                mode="constant") - 1
-        grown[name] = m | (shell & (held >= 3))
+        out = m.copy()
+        contrast = core_contrast(m, signed, spacing)
+        cand = near[name][~np.isin(near[name], contested, assume_unique=True)]
+        if not np.isfinite(contrast) or contrast <= 0 or cand.size == 0:
+            grown[name] = out
+            continue
+        keep = sig[cand] >= edge_fraction(pk[cand] / np.float32(contrast)) * pk[cand]
+        shell = cand[keep]
+        flat_out = out.reshape(-1)  # a view: out is a fresh C-ordered copy
+        flat_out[shell] = True
+        held = np.zeros(shell.size, np.int8)
+        for f, ok in _neighbours(np.column_stack(np.unravel_index(shell, shape)), shape):
+            held[ok] += flat_out[f]
+        flat_out[shell[held < 3]] = False
+        grown[name] = out
     return grown
