@@ -118,7 +118,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
-from vasomics.chain._grid import distance_to
+from vasomics.chain._grid import distance_to, grown_box
 from vasomics.chain.liver_roots import (
     LiverRootParams,
     dome_slices,
@@ -174,6 +174,16 @@ class LiverVesselParams(StageParams):
                                                    "of it.")
     edge_fraction: float = Field(0.5, description="The lumen edge lies at this fraction of "
                                                   "the local peak contrast.")
+    organ_tissue_mm: float = Field(6.0, description="Kidney and spleen masks cut vessels out "
+                                   "only where their tissue, the mean HU of the mask's voxels "
+                                   "under a Gaussian of this sigma (mm), differs from the "
+                                   "parenchyma's median by more than organ_tissue_fraction "
+                                   "of the vessel contrast.")
+    organ_tissue_fraction: float = Field(0.5, description="See organ_tissue_mm: a localized "
+                                         "kidney or spleen reading like the liver lies in the "
+                                         "liver (3D-IRCADb 1.1: 113,000 voxels of liver "
+                                         "tissue in the atlas kidney) and would cut its "
+                                         "vessels.")
     edge_growth: bool = Field(True, description="After the separation, each tree takes the "
                               "adjacent layer of voxels that lie past the lumen edge of a "
                               "blurred round vessel of its peak and contrast "
@@ -361,6 +371,9 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     # neighbours that enhance like vessels, outside the liver only (their masks may overlap
     # the liver's edge, where cutting would disconnect the trees)
     other = (organs.get("kidney", empty)[box] | organs.get("spleen", empty)[box]) & ~liv
+    other = _unlike_parenchyma(other, np.asarray(image.array[box], np.float32), liver_hu,
+                               abs(contrast), spacing, p.organ_tissue_mm,
+                               p.organ_tissue_fraction)
     # remove blobs thicker than any liver vessel (kidney, bowel, spleen): opening by a ball
     depth = edt.edt(bright, anisotropy=image.spacing, parallel=2)
     reach = p.max_vessel_radius_mm + max(spacing)
@@ -564,6 +577,28 @@ def _below_seed_notes(trees: dict[str, np.ndarray], signed: np.ndarray, spacing,
                          f"venous contrast): traced mostly where joined to brighter vessels, "
                          f"thin branches missed")
     return notes
+
+
+def _unlike_parenchyma(organ: np.ndarray, hu: np.ndarray, liver_hu: float, contrast: float,
+                       spacing, sigma_mm: float, fraction: float) -> np.ndarray:
+    """The voxels of a neighbouring organ's mask ``organ`` whose tissue reads unlike the
+    liver: the Gaussian-weighted mean (``sigma_mm``) of ``hu`` (HU) over the mask's own
+    voxels (fat beyond the organ's edge left out) at least ``fraction`` of the vessel
+    ``contrast`` (HU) away from ``liver_hu``. The kidney's cortex and the spleen
+    enhance far from the liver in every enhanced phase (portal venous: 190 against 115 HU;
+    a liver vessel changes a 3 mm mean by a few HU); a mask reading like the parenchyma is
+    an atlas organ placed in the liver. Computed in ``organ``'s bounding box only."""
+    if not organ.any():
+        return organ
+    box = grown_box(organ, spacing, 2.5 * sigma_mm)
+    sigma = [sigma_mm / float(s) for s in spacing]
+    inside = organ[box].astype(np.float32)
+    weight = ndimage.gaussian_filter(inside, sigma, truncate=2.5)
+    tissue = ndimage.gaussian_filter(hu[box] * inside, sigma, truncate=2.5) / np.maximum(
+        weight, 1e-3)
+    out = np.zeros_like(organ)
+    out[box] = organ[box] & (np.abs(tissue - liver_hu) >= fraction * contrast)
+    return out
 
 
 def _parenchyma_sd(signed: np.ndarray, contrast: float) -> float:
