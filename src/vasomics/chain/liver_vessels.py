@@ -24,8 +24,10 @@ portal venous and hepatic venous trees.
    background is not the parenchyma but fat and soft tissue: there a voxel within
    ``edge_window_mm`` of a vessel is lumen when it lies past half-way from the local minimum
    to the local maximum of the smoothed HU (the same half-maximum edge, with the local
-   background). Localized kidneys, spleen and aorta are
-   excluded. When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
+   background). The localized aorta is excluded, and so are the localized kidneys and
+   spleen outside the liver mask where their own voxels read unlike the parenchyma
+   (``organ_tissue_mm``, ``organ_tissue_fraction``: an atlas kidney misplaced into the
+   liver, 113,000 voxels of liver tissue on 3D-IRCADb 1.1, cut the liver's vessels). When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
    empty and the result says why (no silently wrong tree). A hepatic tree with less than
    ``hepatic_min_liver_fraction`` of its volume inside the liver is the IVC's wall picked by
    the thresholds' noise (unenhanced hepatic veins) and is left empty in the same way, as
