@@ -27,7 +27,8 @@ portal venous and hepatic venous trees.
    background). The localized aorta is excluded, and so are the localized kidneys and
    spleen outside the liver mask where their own voxels read unlike the parenchyma
    (``organ_tissue_mm``, ``organ_tissue_fraction``: an atlas kidney misplaced into the
-   liver, 113,000 voxels of liver tissue on 3D-IRCADb 1.1, cut the liver's vessels). When that contrast is below ``min_contrast_sd`` noise SDs the trees are left
+   liver, 113,000 voxels of liver tissue on 3D-IRCADb 1.1, cut the liver's vessels).
+   When the vessel contrast is below ``min_contrast_sd`` noise SDs the trees are left
    empty and the result says why (no silently wrong tree). A hepatic tree with less than
    ``hepatic_min_liver_fraction`` of its volume inside the liver is the IVC's wall picked by
    the thresholds' noise (unenhanced hepatic veins) and is left empty in the same way, as
