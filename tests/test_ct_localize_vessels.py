@@ -76,11 +76,13 @@ def _ircadb(shared_data):
 def test_ircadb_cross_subject_localization(shared_data):
     """3D-IRCADb 1.1 labels → synthetic portal-venous CT (PSF 1 mm, noise 12 HU, in memory).
     Localization is cross-subject (TotalSegmentator atlas → IRCADb anatomy). Tree separation
-    and portal naming on this case: tests/test_ct_ircadb.py."""
+    and portal naming on this case: tests/test_ct_ircadb.py. Liver 0.943 (volume -0.10)
+    since its refinement follows thick growth (``follow_organs``); 0.909 (-0.16) when it
+    stopped at a pass of Dice 0.93 with the previous one."""
     a, ct = _ircadb(shared_data)
     loc = localize(ct)
     liver_truth = np.isin(a, [449, 451, 465, 481])
-    assert _dice(loc.organs["liver"], liver_truth) >= 0.80
+    assert _dice(loc.organs["liver"], liver_truth) >= 0.93
     assert _dice(loc.organs["spleen"], a == 385) >= 0.85
 
 
@@ -101,6 +103,22 @@ def test_spleen_localization_on_phantoms_across_draws():
         dice = {k: _dice(loc.organs[k], org[k]) for k in ("liver", "spleen", "aorta")}
         assert dice["spleen"] >= 0.87, (seed, dice)
         assert dice["liver"] >= 0.80 and dice["aorta"] >= 0.90, (seed, dice)
+
+
+def test_liver_followed_beyond_the_atlas():
+    """Liver CT phantoms (96x160x160, portal venous) whose liver the registered atlas covers
+    only in part (the inferior right lobe). The liver's refinement passes keep their thick
+    growth until it stops (``follow_opening_mm`` 6 mm): Dice 0.962 / 0.957, volume -0.073 /
+    -0.081 (seeds 500 / 501). Stopping at a pass of Dice 0.93 with the previous one (the
+    spleen's rule) left 0.928 / 0.935, -0.135 / -0.120. Keeping every pass's growth leaked
+    into the abdominal wall on 501 arterial (+0.56)."""
+    for seed in (500, 501):
+        ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=seed)
+        liver = truth_organs(truth)["liver"]
+        loc = localize(ct)
+        vol_err = loc.organs["liver"].sum() / liver.sum() - 1
+        assert _dice(loc.organs["liver"], liver) >= 0.95, seed
+        assert -0.10 <= vol_err <= 0.0, (seed, vol_err)
 
 
 def test_tubes_followed_outside_the_portal_venous_phase():

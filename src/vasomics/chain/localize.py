@@ -27,8 +27,12 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    filled slice by slice, the component that holds the core kept. Organs are claimed in the
    order of :data:`CLAIM_ORDER`, without overlap. The liver and spleen get up to
    ``refine_passes`` passes, each taking the previous result as its prior (so an organ the
-   affine atlas covers only in part is followed), kept only while a pass still changes the
-   mask (Dice below ``refine_converged_dice``) and never into another organ's prior core.
+   affine atlas covers only in part is followed), never into another organ's prior core.
+   A spleen pass is kept while it still changes the mask (Dice below
+   ``refine_converged_dice``). A liver pass (``follow_organs``) keeps only thick growth
+   (:func:`thick_growth`: what survives an opening of ``follow_opening_mm``, so a lobe is
+   followed but not a leak along a vessel or muscle) until a pass changes less than
+   ``follow_min_growth`` of the volume.
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
 6. The aorta is rounded slice by slice (:func:`round_tube`). A tube (``track_tubes``: aorta,
@@ -96,7 +100,7 @@ class LocalizeParams(StageParams):
     bspline_iterations: int = Field(50, description="L-BFGS-B iterations of the B-spline "
                                                     "stage.")
     refine: bool = Field(True, description="Refine the warped masks by intensity.")
-    refine_passes: dict[str, int] = Field({"liver": 3, "spleen": 2}, description=
+    refine_passes: dict[str, int] = Field({"liver": 6, "spleen": 2}, description=
                                           "Refinement passes per organ; each pass takes the "
                                           "previous result as its prior, so a large organ "
                                           "that the affine atlas covers only in part is "
@@ -106,6 +110,20 @@ class LocalizeParams(StageParams):
                                                          "with the previous pass below "
                                                          "this); otherwise refinement "
                                                          "stops with the previous pass.")
+    follow_organs: tuple[str, ...] = Field(("liver",), description=
+                                           "Organs whose further passes are kept by growth "
+                                           "(follow_opening_mm, follow_min_growth) instead of "
+                                           "by refine_converged_dice.")
+    follow_opening_mm: float = Field(6.0, description="A further pass of a followed organ "
+                                                      "keeps the voxels it adds only where "
+                                                      "they survive an opening with a ball "
+                                                      "of this radius and reach the organ "
+                                                      "through such thick parts (a lobe, "
+                                                      "not a leak along a vessel or a "
+                                                      "muscle border).")
+    follow_min_growth: float = Field(0.005, description="Following stops when a pass "
+                                                        "changes fewer voxels than this "
+                                                        "fraction of the organ's volume.")
     prior_scale_mm: float = Field(4.0, description="Scale of the logistic spatial prior in "
                                                    "the signed distance to the warped mask.")
     band_mm: float = Field(12.0, description="Refinement is limited to this distance from "
@@ -437,7 +455,14 @@ def localize(image: Image, params: LocalizeParams | None = None,
                     if not refined.any():
                         break
                     again = refine_organ(image, refined, others, p, noise_sd_hu)
-                    if _dice(refined, again[0]) >= p.refine_converged_dice:
+                    if name in p.follow_organs:
+                        kept = thick_growth(again[0], refined, image.spacing,
+                                            p.follow_opening_mm)
+                        changed = np.count_nonzero(kept ^ refined)
+                        if changed < p.follow_min_growth * np.count_nonzero(refined):
+                            break  # the organ is followed to its end
+                        again = (kept, *again[1:])
+                    elif _dice(refined, again[0]) >= p.refine_converged_dice:
                         break  # only creeping along the border: keep the previous pass
                     refined, mu, sd = again
             dice[name] = _dice(prior, refined)
@@ -614,6 +639,31 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
     out[box] = shifted
     shift = [round(dy * sp[1], 2), round(dx * sp[2], 2)]
     return out, shift + [round(dz * sp[0], 2)] if rz else shift
+
+
+def thick_growth(new: np.ndarray, old: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
+    """``new`` without the voxels it adds to ``old`` that are thin or reach ``old`` only
+    through thin parts.
+
+    An added voxel is kept when it lies in the opening of ``old | added`` by a ball of
+    ``radius_mm`` (physical mm, ``spacing`` in z, y, x order) and is connected to ``old``
+    through kept voxels. Voxels of ``old`` that ``new`` no longer holds are dropped (the
+    re-centred pass may trim the previous one's border)."""
+    add = new & ~old
+    if not add.any():
+        return new
+    box = ndimage.find_objects((add | old).astype(np.uint8))[0]
+    a = np.pad(add[box], 1)
+    u = np.pad((add | old)[box], 1)
+    core = edt.edt(u, anisotropy=spacing, parallel=2) > radius_mm
+    opened = (edt.edt(~core, anisotropy=spacing, parallel=2) <= radius_mm) & a
+    keep_old = np.pad(old[box], 1)
+    lab, _ = ndimage.label(opened | keep_old)
+    ids = np.unique(lab[keep_old])
+    kept = np.isin(lab, ids[ids > 0]) & opened
+    out = new & old
+    out[box] |= kept[1:-1, 1:-1, 1:-1]
+    return out
 
 
 def _stop_area_jumps(grown: np.ndarray, inside: np.ndarray, step: float) -> np.ndarray:
