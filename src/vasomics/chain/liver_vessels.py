@@ -93,6 +93,13 @@ portal venous and hepatic venous trees.
    it weighs as they were.
    The portal tree is left as segmented: filling it too moved the main portal division of
    3D-IRCADb 1.1 through the whole chain from 9.8 to 11.1 mm from the hilum.
+   Pieces of the vessel mask inside the liver that neither tree reached (cut off by a gap
+   in the lumen, outside the IVC and its rim) then join the tree whose lumen lies within
+   ``fragment_gap_mm`` of them when the other tree lies ``fragment_margin_mm`` farther
+   (:func:`_adopt_fragments`; their centerlines are named after the nearest named point,
+   :mod:`vasomics.chain.naming.liver_portal`). On 3D-IRCADb 1.1 (seed 1, manual organs)
+   4500 voxels of hepatic vein lay in such pieces, one of 2766 voxels 2.5 mm from the
+   hepatic tree and 5.3 mm from the portal tree.
    Last, each tree takes the adjacent layer of voxels that lie past its lumen edge
    (``edge_growth``, :func:`vasomics.chain.lumen_edge.grow_to_edge`): the half-peak edge lies
    0.1-0.15 blur SDs inside the lumen of a vessel 2-4 SDs in radius, and outside that of a
@@ -258,6 +265,14 @@ class LiverVesselParams(StageParams):
                                                "(vasomics.chain.liver_roots).")
     min_component_mm3: float = Field(30.0, description="Vessel components smaller than this "
                                                        "are dropped before separation.")
+    fragment_gap_mm: float = Field(3.0, ge=0, description="A segmented vessel piece inside "
+                                                     "the liver that neither tree reached "
+                                                     "(cut off by a gap in the lumen) joins "
+                                                     "the tree whose lumen lies within "
+                                                     "this distance; 0 adopts none.")
+    fragment_margin_mm: float = Field(2.0, ge=0, description="A piece joins a tree only "
+                                                            "when the other tree lies at "
+                                                            "least this much farther.")
     separation: TreeSeparationParams = Field(default_factory=TreeSeparationParams,
                                              description="Portal / hepatic tree separation "
                                                          "(vasomics.chain.tree_separation).")
@@ -500,6 +515,11 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     # noise pinholes through the hepatic veins' lumen split their centerlines into parallel
     # strands: filled after the separation (whose necks and radii they do not change)
     hepatic = _fill_pinholes(hepatic, p.pinhole_min_faces) & ~portal & ~ivc
+    if p.fragment_gap_mm > 0:
+        portal, hepatic = _adopt_fragments(
+            portal, hepatic, vessels & liv & ~portal & ~hepatic & ~ivc & ~rim, spacing,
+            p.min_component_mm3 / float(np.prod(spacing)), p.fragment_gap_mm,
+            p.fragment_margin_mm)
     vessels |= portal | hepatic
     # hepatic veins are intrahepatic up to their last centimetre: a "tree" lying mostly
     # outside the liver is the IVC's wall picked by the thresholds' noise (arterial phase:
@@ -823,6 +843,34 @@ def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
     organ[0] = False
     out[box] = organ[ws]
     return out
+
+
+def _adopt_fragments(portal: np.ndarray, hepatic: np.ndarray, free: np.ndarray, spacing,
+                     min_voxels: float, gap_mm: float, margin_mm: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The trees with the pieces of ``free`` (segmented vessel voxels neither took) that
+    a gap in the lumen cut off them: each 26-connected piece of at least ``min_voxels``
+    whose nearest voxel to one tree lies within ``gap_mm`` (mm; ``spacing`` in z, y, x)
+    while the other tree lies at least ``margin_mm`` farther joins the nearer tree.
+    Distances are computed in each piece's bounding box grown by ``gap_mm + margin_mm``."""
+    lab, _ = ndimage.label(free, np.ones((3, 3, 3)))
+    size = np.bincount(lab.ravel())
+    spacing = tuple(float(v) for v in spacing)
+    grow = np.ceil((gap_mm + margin_mm) / np.asarray(spacing)).astype(int) + 1
+    trees = {"portal": portal.copy(), "hepatic": hepatic.copy()}
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None or size[k] < min_voxels:
+            continue
+        box = tuple(slice(max(0, s.start - g), min(n, s.stop + g))
+                    for s, g, n in zip(sl, grow, lab.shape, strict=True))
+        piece = lab[box] == k
+        near = {name: float(edt.edt(~m[box], anisotropy=spacing)[piece].min())
+                if m[box].any() else np.inf for name, m in (("portal", portal),
+                                                             ("hepatic", hepatic))}
+        best, other = sorted(near, key=near.get)
+        if near[best] <= gap_mm and near[other] >= near[best] + margin_mm:
+            trees[best][box] |= piece
+    return trees["portal"], trees["hepatic"]
 
 
 def _fill_pinholes(mask: np.ndarray, min_faces: int) -> np.ndarray:
