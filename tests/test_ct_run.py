@@ -281,6 +281,29 @@ def test_hepatic_naming_hub_outside_the_ivc_wall():
         "middle_hepatic_vein", "left_hepatic_vein"]
 
 
+def test_hepatic_naming_of_a_piece_cut_off_by_a_gap():
+    """Right, middle and left veins from the wall of an IVC (axis x = y = 0, radius 10 mm)
+    and a thick piece beyond a gap on the left vein's line (radius 3.5 mm, 30 mm long, its
+    end nearest the IVC 77 mm from the axis, as the vessel stage adopts such pieces). It
+    does not drain into the IVC: it takes the left vein's name. Counted as a vein it was a
+    fourth major vein, the leftmost, and the left vein was named middle."""
+    from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.vessel_graph import VesselGraph
+
+    tubes = [_tube((-10.0, 2.0, 0.0), (-70.0, 20.0, 25.0), 4.0),
+             _tube((-2.0, 10.0, 0.0), (-10.0, 70.0, 30.0), 3.5),
+             _tube((8.0, 6.0, 0.0), (60.0, 40.0, 25.0), 3.5),
+             _tube((64.0, 42.0, 27.0), (90.0, 57.0, 35.0), 3.5)]
+    g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes],
+                                   merge_tol_mm=1e-6)
+    named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
+    assert list(named.segment_label) == ["right_hepatic_vein", "middle_hepatic_vein",
+                                         "left_hepatic_vein", "left_hepatic_vein"]
+    as_vein = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0,
+                                 max_ostium_gap_mm=np.inf)
+    assert as_vein.segment_label[2] == "middle_hepatic_vein"
+
+
 def test_tracing_and_naming_on_the_generators_vessel_masks():
     """Graph and naming stages on the phantom's own portal and hepatic masks (within the
     chain's 12 mm hilum margin; segmentation, separation and localization taken out), seed

@@ -34,7 +34,11 @@ veins exist, the left one is divided at its first major division into
 middle/left trunk, frequent in patients), unless the trunk's centerline runs on the IVC's
 right (mean LPS x below the IVC's axis): then it is the middle vein itself, which reaches
 the left vein's branches through a contact deeper in the liver (phantom 611 at 0.9 mm, a
-54 mm trunk). Minor veins take the name of the nearest major one.
+54 mm trunk). Minor veins take the name of the nearest major one. A connected piece whose
+node nearest the IVC's axis lies more than ``max_ostium_gap_mm`` outside the IVC's wall
+(from the axis when the IVC's radius is unknown) does not drain into the IVC: it is a piece
+that a gap in the lumen cut off a vein (:func:`vasomics.chain.liver_vessels._adopt_fragments`)
+and takes the name of the nearest named centerline point instead of counting as a vein.
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ RIGHT, MIDDLE, LEFT = "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic
 
 def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.5,
                        min_share: float = 0.15, ostium_factor: float = 2.5,
-                       ivc_radius_mm: float | None = None) -> VesselGraph:
+                       ivc_radius_mm: float | None = None,
+                       max_ostium_gap_mm: float = 30.0) -> VesselGraph:
     """Label hepatic vein segments (see the module docstring). ``ivc_point_mm``: a point on
     the IVC axis at the level of the hepatic vein confluence (LPS mm); ``ivc_radius_mm``:
     the IVC's radius there (mm; None or NaN when unknown: stems are then measured from the
@@ -69,11 +74,14 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
     graph = _split_at_ostium(graph, ivc)
     labels = np.full(graph.n_segments, "", dtype=object)
     comp = _components(graph)
+    roots = {c: _root(graph, np.nonzero(comp == c)[0], ivc) for c in np.unique(comp)}
+    gap = {c: np.linalg.norm(graph.node_position[r, :2] - ivc[:2]) - (wall or 0.0)
+           for c, r in roots.items()}
+    draining = [c for c in roots if gap[c] <= max_ostium_gap_mm] or list(roots)
     veins = []  # (caliber, centroid, tree, first segment of the vein)
     stems = []  # (tree, common stem segments, its veins' first segments)
-    for c in np.unique(comp):
-        segs = np.nonzero(comp == c)[0]
-        root = _root(graph, segs, ivc)
+    for c in draining:
+        root = roots[c]
         tree = rooted_tree(graph, root)
         for first in tree.first:
             for k in _split_ostium(tree, first, min_share, ostium_factor, stems, ivc,
