@@ -106,7 +106,7 @@ def test_spleen_localization_on_phantoms_across_draws():
 
 
 def test_liver_followed_beyond_the_atlas():
-    """Liver CT phantoms (96x160x160, portal venous) whose liver the registered atlas covers
+    """Liver CT phantoms (96x160x160 over 300 mm, portal venous) whose liver the registered atlas covers
     only in part (the inferior right lobe). The liver's refinement passes keep their thick
     growth until it stops (``follow_opening_mm`` 6 mm): Dice 0.962 / 0.957, volume -0.073 /
     -0.081 (seeds 500 / 501). Stopping at a pass of Dice 0.93 with the previous one (the
