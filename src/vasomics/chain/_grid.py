@@ -8,13 +8,20 @@ import numpy as np
 from scipy import ndimage
 
 
+def grow_slices(box: tuple[slice, ...], spacing, reach_mm: float, shape
+                ) -> tuple[slice, ...]:
+    """The bounding box ``box`` grown by ``reach_mm`` (and a voxel) on every side, clipped
+    to ``shape``."""
+    grow = np.ceil(reach_mm / np.asarray(spacing, float)).astype(int) + 1
+    return tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, g, n in
+                 zip(box, grow, shape, strict=True))
+
+
 def grown_box(mask: np.ndarray, spacing, reach_mm: float) -> tuple[slice, ...]:
     """Slices of ``mask``'s bounding box grown by ``reach_mm`` (and a voxel) on every side,
     clipped to its shape; ``mask`` must hold a voxel."""
-    grow = np.ceil(reach_mm / np.asarray(spacing, float)).astype(int) + 1
-    return tuple(slice(max(0, b.start - g), min(n, b.stop + g)) for b, g, n in
-                 zip(ndimage.find_objects(mask.astype(np.uint8))[0], grow, mask.shape,
-                     strict=True))
+    return grow_slices(ndimage.find_objects(mask.astype(np.uint8))[0], spacing, reach_mm,
+                       mask.shape)
 
 
 def distance_to(mask: np.ndarray, spacing, reach_mm: float) -> np.ndarray:

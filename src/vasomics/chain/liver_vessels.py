@@ -128,7 +128,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
-from vasomics.chain._grid import distance_to, grown_box
+from vasomics.chain._grid import distance_to, grow_slices, grown_box
 from vasomics.chain.liver_roots import (
     LiverRootParams,
     dome_slices,
@@ -856,13 +856,11 @@ def _adopt_fragments(portal: np.ndarray, hepatic: np.ndarray, free: np.ndarray, 
     lab, _ = ndimage.label(free, np.ones((3, 3, 3)))
     size = np.bincount(lab.ravel())
     spacing = tuple(float(v) for v in spacing)
-    grow = np.ceil((gap_mm + margin_mm) / np.asarray(spacing)).astype(int) + 1
     trees = {"portal": portal.copy(), "hepatic": hepatic.copy()}
     for k, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None or size[k] < min_voxels:
             continue
-        box = tuple(slice(max(0, s.start - g), min(n, s.stop + g))
-                    for s, g, n in zip(sl, grow, lab.shape, strict=True))
+        box = grow_slices(sl, spacing, gap_mm + margin_mm, lab.shape)
         piece = lab[box] == k
         near = {name: float(edt.edt(~m[box], anisotropy=spacing)[piece].min())
                 if m[box].any() else np.inf for name, m in (("portal", portal),
