@@ -238,10 +238,12 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
     kidney guard (session 13), the liver's thick-growth following (localized liver 0.91 ->
     0.94) and the adoption of vessel pieces cut off by a gap (session 14): 0.798 / 0.777,
     seed 1 0.818 / 0.725; division 4.2 mm from the hilum, right and left groups 29 mm to
-    either side."""
+    either side. Since liver the localized liver missed is no vessel edge in the hilum band
+    (``LiverVesselParams.band_parenchyma_mm``, session 15): 0.837 / 0.780, seed 1 0.827 /
+    0.736 (seed 0's portal false positives off any vessel label 4666 -> 734)."""
     lab, a, res, dice = ircadb_chain
     assert res.vessels.status == "ok", res.vessels.status
-    assert dice["portal"] >= 0.78 and dice["hepatic"] >= 0.76, dice
+    assert dice["portal"] >= 0.82 and dice["hepatic"] >= 0.77, dice
     hilum, _ = _label_split(lab, a)
     g = res.portal
     grp = _groups(g)
@@ -257,8 +259,9 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
 
 
 @pytest.mark.xfail(strict=True, reason="issue #4 target (Dice >= 0.85 per tree) not reached "
-                   "through the whole chain: seed 0 portal 0.798, hepatic 0.777 (2026-12-04; "
-                   "0.784 / 0.741 before the lumen edge layer, the kidney guard and the "
+                   "through the whole chain: seed 0 portal 0.837, hepatic 0.780 (session 15; "
+                   "0.798 / 0.777 before liver the localized liver missed was left out of the "
+                   "hilum band's vessels; 0.784 / 0.741 before the lumen edge layer, the kidney guard and the "
                    "liver's thick-growth following and the gap pieces' adoption; portal "
                    "0.697 before the trunk was followed beyond the region, 0.737 before "
                    "subtrees "
