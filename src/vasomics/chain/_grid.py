@@ -34,3 +34,11 @@ def distance_to(mask: np.ndarray, spacing, reach_mm: float) -> np.ndarray:
     box = grown_box(mask, spacing, reach_mm)
     out[box] = edt.edt(~mask[box], anisotropy=tuple(float(v) for v in spacing), parallel=2)
     return out
+
+
+def ball_opening(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
+    """The opening of ``mask`` by a ball of ``radius_mm`` (mm, ``spacing`` in z, y, x
+    order): the voxels within ``radius_mm`` of a voxel lying more than ``radius_mm`` inside
+    ``mask``. The array's faces are no background (``edt``): what touches them runs on."""
+    core = edt.edt(mask, anisotropy=tuple(float(v) for v in spacing), parallel=2) > radius_mm
+    return distance_to(core, spacing, radius_mm) <= radius_mm

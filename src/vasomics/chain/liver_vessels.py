@@ -136,7 +136,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
-from vasomics.chain._grid import distance_to, grow_slices, grown_box
+from vasomics.chain._grid import ball_opening, distance_to, grow_slices, grown_box
 from vasomics.chain.liver_roots import (
     LiverRootParams,
     dome_slices,
@@ -333,11 +333,9 @@ def _band_parenchyma(like: np.ndarray, dim: np.ndarray, liver: np.ndarray, spaci
     reads like it there, and cutting it there cut hepatic veins off the IVC)."""
     if radius_mm <= 0 or not (like & ~liver).any():
         return np.zeros_like(like)
-    # an opening by the ball in mm, one voxel across at least (edt: the box's faces are no
-    # background, so the tissue runs on beyond them)
-    radius_mm = max(radius_mm, float(np.max(spacing)))
-    held = edt.edt(like | liver, anisotropy=tuple(float(v) for v in spacing), parallel=2)
-    core = distance_to(held > radius_mm, spacing, radius_mm) <= radius_mm
+    # a ball one voxel across at least; the box's faces are no background, so the tissue
+    # runs on beyond them
+    core = ball_opening(like | liver, spacing, max(radius_mm, float(np.max(spacing))))
     core &= like & ~liver
     return core | (ndimage.binary_dilation(core) & dim & ~liver)
 

@@ -60,6 +60,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain._grid import ball_opening
 from vasomics.chain.tube_tracking import TubeTrackParams, track_tube
 from vasomics.errors import InputError
 from vasomics.image import Image
@@ -560,9 +561,7 @@ def extend_beyond_atlas(image: Image, organ: np.ndarray, covered: np.ndarray,
         return organ
     hu = image.array[box]
     cand = ~cov & ~clm & (hu > mu - 2.5 * sd) & (hu < mu + 2.5 * sd)
-    r = opening_mm
-    core = edt.edt(cand, anisotropy=image.spacing, parallel=2) > r
-    cand &= edt.edt(~core, anisotropy=image.spacing, parallel=2) <= r  # opening by a ball
+    cand &= ball_opening(cand, image.spacing, opening_mm)
     cand = fill_holes_per_slice(cand) & ~cov & ~clm
     lab, _ = ndimage.label(cand | org)
     keep = np.unique(lab[touch])
@@ -661,8 +660,7 @@ def thick_growth(new: np.ndarray, old: np.ndarray, spacing, radius_mm: float) ->
     box = ndimage.find_objects((add | old).astype(np.uint8))[0]
     a = np.pad(add[box], 1)
     u = np.pad((add | old)[box], 1)
-    core = edt.edt(u, anisotropy=spacing, parallel=2) > radius_mm
-    opened = (edt.edt(~core, anisotropy=spacing, parallel=2) <= radius_mm) & a
+    opened = ball_opening(u, spacing, radius_mm) & a
     keep_old = np.pad(old[box], 1)
     lab, _ = ndimage.label(opened | keep_old)
     ids = np.unique(lab[keep_old])
