@@ -305,6 +305,35 @@ def test_hepatic_naming_of_a_piece_cut_off_by_a_gap():
     assert as_vein.segment_label[2] == "middle_hepatic_vein"
 
 
+
+def test_hepatic_naming_parts_veins_that_touch_deep_in_the_liver():
+    """Phantom 634 at 0.9 mm, traced from the generator's own masks: the middle hepatic
+    vein touches a branch of the left vein 63 mm out from the IVC's wall, and its own
+    ostium is a free end 0.1 mm from the wall, so the left and middle veins were one tree
+    rooted at the left ostium and the contact branch was named middle with the middle vein
+    (634: naming 0.84). A free end at the IVC's wall, reached from the root through a path
+    running out more than 2.5 ostium radii, is another vein's ostium: the path is cut where
+    it lies farthest from the IVC's axis (634: 1.00). Here (IVC axis x = y = 0, radius 10
+    mm) the left vein's branch that touches the middle vein stays left; the total length is
+    unchanged."""
+    from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.vessel_graph import VesselGraph
+
+    fork, contact = (35.0, 25.0, 10.0), (0.0, 75.0, 30.0)
+    tubes = [_tube((-10.0, 2.0, 0.0), (-70.0, 20.0, 25.0), 4.0),  # right
+             _tube((8.0, 6.0, 0.0), fork, 4.0),  # left trunk
+             _tube(fork, (70.0, 40.0, 25.0), 3.0),  # left branch
+             _tube(fork, contact, 3.0),  # left branch touching the middle vein
+             _tube((-2.0, 10.0, 0.0), contact, 3.5)]  # middle vein, its ostium a free end
+    g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes],
+                                   merge_tol_mm=1e-6)
+    named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
+    right, middle, left = "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein"
+    # the contact branch is cut 1 mm short of the contact (its last interior point)
+    assert list(named.segment_label) == [right, left, left, left, middle, middle]
+    assert np.isclose(named.segment_lengths().sum(), g.segment_lengths().sum())
+    assert np.linalg.norm(named.segment_points(3)[-1] - contact) < 1.0
+
 def test_tracing_and_naming_on_the_generators_vessel_masks():
     """Graph and naming stages on the phantom's own portal and hepatic masks (within the
     chain's 12 mm hilum margin; segmentation, separation and localization taken out), seed
