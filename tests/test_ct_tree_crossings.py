@@ -80,3 +80,53 @@ def test_a_portal_branch_past_a_vein_tip_is_moved_back_to_its_tree(vein_tip):
     assert hepatic[20, 50, 8:40].all()
     on, _ = _split(vein_tip, reentry_turn_deg=180.0)
     assert on[20, 8:44, 50].mean() <= 0.05  # the crossing rule alone leaves it
+
+
+def _contact_graph(link_radius):
+    """A segment graph where a hepatic vein and a portal branch cross at a contact that
+    the thinning drew as two junctions joined by a 9 mm link (as on phantom 631 at 0.9 mm,
+    where the hepatic tree took portal S6 / S7 this way): junction 0 holds the hepatic
+    vein's incoming segment 0, the portal branch's continuation 1 (whose subtree is
+    segment 5) and the link 2; junction 1 the link, the portal branch's incoming segment 3
+    and the hepatic vein's continuation 4. Directions point from each junction into the
+    segment (LPS mm)."""
+    from vasomics.chain.tree_separation import _SegmentGraph
+
+    inc = np.array([[0, 0], [1, 0], [2, 0], [2, 1], [3, 1], [4, 1], [1, 2], [5, 2]])
+    inc_dir = np.array([[0, -1, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [-1, 0, 0],
+                        [0, 1, 0], [-1, 0, 0], [1, 0, 0]], float)
+    radius = np.array([4.0, 3.6, link_radius, 4.1, 3.2, 3.0])
+    empty = np.zeros((0, 3))
+    return _SegmentGraph(index=empty, pos=empty, segment=np.zeros(0, int),
+                         node=np.zeros(0, int), seg_radius=radius,
+                         seg_length=np.array([30.0, 2.3, 9.0, 17.6, 7.0, 40.0]),
+                         node_pos=np.array([[0.0, 0, 0], [0, 9, 0], [20, 0, 0]]), inc=inc,
+                         inc_dir=inc_dir)
+
+
+@pytest.mark.parametrize("link_radius, link_radii, moved", [
+    (3.9, 2.5, True),  # the merged lumen: the portal branch goes back to its tree
+    (3.9, 0.0, False),  # the rule off
+    (3.0, 2.5, False),  # a link thinner than the segment is a bridge, not the contact
+    (3.9, 1.5, False),  # a link longer than 1.5 radii plus a voxel is a vessel of its own
+])
+def test_a_branch_continued_across_a_contact_drawn_as_two_junctions(link_radius, link_radii,
+                                                                     moved):
+    """Step 4 across one link: the hepatic tree entered the portal branch's continuation
+    (segment 1) from its own vein through a 90 degree bend at junction 0; the portal
+    segment it continues straight sits at junction 1, across the link. Segment 1 and the
+    subtree grown from it move to the portal tree when the link is short (at most
+    ``reentry_link_radii`` times its radius plus a voxel) and at least as thick as the
+    segment."""
+    from vasomics.chain.tree_separation import _straight_continuations
+
+    g = _contact_graph(link_radius)
+    seg_tree = np.array([1, 1, 1, 0, 1, 1])
+    parent = np.array([-1, 0, 0, -1, 2, 1])
+    entered = np.array([-1, 1, 2, -1, 5, 7])
+    order = np.array([3, 0, 2, 1, 4, 5])
+    p = TreeSeparationParams(reentry_link_radii=link_radii)
+    out, _ = _straight_continuations(g, seg_tree, np.array([1, 1, 1]), parent, entered,
+                                     order, SPACING, p)
+    expected = [1, 0, 1, 0, 1, 0] if moved else list(seg_tree)
+    assert list(out) == expected

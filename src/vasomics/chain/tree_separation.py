@@ -45,7 +45,12 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    ``reentry_straight_deg``, no more than ``reentry_widen`` times its radius) moves with
    the subtree grown from it to that tree: one vessel runs on through the junction, and the
    tree that took it turned into it from the side (phantoms 610 / 619: portal S7 entered
-   from the right hepatic vein at a contact).
+   from the right hepatic vein at a contact). The other tree's segment may also sit at the
+   far junction of a link (no longer than ``reentry_link_radii`` of its radius plus a
+   voxel, at least as thick as the segment, which is itself at least
+   ``crossing_min_radius_mm``): two vessels that touch over a few mm are thinned into two
+   junctions joined by their merged lumen (phantom 631 at 0.9 mm: the hepatic tree took
+   portal S6 / S7, 129 mm, through a 9 mm link).
 5. **Extrahepatic ends** (:func:`_drop_extrahepatic_ends`). A subtree of the growth that
    lies wholly outside the liver (the portal trunk from the hilum to its inlet face and
    beyond counts as inside) and reaches the IVC's rim is dropped: the IVC's lumen beside
@@ -118,6 +123,16 @@ class TreeSeparationParams(StageParams):
                                                           "as straight.")
     reentry_widen: float = Field(1.3, description="Largest ratio of its radius to the "
                                                   "other tree's segment's.")
+    reentry_link_radii: float = Field(3.0, description="The other tree's segment may also "
+                                                       "lie across one link: a segment "
+                                                       "between two junctions no longer "
+                                                       "than this many times its radius "
+                                                       "plus a voxel and at least as thick "
+                                                       "as the segment (one contact drawn "
+                                                       "as two junctions joined by the "
+                                                       "merged lumen), when the segment is "
+                                                       "at least crossing_min_radius_mm "
+                                                       "thick; 0 turns this off.")
 
 
 @dataclass
@@ -305,11 +320,12 @@ def _grow(g: _SegmentGraph, starts, spacing, p: TreeSeparationParams):
 
 
 def _straight_continuations(g: _SegmentGraph, seg_tree, node_tree, parent, entered, order,
-                            p: TreeSeparationParams):
+                            spacing, p: TreeSeparationParams):
     """Move to the other tree the segments entered through a sharp bend that continue one
     of its segments straight, with the subtrees grown from them (module docstring, step 4).
     Returns new ``(seg_tree, node_tree)``."""
     ends, at_node = _incidences(g)
+    link_max = p.reentry_link_radii * g.seg_radius + float(np.mean(spacing))
     children: list[list[int]] = [[] for _ in range(g.n_seg)]
     for t in order:
         if parent[t] >= 0:
@@ -324,7 +340,7 @@ def _straight_continuations(g: _SegmentGraph, seg_tree, node_tree, parent, enter
         came = [i for i in ends[parent[t]] if g.inc[i, 1] == k]
         if not came or _turn_deg(g, came[0], it) <= p.reentry_turn_deg:
             continue
-        for j in at_node[k]:
+        for j in at_node[k] + _across_links(g, ends, at_node, t, parent[t], k, link_max, p):
             u = int(g.inc[j, 0])
             if (u == t or seg_tree[u] in (-1, seg_tree[t])
                     or _turn_deg(g, j, it) > p.reentry_straight_deg
@@ -344,6 +360,29 @@ def _straight_continuations(g: _SegmentGraph, seg_tree, node_tree, parent, enter
         if trees.size:
             node_tree[k] = np.bincount(trees).argmax()
     return seg_tree, node_tree
+
+
+def _across_links(g: _SegmentGraph, ends, at_node, t: int, came_from: int, k: int,
+                  link_max: np.ndarray, p: TreeSeparationParams) -> list[int]:
+    """The incidences at the far junctions of the links at node ``k`` (segments other than
+    ``t`` and ``came_from`` that end at another junction within ``link_max`` mm and are at
+    least as thick as ``t``), less the links themselves: where two vessels run together
+    over a few mm the thinning draws their contact as two junctions joined by the merged
+    lumen, and the segment that ``t`` continues may sit at the other junction; a link
+    thinner than ``t`` is a bridge between vessels, not their merged lumen. None when ``t``
+    is thinner than ``crossing_min_radius_mm`` (a thin segment's direction is too
+    uncertain) or the rule is off."""
+    if p.reentry_link_radii <= 0 or g.seg_radius[t] < p.crossing_min_radius_mm:
+        return []
+    out = []
+    for j in at_node[k]:
+        link = int(g.inc[j, 0])
+        far = [i for i in ends[link] if g.inc[i, 1] != k]
+        if (link in (t, came_from) or len(far) != 1 or g.seg_length[link] > link_max[link]
+                or g.seg_radius[link] < g.seg_radius[t]):
+            continue
+        out += [i for i in at_node[int(g.inc[far[0], 1])] if g.inc[i, 0] != link]
+    return out
 
 
 def _drop_extrahepatic_ends(g: _SegmentGraph, seg_tree, node_tree, parent, order,
@@ -417,7 +456,7 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
         starts += [(1, s) for s in segments_near(np.argwhere(touch)) if s not in portal_root]
     seg_tree, node_tree, parent, entered, order = _grow(g, starts, spacing, p)
     seg_tree, node_tree = _straight_continuations(g, seg_tree, node_tree, parent, entered,
-                                                  order, p)
+                                                  order, spacing, p)
     if anchor is not None and ivc_zone is not None:  # a segment owns its nearest voxels
         flags = []
         for zone in (anchor, ivc_zone):
