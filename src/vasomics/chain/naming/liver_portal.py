@@ -31,7 +31,11 @@ main portal vein).
   branch (larger z) is ``portal_S8`` and the inferior ``portal_S5``; below the right posterior
   division ``portal_S7`` / ``portal_S6``; the major branches of the left portal vein are
   ``portal_S4`` (the most medial, smallest x; the left portal vein's division uses a third of
-  ``min_share``, its segmental branches being small), ``portal_S2`` (the most posterior-superior of
+  ``min_share``, its segmental branches being small, and a major branch whose own major
+  division lies within ``left_stem_factor`` (1.0) left portal vein radii of it is part of
+  it: S3 and S4 leaving one lumen, thinned into a 3 mm stem on phantom 619 at 0.9 mm, where
+  S3 was named S4 and S2's branches S2 / S3; at 2 radii and more S4's own first division
+  was merged on 501 and 630), ``portal_S2`` (the most posterior-superior of
   the rest, largest y + z) and ``portal_S3`` (the others). Every segment below a segmental
   branch carries its name; minor side branches of a trunk carry the trunk's name;
 * pieces not connected to the root (cut off by a segmentation gap) take the name of the
@@ -54,7 +58,7 @@ from vasomics.vessel_graph import VesselGraph
 
 
 def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
-                     stem_factor: float = 2.5) -> VesselGraph:
+                     stem_factor: float = 2.5, left_stem_factor: float = 1.0) -> VesselGraph:
     """Label the portal tree's segments (see the module docstring). ``root_point_mm``: a
     physical point (LPS mm) on the portal trunk where it enters the traced region, or None
     (the graph's ``root`` node when it has exactly one, else the end nearest its widest point)."""
@@ -62,7 +66,7 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
     if graph.n_segments == 0:
         return graph.replace(segment_label=labels)
     cut, root = _root_on_trunk(graph, root_point_mm)
-    labels_cut = _name(cut, root, min_share, stem_factor)
+    labels_cut = _name(cut, root, min_share, stem_factor, left_stem_factor)
     # the cut segment's two pieces (both main portal vein) map back to it
     split = cut.n_segments > graph.n_segments
     s0 = int(np.flatnonzero(cut.segment_end == root)[0]) if split else graph.n_segments
@@ -95,7 +99,8 @@ def _root_on_trunk(graph: VesselGraph, root_point_mm) -> tuple[VesselGraph, int]
     return graph, int(graph.segment_start[s] if i - lo <= hi - i else graph.segment_end[s])
 
 
-def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float) -> np.ndarray:
+def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float,
+          left_stem_factor: float) -> np.ndarray:
     """Segment labels of ``graph`` from node ``root`` by the module's rules."""
     labels = np.full(graph.n_segments, "", dtype=object)
     tree = rooted_tree(graph, root)
@@ -121,7 +126,8 @@ def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float) -
         _name_side(labels, tree, rest[0], "right_portal_vein", min_share, _right_rule)
     else:  # trifurcation: right anterior and posterior veins leave the main portal vein
         _right_rule(labels, tree, [], rest, min_share)
-    _name_side(labels, tree, left, "left_portal_vein", min_share / 3, _left_rule)
+    _name_side(labels, tree, left, "left_portal_vein", min_share / 3, _left_rule,
+               left_stem_factor)
     name_fragments(graph, labels)
     return labels
 
@@ -161,9 +167,17 @@ def _merge_stems(tree, radius: float, origin, division, min_share, stem_factor) 
     return out
 
 
-def _name_side(labels, tree, seg, name, min_share, rule) -> None:
+def _name_side(labels, tree, seg, name, min_share, rule, stem_factor=None) -> None:
+    """Name the subtree of ``seg`` ``name`` and its branches by ``rule`` at its first major
+    division; with ``stem_factor``, the division's stems shorter than that many times the
+    vessel's radius are merged into it first (:func:`_merge_stems`)."""
     label_subtree(labels, tree, seg, name)
     chain, division = trunk(tree, seg, min_share)
+    if stem_factor is not None and len(division) >= 2:
+        g = tree.graph
+        division = _merge_stems(tree, float(np.median(g.segment_radius(chain[-1]))),
+                                g.node_position[tree.far_node[chain[-1]]], division,
+                                min_share, stem_factor)
     if len(division) >= 2:
         rule(labels, tree, chain, division, min_share)
 
