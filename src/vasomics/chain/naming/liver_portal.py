@@ -27,15 +27,17 @@ main portal vein).
   the right anterior / posterior veins by the rule below;
 * the right portal vein divides into ``right_anterior_portal_vein`` (subtree centroid more
   anterior, smaller y) and ``right_posterior_portal_vein``;
+* at the divisions of the left portal vein and of the right anterior and posterior veins, a
+  major branch whose own major division lies within ``branch_stem_factor`` (1.0) radii of
+  the dividing vein from it is part of the division: two segmental branches leaving one
+  lumen, thinned into a 2-3 mm stem (phantoms at 0.9 mm: 619's S3 and S4, 631's S6 and
+  S7, where the stem took the name of one and both were named so). At 2 radii and more
+  S4's own first division was merged on 501 and 630;
 * segmental branches by Couinaud territory: below the right anterior division, the superior
   branch (larger z) is ``portal_S8`` and the inferior ``portal_S5``; below the right posterior
   division ``portal_S7`` / ``portal_S6``; the major branches of the left portal vein are
   ``portal_S4`` (the most medial, smallest x; the left portal vein's division uses a third of
-  ``min_share``, its segmental branches being small, and a major branch whose own major
-  division lies within ``left_stem_factor`` (1.0) left portal vein radii of it is part of
-  it: S3 and S4 leaving one lumen, thinned into a 3 mm stem on phantom 619 at 0.9 mm, where
-  S3 was named S4 and S2's branches S2 / S3; at 2 radii and more S4's own first division
-  was merged on 501 and 630), ``portal_S2`` (the most posterior-superior of
+  ``min_share``, its segmental branches being small), ``portal_S2`` (the most posterior-superior of
   the rest, largest y + z) and ``portal_S3`` (the others). Every segment below a segmental
   branch carries its name; minor side branches of a trunk carry the trunk's name;
 * pieces not connected to the root (cut off by a segmentation gap) take the name of the
@@ -43,6 +45,8 @@ main portal vein).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 
@@ -58,7 +62,7 @@ from vasomics.vessel_graph import VesselGraph
 
 
 def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
-                     stem_factor: float = 2.5, left_stem_factor: float = 1.0) -> VesselGraph:
+                     stem_factor: float = 2.5, branch_stem_factor: float = 1.0) -> VesselGraph:
     """Label the portal tree's segments (see the module docstring). ``root_point_mm``: a
     physical point (LPS mm) on the portal trunk where it enters the traced region, or None
     (the graph's ``root`` node when it has exactly one, else the end nearest its widest point)."""
@@ -66,7 +70,7 @@ def name_portal_tree(graph: VesselGraph, root_point_mm, min_share: float = 0.15,
     if graph.n_segments == 0:
         return graph.replace(segment_label=labels)
     cut, root = _root_on_trunk(graph, root_point_mm)
-    labels_cut = _name(cut, root, min_share, stem_factor, left_stem_factor)
+    labels_cut = _name(cut, root, min_share, stem_factor, branch_stem_factor)
     # the cut segment's two pieces (both main portal vein) map back to it
     split = cut.n_segments > graph.n_segments
     s0 = int(np.flatnonzero(cut.segment_end == root)[0]) if split else graph.n_segments
@@ -100,7 +104,7 @@ def _root_on_trunk(graph: VesselGraph, root_point_mm) -> tuple[VesselGraph, int]
 
 
 def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float,
-          left_stem_factor: float) -> np.ndarray:
+          branch_stem_factor: float | None) -> np.ndarray:
     """Segment labels of ``graph`` from node ``root`` by the module's rules."""
     labels = np.full(graph.n_segments, "", dtype=object)
     tree = rooted_tree(graph, root)
@@ -123,11 +127,12 @@ def _name(graph: VesselGraph, root: int, min_share: float, stem_factor: float,
     left = max(division, key=lambda k: c[k, 0])
     rest = [k for k in division if k != left]
     if len(rest) == 1:
-        _name_side(labels, tree, rest[0], "right_portal_vein", min_share, _right_rule)
+        _name_side(labels, tree, rest[0], "right_portal_vein", min_share,
+                   partial(_right_rule, stem_factor=branch_stem_factor))
     else:  # trifurcation: right anterior and posterior veins leave the main portal vein
-        _right_rule(labels, tree, [], rest, min_share)
+        _right_rule(labels, tree, [], rest, min_share, branch_stem_factor)
     _name_side(labels, tree, left, "left_portal_vein", min_share / 3, _left_rule,
-               left_stem_factor)
+               branch_stem_factor)
     name_fragments(graph, labels)
     return labels
 
@@ -154,8 +159,8 @@ def _division_at_root(tree, min_share: float) -> tuple[list[int], list[int]]:
 
 def _merge_stems(tree, radius: float, origin, division, min_share, stem_factor) -> list[int]:
     """Replace a major branch whose own major division lies closer than ``stem_factor``
-    times the main portal vein's ``radius`` (mm) to the main division at ``origin`` (LPS
-    mm; straight distance between the two nodes) by that division's major branches: such a
+    times the dividing vessel's ``radius`` (mm) to its division at ``origin`` (LPS mm;
+    straight distance between the two nodes) by that division's major branches: such a
     stem lies within the division itself (a trifurcation seen as two close bifurcations).
     The stem keeps the parent's name (set before)."""
     g = tree.graph
@@ -172,17 +177,25 @@ def _name_side(labels, tree, seg, name, min_share, rule, stem_factor=None) -> No
     division; with ``stem_factor``, the division's stems shorter than that many times the
     vessel's radius are merged into it first (:func:`_merge_stems`)."""
     label_subtree(labels, tree, seg, name)
+    chain, division = _major_division(tree, seg, min_share, stem_factor)
+    if len(division) >= 2:
+        rule(labels, tree, chain, division, min_share)
+
+
+def _major_division(tree, seg, min_share, stem_factor=None) -> tuple[list[int], list[int]]:
+    """:func:`vasomics.chain.naming.tree.trunk` from ``seg``; with ``stem_factor``, the
+    division's stems shorter than that many times the trunk's radius (its last segment's
+    median) are merged into it (:func:`_merge_stems`)."""
     chain, division = trunk(tree, seg, min_share)
     if stem_factor is not None and len(division) >= 2:
         g = tree.graph
         division = _merge_stems(tree, float(np.median(g.segment_radius(chain[-1]))),
                                 g.node_position[tree.far_node[chain[-1]]], division,
                                 min_share, stem_factor)
-    if len(division) >= 2:
-        rule(labels, tree, chain, division, min_share)
+    return chain, division
 
 
-def _right_rule(labels, tree, chain, division, min_share) -> None:
+def _right_rule(labels, tree, chain, division, min_share, stem_factor=None) -> None:
     c = tree.centroid
     anterior = min(division, key=lambda k: c[k, 1])
     posterior = max((k for k in division if k != anterior), key=lambda k: tree.weight[k])
@@ -190,7 +203,7 @@ def _right_rule(labels, tree, chain, division, min_share) -> None:
                              (posterior, "right_posterior_portal_vein",
                               ("portal_S7", "portal_S6"))):
         label_subtree(labels, tree, seg, name)
-        _, sub_div = trunk(tree, seg, min_share)
+        _, sub_div = _major_division(tree, seg, min_share, stem_factor)
         if len(sub_div) >= 2:
             sup = max(sub_div, key=lambda k: c[k, 2])
             label_subtree(labels, tree, sup, names[0])
