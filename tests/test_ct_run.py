@@ -407,7 +407,7 @@ def test_portal_naming_rooted_at_the_main_division():
 
 @pytest.mark.xfail(strict=True, reason=(
     "issue #4 targets not reached through the chain. Seeds 501 arterial / 502 portal venous, "
-    "scored by phantoms.truth (naming_scores, liver_tree_truth), 2026-12-04 (session 15): "
+    "scored by phantoms.truth (naming_scores, liver_tree_truth), 2026-12-04 (sessions 15, 16): "
     "naming portal 0.997 / 0.889, hepatic not enhanced (NaN) / 1.000; tree length portal "
     "-0.04 / -0.21, hepatic +0.04 (502); lumen volume portal -0.05 / -0.05, hepatic +0.06; "
     "liver volume -0.09 / -0.03, spleen -0.03 / -0.03 (502's portal length fell with a "
