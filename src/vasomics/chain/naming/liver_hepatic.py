@@ -237,25 +237,6 @@ def _detach(graph: VesselGraph) -> VesselGraph:
                          segment_start=start, segment_end=end)
 
 
-def _path_segments(graph: VesselGraph, pred: np.ndarray, root: int, node: int) -> list[int]:
-    """The segments on the shortest path from ``root`` to ``node`` (``pred``: predecessors
-    from :func:`scipy.sparse.csgraph.shortest_path` from ``root``)."""
-    pair = {}
-    for s, (a, b) in enumerate(zip(graph.segment_start, graph.segment_end, strict=True)):
-        key = (min(a, b), max(a, b))
-        length = np.linalg.norm(np.diff(graph.segment_points(s), axis=0), axis=1).sum()
-        if key not in pair or length < pair[key][1]:
-            pair[key] = (s, length)
-    out = []
-    while node != root and node >= 0:
-        prev = int(pred[node])
-        if prev < 0:
-            break
-        out.append(pair[(min(prev, node), max(prev, node))][0])
-        node = prev
-    return out
-
-
 def _root(graph: VesselGraph, segs, ivc) -> int:
     """The tree's node nearest the IVC's axis, taken as the vertical line (LPS z) through
     ``ivc``: the veins join the IVC from the side, at any height along it (a free end, or a
