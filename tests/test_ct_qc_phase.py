@@ -45,6 +45,10 @@ def test_qc_passes_phantom_and_fails_bad_inputs(shared_data):
     organs = _truth_regions(truth)
     organs["liver"] = truth.mask("liver")
     assert check_coverage(ct, organs, 12.0, "portal_venous").verdict != "fail"
+    # a liver mask that a failed registration put on fat and bowel reads below 0 HU
+    misplaced = {"liver": (ct.array < -20) & (ct.array > -300)}
+    failed = check_coverage(ct, misplaced, 12.0, "portal_venous").failures()
+    assert failed and failed[0].name == "liver_coverage" and "HU" in failed[0].reason
 
 
 def test_vessel_contrast_is_measured_on_the_segmented_vessels():

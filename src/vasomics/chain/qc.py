@@ -70,6 +70,11 @@ class QCParams(StageParams):
                                                         "liver (measured: 0.95 same subject, "
                                                         "0.73 IRCADb, 0.06-0.08 a thoracic "
                                                         "CT angiogram).")
+    liver_min_hu: float = Field(0.0, description="A localized liver whose median reads "
+                                                 "below this (HU) lies on fat or bowel, not "
+                                                 "parenchyma (fail): a liver reads 40-130 HU "
+                                                 "in every phase, down to about 0 in extreme "
+                                                 "steatosis.")
     min_liver_volume_ml: float = Field(300.0, description="A localized liver smaller than this "
                                                           "means the scan misses the liver "
                                                           "(fail).")
@@ -264,6 +269,12 @@ def check_coverage(image: Image, organs: dict[str, np.ndarray], noise_sd: float 
     if vol_ml < p.min_liver_volume_ml:
         r.add("liver_coverage", "fail", round(vol_ml, 1),
               f"liver not found or only {vol_ml:.0f} ml in the scan (does it cover the liver?)")
+        return r
+    liver_hu = float(np.median(np.asarray(image.array)[liver]))
+    if not liver_hu >= p.liver_min_hu:
+        r.add("liver_coverage", "fail", round(liver_hu, 1),
+              f"the localized liver reads {liver_hu:.0f} HU (below {p.liver_min_hu:g} HU): "
+              f"fat or bowel, not liver parenchyma (atlas registration failed?)")
         return r
     area = liver.sum(axis=(1, 2)).astype(float)
     cut = max(area[0], area[-1]) / max(area.max(), 1.0)
