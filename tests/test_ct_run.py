@@ -450,6 +450,22 @@ def test_run_on_a_scan_without_the_liver(tmp_path, shared_data, capsys):
     assert any("classical CTA tracker" in e for e in phase["evidence"])
 
 
+def test_portal_trunk_with_a_noise_cavity_keeps_its_segment():
+    """Seed 533 (arterial, 96x160x160): noise left a 13-voxel pocket of background enclosed
+    in the portal trunk's lumen. Thinned, the pocket became a closed surface and the trunk
+    from the inlet to the main division had no segment; the division was then read at the
+    root (the left portal vein taken for the trunk) and portal naming fell to 0.11. With
+    the trees' enclosed pockets filled the trunk is traced and named: naming 1.00."""
+    from vasomics.chain.run import characterize
+    from vasomics.phantoms.truth import naming_scores
+
+    ct, truth = liver_ct_phantom((96, 160, 160), phase="arterial", seed=533,
+                                 z_extent_mm=240.0)
+    res = characterize(ct, force=True)
+    scores = naming_scores(res.portal, truth.portal, 1.5 * max(ct.spacing))
+    assert scores["accuracy"] >= 0.95, scores["confusion"]
+
+
 def test_hepatic_vein_calibre_read_along_the_trunk():
     """Seed 519 (portal venous) through the chain: the right hepatic vein's first segment is
     a few mm of narrowed ostium beside the IVC's mask (median radius 1.7 mm, its trunk 2-3
