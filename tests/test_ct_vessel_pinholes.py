@@ -24,7 +24,7 @@ def _hepatic_length_error(ct, truth, organs, min_faces: int, break_loops: bool =
     return graph.segment_lengths().sum() / want - 1, ves
 
 
-def test_hepatic_lumen_without_pinholes_traces_the_true_length():
+def test_hepatic_lumen_without_pinholes_traces_the_true_length(monkeypatch):
     """Voxel-wise thresholds at 4-5 noise SDs of contrast miss 5-10 % of the hepatic veins'
     voxels, inside the lumen too; the skeleton split around those holes into parallel strands
     (the veins' 4-5 voxel wide trunks traced two or three times). Measured on seed 510,
@@ -38,15 +38,23 @@ def test_hepatic_lumen_without_pinholes_traces_the_true_length():
     (``GraphParams.break_loops``): +0.079 without the fill, +0.042 with it. Since the generator
     turns would-be stub branches into their lobe (2026-12-03: 510's portal S2 / S3, which
     changes the trees' contacts): +0.096 without the fill, +0.030 with it; loops cut +0.041 /
-    +0.005."""
+    +0.005. Since the pockets a tree's lumen encloses are filled as well (session 17,
+    ``_fill_cavities``): +0.096 with neither fill, +0.026 with the pockets' alone, +0.030
+    with both (most of this seed's holes are enclosed pockets)."""
+    import vasomics.chain.liver_vessels as lv
+
     seed = 510
     ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=seed,
                                  z_extent_mm=240.0)
     organs = truth_organs(truth)
-    unfilled, _ = _hepatic_length_error(ct, truth, organs, 7)
+    pockets, _ = _hepatic_length_error(ct, truth, organs, 7)
     err, ves = _hepatic_length_error(ct, truth, organs, 5)
+    with monkeypatch.context() as m:
+        m.setattr(lv, "_fill_cavities", lambda mask: mask)
+        unfilled, _ = _hepatic_length_error(ct, truth, organs, 7)
     assert unfilled >= 0.08, unfilled
     assert abs(err) <= 0.05 and abs(err) < unfilled / 2, err
+    assert abs(pockets) <= 0.05, pockets
     cut, _ = _hepatic_length_error(ct, truth, organs, 5, break_loops=True)
     assert abs(cut) <= 0.03, cut
     faces = ndimage.generate_binary_structure(3, 1).astype(np.uint8)
