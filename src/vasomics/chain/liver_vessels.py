@@ -954,7 +954,9 @@ def _fill_pinholes(mask: np.ndarray, min_faces: int) -> np.ndarray:
 def _fill_cavities(mask: np.ndarray) -> np.ndarray:
     """``mask`` with the background pockets it encloses filled (face-connected background:
     a pocket open to the outside through an edge or corner only counts as enclosed, as
-    the mask's 26-connected foreground closes it)."""
+    the mask's 26-connected foreground closes it). Filled in the lumen itself, not only
+    for thinning (the skeleton's ``SkeletonParams.fill_cavities``): the pocket is lumen for
+    the tree's volume and attenuation too."""
     box = ndimage.find_objects(mask.astype(np.uint8))
     if not box:
         return mask
