@@ -1,5 +1,5 @@
 """Tree separation where a portal branch meets a hepatic vein: through a crossing and at a
-vein's tip on its side (:mod:`vasomics.chain.tree_separation`, steps 3 and 4).
+vein's tip on its side (:mod:`vasomics.chain.tree_separation`, steps 3, 4, 5 and 7).
 
 Phantoms (1 mm voxels, axes z, y, x, all at z = 20): a hepatic vein (radius 3.5 mm) runs
 along x from its root at the IVC (x < 5), with a twig at x = 20; a portal branch (radius
@@ -57,16 +57,32 @@ def vein_tip():
 
 
 def test_a_portal_branch_keeps_its_tree_through_a_crossing(crossing):
-    portal, hepatic = _split(crossing, reentry_turn_deg=180.0)
+    portal, hepatic, _ = _split(crossing, reentry_turn_deg=180.0)
     assert portal[20, 8:44, 50].mean() >= 0.95  # beyond the crossing
     assert portal[20, 57:90, 50].all()
     assert hepatic[20, 50, 8:44].all() and hepatic[20, 50, 57:92].mean() >= 0.95
 
 
+def test_a_portal_branch_through_a_hepatic_crossing_stays_whole_for_its_centerline(crossing):
+    """The hepatic tree holds the crossing's junction, so the portal branch is cut there in
+    its own mask; the junction's lumen is returned as ``crossings``, through which the
+    portal centerline is drawn (step 7)."""
+    from scipy import ndimage
+
+    portal, hepatic, crossings = _split(crossing, reentry_turn_deg=180.0)
+    assert hepatic[20, 50, 50] and crossings[20, 50, 50]
+    assert not (crossings & ~hepatic).any()
+    ends = (20, 10, 50), (20, 88, 50)
+    cut, _ = ndimage.label(portal, np.ones((3, 3, 3)))
+    whole, _ = ndimage.label(portal | crossings, np.ones((3, 3, 3)))
+    assert cut[ends[0]] != cut[ends[1]]
+    assert whole[ends[0]] == whole[ends[1]] > 0
+
+
 def test_without_the_continuity_rules_the_first_tree_takes_the_crossing(crossing):
     """What the rules change: the hepatic tree, first at the crossing, took the portal
     branch beyond it."""
-    portal, hepatic = _split(crossing, **RULES_OFF)
+    portal, hepatic, _ = _split(crossing, **RULES_OFF)
     assert hepatic[20, 8:44, 50].mean() >= 0.95
 
 
@@ -74,11 +90,11 @@ def test_a_portal_branch_past_a_vein_tip_is_moved_back_to_its_tree(vein_tip):
     """A junction of three branches is no crossing; the portal branch beyond the vein's tip
     is entered by the hepatic tree through a 90 degree bend, and it continues the portal
     branch straight: it moves to the portal tree (step 4)."""
-    portal, hepatic = _split(vein_tip)
+    portal, hepatic, _ = _split(vein_tip)
     assert portal[20, 8:44, 50].mean() >= 0.95
     assert portal[20, 57:90, 50].all()
     assert hepatic[20, 50, 8:40].all()
-    on, _ = _split(vein_tip, reentry_turn_deg=180.0)
+    on, _, _ = _split(vein_tip, reentry_turn_deg=180.0)
     assert on[20, 8:44, 50].mean() <= 0.05  # the crossing rule alone leaves it
 
 
@@ -130,3 +146,47 @@ def test_a_branch_continued_across_a_contact_drawn_as_two_junctions(link_radius,
                                      order, SPACING, p)
     expected = [1, 0, 1, 0, 1, 0] if moved else list(seg_tree)
     assert list(out) == expected
+
+
+def _lumen_scene(portal_hu, hepatic_hu, liver_hu=100.0):
+    """The crossing scene with a second portal twig (at y = 65) and its image: each tree's
+    lumen at its own HU in a parenchyma of ``liver_hu``, smoothed by 1 mm, noise-free."""
+    from scipy import ndimage
+
+    hepatic = np.zeros(SHAPE, bool)
+    _tube(hepatic, (20, 50, 5), (20, 50, 95), 3.5)
+    _tube(hepatic, (20, 50, 20), (20, 30, 20), 1.5)
+    portal = np.zeros(SHAPE, bool)
+    _tube(portal, (20, 97, 50), (20, 5, 50), 3.0)
+    for y in (80, 65):
+        _tube(portal, (20, y, 50), (20, y, 70), 1.5)
+    image = np.full(SHAPE, liver_hu)
+    image[hepatic] = hepatic_hu
+    image[portal] = portal_hu
+    tube = portal | hepatic
+    root = np.zeros(SHAPE, bool)
+    root[17:24, 47:54, :5] = tube[17:24, 47:54, :5]
+    seed = np.zeros(SHAPE, bool)
+    seed[18:23, 92:97, 48:53] = True
+    return tube & ~root, root, seed, ndimage.gaussian_filter(image, 1.0)
+
+
+@pytest.mark.parametrize("portal_hu, hepatic_hu, kept", [
+    (200.0, 160.0, True),  # the portal vein 40 HU brighter: its branch beyond goes back
+    (180.0, 180.0, False),  # equal lumens: no evidence, geometry alone decides
+])
+def test_lumen_hu_gives_a_branch_beyond_a_contact_to_its_tree(portal_hu, hepatic_hu, kept):
+    """Step 5 with the continuity rules off: the hepatic tree, first at the crossing, takes
+    the portal branch beyond it (y < 44) on geometry alone; when the portal lumen reads
+    40 HU brighter than the hepatic one, entering that branch costs the hepatic tree more
+    and the portal tree keeps it, while the hepatic vein beyond the crossing stays
+    hepatic."""
+    tube, root, seed, hu = _lumen_scene(portal_hu, hepatic_hu)
+    p = TreeSeparationParams(**RULES_OFF)
+    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, hu=hu)
+    beyond = portal[20, 8:44, 50].mean()
+    assert beyond >= 0.95 if kept else beyond <= 0.05
+    assert hepatic[20, 50, 57:92].mean() >= 0.95
+    off = separate_trees(tube, root, seed, SPACING,
+                         p.model_copy(update={"lumen_min_gap_sd": 0.0}), hu=hu)
+    assert off[0][20, 8:44, 50].mean() <= 0.05  # what the evidence changes

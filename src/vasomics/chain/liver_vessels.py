@@ -316,13 +316,19 @@ class LiverVessels:
     status: str = "ok"
     ivc_radius_mm: float = float("nan")  # IVC radius at the hepatic root (module docstring)
     edge_layer: np.ndarray | None = None  # voxels the trees took past the half-peak edge
+    crossings: np.ndarray | None = None  # hepatic junctions' lumen a portal vessel runs through
 
     def centerline_mask(self, tree: str) -> np.ndarray:
-        """The ``portal`` or ``hepatic`` mask without its edge layer: the thresholded tree
-        that the separation traced, on which its centerlines are drawn (the layer, one
-        voxel of lumen edge that noise makes uneven, would add spurs and move junctions);
-        the full mask is the tree's lumen (volume, attenuation, output)."""
+        """The ``portal`` or ``hepatic`` mask without its edge layer, the portal one with
+        the hepatic junctions that its vessels run through (``crossings``,
+        :mod:`vasomics.chain.tree_separation`, step 7): the thresholded tree that the
+        separation traced, on which its centerlines are drawn (the layer, one voxel of
+        lumen edge that noise makes uneven, would add spurs and move junctions; without
+        the crossings a portal vessel kept through a crossing is cut there); the full mask
+        is the tree's lumen (volume, attenuation, output)."""
         mask = getattr(self, tree)
+        if tree == "portal" and self.crossings is not None:
+            mask = mask | (self.crossings & self.hepatic)
         return mask if self.edge_layer is None else mask & ~self.edge_layer
 
 
@@ -555,8 +561,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     if inlet is not None:
         anchor |= inlet
     rim = to_ivc <= max(p.edge_window_mm, float(spacing.max()))
-    portal, hepatic = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed, spacing,
-                                     p.separation, anchor, rim)
+    portal, hepatic, crossings = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed,
+                                                spacing, p.separation, anchor, rim, hu)
     hepatic &= ~ivc
     # the veins' ostia beyond the hilum margin connected them to their root; the trees
     # are those of the liver and its hilum
@@ -622,7 +628,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     vessels |= layer
     full = {}
     for name, m in (("portal", portal), ("hepatic", hepatic), ("vessels", vessels),
-                    ("layer", layer)):
+                    ("layer", layer), ("crossings", crossings)):
         out = np.zeros(image.shape, bool)
         out[box] = m
         full[name] = out
@@ -632,7 +638,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         notes.insert(0, "portal root not found")
     status = "; ".join(notes) if notes else "ok"
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
-                        float(liver_hu + sign * low), status, ivc_radius, full["layer"])
+                        float(liver_hu + sign * low), status, ivc_radius, full["layer"],
+                        full["crossings"])
 
 
 def _below_seed_notes(trees: dict[str, np.ndarray], signed: np.ndarray, spacing,

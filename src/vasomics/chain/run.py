@@ -351,9 +351,11 @@ def _save_ves(ves: LiverVessels, path: Path) -> None:
         + 3 * (ves.vessels & ~ves.portal & ~ves.hepatic)
     meta = json.dumps({"roots": ves.roots, "threshold_hu": ves.threshold_hu,
                        "status": ves.status, "ivc_radius_mm": ves.ivc_radius_mm})
-    layer = ves.edge_layer if ves.edge_layer is not None else np.zeros_like(ves.portal)
+    absent = np.zeros_like(ves.portal)
     with open(path, "wb") as f:
-        np.savez_compressed(f, labels=labels.astype(np.uint8), edge_layer=layer,
+        np.savez_compressed(f, labels=labels.astype(np.uint8),
+                            edge_layer=absent if ves.edge_layer is None else ves.edge_layer,
+                            crossings=absent if ves.crossings is None else ves.crossings,
                             meta=np.array(meta))
 
 
@@ -361,9 +363,10 @@ def _load_ves(path: Path) -> LiverVessels:
     with np.load(path) as z:
         labels, meta = z["labels"], json.loads(str(z["meta"]))
         layer = z["edge_layer"] if "edge_layer" in z.files else None
+        crossings = z["crossings"] if "crossings" in z.files else None
     return LiverVessels(labels == 1, labels == 2, labels > 0, meta["roots"],
                         meta["threshold_hu"], meta["status"],
-                        meta.get("ivc_radius_mm", float("nan")), layer)
+                        meta.get("ivc_radius_mm", float("nan")), layer, crossings)
 
 
 # ---------------------------------------------------------------------------- outputs
