@@ -120,3 +120,27 @@ def test_hepatic_veins_fainter_than_the_thresholds_are_reported(hepatic_contrast
     assert ("hepatic tree likely incomplete" in ves.status) == warned, ves.status
     assert "portal tree likely incomplete" not in ves.status
     assert ves.status == "ok" or warned, ves.status
+
+
+@pytest.mark.parametrize("ivc_contrast, unenhanced", [(0.0, True), (90.0, False)])
+def test_a_tree_whose_root_is_not_enhanced_says_so(ivc_contrast, unenhanced):
+    """Phantom 501 (arterial, 96×160×160, truth organs) with the IVC and the hepatic veins
+    ``ivc_contrast`` HU above the liver. Unenhanced (an arterial scan's usual state), the
+    hepatic tree is not traced and the status gives the IVC's HU against the liver's
+    instead of "hepatic root (IVC) not found", which read like a failed search; enhanced,
+    the tree is traced."""
+    rng = np.random.default_rng(501)
+    from vasomics.phantoms.liver_ct import sample_enhancement
+
+    hu = sample_enhancement("arterial", rng)
+    hu.update(ivc=hu["liver"] + ivc_contrast, hepatic=hu["liver"] + ivc_contrast)
+    ct, truth = liver_ct_phantom((96, 160, 160), phase="arterial", seed=501,
+                                 z_extent_mm=240.0, hu=hu)
+    organs = truth_organs(truth)
+    ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
+                                estimate_noise_sd(ct.array))
+    assert ves.hepatic.any() != unenhanced, ves.status
+    assert ("hepatic tree not traced: the IVC is not enhanced" in ves.status) == unenhanced, \
+        ves.status
+    assert "hepatic root (IVC) not found" not in ves.status
+    assert ves.portal.any()

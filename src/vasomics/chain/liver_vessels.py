@@ -44,7 +44,11 @@ portal venous and hepatic venous trees.
    (what passed thresholds set for more contrast than its veins show, a faint delayed scan).
    A tree whose own core lies more than a noise SD under the seed threshold (hepatic veins
    that enhance less than the IVC whose contrast set the thresholds) is kept, but the
-   status warns that it is likely incomplete (:func:`_below_seed_notes`).
+   status warns that it is likely incomplete (:func:`_below_seed_notes`). A tree left
+   without a root whose venous region (the IVC for the hepatic veins, the portal vein)
+   reads less than ``min_contrast_sd`` noise SDs from the liver is reported as not
+   enhanced, with both HU (an arterial scan's hepatic veins), not as a root not found
+   (:func:`_unenhanced_note`).
 3. **Roots**: regions thicker than ``max_vessel_radius_mm`` (kidney, bowel, spleen: the
    opening by a ball of that radius) are removed together with the parts that taper from
    them without a depth maximum of their own (a kidney's pole: watershed basins of the depth
@@ -632,14 +636,29 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         out = np.zeros(image.shape, bool)
         out[box] = m
         full[name] = out
+    enhanced = {k: sign * (region_hu.get(k, np.nan) - liver_hu)
+                >= p.min_contrast_sd * max(noise_sd_hu, 1.0) for k in ("portal_vein", "ivc")}
     if not hepatic.any() and not n_hepatic:
-        notes.insert(0, "hepatic root (IVC) not found")
+        notes.insert(0, "hepatic root (IVC) not found" if enhanced["ivc"] else
+                     _unenhanced_note("hepatic", "IVC", region_hu.get("ivc"), liver_hu))
     if not portal.any() and "portal" not in faint:
-        notes.insert(0, "portal root not found")
+        notes.insert(0, "portal root not found" if enhanced["portal_vein"] else
+                     _unenhanced_note("portal", "portal vein", region_hu.get("portal_vein"),
+                                      liver_hu))
     status = "; ".join(notes) if notes else "ok"
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status, ivc_radius, full["layer"],
                         full["crossings"])
+
+
+def _unenhanced_note(tree: str, region: str, region_hu: float | None,
+                     liver_hu: float) -> str:
+    """Why a tree with no root was not traced when its venous region (``region_hu``, HU;
+    None or NaN where not measured) does not stand out from the liver (``liver_hu``): an
+    arterial scan's unenhanced portal vein or hepatic veins, rather than a failed search."""
+    read = "not measured" if region_hu is None or not np.isfinite(region_hu) \
+        else f"{region_hu:.0f} HU against the liver's {liver_hu:.0f} HU"
+    return f"{tree} tree not traced: the {region} is not enhanced ({read})"
 
 
 def _below_seed_notes(trees: dict[str, np.ndarray], signed: np.ndarray, spacing,
