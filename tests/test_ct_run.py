@@ -578,3 +578,40 @@ def test_portal_naming_segmental_branches_leaving_one_lumen():
     unmerged = list(name_portal_tree(g, (0.0, 0.0, -40.0),
                                      branch_stem_factor=None).segment_label)
     assert unmerged[8] == "portal_S7" and unmerged[13] == "portal_S4", unmerged
+
+
+def test_portal_naming_with_a_left_portal_vein_that_lost_branches():
+    """Phantom 543 through the chain: the hepatic tree took S2 and S4 at a contact, so the
+    left portal vein (with S3 only) carried 0.148 of the volume at the main division, under
+    ``min_share`` (0.15); the division was read at the right portal vein's, every name
+    below shifted (naming 0.24). A child of at least ``left_share`` (0.05) heading 10 mm or
+    more to the patient's left while the largest heads as far right marks the main
+    division: 0.94. Here (LPS mm, +x left) the left portal vein with S3 carries 0.10 of the
+    volume."""
+    from vasomics.chain.naming import name_portal_tree
+    from vasomics.vessel_graph import VesselGraph
+
+    hub, right, ant, post = (0.0, 0.0, 0.0), (-30.0, 0.0, 5.0), (-50.0, -20.0, 10.0), \
+        (-55.0, 20.0, 0.0)
+    left = (20.0, -10.0, 5.0)
+    tubes = [("main_portal_vein", (0.0, 0.0, -40.0), hub, 6.0),
+             ("right_portal_vein", hub, right, 5.0),
+             ("right_anterior_portal_vein", right, ant, 4.0),
+             ("portal_S5", ant, (-60.0, -30.0, -20.0), 3.0),
+             ("portal_S8", ant, (-55.0, -25.0, 40.0), 3.0),
+             ("right_posterior_portal_vein", right, post, 4.0),
+             ("portal_S6", post, (-70.0, 25.0, -30.0), 3.0),
+             ("portal_S7", post, (-75.0, 30.0, 30.0), 3.0),
+             ("left_portal_vein", hub, left, 3.0),
+             ("left_portal_vein", left, (45.0, -30.0, -10.0), 2.5)]  # S3 runs on
+    made = [_tube(a, b, r) for _, a, b, r in tubes]
+    g = VesselGraph.from_polylines([t[0] for t in made], [t[1] for t in made],
+                                   merge_tol_mm=1e-6)
+    volume = [np.pi * r ** 2 * np.linalg.norm(np.subtract(b, a)) for _, a, b, r in tubes]
+    share = sum(volume[8:]) / sum(volume[1:])
+    assert 0.05 < share < 0.15, share
+    names = list(name_portal_tree(g, (0.0, 0.0, -40.0)).segment_label)
+    assert names[:8] == [t[0] for t in tubes[:8]]
+    assert set(names[8:]) == {"left_portal_vein"}
+    old = list(name_portal_tree(g, (0.0, 0.0, -40.0), left_share=1.0).segment_label)
+    assert old[1] == "main_portal_vein", old  # the division read at the right portal vein's
