@@ -636,29 +636,28 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         out = np.zeros(image.shape, bool)
         out[box] = m
         full[name] = out
-    enhanced = {k: sign * (region_hu.get(k, np.nan) - liver_hu)
-                >= p.min_contrast_sd * max(noise_sd_hu, 1.0) for k in ("portal_vein", "ivc")}
+    # a root region measured and not enhanced (an arterial scan's IVC) says why
+    dim = {k: bool(np.isfinite(region_hu.get(k, np.nan)) and sign * (region_hu[k] - liver_hu)
+                   < p.min_contrast_sd * max(noise_sd_hu, 1.0)) for k in ("portal_vein", "ivc")}
     if not hepatic.any() and not n_hepatic:
-        notes.insert(0, "hepatic root (IVC) not found" if enhanced["ivc"] else
-                     _unenhanced_note("hepatic", "IVC", region_hu.get("ivc"), liver_hu))
+        notes.insert(0, _unenhanced_note("hepatic", "IVC", region_hu["ivc"], liver_hu)
+                     if dim["ivc"] else "hepatic root (IVC) not found")
     if not portal.any() and "portal" not in faint:
-        notes.insert(0, "portal root not found" if enhanced["portal_vein"] else
-                     _unenhanced_note("portal", "portal vein", region_hu.get("portal_vein"),
-                                      liver_hu))
+        notes.insert(0, _unenhanced_note("portal", "portal vein", region_hu["portal_vein"],
+                                         liver_hu)
+                     if dim["portal_vein"] else "portal root not found")
     status = "; ".join(notes) if notes else "ok"
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status, ivc_radius, full["layer"],
                         full["crossings"])
 
 
-def _unenhanced_note(tree: str, region: str, region_hu: float | None,
-                     liver_hu: float) -> str:
-    """Why a tree with no root was not traced when its venous region (``region_hu``, HU;
-    None or NaN where not measured) does not stand out from the liver (``liver_hu``): an
-    arterial scan's unenhanced portal vein or hepatic veins, rather than a failed search."""
-    read = "not measured" if region_hu is None or not np.isfinite(region_hu) \
-        else f"{region_hu:.0f} HU against the liver's {liver_hu:.0f} HU"
-    return f"{tree} tree not traced: the {region} is not enhanced ({read})"
+def _unenhanced_note(tree: str, region: str, region_hu: float, liver_hu: float) -> str:
+    """Why a tree with no root was not traced when its venous region (median ``region_hu``,
+    HU) does not stand out from the liver (``liver_hu``): an arterial scan's unenhanced
+    portal vein or hepatic veins, rather than a failed search."""
+    return (f"{tree} tree not traced: the {region} is not enhanced ({region_hu:.0f} HU "
+            f"against the liver's {liver_hu:.0f} HU)")
 
 
 def _below_seed_notes(trees: dict[str, np.ndarray], signed: np.ndarray, spacing,
