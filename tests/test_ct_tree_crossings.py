@@ -190,3 +190,27 @@ def test_lumen_hu_gives_a_branch_beyond_a_contact_to_its_tree(portal_hu, hepatic
     off = separate_trees(tube, root, seed, SPACING,
                          p.model_copy(update={"lumen_min_gap_sd": 0.0}), hu=hu)
     assert off[0][20, 8:44, 50].mean() <= 0.05  # what the evidence changes
+
+
+def test_lumen_hu_with_nan_in_the_image_carries_no_evidence_there():
+    """NaN voxels (a corrupt slab) on the portal branch beyond the crossing: its segment's
+    mean is not finite, so it carries no lumen evidence (zero penalty, not NaN costs in the
+    growth) while the other segments keep theirs, and geometry alone decides it (the
+    hepatic tree, first at the crossing, takes it); the hepatic vein is unaffected."""
+    from vasomics.chain.tree_separation import _grow, _lumen_penalty, _segment_graph
+
+    tube, root, seed, hu = _lumen_scene(200.0, 160.0)
+    hu = hu.copy()
+    hu[:, 5:44, 40:60] = np.nan
+    p = TreeSeparationParams(**RULES_OFF)
+    g = _segment_graph(tube, np.asarray(SPACING))
+    starts = [(0, int(g.segment[np.argmin(np.linalg.norm(g.index - (20, 94, 50), axis=1))])),
+              (1, int(g.segment[np.argmin(np.linalg.norm(g.index - (20, 50, 6), axis=1))]))]
+    first = _grow(g, starts, SPACING, p)[0]
+    penalty = _lumen_penalty(g, first, hu, p)
+    assert penalty is not None and np.isfinite(penalty).all()
+    assert penalty[1].max() > 0  # the portal segments before the slab still read portal
+    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, hu=hu)
+    assert hepatic[20, 8:44, 50].mean() >= 0.95
+    assert hepatic[20, 50, 57:92].mean() >= 0.95
+    assert portal[20, 57:90, 50].all()

@@ -376,14 +376,15 @@ def _lumen_penalty(g: _SegmentGraph, seg_tree, hu: np.ndarray,
     (``seg_tree``, a first growth) at least ``lumen_min_radius_mm`` thick, the SD the
     robust spread (1.4826 MAD, at least 1 HU) of those segments about their tree's
     median; only such thick segments are penalised (thin ones read darker by partial
-    volume, whatever their tree)."""
+    volume, whatever their tree), and a segment whose mean is not finite (NaN in the
+    image) carries no evidence."""
     if p.lumen_min_gap_sd <= 0:
         return None
     on = g.segment >= 0
     count = np.bincount(g.segment[on], minlength=g.n_seg)
     mean = np.bincount(g.segment[on], hu[tuple(g.index[on].T)], minlength=g.n_seg) \
         / np.maximum(count, 1)
-    thick = (g.seg_radius >= p.lumen_min_radius_mm) & (count >= 3)
+    thick = (g.seg_radius >= p.lumen_min_radius_mm) & (count >= 3) & np.isfinite(mean)
     lumen, deviation = [], []
     for tree in (0, 1):
         m = thick & (seg_tree == tree)
