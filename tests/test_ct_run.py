@@ -537,6 +537,27 @@ def test_hepatic_naming_middle_vein_trunk_reaching_the_left_vein():
                                              "left_hepatic_vein"], named.segment_label
 
 
+#: A portal tree's trunk and right side up to the right posterior vein (LPS mm, +x left,
+#: +y posterior, +z superior): ``(name, start, end, radius)`` per straight tube.
+_PORTAL_HUB, _PORTAL_POSTERIOR = (0.0, 0.0, 0.0), (-55.0, 20.0, 0.0)
+_PORTAL_TRUNK_AND_RIGHT = [
+    ("main_portal_vein", (0.0, 0.0, -40.0), _PORTAL_HUB, 6.0),
+    ("right_portal_vein", _PORTAL_HUB, (-30.0, 0.0, 5.0), 5.0),
+    ("right_anterior_portal_vein", (-30.0, 0.0, 5.0), (-50.0, -20.0, 10.0), 4.0),
+    ("portal_S5", (-50.0, -20.0, 10.0), (-60.0, -30.0, -20.0), 3.0),
+    ("portal_S8", (-50.0, -20.0, 10.0), (-55.0, -25.0, 40.0), 3.0),
+    ("right_posterior_portal_vein", (-30.0, 0.0, 5.0), _PORTAL_POSTERIOR, 4.0)]
+
+
+def _named_tubes_graph(tubes):
+    """The graph of ``(name, start, end, radius)`` tubes joined where their ends meet."""
+    from vasomics.vessel_graph import VesselGraph
+
+    made = [_tube(a, b, r) for _, a, b, r in tubes]
+    return VesselGraph.from_polylines([t[0] for t in made], [t[1] for t in made],
+                                      merge_tol_mm=1e-6)
+
+
 def test_portal_naming_segmental_branches_leaving_one_lumen():
     """Phantoms 619 and 631 at 0.9 mm through the chain: two segmental branches leave the
     dividing vein from one lumen, which the thinning draws as a 2-3 mm stem. 619: S3 and
@@ -549,17 +570,10 @@ def test_portal_naming_segmental_branches_leaving_one_lumen():
     generator's masks. Here (LPS mm, +x left, +y posterior, +z superior) the stems are
     2.8 mm (left portal vein radius 4.5 mm) and 2.4 mm (right posterior 4.0 mm) long."""
     from vasomics.chain.naming import name_portal_tree
-    from vasomics.vessel_graph import VesselGraph
 
-    hub, right, ant, post = (0.0, 0.0, 0.0), (-30.0, 0.0, 5.0), (-50.0, -20.0, 10.0), \
-        (-55.0, 20.0, 0.0)
+    hub, post = _PORTAL_HUB, _PORTAL_POSTERIOR
     left, stem, post_stem = (25.0, -10.0, 5.0), (27.0, -12.0, 5.0), (-57.0, 21.0, -1.0)
-    tubes = [("main_portal_vein", (0.0, 0.0, -40.0), hub, 6.0),
-             ("right_portal_vein", hub, right, 5.0),
-             ("right_anterior_portal_vein", right, ant, 4.0),
-             ("portal_S5", ant, (-60.0, -30.0, -20.0), 3.0),
-             ("portal_S8", ant, (-55.0, -25.0, 40.0), 3.0),
-             ("right_posterior_portal_vein", right, post, 4.0),
+    tubes = _PORTAL_TRUNK_AND_RIGHT + [
              ("portal_S6", post, (-70.0, 25.0, -30.0), 2.5),  # a small S6 branch
              ("right_posterior_portal_vein", post, post_stem, 4.0),  # the stem
              ("portal_S6", post_stem, (-80.0, 30.0, -35.0), 3.0),
@@ -569,9 +583,7 @@ def test_portal_naming_segmental_branches_leaving_one_lumen():
              ("portal_S4", stem, (5.0, -45.0, 0.0), 3.0),
              ("portal_S3", stem, (50.0, -40.0, -15.0), 3.0),
              ("portal_S2", left, (55.0, 10.0, 25.0), 3.0)]
-    made = [_tube(a, b, r) for _, a, b, r in tubes]
-    g = VesselGraph.from_polylines([t[0] for t in made], [t[1] for t in made],
-                                   merge_tol_mm=1e-6)
+    g = _named_tubes_graph(tubes)
     assert g.n_segments == len(tubes)
     truth = [t[0] for t in tubes]
     assert list(name_portal_tree(g, (0.0, 0.0, -40.0)).segment_label) == truth
@@ -589,24 +601,14 @@ def test_portal_naming_with_a_left_portal_vein_that_lost_branches():
     division: 0.94. Here (LPS mm, +x left) the left portal vein with S3 carries 0.13 of the
     volume."""
     from vasomics.chain.naming import name_portal_tree
-    from vasomics.vessel_graph import VesselGraph
 
-    hub, right, ant, post = (0.0, 0.0, 0.0), (-30.0, 0.0, 5.0), (-50.0, -20.0, 10.0), \
-        (-55.0, 20.0, 0.0)
-    left = (20.0, -10.0, 5.0)
-    tubes = [("main_portal_vein", (0.0, 0.0, -40.0), hub, 6.0),
-             ("right_portal_vein", hub, right, 5.0),
-             ("right_anterior_portal_vein", right, ant, 4.0),
-             ("portal_S5", ant, (-60.0, -30.0, -20.0), 3.0),
-             ("portal_S8", ant, (-55.0, -25.0, 40.0), 3.0),
-             ("right_posterior_portal_vein", right, post, 4.0),
+    hub, post, left = _PORTAL_HUB, _PORTAL_POSTERIOR, (20.0, -10.0, 5.0)
+    tubes = _PORTAL_TRUNK_AND_RIGHT + [
              ("portal_S6", post, (-70.0, 25.0, -30.0), 3.0),
              ("portal_S7", post, (-75.0, 30.0, 30.0), 3.0),
              ("left_portal_vein", hub, left, 3.0),
              ("left_portal_vein", left, (45.0, -30.0, -10.0), 2.5)]  # S3 runs on
-    made = [_tube(a, b, r) for _, a, b, r in tubes]
-    g = VesselGraph.from_polylines([t[0] for t in made], [t[1] for t in made],
-                                   merge_tol_mm=1e-6)
+    g = _named_tubes_graph(tubes)
     volume = [np.pi * r ** 2 * np.linalg.norm(np.subtract(b, a)) for _, a, b, r in tubes]
     share = sum(volume[8:]) / sum(volume[1:])
     assert 0.10 < share < 0.15, share
