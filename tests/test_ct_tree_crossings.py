@@ -148,16 +148,19 @@ def test_a_branch_continued_across_a_contact_drawn_as_two_junctions(link_radius,
     assert list(out) == expected
 
 
-def _lumen_scene(portal_hu, hepatic_hu, liver_hu=100.0):
-    """The crossing scene with a second portal twig (at y = 65) and its image: each tree's
-    lumen at its own HU in a parenchyma of ``liver_hu``, smoothed by 1 mm, noise-free."""
+def _lumen_scene(portal_hu, hepatic_hu, liver_hu=100.0, beyond_radius=3.0):
+    """The crossing scene with a second portal twig (at y = 65) and its contrast image:
+    each tree's lumen at its own HU in a parenchyma of ``liver_hu``, smoothed by 1 mm,
+    noise-free, less ``liver_hu``; the portal vein runs on beyond the hepatic vein (y < 44)
+    with ``beyond_radius`` (mm)."""
     from scipy import ndimage
 
     hepatic = np.zeros(SHAPE, bool)
     _tube(hepatic, (20, 50, 5), (20, 50, 95), 3.5)
     _tube(hepatic, (20, 50, 20), (20, 30, 20), 1.5)
     portal = np.zeros(SHAPE, bool)
-    _tube(portal, (20, 97, 50), (20, 5, 50), 3.0)
+    _tube(portal, (20, 97, 50), (20, 50, 50), 3.0)
+    _tube(portal, (20, 50, 50), (20, 5, 50), beyond_radius)
     for y in (80, 65):
         _tube(portal, (20, y, 50), (20, y, 70), 1.5)
     image = np.full(SHAPE, liver_hu)
@@ -168,7 +171,7 @@ def _lumen_scene(portal_hu, hepatic_hu, liver_hu=100.0):
     root[17:24, 47:54, :5] = tube[17:24, 47:54, :5]
     seed = np.zeros(SHAPE, bool)
     seed[18:23, 92:97, 48:53] = True
-    return tube & ~root, root, seed, ndimage.gaussian_filter(image, 1.0)
+    return tube & ~root, root, seed, ndimage.gaussian_filter(image, 1.0) - liver_hu
 
 
 @pytest.mark.parametrize("portal_hu, hepatic_hu, kept", [
@@ -183,12 +186,12 @@ def test_lumen_hu_gives_a_branch_beyond_a_contact_to_its_tree(portal_hu, hepatic
     hepatic."""
     tube, root, seed, hu = _lumen_scene(portal_hu, hepatic_hu)
     p = TreeSeparationParams(**RULES_OFF)
-    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, hu=hu)
+    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
     beyond = portal[20, 8:44, 50].mean()
     assert beyond >= 0.95 if kept else beyond <= 0.05
     assert hepatic[20, 50, 57:92].mean() >= 0.95
     off = separate_trees(tube, root, seed, SPACING,
-                         p.model_copy(update={"lumen_min_gap_sd": 0.0}), hu=hu)
+                         p.model_copy(update={"lumen_min_gap_sd": 0.0}), contrast=hu)
     assert off[0][20, 8:44, 50].mean() <= 0.05  # what the evidence changes
 
 
@@ -210,7 +213,24 @@ def test_lumen_hu_with_nan_in_the_image_carries_no_evidence_there():
     penalty = _lumen_penalty(g, first, hu, p)
     assert penalty is not None and np.isfinite(penalty).all()
     assert penalty[1].max() > 0  # the portal segments before the slab still read portal
-    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, hu=hu)
+    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
     assert hepatic[20, 8:44, 50].mean() >= 0.95
     assert hepatic[20, 50, 57:92].mean() >= 0.95
     assert portal[20, 57:90, 50].all()
+
+
+@pytest.mark.parametrize("thin_evidence", [True, False])
+def test_lumen_hu_of_a_thin_branch_counts_at_its_partial_volume(thin_evidence):
+    """The portal vein runs on beyond the contact 1 mm in radius (its centerline 1.4 mm
+    from the background, under ``lumen_min_radius_mm`` 2): blurred, its axis reads 56 of
+    the portal lumen's 100 HU, nearer the hepatic lumen's 60 HU. Against each tree's
+    contrast scaled by the partial volume at its radius it reads portal, and the portal
+    tree keeps it; with the thin evidence off (``lumen_thin_min_radius_mm`` 2) geometry
+    alone gives it to the hepatic tree, first at the contact."""
+    tube, root, seed, contrast = _lumen_scene(200.0, 160.0, beyond_radius=1.0)
+    p = TreeSeparationParams(**RULES_OFF, lumen_thin_min_radius_mm=1.0 if thin_evidence
+                             else 2.0)
+    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=contrast)
+    beyond = portal[20, 8:44, 50].mean()
+    assert beyond >= 0.95 if thin_evidence else beyond <= 0.05
+    assert hepatic[20, 50, 57:92].mean() >= 0.95
