@@ -148,11 +148,12 @@ def test_a_branch_continued_across_a_contact_drawn_as_two_junctions(link_radius,
     assert list(out) == expected
 
 
-def _lumen_scene(portal_hu, hepatic_hu, liver_hu=100.0, beyond_radius=3.0):
+def _lumen_scene(portal_hu, hepatic_hu, liver_hu=100.0, beyond_radius=3.0, rib_hu=None):
     """The crossing scene with a second portal twig (at y = 65) and its contrast image:
     each tree's lumen at its own HU in a parenchyma of ``liver_hu``, smoothed by 1 mm,
     noise-free, less ``liver_hu``; the portal vein runs on beyond the hepatic vein (y < 44)
-    with ``beyond_radius`` (mm)."""
+    with ``beyond_radius`` (mm). With ``rib_hu``, a bar of that HU (radius 2.5 mm) leaves
+    the hepatic vein at x = 80 towards y = 95."""
     from scipy import ndimage
 
     hepatic = np.zeros(SHAPE, bool)
@@ -167,6 +168,11 @@ def _lumen_scene(portal_hu, hepatic_hu, liver_hu=100.0, beyond_radius=3.0):
     image[hepatic] = hepatic_hu
     image[portal] = portal_hu
     tube = portal | hepatic
+    if rib_hu is not None:
+        rib = np.zeros(SHAPE, bool)
+        _tube(rib, (20, 54, 80), (20, 95, 80), 2.5)
+        image[rib & ~hepatic] = rib_hu
+        tube |= rib
     root = np.zeros(SHAPE, bool)
     root[17:24, 47:54, :5] = tube[17:24, 47:54, :5]
     seed = np.zeros(SHAPE, bool)
@@ -200,7 +206,13 @@ def test_lumen_hu_with_nan_in_the_image_carries_no_evidence_there():
     mean is not finite, so it carries no lumen evidence (zero penalty, not NaN costs in the
     growth) while the other segments keep theirs, and geometry alone decides it (the
     hepatic tree, first at the crossing, takes it); the hepatic vein is unaffected."""
-    from vasomics.chain.tree_separation import _grow, _lumen_penalty, _segment_graph
+    from vasomics.chain.tree_separation import (
+        _grow,
+        _lumen_penalty,
+        _segment_contrast,
+        _segment_graph,
+        _tree_lumens,
+    )
 
     tube, root, seed, hu = _lumen_scene(200.0, 160.0)
     hu = hu.copy()
@@ -210,7 +222,9 @@ def test_lumen_hu_with_nan_in_the_image_carries_no_evidence_there():
     starts = [(0, int(g.segment[np.argmin(np.linalg.norm(g.index - (20, 94, 50), axis=1))])),
               (1, int(g.segment[np.argmin(np.linalg.norm(g.index - (20, 50, 6), axis=1))]))]
     first = _grow(g, starts, SPACING, p)[0]
-    penalty = _lumen_penalty(g, first, hu, p)
+    mean, measured = _segment_contrast(g, hu)
+    lumen, sd = _tree_lumens(g, first, mean, measured, p)
+    penalty = _lumen_penalty(g, first, mean, measured, lumen, sd, p)
     assert penalty is not None and np.isfinite(penalty).all()
     assert penalty[1].max() > 0  # the portal segments before the slab still read portal
     portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
@@ -234,3 +248,19 @@ def test_lumen_hu_of_a_thin_branch_counts_at_its_partial_volume(thin_evidence):
     beyond = portal[20, 8:44, 50].mean()
     assert beyond >= 0.95 if thin_evidence else beyond <= 0.05
     assert hepatic[20, 50, 57:92].mean() >= 0.95
+
+
+@pytest.mark.parametrize("bright_max_sd", [4.0, 0.0])
+def test_a_segment_brighter_than_any_lumen_is_no_vein(bright_max_sd):
+    """A bar at 300 HU (bone, oral contrast) leaves the hepatic vein (160 HU) in a
+    parenchyma of 100 HU: partial volume only darkens a vein, so a segment reading 200 HU
+    above the parenchyma against lumens of 100 and 60 is no vein, and no tree enters it
+    (``bright_max_sd``); with the rule off the hepatic tree takes it. The veins are
+    unaffected."""
+    tube, root, seed, contrast = _lumen_scene(200.0, 160.0, rib_hu=300.0)
+    p = TreeSeparationParams(**RULES_OFF, bright_max_sd=bright_max_sd)
+    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=contrast)
+    bar = (portal | hepatic)[20, 62:92, 80].mean()
+    assert bar <= 0.05 if bright_max_sd else bar >= 0.95
+    assert hepatic[20, 50, 57:76].all() and hepatic[20, 50, 85:92].all()
+    assert portal[20, 57:90, 50].all()
