@@ -347,10 +347,9 @@ def _grow(g: _SegmentGraph, starts, spacing, p: TreeSeparationParams,
     ``lumen_penalty`` (optional, shape ``(2, n_seg)``): penalty units for each tree entering
     each segment (:func:`_lumen_penalty`); ``blocked`` (optional, per segment): segments no
     tree enters but from a start (:func:`_bright_segments`). Returns the tree of each
-    segment and of each node
-    (-1: not reached), the segment each was entered from (-1: a start or not reached), the
-    incidence through which it was entered (-1 likewise) and the segments in the order they
-    were reached."""
+    segment and of each node (-1: not reached), the segment each was entered from (-1: a
+    start or not reached), the incidence through which it was entered (-1 likewise) and the
+    segments in the order they were reached."""
     ends, at_node = _incidences(g)
     partner = _crossing_partners(g, ends, spacing, p)
     r, r0, q = g.seg_radius, p.cost_offset_mm, p.neck_power
@@ -428,7 +427,7 @@ def _tree_lumens(g: _SegmentGraph, seg_tree, mean: np.ndarray, measured: np.ndar
         m = thick & (seg_tree == tree)
         if np.count_nonzero(m) >= 3:
             lumen[tree] = float(np.median(mean[m]))
-            if lumen[tree] > 0 and p.lumen_min_share > 0:  # without rims of other organs
+            if lumen[tree] > 0 and p.lumen_min_share > 0:  # pieces that are no lumen
                 m &= mean >= p.lumen_min_share * lumen[tree]
                 lumen[tree] = float(np.median(mean[m]))
             deviation.append(mean[m] - lumen[tree])
