@@ -183,7 +183,7 @@ class TreeSeparationParams(StageParams):
                                                      "least this many SDs of a thick "
                                                      "segment's mean HU for the evidence to "
                                                      "count; 0 turns it off.")
-    lumen_weight: float = Field(4.0, description="Penalty (in penalty_mm of travel in the "
+    lumen_weight: float = Field(8.0, description="Penalty (in penalty_mm of travel in the "
                                                  "parent) per SD by which a segment's mean HU "
                                                  "lies nearer the other tree's lumen HU.")
     lumen_max_sd: float = Field(6.0, description="Largest number of SDs of lumen-HU evidence "
