@@ -63,7 +63,10 @@ def test_vessel_stage_leaves_out_the_liver_a_small_liver_mask_misses():
     with the rule the trees hold 795 voxels of that liver and reach Dice portal 0.835 /
     hepatic 0.917; without it (``band_parenchyma_mm`` 0) 3109 voxels, 0.817 / 0.907. A
     first form that also cut the band's voxels beside the IVC on the hepatic root's slices
-    cut hepatic veins off their root there (hepatic Dice 0.65)."""
+    cut hepatic veins off their root there (hepatic Dice 0.65). Since thin vessels' voxels
+    outside their model lumen edge leave the lumen (``edge_peel``), which takes most of the
+    liver such thin "vessels" held: 498 voxels, 0.838 / 0.926, against 943, 0.836 / 0.921
+    without the rule."""
     ct, truth = liver_ct_phantom((200, 400, 400), phase="portal_venous", seed=613,
                                  z_extent_mm=240.0)
     organs = truth_organs(truth)
@@ -82,6 +85,6 @@ def test_vessel_stage_leaves_out_the_liver_a_small_liver_mask_misses():
         found[radius] = (np.count_nonzero((ves.portal | ves.hepatic) & missed_liver),
                          _dice(ves.portal, portal), _dice(ves.hepatic, hepatic))
     on, off = found[1.0], found[0.0]
-    assert on[0] < 1300 and off[0] > 2500, found
+    assert on[0] < 700 and off[0] > 900, found
     assert on[1] >= 0.82 and on[2] >= 0.90, found
     assert on[1] > off[1] and on[2] > off[2], found

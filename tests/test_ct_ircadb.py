@@ -266,10 +266,13 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
     segments carry lumen evidence (session 19): seed 0 unchanged, seed 1 0.840 / 0.757.
     Since a tree's lumen leaves out thick segments reading under half of it (nine pieces of
     the IVC's lumen and an artery in seed 0's portal tree had kept the lumen gate shut):
-    seed 0 0.843 / 0.789; with the lumen evidence at 8 units per SD: 0.846 / 0.793."""
+    seed 0 0.843 / 0.789; with the lumen evidence at 8 units per SD: 0.846 / 0.793. Since
+    thin vessels' voxels outside their model lumen edge leave the trees' lumen
+    (``LiverVesselParams.edge_peel``): 0.855 / 0.801, seed 1 0.853 / 0.759 (the portal
+    tree past the 0.85 target on both)."""
     lab, a, res, dice = ircadb_chain
     assert res.vessels.status == "ok", res.vessels.status
-    assert dice["portal"] >= 0.82 and dice["hepatic"] >= 0.77, dice
+    assert dice["portal"] >= 0.85 and dice["hepatic"] >= 0.79, dice
     hilum, _ = _label_split(lab, a)
     g = res.portal
     grp = _groups(g)
@@ -285,7 +288,8 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
 
 
 @pytest.mark.xfail(strict=True, reason="issue #4 target (Dice >= 0.85 per tree) not reached "
-                   "through the whole chain: seed 0 portal 0.846, hepatic 0.793 (session 19; "
+                   "through the whole chain for the hepatic tree: seed 0 portal 0.855, "
+                   "hepatic 0.801 (session 19; 0.846 / 0.793 before the thin vessels' peel; "
                    "0.837 / 0.780 in session 15, before the separation's lumen rules; "
                    "0.798 / 0.777 before liver the localized liver missed was left out of the "
                    "hilum band's vessels; 0.784 / 0.741 before the lumen edge layer, the kidney guard and the "

@@ -123,7 +123,11 @@ portal venous and hepatic venous trees.
    vessel under 1.5 SDs, which takes nothing. The layer (``LiverVessels.edge_layer``) is
    lumen (volume, attenuation, the output masks) but not drawn into centerlines
    (:meth:`LiverVessels.centerline_mask`): noise makes it uneven, and traced it moved
-   junctions and named segments (phantom 508 portal naming 0.89 -> 0.47).
+   junctions and named segments (phantom 508 portal naming 0.89 -> 0.47). Conversely a
+   vessel under about 1.5 blur SDs has its edge above half its peak (0.68 of it at R =
+   sigma), so its half-peak lumen is too wide: its voxels under the model's edge
+   (``edge_peel``, :func:`vasomics.chain.lumen_edge.peel_to_edge`) leave the tree's lumen
+   and stay in its centerline mask (``LiverVessels.rim``), so no thin vessel is cut.
 5. **Reported roots** (LPS mm): ``hepatic``, the IVC's centroid on the slices of the
    hepatic root (a point on its axis at the ostia), with the IVC's equivalent radius there
    (``ivc_radius_mm``: √(area/π) of its axial section, median over those slices; NaN
@@ -156,7 +160,7 @@ from vasomics.chain.liver_roots import (
     thickest_in_liver,
     top_contacts,
 )
-from vasomics.chain.lumen_edge import core_values, grow_to_edge
+from vasomics.chain.lumen_edge import core_values, grow_to_edge, peel_to_edge
 from vasomics.chain.tree_separation import TreeSeparationParams, separate_trees
 from vasomics.chain.tube_tracking import median_section_radius
 from vasomics.image import Image
@@ -226,6 +230,11 @@ class LiverVesselParams(StageParams):
                               "blurred round vessel of its peak and contrast "
                               "(vasomics.chain.lumen_edge): the half-peak edge lies inside "
                               "the lumen of all but the thinnest vessels.")
+    edge_peel: bool = Field(True, description="After the separation, each tree's voxels "
+                            "outside the lumen edge of a thin blurred vessel (its edge above "
+                            "edge_fraction of its peak: radius under about 1.5 blur SDs) "
+                            "leave its lumen and stay in its centerline mask "
+                            "(vasomics.chain.lumen_edge.peel_to_edge).")
     pinhole_min_faces: int = Field(5, ge=4, le=7, description="A voxel outside the hepatic "
                                    "tree with at least this many of its 6 face neighbours "
                                    "in it is a noise pinhole and is filled (repeated until "
@@ -321,18 +330,23 @@ class LiverVessels:
     ivc_radius_mm: float = float("nan")  # IVC radius at the hepatic root (module docstring)
     edge_layer: np.ndarray | None = None  # voxels the trees took past the half-peak edge
     crossings: np.ndarray | None = None  # hepatic junctions' lumen a portal vessel runs through
+    rim: np.ndarray | None = None  # uint8, 1 portal / 2 hepatic: traced, outside a thin lumen
 
     def centerline_mask(self, tree: str) -> np.ndarray:
-        """The ``portal`` or ``hepatic`` mask without its edge layer, the portal one with
-        the hepatic junctions that its vessels run through (``crossings``,
+        """The ``portal`` or ``hepatic`` mask without its edge layer and with its ``rim``
+        (the voxels of its thin vessels outside their lumen edge, module docstring), the
+        portal one with the hepatic junctions that its vessels run through (``crossings``,
         :mod:`vasomics.chain.tree_separation`, step 7): the thresholded tree that the
         separation traced, on which its centerlines are drawn (the layer, one voxel of
-        lumen edge that noise makes uneven, would add spurs and move junctions; without
-        the crossings a portal vessel kept through a crossing is cut there); the full mask
-        is the tree's lumen (volume, attenuation, output)."""
+        lumen edge that noise makes uneven, would add spurs and move junctions; without the
+        rim thin vessels could be cut; without the crossings a portal vessel kept through a
+        crossing is cut there); the full mask is the tree's lumen (volume, attenuation,
+        output)."""
         mask = getattr(self, tree)
         if tree == "portal" and self.crossings is not None:
             mask = mask | (self.crossings & self.hepatic)
+        if self.rim is not None:
+            mask = mask | (self.rim == (1 if tree == "portal" else 2))
         return mask if self.edge_layer is None else mask & ~self.edge_layer
 
 
@@ -617,6 +631,11 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
             tree[:] = False
     notes += _below_seed_notes({"portal": portal, "hepatic": hepatic}, signed, spacing,
                                p.threshold_fraction * weakest, weakest, sd)
+    rim = np.zeros(portal.shape, np.uint8)
+    if p.edge_peel:  # and outside that of thin vessels: their lumen, not their centerline
+        peeled = peel_to_edge({"portal": portal, "hepatic": hepatic}, signed, peak, spacing,
+                              p.edge_fraction)
+        rim[peeled["portal"]], rim[peeled["hepatic"]] = 1, 2
     if p.edge_growth:  # the half-peak edge lies inside the lumen of all but thin vessels
         allowed = region & ~beyond & ~ivc & ~blob & ~aorta & ~other & (
             liv | (to_ivc > max(p.edge_window_mm, float(spacing.max()))))
@@ -630,10 +649,13 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         layer = np.zeros_like(portal)
     del peak
     vessels |= layer
+    portal &= rim != 1
+    hepatic &= rim != 2
+    vessels &= rim == 0
     full = {}
     for name, m in (("portal", portal), ("hepatic", hepatic), ("vessels", vessels),
-                    ("layer", layer), ("crossings", crossings)):
-        out = np.zeros(image.shape, bool)
+                    ("layer", layer), ("crossings", crossings), ("rim", rim)):
+        out = np.zeros(image.shape, m.dtype)
         out[box] = m
         full[name] = out
     # a root region measured and not enhanced (an arterial scan's IVC) says why
@@ -649,7 +671,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     status = "; ".join(notes) if notes else "ok"
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status, ivc_radius, full["layer"],
-                        full["crossings"])
+                        full["crossings"], full["rim"])
 
 
 def _unenhanced_note(tree: str, region: str, region_hu: float, liver_hu: float) -> str:

@@ -225,7 +225,9 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
                                      loc.landmarks.get("portal_confluence"), p.artery)
         if art.mask.any():  # a tube brighter than the portal vein is the artery
             ves = dataclasses.replace(ves, portal=ves.portal & ~art.mask,
-                                      hepatic=ves.hepatic & ~art.mask)
+                                      hepatic=ves.hepatic & ~art.mask,
+                                      rim=None if ves.rim is None
+                                      else np.where(art.mask, 0, ves.rim).astype(np.uint8))
     result.vessels, result.artery = ves, art
     qc.extend(check_vessel_contrast(image, ves.portal | ves.hepatic,
                                     loc.organs.get("liver", np.zeros_like(ves.portal)), noise,
@@ -356,6 +358,7 @@ def _save_ves(ves: LiverVessels, path: Path) -> None:
         np.savez_compressed(f, labels=labels.astype(np.uint8),
                             edge_layer=absent if ves.edge_layer is None else ves.edge_layer,
                             crossings=absent if ves.crossings is None else ves.crossings,
+                            rim=absent.astype(np.uint8) if ves.rim is None else ves.rim,
                             meta=np.array(meta))
 
 
@@ -364,9 +367,10 @@ def _load_ves(path: Path) -> LiverVessels:
         labels, meta = z["labels"], json.loads(str(z["meta"]))
         layer = z["edge_layer"] if "edge_layer" in z.files else None
         crossings = z["crossings"] if "crossings" in z.files else None
+        rim = z["rim"] if "rim" in z.files else None
     return LiverVessels(labels == 1, labels == 2, labels > 0, meta["roots"],
                         meta["threshold_hu"], meta["status"],
-                        meta.get("ivc_radius_mm", float("nan")), layer, crossings)
+                        meta.get("ivc_radius_mm", float("nan")), layer, crossings, rim)
 
 
 # ---------------------------------------------------------------------------- outputs
