@@ -160,7 +160,7 @@ from vasomics.chain.liver_roots import (
     thickest_in_liver,
     top_contacts,
 )
-from vasomics.chain.lumen_edge import core_values, grow_to_edge, peel_to_edge
+from vasomics.chain.lumen_edge import core_contrast, core_values, grow_to_edge, peel_to_edge
 from vasomics.chain.tree_separation import TreeSeparationParams, separate_trees
 from vasomics.chain.tube_tracking import median_section_radius
 from vasomics.image import Image
@@ -631,30 +631,30 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
             tree[:] = False
     notes += _below_seed_notes({"portal": portal, "hepatic": hepatic}, signed, spacing,
                                p.threshold_fraction * weakest, weakest, sd)
-    rim = np.zeros(portal.shape, np.uint8)
+    traced = {"portal": portal, "hepatic": hepatic}
+    contrasts = {k: core_contrast(m, signed, spacing) for k, m in traced.items()}
+    thin_rim = np.zeros(portal.shape, np.uint8)  # 1 portal / 2 hepatic (LiverVessels.rim)
     if p.edge_peel:  # and outside that of thin vessels: their lumen, not their centerline
-        peeled = peel_to_edge({"portal": portal, "hepatic": hepatic}, signed, peak, spacing,
-                              p.edge_fraction)
-        rim[peeled["portal"]], rim[peeled["hepatic"]] = 1, 2
+        peeled = peel_to_edge(traced, signed, peak, spacing, p.edge_fraction, contrasts)
+        thin_rim[peeled["portal"]], thin_rim[peeled["hepatic"]] = 1, 2
     if p.edge_growth:  # the half-peak edge lies inside the lumen of all but thin vessels
         allowed = region & ~beyond & ~ivc & ~blob & ~aorta & ~other & (
             liv | (to_ivc > max(p.edge_window_mm, float(spacing.max()))))
         if contrast > 0:
             allowed &= hu < ceiling
-        grown = grow_to_edge({"portal": portal, "hepatic": hepatic}, signed, peak, allowed,
-                             spacing)
+        grown = grow_to_edge(traced, signed, peak, allowed, spacing, contrasts)
         layer = (grown["portal"] & ~portal) | (grown["hepatic"] & ~hepatic)
         portal, hepatic = grown["portal"], grown["hepatic"]
     else:
         layer = np.zeros_like(portal)
     del peak
     vessels |= layer
-    portal &= rim != 1
-    hepatic &= rim != 2
-    vessels &= rim == 0
+    portal &= thin_rim != 1
+    hepatic &= thin_rim != 2
+    vessels &= thin_rim == 0
     full = {}
     for name, m in (("portal", portal), ("hepatic", hepatic), ("vessels", vessels),
-                    ("layer", layer), ("crossings", crossings), ("rim", rim)):
+                    ("layer", layer), ("crossings", crossings), ("rim", thin_rim)):
         out = np.zeros(image.shape, m.dtype)
         out[box] = m
         full[name] = out

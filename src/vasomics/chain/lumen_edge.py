@@ -88,14 +88,16 @@ def _neighbours(points: np.ndarray, shape) -> list[np.ndarray]:
 
 
 def grow_to_edge(trees: dict[str, np.ndarray], signed: np.ndarray, peak: np.ndarray,
-                 allowed: np.ndarray, spacing) -> dict[str, np.ndarray]:
+                 allowed: np.ndarray, spacing,
+                 contrasts: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """The trees' masks grown by one face-connected layer of voxels that lie past their
     lumen edge: ``signed`` (smoothed HU above the parenchyma) at least :func:`edge_fraction`
     of the local ``peak`` (same units) for that tree's :func:`core_contrast`, inside
     ``allowed``. A voxel touching two trees is left to neither (a contact between them), and
     a voxel of the layer needs at least three face neighbours in its tree or layer (a lone
     voxel standing off the surface is noise, and a spur to the skeleton). Masks share one
-    grid; ``spacing`` in mm. Works on the trees' surface voxels only (sparse)."""
+    grid; ``spacing`` in mm; ``contrasts`` (optional): the trees' :func:`core_contrast`
+    when already read. Works on the trees' surface voxels only (sparse)."""
     shape = allowed.shape
     taken = np.zeros(allowed.size, bool)
     for m in trees.values():
@@ -112,7 +114,7 @@ def grow_to_edge(trees: dict[str, np.ndarray], signed: np.ndarray, peak: np.ndar
     grown = {}
     for name, m in trees.items():
         out = m.copy()
-        contrast = core_contrast(m, signed, spacing)
+        contrast = contrasts[name] if contrasts else core_contrast(m, signed, spacing)
         cand = near[name][~np.isin(near[name], contested, assume_unique=True)]
         if not np.isfinite(contrast) or contrast <= 0 or cand.size == 0:
             grown[name] = out
@@ -130,18 +132,20 @@ def grow_to_edge(trees: dict[str, np.ndarray], signed: np.ndarray, peak: np.ndar
 
 
 def peel_to_edge(trees: dict[str, np.ndarray], signed: np.ndarray, peak: np.ndarray, spacing,
-                 base_fraction: float) -> dict[str, np.ndarray]:
+                 base_fraction: float,
+                 contrasts: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """Per tree, its voxels that lie outside the lumen edge of a thin blurred vessel: where
     :func:`edge_fraction` of the local ``peak`` (for that tree's :func:`core_contrast`)
     exceeds ``base_fraction``, the fraction of the peak the trees were thresholded at, and
     ``signed`` falls short of it. A vessel under about 1.5 blur SDs in radius has its edge
     above half its peak (0.68 of it at R = sigma), so a half-peak threshold draws it too
-    wide; thicker vessels lose nothing. Masks share one grid; ``spacing`` in mm."""
+    wide; thicker vessels lose nothing. Masks share one grid; ``spacing`` in mm;
+    ``contrasts`` as in :func:`grow_to_edge`."""
     sig, pk = signed.ravel(), peak.ravel()
     out = {}
     for name, m in trees.items():
         peeled = np.zeros(m.shape, bool)
-        contrast = core_contrast(m, signed, spacing)
+        contrast = contrasts[name] if contrasts else core_contrast(m, signed, spacing)
         if np.isfinite(contrast) and contrast > 0:
             flat = np.flatnonzero(m)
             frac = edge_fraction(pk[flat] / np.float32(contrast))
