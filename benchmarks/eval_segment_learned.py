@@ -16,11 +16,15 @@ also prints each image's predicted/manual values.
 between images, and the first observer's vessel edges sit at different places relative to the
 image in different children.
 
+``--scales F [F ...]`` resamples the CHASE_DB1 test images and manual masks by each factor
+(0.55: a field of view as wide as DRIVE's, 2.5: HRF's) and prints Dice, clDice and the
+inference time with and without ``segment_learned``'s rescaling to the training scale.
+
 Inference time is printed as wall-clock and as process CPU seconds (with ``--threads 1`` the
 CPU figure is what one idle core needs; the wall figure grows with machine load).
 
 Usage: ``python benchmarks/eval_segment_learned.py [--threads 2] [--flips 4] [--no-features]
-[--per-image] [--select-thin-low] [--width]``
+[--per-image] [--select-thin-low] [--width] [--scales 0.55 0.75 1.5 2.5]``
 """
 
 from __future__ import annotations
@@ -133,6 +137,37 @@ def width_diagnosis(threads: int, flips: int) -> None:
                   f"{sm.icc(v[:, 1], man[:, 1]):.3f} ({100 * np.mean(v[:, 1] / man[:, 1] - 1):+.1f} %)")
 
 
+def resampled(factors, threads: int, flips: int) -> None:
+    """CHASE_DB1 test images and manual masks resampled by each factor (another camera's
+    pixel size), segmented with and without the rescaling to the training scale."""
+    from skimage.transform import resize
+
+    from vasomics.chain.segment.fov import fov_diameter_px, fundus_fov
+
+    items = learned.load_dataset("chase", f"{ROOT}/chase_db1", "test")
+    for factor in factors:
+        cases = []
+        for _, rgb, gt, _ in items:
+            shape = (round(rgb.shape[0] * factor), round(rgb.shape[1] * factor))
+            img = resize(rgb, shape, order=1, anti_aliasing=factor < 1,
+                         preserve_range=True).astype(np.uint8)
+            manual = resize(gt.astype(float), shape, order=1, anti_aliasing=factor < 1) >= 0.5
+            cases.append((img, manual, fundus_fov(img)))
+        for rescale in (True, False):
+            rows, secs = [], []
+            for img, manual, fov in cases:
+                t0 = time.perf_counter()
+                mask, _ = learned.segment_learned(img, "chase", fov, threads=threads,
+                                                  flips=flips, rescale=rescale)
+                secs.append(time.perf_counter() - t0)
+                rows.append((sm.dice(mask, manual, fov), sm.cl_dice(mask, manual, fov)))
+            d, c = np.mean(rows, 0)
+            print(f"factor {factor}: FOV {np.median([fov_diameter_px(f) for *_, f in cases]):.0f}"
+                  f" px, rescale {rescale}: Dice {d:.4f} (min {min(r[0] for r in rows):.4f}), "
+                  f"clDice {c:.4f}, {np.median(secs):.2f} s/image ({flips} flips, {threads} "
+                  f"threads)", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -143,8 +178,13 @@ def main():
                     help="only the training-split choice of the card's thin_low")
     ap.add_argument("--width", action="store_true",
                     help="only the vessel-width diagnosis of the feature disagreement")
+    ap.add_argument("--scales", type=float, nargs="+",
+                    help="only the CHASE test split resampled by these factors")
     args = ap.parse_args()
     print(f"load average: {os.getloadavg()}")
+    if args.scales:
+        resampled(args.scales, args.threads, args.flips)
+        return
     if args.select_thin_low:
         import torch
 

@@ -173,9 +173,9 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
         from vasomics.chain.segment.linedetector import line_detector
 
         if p.fov_reference_px and fov is not None and p.fov == "fundus":
-            from vasomics.chain.segment.fov import fov_diameter_px
+            from vasomics.chain.segment.fov import fundus_scale
 
-            factor = p.fov_reference_px / fov_diameter_px(fov)
+            factor = fundus_scale(fov, p.fov_reference_px)
             spacing = tuple(s * factor for s in image.spacing)
         lp = p.line if p.line.bright is not None else \
             p.line.model_copy(update={"bright": p.vesselness.bright})

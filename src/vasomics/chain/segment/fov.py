@@ -75,6 +75,23 @@ def fov_diameter_px(fov: np.ndarray) -> float:
     return float(max(np.ptp(np.flatnonzero(fov.any(axis=a))) + 1 for a in (0, 1)))
 
 
+def fundus_scale(fov: np.ndarray, reference_px: float) -> float:
+    """Factor that brings a fundus image to the scale of images whose field of view is
+    ``reference_px`` across: ``reference_px`` / :func:`fov_diameter_px`. 1.0 when ``fov`` is
+    no disc (a corner square of its bounding box, a tenth of its extent on a side, more than
+    half covered): a crop inside the retina, or a whole-image mask, carries no scale."""
+    fov = np.asarray(fov, bool)
+    rows, cols = np.flatnonzero(fov.any(axis=1)), np.flatnonzero(fov.any(axis=0))
+    if rows.size == 0:
+        raise InputError("field of view is empty")
+    box = fov[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    k = max(1, round(0.1 * min(box.shape)))
+    corners = (box[:k, :k], box[:k, -k:], box[-k:, :k], box[-k:, -k:])
+    if max(float(c.mean()) for c in corners) > 0.5:
+        return 1.0
+    return float(reference_px) / fov_diameter_px(fov)
+
+
 def fill_outside(image: np.ndarray, inside: np.ndarray, spacing=(1.0, 1.0), *,
                  scale_mm: float = 40.0) -> np.ndarray:
     """Replace pixels outside ``inside`` by a smooth continuation of the inside (float32).
