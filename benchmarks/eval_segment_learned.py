@@ -20,11 +20,17 @@ image in different children.
 (0.55: a field of view as wide as DRIVE's, 2.5: HRF's) and prints Dice, clDice and the
 inference time with and without ``segment_learned``'s rescaling to the training scale.
 
+``--noise SD [SD ...]`` adds Gaussian noise of each SD (fraction of the 8-bit range) to the
+RGB CHASE_DB1 test images and prints Dice and time with and without ``segment_learned``'s
+non-local-means de-noising (CHASE's own images hold 0.47 grey levels of noise; other cameras
+more).
+
 Inference time is printed as wall-clock and as process CPU seconds (with ``--threads 1`` the
 CPU figure is what one idle core needs; the wall figure grows with machine load).
 
 Usage: ``python benchmarks/eval_segment_learned.py [--threads 2] [--flips 4] [--no-features]
-[--per-image] [--select-thin-low] [--width] [--scales 0.55 0.75 1.5 2.5]``
+[--per-image] [--select-thin-low] [--width] [--scales 0.55 0.75 1.5 2.5]
+[--noise 0.005 0.01 0.02 0.03]``
 """
 
 from __future__ import annotations
@@ -168,6 +174,30 @@ def resampled(factors, threads: int, flips: int) -> None:
                   f"threads)", flush=True)
 
 
+def noisy(sds, threads: int, flips: int) -> None:
+    """CHASE_DB1 test images with Gaussian noise added to each RGB channel (SD a fraction of
+    the 8-bit range; seed 0), segmented with and without the de-noising."""
+    items = learned.load_dataset("chase", f"{ROOT}/chase_db1", "test")
+    rng = np.random.default_rng(0)
+    for sd in sds:
+        rows = {False: [], True: []}
+        secs = {False: [], True: []}
+        for _, rgb, gt, fov in items:
+            img = np.clip(rgb / 255 + rng.normal(0, sd, rgb.shape), 0, 1)
+            img = (img * 255).round().astype(np.uint8)
+            for denoise in (False, True):
+                t0 = time.perf_counter()
+                mask, _ = learned.segment_learned(img, "chase", fov, threads=threads,
+                                                  flips=flips, denoise=denoise)
+                secs[denoise].append(time.perf_counter() - t0)
+                rows[denoise].append(sm.dice(mask, gt, fov))
+        print(f"noise SD {sd} ({255 * sd:.1f} grey levels): Dice {np.mean(rows[False]):.4f} "
+              f"without, {np.mean(rows[True]):.4f} with de-noising (min "
+              f"{min(rows[True]):.4f}); {np.median(secs[False]):.2f} / "
+              f"{np.median(secs[True]):.2f} s/image ({flips} flips, {threads} threads)",
+              flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -180,8 +210,13 @@ def main():
                     help="only the vessel-width diagnosis of the feature disagreement")
     ap.add_argument("--scales", type=float, nargs="+",
                     help="only the CHASE test split resampled by these factors")
+    ap.add_argument("--noise", type=float, nargs="+",
+                    help="only the CHASE test split with Gaussian noise of these SDs added")
     args = ap.parse_args()
     print(f"load average: {os.getloadavg()}")
+    if args.noise:
+        noisy(args.noise, args.threads, args.flips)
+        return
     if args.scales:
         resampled(args.scales, args.threads, args.flips)
         return

@@ -66,6 +66,34 @@ def test_chase_resampled_like_other_cameras(shared_data, factor, least):
     assert np.mean(dices) >= least, dices
 
 
+def test_noisy_fundus_images_are_denoised(shared_data):
+    """CHASE_DB1 test images with Gaussian noise of 5.1 grey levels (SD 0.02 of the range)
+    added to RGB, eleven times the training images' own: non-local means before the network.
+    Measured: Dice 0.769 with it, 0.706 without (0.793 noise-free, 1 flip)."""
+    items = learned.load_dataset("chase", shared_data / "chase_db1", "test")
+    rng = np.random.default_rng(0)
+    dices = {False: [], True: []}
+    for _, rgb, gt, fov in items:
+        img = (np.clip(rgb / 255 + rng.normal(0, 0.02, rgb.shape), 0, 1) * 255).round()
+        for denoise in (False, True):
+            mask = learned.segment_learned(img.astype(np.uint8), "chase", fov, flips=1,
+                                           denoise=denoise)[0]
+            dices[denoise].append(sm.dice(mask, gt, fov))
+    assert np.mean(dices[True]) >= 0.75 and np.mean(dices[False]) < 0.73, dices
+
+
+def test_noise_sd_estimator():
+    """Immerkaer's estimator returns the SD of white noise on a shaded image (a linear ramp
+    and a smooth bump cancel) within 5 %, inside a field of view."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:300, :300]
+    shading = 0.3 + 0.001 * xx + 0.2 * np.exp(-((yy - 150) ** 2 + (xx - 150) ** 2) / 5e3)
+    fov = (yy - 150) ** 2 + (xx - 150) ** 2 < 140 ** 2
+    for sd in (0.005, 0.02):
+        est = learned.noise_sd(shading + rng.normal(0, sd, shading.shape), fov)
+        assert est == pytest.approx(sd, rel=0.05), (sd, est)
+
+
 def test_fundus_scale_needs_a_disc():
     """A disc (cut at the top and bottom, as many cameras frame it) gives the ratio of
     diameters; a mask covering a whole crop inside the retina carries no scale."""

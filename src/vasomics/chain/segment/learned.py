@@ -63,19 +63,61 @@ def _torch():
 
 # ----------------------------------------------------------------------------- preparation
 
-def prepare(array: np.ndarray, fov: np.ndarray | None = None) -> np.ndarray:
-    """Network input (float32, ``(y, x)``) from a grey or RGB 2D array (see module doc)."""
-    from skimage.exposure import equalize_adapthist
+#: A fundus image is de-noised for the network when its noise exceeds this multiple of the
+#: training images' (card ``noise_sd``, 0.47 grey levels of 255): chosen on CHASE_DB1's
+#: training split (every second image, Gaussian noise added to RGB): non-local means changed
+#: Dice by -0.002 / +0.003 / +0.018 / +0.053 / +0.167 at 1.9 / 2.6 / 3.8 / 5.1 / 7.6 levels
+#: (4 / 5.5 / 8 / 11 / 16 times their noise).
+DENOISE_ABOVE = 5.0
 
+
+def noise_sd(grey: np.ndarray, fov: np.ndarray | None = None) -> float:
+    """Noise SD of a 2D image (its units) by Immerkaer's estimator (1996): the mean absolute
+    response to the Laplacian difference of two Laplacians, which cancels linear intensity
+    trends, times sqrt(pi/2) / 6; over ``fov`` shrunk by 3 pixels (or the whole image)."""
+    from scipy import ndimage
+
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    response = np.abs(ndimage.convolve(np.asarray(grey, np.float32), kernel))
+    inner = np.ones(response.shape, bool) if fov is None else \
+        ndimage.binary_erosion(fov, iterations=3)
+    inner[[0, -1], :] = False
+    inner[:, [0, -1]] = False
+    if not inner.any():
+        return 0.0
+    return float(np.sqrt(np.pi / 2) * response[inner].mean() / 6)
+
+
+def _unit_grey(array: np.ndarray) -> np.ndarray:
+    """Grey image (RGB -> green channel) scaled to [0, 1] by its dtype range (integers) or
+    its min-max (floats)."""
     from vasomics.chain.segment.fov import to_grey
 
     raw = np.asarray(array)
     grey = to_grey(raw)
     if np.issubdtype(raw.dtype, np.integer):
-        grey = grey / float(np.iinfo(raw.dtype).max)
-    else:
-        lo, hi = float(grey.min()), float(grey.max())
-        grey = (grey - lo) / (hi - lo) if hi > lo else np.zeros_like(grey)
+        return grey / float(np.iinfo(raw.dtype).max)
+    lo, hi = float(grey.min()), float(grey.max())
+    return (grey - lo) / (hi - lo) if hi > lo else np.zeros_like(grey)
+
+
+def prepare(array: np.ndarray, fov: np.ndarray | None = None,
+            noise_reference: float | None = None) -> np.ndarray:
+    """Network input (float32, ``(y, x)``) from a grey or RGB 2D array (see module doc).
+    ``noise_reference`` (inference only): the training images' :func:`noise_sd`; a noisier
+    image is first de-noised by non-local means (``skimage.restoration.denoise_nl_means``,
+    ``h`` 0.8 of the excess noise) when its noise exceeds :data:`DENOISE_ABOVE` times it."""
+    from skimage.exposure import equalize_adapthist
+
+    grey = _unit_grey(array)
+    if noise_reference:
+        sd = noise_sd(grey, fov)
+        if sd > DENOISE_ABOVE * noise_reference:
+            from skimage.restoration import denoise_nl_means
+
+            excess = float(np.sqrt(sd ** 2 - noise_reference ** 2))
+            grey = denoise_nl_means(grey, h=0.8 * excess, sigma=excess, patch_size=5,
+                                    patch_distance=6, fast_mode=True)
     grey = equalize_adapthist(np.clip(grey, 0, 1), clip_limit=0.01).astype(np.float32)
     inside = grey[fov] if fov is not None and fov.any() else grey
     std = float(inside.std())
@@ -208,8 +250,8 @@ def scale_factor(card: dict, fov: np.ndarray | None, tolerance: float = 0.05) ->
 
 def segment_learned(array: np.ndarray, model_name: str = "chase",
                     fov: np.ndarray | None = None, *, threads: int | None = None,
-                    flips: int = 4, thin_recovery: bool = False, rescale: bool = True
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    flips: int = 4, thin_recovery: bool = False, rescale: bool = True,
+                    denoise: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Segment a 2D image with a shipped model: returns ``(mask, probability)``.
 
     ``fov`` (boolean, same ``(y, x)`` shape) restricts the mask; without it, fundus models
@@ -223,7 +265,9 @@ def segment_learned(array: np.ndarray, model_name: str = "chase",
     the training images' is resampled to their scale for the network and its probability
     resampled back (:func:`scale_factor`); on CHASE_DB1's test images resampled to 0.55x and
     2.5x, Dice 0.786 and 0.790 with it, 0.736 and 0.443 without
-    (``benchmarks/eval_segment_learned.py --scales``).
+    (``benchmarks/eval_segment_learned.py --scales``). ``denoise``: a fundus image noisier
+    than :data:`DENOISE_ABOVE` times the training images (card ``noise_sd``) is de-noised
+    first (:func:`prepare`); CHASE_DB1's own images are far below that.
     """
     from vasomics.chain.segment.fov import fundus_fov
 
@@ -242,8 +286,9 @@ def segment_learned(array: np.ndarray, model_name: str = "chase",
         torch.set_num_threads(threads)
     model, card = load_model(model_name)
     factor = scale_factor(card, fov) if rescale else 1.0
+    reference = card.get("noise_sd") if denoise else None
     if factor == 1.0:
-        prob = predict_probability(model, prepare(a, fov), card["levels"], flips)
+        prob = predict_probability(model, prepare(a, fov, reference), card["levels"], flips)
     else:  # run at the training images' scale, the probability resampled back
         from skimage.transform import resize
 
@@ -253,7 +298,7 @@ def segment_learned(array: np.ndarray, model_name: str = "chase",
         if np.issubdtype(a.dtype, np.integer):
             scaled = np.round(scaled)
         fov_s = resize(fov.astype(np.float32), size, order=1) >= 0.5
-        prob_s = predict_probability(model, prepare(scaled.astype(a.dtype), fov_s),
+        prob_s = predict_probability(model, prepare(scaled.astype(a.dtype), fov_s, reference),
                                      card["levels"], flips)
         prob = resize(prob_s, shape, order=1).astype(np.float32)
     mask = prob >= card["threshold"]
@@ -517,5 +562,6 @@ def _train(torch, dataset, root, out, p: TrainParams, progress, command) -> dict
         from vasomics.chain.segment.fov import fov_diameter_px
 
         card["fov_diameter_px"] = float(np.median([fov_diameter_px(f) for *_, f in items]))
+        card["noise_sd"] = float(np.median([noise_sd(_unit_grey(im), f) for _, im, _, f in items]))
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
