@@ -173,6 +173,37 @@ def test_png_types(tmp_path, kind):
     assert back.ndim == 2 and back.n_channels == (3 if array.ndim == 3 else 1)
 
 
+def test_retinal_data_set_formats_read_only(tmp_path):
+    """DRIVE ships GIF masks, STARE gzipped PPM photographs: read pixel for pixel (Pillow's
+    own decoding as reference); GIF also without its extension; writing them is refused
+    with the formats that can be written, and a corrupt gzip is a one-line error."""
+    import gzip
+
+    from vasomics.errors import FormatError, InputError
+
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
+    grey = np.zeros((40, 50), np.uint8)
+    grey[10:20, 5:30] = 255
+    PILImage.fromarray(rgb).save(tmp_path / "im0001.ppm")
+    (tmp_path / "im0001.ppm.gz").write_bytes(gzip.compress((tmp_path / "im0001.ppm").read_bytes()))
+    PILImage.fromarray(grey).save(tmp_path / "21_training_mask.gif")
+    PILImage.fromarray(grey).save(tmp_path / "mask.pgm")
+    (tmp_path / "mask_without_extension").write_bytes(
+        (tmp_path / "21_training_mask.gif").read_bytes())
+    for name, array in (("im0001.ppm", rgb), ("im0001.ppm.gz", rgb),
+                        ("21_training_mask.gif", grey), ("mask.pgm", grey),
+                        ("mask_without_extension", grey)):
+        np.testing.assert_array_equal(read_image(tmp_path / name).array, array)
+    _, mask = read_mask(tmp_path / "21_training_mask.gif")
+    assert mask.sum() == 250
+    with pytest.raises(FormatError, match="cannot write images of type '.gif'"):
+        write_image(Image(grey, spacing=(1.0, 1.0)), tmp_path / "out.gif")
+    (tmp_path / "bad.ppm.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    with pytest.raises(InputError, match="bad.ppm.gz: cannot decompress"):
+        read_image(tmp_path / "bad.ppm.gz")
+
+
 def test_chase_masks_are_binary(shared_data):
     path = sorted((shared_data / "chase_db1/test/mask").glob("*1stHO.png"))[0]
     image, mask = read_mask(path)

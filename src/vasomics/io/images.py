@@ -27,16 +27,21 @@ from vasomics.io.atomic import atomic_file, ensure_writable_dir
 
 log = logging.getLogger(__name__)
 
+#: Raster formats that are read but not written (retinal data sets ship them: DRIVE's GIF
+#: masks, STARE's gzipped PPM photographs).
+READ_ONLY_RASTER = (".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".ppm.gz", ".pgm.gz")
 #: File extension → reader key. NIfTI and MetaImage have vasomics' own strict readers,
 #: NRRD is read by SimpleITK; all three are written by SimpleITK.
 EXTENSION_KINDS = {".nii": "nifti", ".nii.gz": "nifti", ".mha": "meta", ".mhd": "meta",
                    ".nrrd": "nrrd", ".nhdr": "nrrd", ".png": "raster", ".tif": "raster",
                    ".tiff": "raster", ".jpg": "raster", ".jpeg": "raster", ".bmp": "raster",
-                   ".dcm": "dicom", ".dicom": "dicom", ".ima": "dicom", ".vti": "vti"}
+                   ".dcm": "dicom", ".dicom": "dicom", ".ima": "dicom", ".vti": "vti",
+                   **dict.fromkeys(READ_ONLY_RASTER, "raster")}
 #: Extensions written through SimpleITK.
 ITK_EXTENSIONS = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-#: Extensions of 2D/3D raster formats (Pillow or tifffile).
-RASTER_EXTENSIONS = tuple(e for e, k in EXTENSION_KINDS.items() if k == "raster")
+#: Extensions of 2D/3D raster formats written by vasomics (Pillow or tifffile).
+RASTER_EXTENSIONS = tuple(e for e, k in EXTENSION_KINDS.items()
+                          if k == "raster" and e not in READ_ONLY_RASTER)
 VTK_EXTENSIONS = (".vti",)
 #: Header-plus-detached-data formats: a second file is written beside the header.
 _DETACHED = (".mhd", ".nhdr")
@@ -178,7 +183,7 @@ def _reader(kind: str):
 
 def _extension(path: Path) -> str:
     name = path.name.lower()
-    for double in (".nii.gz", ".raw.gz"):
+    for double in (".nii.gz", ".raw.gz", ".ppm.gz", ".pgm.gz"):
         if name.endswith(double):
             return double
     return Path(name).suffix
@@ -198,7 +203,8 @@ def _sniff(path: Path) -> str | None:
     head = head[:352]
     if len(head) >= 132 and head[128:132] == b"DICM":
         return "dicom"
-    if head.startswith((b"\x89PNG", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\xff\xd8")):
+    if head.startswith((b"\x89PNG", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"\xff\xd8",
+                        b"GIF87a", b"GIF89a")):
         return "raster"
     if head.startswith(b"NRRD"):
         return "nrrd"

@@ -1,4 +1,5 @@
-"""PNG, JPEG, BMP and TIFF images (2D greyscale or colour, 3D TIFF stacks).
+"""PNG, JPEG, BMP and TIFF images (2D greyscale or colour, 3D TIFF stacks); GIF and netpbm
+(PPM/PGM/PBM, plain or gzipped) are read only.
 
 Pixel types are kept: 1-bit images become ``bool``, 8- and 16-bit stay ``uint8``/``uint16``
 (16-bit colour PNGs included), float TIFFs stay float. Colour images get a trailing channel
@@ -35,8 +36,11 @@ UNITS_MM = {"micron": 1e-3, "microns": 1e-3, "um": 1e-3, "\u00b5m": 1e-3, "\u03b
 
 
 def read_raster(path: str | Path) -> Image:
-    """Read a PNG/JPEG/BMP/TIFF file (see the module docstring for types and spacing)."""
+    """Read a PNG/JPEG/BMP/TIFF file, or a GIF or netpbm (PPM/PGM/PBM, also gzipped) one
+    (see the module docstring for types and spacing)."""
     path = Path(path)
+    if path.name.lower().endswith(".gz"):
+        return _read_pillow(path, _gunzip(path))
     with open(path, "rb") as fh:
         head = fh.read(32)
     if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
@@ -46,12 +50,27 @@ def read_raster(path: str | Path) -> Image:
     return _read_pillow(path)
 
 
-def _read_pillow(path: Path) -> Image:
+def _gunzip(path: Path):
+    """The decompressed bytes of a gzipped file, as a file object."""
+    import gzip
+    import io
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            return io.BytesIO(fh.read())
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot decompress ({type(exc).__name__}: {str(exc)[:120]})",
+                         path) from None
+
+
+def _read_pillow(path: Path, source=None) -> Image:
+    """Pillow's reading of ``path`` (or of ``source``, a file object with its bytes)."""
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
     try:
-        with PILImage.open(path) as im:
+        with PILImage.open(source if source is not None else path) as im:
             im.load()
             mode = im.mode
             if mode == "P":
