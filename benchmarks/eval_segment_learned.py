@@ -148,7 +148,7 @@ def resampled(factors, threads: int, flips: int) -> None:
     pixel size), segmented with and without the rescaling to the training scale."""
     from skimage.transform import resize
 
-    from vasomics.chain.segment.fov import fov_diameter_px, fundus_fov
+    from vasomics.chain.segment.fov import fov_diameter_px, fundus_aperture, fundus_fov
 
     items = learned.load_dataset("chase", f"{ROOT}/chase_db1", "test")
     for factor in factors:
@@ -168,8 +168,8 @@ def resampled(factors, threads: int, flips: int) -> None:
                 secs.append(time.perf_counter() - t0)
                 rows.append((sm.dice(mask, manual, fov), sm.cl_dice(mask, manual, fov)))
             d, c = np.mean(rows, 0)
-            print(f"factor {factor}: FOV {np.median([fov_diameter_px(f) for *_, f in cases]):.0f}"
-                  f" px, rescale {rescale}: Dice {d:.4f} (min {min(r[0] for r in rows):.4f}), "
+            across = np.median([fov_diameter_px(fundus_aperture(c[0])) for c in cases])
+            print(f"factor {factor}: aperture {across:.0f} px, rescale {rescale}: Dice {d:.4f} (min {min(r[0] for r in rows):.4f}), "
                   f"clDice {c:.4f}, {np.median(secs):.2f} s/image ({flips} flips, {threads} "
                   f"threads)", flush=True)
 

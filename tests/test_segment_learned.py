@@ -43,15 +43,16 @@ def test_chase_test_split_dice_cldice(chase_predictions):
 
 @pytest.mark.parametrize("factor, least", [(0.55, 0.77), (2.5, 0.77)])
 def test_chase_resampled_like_other_cameras(shared_data, factor, least):
-    """CHASE_DB1 test images (and manual masks) resampled to a field of view 0.55x (DRIVE's
+    """CHASE_DB1 test images (and manual masks) resampled to an aperture 0.55x (DRIVE's
     565x584 images) and 2.5x (HRF's 3504x2336) as wide: the model runs at its training
-    scale (card ``fov_diameter_px``). Measured: Dice 0.786 and 0.790 (0.793 unscaled);
-    without the rescaling 0.736 and 0.443 (the network's receptive field is fixed in
-    pixels)."""
+    scale (card ``aperture_diameter_px``). Measured: Dice 0.788 and 0.792 (0.793 unscaled,
+    1 flip); without the rescaling 0.741 and 0.428 (the network's receptive field is fixed
+    in pixels)."""
     from skimage.transform import resize
 
     from vasomics.chain.segment.fov import fundus_fov
 
+    card = learned.load_model("chase")[1]
     dices = []
     for _, rgb, gt, _ in learned.load_dataset("chase", shared_data / "chase_db1", "test"):
         shape = (round(rgb.shape[0] * factor), round(rgb.shape[1] * factor))
@@ -59,11 +60,25 @@ def test_chase_resampled_like_other_cameras(shared_data, factor, least):
                      preserve_range=True).astype(np.uint8)
         manual = resize(gt.astype(float), shape, order=1, anti_aliasing=factor < 1) >= 0.5
         fov = fundus_fov(img)
-        assert learned.scale_factor(learned.load_model("chase")[1], fov) == pytest.approx(
-            1 / factor, rel=0.03)
+        assert learned.scale_factor(card, img) == pytest.approx(1 / factor, rel=0.03)
         dices.append(sm.dice(learned.segment_learned(img, "chase", fov, flips=1)[0], manual,
                              fov))
     assert np.mean(dices) >= least, dices
+
+
+def test_dark_periphery_keeps_the_scale(shared_data):
+    """A darker photograph (gamma 2) loses its dark periphery from the analysis FOV (down to
+    638 px across against 910-915) but not from the camera aperture that sets the scale:
+    the factor stays within 2 % of 1 on every CHASE_DB1 test image."""
+    from vasomics.chain.segment.fov import fov_diameter_px, fundus_fov
+
+    card = learned.load_model("chase")[1]
+    narrowest = np.inf
+    for _, rgb, _, _ in learned.load_dataset("chase", shared_data / "chase_db1", "test"):
+        dark = ((rgb / 255.0) ** 2 * 255).round().astype(np.uint8)
+        narrowest = min(narrowest, fov_diameter_px(fundus_fov(dark)))
+        assert learned.scale_factor(card, dark, tolerance=0.0) == pytest.approx(1, abs=0.02)
+    assert narrowest < 700
 
 
 def test_noisy_fundus_images_are_denoised(shared_data):
@@ -103,8 +118,11 @@ def test_fundus_scale_needs_a_disc():
     disc = (yy - 200) ** 2 + (xx - 250) ** 2 <= 220 ** 2  # 441 px across, rows cut
     assert fundus_scale(disc, 882.0) == pytest.approx(2.0, rel=0.01)
     assert fundus_scale(np.ones((300, 300), bool), 900.0) == 1.0
-    assert learned.scale_factor({"fov_diameter_px": 450.0}, disc) == 1.0  # within 5 %
-    assert learned.scale_factor({}, disc) == 1.0  # OCTA models: no reference scale
+    photo = np.where(disc, 120, 0).astype(np.uint8)
+    assert learned.scale_factor({"aperture_diameter_px": 882.0}, photo) == pytest.approx(2.0,
+                                                                                        rel=0.01)
+    assert learned.scale_factor({"aperture_diameter_px": 450.0}, photo) == 1.0  # within 5 %
+    assert learned.scale_factor({}, photo) == 1.0  # OCTA models: no reference scale
 
 
 def test_rossa_validation_dice(shared_data):

@@ -231,20 +231,28 @@ def recover_thin(prob: np.ndarray, mask: np.ndarray, low: float,
     return mask | skeletonize(grown)
 
 
-def scale_factor(card: dict, fov: np.ndarray | None, tolerance: float = 0.05) -> float:
-    """Resampling factor that brings an image to its model's training scale: the card's
-    ``fov_diameter_px`` (median field-of-view diameter of the training images, fundus
-    models) over the diameter of the disc ``fov``
-    (:func:`~vasomics.chain.segment.fov.fundus_scale`). 1.0 within ``tolerance`` of it, for
-    models without that entry (OCTA: no field of view gives the scale), without ``fov`` and
-    for a ``fov`` that is no disc. Fundus cameras image the retina at 0.5-4x the training
-    images' pixels, and the network's receptive field is fixed in pixels."""
-    from vasomics.chain.segment.fov import fundus_scale
+def scale_factor(card: dict, image: np.ndarray, fov: np.ndarray | None = None,
+                 tolerance: float = 0.05) -> float:
+    """Resampling factor that brings a fundus image to its model's training scale: the
+    card's ``aperture_diameter_px`` (median diameter of the training images' camera aperture)
+    over the image's (:func:`~vasomics.chain.segment.fov.fundus_aperture`; ``fov`` when no
+    aperture is found), through :func:`~vasomics.chain.segment.fov.fundus_scale` (1.0 for an
+    aperture that is no disc: a crop inside the retina). 1.0 within ``tolerance`` of it and
+    for models without that entry (OCTA: nothing in the image gives its scale). Fundus
+    cameras image the retina at 0.5-4x the training images' pixels, and the network's
+    receptive field is fixed in pixels."""
+    from vasomics.chain.segment.fov import fundus_aperture, fundus_scale
 
-    reference = card.get("fov_diameter_px")
-    if not reference or fov is None or not np.any(fov):
+    reference = card.get("aperture_diameter_px")
+    if not reference:
         return 1.0
-    factor = fundus_scale(fov, reference)
+    try:
+        disc = fundus_aperture(image)
+    except InputError:
+        disc = fov
+    if disc is None or not np.any(disc):
+        return 1.0
+    factor = fundus_scale(disc, reference)
     return 1.0 if abs(factor - 1.0) <= tolerance else factor
 
 
@@ -261,10 +269,10 @@ def segment_learned(array: np.ndarray, model_name: str = "chase",
     the centre lines of faint thin vessels (:func:`recover_thin` at the card's
     ``thin_low``, chosen on the training split); on CHASE_DB1 it brings the total centerline
     length to the manual one (see the card's ``thin_recovery`` entry for its figures).
-    ``rescale``: a fundus image whose field of view is more than 5 % narrower or wider than
+    ``rescale``: a fundus image whose camera aperture is more than 5 % narrower or wider than
     the training images' is resampled to their scale for the network and its probability
     resampled back (:func:`scale_factor`); on CHASE_DB1's test images resampled to 0.55x and
-    2.5x, Dice 0.786 and 0.790 with it, 0.736 and 0.443 without
+    2.5x, Dice 0.788 and 0.792 with it, 0.741 and 0.428 without
     (``benchmarks/eval_segment_learned.py --scales``). ``denoise``: a fundus image noisier
     than :data:`DENOISE_ABOVE` times the training images (card ``noise_sd``) is de-noised
     first (:func:`prepare`); CHASE_DB1's own images are far below that.
@@ -285,7 +293,7 @@ def segment_learned(array: np.ndarray, model_name: str = "chase",
     if threads:
         torch.set_num_threads(threads)
     model, card = load_model(model_name)
-    factor = scale_factor(card, fov) if rescale else 1.0
+    factor = scale_factor(card, a, fov) if rescale else 1.0
     reference = card.get("noise_sd") if denoise else None
     if factor == 1.0:
         prob = predict_probability(model, prepare(a, fov, reference), card["levels"], flips)
@@ -559,9 +567,10 @@ def _train(torch, dataset, root, out, p: TrainParams, progress, command) -> dict
             "validation_dice": round(best["dice"], 4), "training_seconds": round(time.time() - t0),
             "torch": torch.__version__, "command": command}
     if dataset == "chase":  # fundus: the scale segment_learned brings images to
-        from vasomics.chain.segment.fov import fov_diameter_px
+        from vasomics.chain.segment.fov import fov_diameter_px, fundus_aperture
 
-        card["fov_diameter_px"] = float(np.median([fov_diameter_px(f) for *_, f in items]))
+        card["aperture_diameter_px"] = float(np.median(
+            [fov_diameter_px(fundus_aperture(im)) for _, im, _, _ in items]))
         card["noise_sd"] = float(np.median([noise_sd(_unit_grey(im), f) for _, im, _, f in items]))
     out.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
     return card
