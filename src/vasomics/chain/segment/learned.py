@@ -246,13 +246,14 @@ def scale_factor(card: dict, image: np.ndarray, fov: np.ndarray | None = None,
     reference = card.get("aperture_diameter_px")
     if not reference:
         return 1.0
+    step = max(1, min(np.shape(image)[:2]) // 1000)  # found on every step-th pixel
     try:
-        disc = fundus_aperture(image)
+        disc = fundus_aperture(np.asarray(image)[::step, ::step])
     except InputError:
-        disc = fov
+        disc, step = fov, 1
     if disc is None or not np.any(disc):
         return 1.0
-    factor = fundus_scale(disc, reference)
+    factor = fundus_scale(disc, reference / step)
     return 1.0 if abs(factor - 1.0) <= tolerance else factor
 
 
@@ -301,7 +302,8 @@ def segment_learned(array: np.ndarray, model_name: str = "chase",
         from skimage.transform import resize
 
         size = tuple(max(1, round(n * factor)) for n in shape)
-        scaled = resize(a, size + a.shape[2:], order=1, anti_aliasing=factor < 1,
+        green = a[..., 1] if a.ndim == 3 else a  # the channel the network reads (prepare)
+        scaled = resize(green.astype(np.float32), size, order=1, anti_aliasing=factor < 1,
                         preserve_range=True)
         if np.issubdtype(a.dtype, np.integer):
             scaled = np.round(scaled)
