@@ -126,11 +126,12 @@ def test_cli_line_method_on_a_chase_image(shared_data, tmp_path, chase_test):
 
 def test_line_preset_follows_the_field_of_view_size(chase_test):
     """A CHASE image resampled to 0.55x (a DRIVE-sized FOV of about 500 px) is segmented
-    as well as the original: line lengths scale with the FOV diameter (fov_reference_px).
+    as well as the original: line lengths scale with the camera aperture's diameter
+    (fov_reference_px).
     Measured on the 8 test images at 0.55x: Dice 0.719 scaled, 0.691 with fixed lengths."""
     from PIL import Image as PILImage
 
-    from vasomics.chain.segment.fov import fov_diameter_px, fundus_fov
+    from vasomics.chain.segment.fov import fov_diameter_px, fundus_aperture, fundus_fov
 
     _, rgb, gt, _ = chase_test[0]
     size = (round(rgb.shape[1] * 0.55), round(rgb.shape[0] * 0.55))
@@ -138,7 +139,7 @@ def test_line_preset_follows_the_field_of_view_size(chase_test):
     small_gt = np.asarray(PILImage.fromarray(gt.astype(np.uint8) * 255).resize(
         size, PILImage.BILINEAR)) > 127
     fov = fundus_fov(small)
-    assert abs(fov_diameter_px(fov) - 0.55 * 910) < 15
+    assert abs(fov_diameter_px(fundus_aperture(small)) - 0.55 * 922) < 15
     mask = segment(Image(small), "fundus", method="line").mask.array
     assert sm.dice(mask, small_gt, fov) >= 0.69  # measured 0.713 (full size 0.715)
 

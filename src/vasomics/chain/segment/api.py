@@ -65,7 +65,8 @@ class SegmentParams(StageParams):
     fov: Literal["none", "fundus"] = "none"  # 2D field of view: none or derived (fundus)
     fov_erode_px: int = 0  # extra FOV erosion (pixels) for binarization only
     fov_reference_px: float | None = None  # method "line" with a fundus FOV: pixel lengths
-    # are scaled by (FOV diameter / this), so one preset suits cameras of other resolution
+    # are scaled by (camera aperture diameter, fov.fundus_aperture / this), so one preset
+    # suits cameras of other resolution
     learned_model: str | None = None  # shipped model for method "learned"
     learned_thin_recovery: bool = False  # method "learned": add the centre lines of faint
     # thin vessels (total length then matches manual tracing; see the model card's figures)
@@ -173,9 +174,9 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
         from vasomics.chain.segment.linedetector import line_detector
 
         if p.fov_reference_px and fov is not None and p.fov == "fundus":
-            from vasomics.chain.segment.fov import fundus_scale
+            from vasomics.chain.segment.fov import fundus_aperture, fundus_scale
 
-            factor = fundus_scale(fov, p.fov_reference_px)
+            factor = fundus_scale(fundus_aperture(image.array), p.fov_reference_px)
             spacing = tuple(s * factor for s in image.spacing)
         lp = p.line if p.line.bright is not None else \
             p.line.model_copy(update={"bright": p.vesselness.bright})
