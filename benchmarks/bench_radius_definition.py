@@ -20,8 +20,9 @@ Definitions (``GraphParams.radius_definition``, see :mod:`vasomics.chain.graph`)
 4. A seeded random tree (256³, 0.5 mm voxels, 511 segments, radii 0.5-0.6 mm: 1-1.2
    voxels), centerlines compared with the truth (:func:`vasomics.chain.compare`).
 5. Real masks: TubeTK brain MRA (gold radii converted to mm by the reader: TubeTK writes them
-   in units of the x spacing; also shown misread as mm) and VMTK's aorta (maximum inscribed
-   sphere radii).
+   in units of the x spacing; also shown misread as mm; and the masks against the gold tubes
+   drawn again by TubeTK's own rule, :func:`vasomics.phantoms.raster.rasterize_points_tubetk`,
+   and by voxel centres inside) and VMTK's aorta (maximum inscribed sphere radii).
 
 Run: ``python benchmarks/bench_radius_definition.py [--skip-real]``.
 """
@@ -125,9 +126,11 @@ def real() -> None:
     from scipy.spatial import cKDTree
 
     from vasomics.chain.compare import compare_centerlines, graph_polylines, resample_polylines
+    from vasomics.chain.localize import _dice
     from vasomics.io.graphs import read_vtp_centerlines
     from vasomics.io.images import read_image
     from vasomics.io.tubetk import read_tubetk_centerlines
+    from vasomics.phantoms.raster import rasterize_points_tubetk, rasterize_tubes
 
     print("TubeTK brain MRA: our radius - gold radius, median (median |.|) in mm")
     for case in ("002", "003"):
@@ -152,6 +155,16 @@ def real() -> None:
             slope, icept = np.polyfit(gr[ok], er[i[ok]], 1)
             line += f" fit ours = {slope:.3f} x gold + {icept:.3f} mm"
             print(line)
+        drawn = rasterize_points_tubetk(np.concatenate(gold.polylines),
+                                        np.concatenate(gold.radii), mask.shape, mask.spacing,
+                                        origin=mask.origin, direction=mask.direction)
+        centres = rasterize_tubes(gold.polylines, gold.radii, mask.shape, mask.spacing,
+                                  origin=mask.origin, direction=mask.direction, flat_caps=False)
+        fg = mask.array > 0
+        print(f"  {case} mask against the gold tubes drawn again: TubeTK's rule Dice "
+              f"{_dice(drawn, fg):.4f} ({np.count_nonzero(drawn)} voxels), voxel centres "
+              f"inside {_dice(centres, fg):.4f} ({np.count_nonzero(centres)}); the mask "
+              f"{np.count_nonzero(fg)}")
     folder = DATA / "vmtk_aorta_mra"
     levelset = read_image(folder / "aorta-final-levelset.mha")
     mask = levelset.with_array((levelset.array < 0).astype(np.uint8))
