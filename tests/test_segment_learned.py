@@ -329,6 +329,25 @@ def test_training_smoke_and_reproducible(shared_data, tmp_path):
     assert (tmp_path / "c" / "m.pt").read_bytes() != (tmp_path / "a" / "m.pt").read_bytes()
 
 
+def test_fundus_training_card_holds_the_scale_and_noise(shared_data, tmp_path):
+    """A fundus (CHASE) training run writes the training images' aperture diameter and
+    noise to the card, the references of segment_learned's rescaling and de-noising (here
+    from two images: 922-923 px, 0.47-0.49 grey levels of 255)."""
+    import vasomics.chain.segment.learned as mod
+
+    items = mod.load_dataset("chase", shared_data / "chase_db1", "train")[:2]
+    original = mod.load_dataset
+    try:
+        mod.load_dataset = lambda *a, **k: items
+        card = mod.train("chase", shared_data / "chase_db1", tmp_path / "m.pt",
+                         mod.TrainParams(iterations=1, validate_every=1, n_val=1, batch=1,
+                                         patch=64, val_flips=1))
+    finally:
+        mod.load_dataset = original
+    assert 915 <= card["aperture_diameter_px"] <= 930
+    assert 0.4 / 255 <= card["noise_sd"] <= 0.55 / 255
+
+
 def test_missing_weights_and_bad_input(tmp_path):
     with pytest.raises(DependencyError, match="segmenter train"):
         learned.load_model(tmp_path / "absent.pt")
