@@ -84,7 +84,7 @@ def test_dark_periphery_keeps_the_scale(shared_data):
 def test_noisy_fundus_images_are_denoised(shared_data):
     """CHASE_DB1 test images with Gaussian noise of 5.1 grey levels (SD 0.02 of the range)
     added to RGB, eleven times the training images' own: non-local means before the network.
-    Measured: Dice 0.769 with it, 0.706 without (0.793 noise-free, 1 flip)."""
+    Measured: Dice 0.778 with it, 0.707 without (0.793 noise-free, 1 flip)."""
     items = learned.load_dataset("chase", shared_data / "chase_db1", "test")
     rng = np.random.default_rng(0)
     dices = {False: [], True: []}
@@ -94,7 +94,7 @@ def test_noisy_fundus_images_are_denoised(shared_data):
             mask = learned.segment_learned(img.astype(np.uint8), "chase", fov, flips=1,
                                            denoise=denoise)[0]
             dices[denoise].append(sm.dice(mask, gt, fov))
-    assert np.mean(dices[True]) >= 0.75 and np.mean(dices[False]) < 0.73, dices
+    assert np.mean(dices[True]) >= 0.76 and np.mean(dices[False]) < 0.73, dices
 
 
 def test_noise_sd_estimator():

@@ -106,7 +106,10 @@ def prepare(array: np.ndarray, fov: np.ndarray | None = None,
     """Network input (float32, ``(y, x)``) from a grey or RGB 2D array (see module doc).
     ``noise_reference`` (inference only): the training images' :func:`noise_sd`; a noisier
     image is first de-noised by non-local means (``skimage.restoration.denoise_nl_means``,
-    ``h`` 0.8 of the excess noise) when its noise exceeds :data:`DENOISE_ABOVE` times it."""
+    5-pixel patches searched within 3 pixels, ``h`` 0.8 of the excess noise) when its noise
+    exceeds :data:`DENOISE_ABOVE` times it (on every second training image with 2.6 / 5.1
+    grey levels of noise, searching within 3 pixels instead of 6 gave Dice 0.806 / 0.796
+    against 0.805 / 0.790 in half the time)."""
     from skimage.exposure import equalize_adapthist
 
     grey = _unit_grey(array)
@@ -117,7 +120,7 @@ def prepare(array: np.ndarray, fov: np.ndarray | None = None,
 
             excess = float(np.sqrt(sd ** 2 - noise_reference ** 2))
             grey = denoise_nl_means(grey, h=0.8 * excess, sigma=excess, patch_size=5,
-                                    patch_distance=6, fast_mode=True)
+                                    patch_distance=3, fast_mode=True)
     grey = equalize_adapthist(np.clip(grey, 0, 1), clip_limit=0.01).astype(np.float32)
     inside = grey[fov] if fov is not None and fov.any() else grey
     std = float(inside.std())
