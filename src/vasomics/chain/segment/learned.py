@@ -73,8 +73,9 @@ DENOISE_ABOVE = 5.0
 
 def noise_sd(grey: np.ndarray, fov: np.ndarray | None = None) -> float:
     """Noise SD of a 2D image (its units) by Immerkaer's estimator (1996): the mean absolute
-    response to the Laplacian difference of two Laplacians, which cancels linear intensity
-    trends, times sqrt(pi/2) / 6; over ``fov`` shrunk by 3 pixels (or the whole image)."""
+    response to the 3x3 mask ``[[1, -2, 1], [-2, 4, -2], [1, -2, 1]]`` (a difference of two
+    Laplacians, blind to intensity ramps) times sqrt(pi/2) / 6, over ``fov`` shrunk by 3
+    pixels (or the whole image)."""
     from scipy import ndimage
 
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -310,7 +311,7 @@ def segment_learned(array: np.ndarray, model_name: str = "chase",
                         preserve_range=True)
         if np.issubdtype(a.dtype, np.integer):
             scaled = np.round(scaled)
-        fov_s = resize(fov.astype(np.float32), size, order=1) >= 0.5
+        fov_s = None if fov is None else resize(fov.astype(np.float32), size, order=1) >= 0.5
         prob_s = predict_probability(model, prepare(scaled.astype(a.dtype), fov_s, reference),
                                      card["levels"], flips)
         prob = resize(prob_s, shape, order=1).astype(np.float32)
