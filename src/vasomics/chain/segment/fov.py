@@ -69,8 +69,8 @@ def fundus_fov(rgb: np.ndarray, *, fraction: float = 0.15, erode_px: int = 3) ->
 def fundus_aperture(rgb: np.ndarray) -> np.ndarray:
     """The camera's circular aperture in a fundus photograph: :func:`fundus_fov` at 3 % of
     the red channel's 99th percentile, not eroded. Unlike the analysis FOV it keeps a dark
-    periphery (CHASE_DB1's test images with gamma 2: aperture 908-915 px across against
-    912-925 px, FOV down to 638 px), so its diameter gives the image's scale."""
+    periphery (CHASE_DB1's test images darkened by gamma 2: aperture 908-915 px across, 921-925
+    px unaltered, while the FOV narrows to 638 px), so its diameter gives the image's scale."""
     return fundus_fov(rgb, fraction=0.03, erode_px=0)
 
 
