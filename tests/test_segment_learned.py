@@ -109,6 +109,26 @@ def test_noise_sd_estimator():
         assert est == pytest.approx(sd, rel=0.05), (sd, est)
 
 
+def test_scale_read_through_a_grey_noisy_frame(shared_data):
+    """A camera whose frame is not black (20 +- 4 grey levels around the aperture) on a
+    CHASE_DB1 test image resampled to 0.6x: the aperture's threshold starts from the frame's
+    level, so the scale is still read (factor 1 / 0.6). A threshold at 3 % of the range alone
+    took the whole frame, no disc, and gave no scale (factor 1)."""
+    from skimage.transform import resize
+
+    from vasomics.chain.segment.fov import fundus_aperture
+
+    _, rgb, _, _ = learned.load_dataset("chase", shared_data / "chase_db1", "test")[0]
+    small = resize(rgb, (576, 599), order=1, anti_aliasing=True,
+                   preserve_range=True).astype(np.uint8)
+    frame = ~fundus_aperture(small)
+    noisy = small.astype(float)
+    noisy[frame] = np.random.default_rng(0).normal(20, 4, noisy.shape)[frame]
+    noisy = np.clip(noisy, 0, 255).astype(np.uint8)
+    card = learned.load_model("chase")[1]
+    assert learned.scale_factor(card, noisy) == pytest.approx(1 / 0.6, rel=0.03)
+
+
 def test_fundus_scale_needs_a_disc():
     """A disc (cut at the top and bottom, as many cameras frame it) gives the ratio of
     diameters; a mask covering a whole crop inside the retina carries no scale."""
