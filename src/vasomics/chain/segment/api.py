@@ -174,9 +174,9 @@ def segment(image: Image, preset: str | Path | SegmentParams = "cta", *,
         from vasomics.chain.segment.linedetector import line_detector
 
         if p.fov_reference_px and fov is not None and p.fov == "fundus":
-            from vasomics.chain.segment.fov import fundus_aperture, fundus_scale
+            from vasomics.chain.segment.fov import image_scale
 
-            factor = fundus_scale(fundus_aperture(image.array), p.fov_reference_px)
+            factor = image_scale(image.array, p.fov_reference_px, fov)
             spacing = tuple(s * factor for s in image.spacing)
         lp = p.line if p.line.bright is not None else \
             p.line.model_copy(update={"bright": p.vesselness.bright})

@@ -116,6 +116,21 @@ def fundus_scale(fov: np.ndarray, reference_px: float) -> float:
     return float(reference_px) / fov_diameter_px(fov)
 
 
+def image_scale(image: np.ndarray, reference_px: float,
+                fov: np.ndarray | None = None) -> float:
+    """:func:`fundus_scale` of a fundus photograph's :func:`fundus_aperture` (found on every
+    n-th pixel of images over 2000 px, its diameter scaled back), or of ``fov`` when the
+    image has no aperture (black); 1.0 when neither gives a disc."""
+    step = max(1, min(np.shape(image)[:2]) // 1000)
+    try:
+        disc = fundus_aperture(np.asarray(image)[::step, ::step])
+    except InputError:
+        disc, step = fov, 1
+    if disc is None or not np.any(disc):
+        return 1.0
+    return fundus_scale(disc, reference_px / step)
+
+
 def fill_outside(image: np.ndarray, inside: np.ndarray, spacing=(1.0, 1.0), *,
                  scale_mm: float = 40.0) -> np.ndarray:
     """Replace pixels outside ``inside`` by a smooth continuation of the inside (float32).

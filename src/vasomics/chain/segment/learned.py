@@ -245,19 +245,12 @@ def scale_factor(card: dict, image: np.ndarray, fov: np.ndarray | None = None,
     for models without that entry (OCTA: nothing in the image gives its scale). Fundus
     cameras image the retina at 0.5-4x the training images' pixels, and the network's
     receptive field is fixed in pixels."""
-    from vasomics.chain.segment.fov import fundus_aperture, fundus_scale
+    from vasomics.chain.segment.fov import image_scale
 
     reference = card.get("aperture_diameter_px")
     if not reference:
         return 1.0
-    step = max(1, min(np.shape(image)[:2]) // 1000)  # found on every step-th pixel
-    try:
-        disc = fundus_aperture(np.asarray(image)[::step, ::step])
-    except InputError:
-        disc, step = fov, 1
-    if disc is None or not np.any(disc):
-        return 1.0
-    factor = fundus_scale(disc, reference / step)
+    factor = image_scale(image, reference, fov)
     return 1.0 if abs(factor - 1.0) <= tolerance else factor
 
 
