@@ -52,6 +52,24 @@ def test_features_cli_writes_everything_and_matches_api(tree_files, tmp_path, ca
     assert again.equals(table, rtol=1e-9)
 
 
+@pytest.mark.parametrize("umask, folder_mode, file_mode",
+                         [(0o022, 0o755, 0o644), (0o027, 0o750, 0o640)])
+def test_outputs_follow_the_umask(tree_files, tmp_path, capsys, umask, folder_mode, file_mode):
+    """Outputs get the permissions of a plain mkdir / open under the user's umask (colleagues
+    on a shared cluster can read them), not tempfile's owner-only 0700 / 0600."""
+    d, _ = tree_files
+    out = tmp_path / "out"
+    old = os.umask(umask)
+    try:
+        rc = main(["features", str(d / "mask.nii.gz"), "-o", str(out)])
+    finally:
+        os.umask(old)
+    assert rc == 0, capsys.readouterr().err
+    assert out.stat().st_mode & 0o777 == folder_mode
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert EXPECTED <= set(modes) and set(modes.values()) == {file_mode}, modes
+
+
 def _snapshot(folder):
     if not folder.exists():
         return None

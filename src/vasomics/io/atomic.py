@@ -2,6 +2,9 @@
 
 ``atomic_file`` writes one file; ``staged_output_dir`` writes a whole set of outputs into a
 hidden staging folder beside the target and moves them in only when everything succeeded.
+Both give their results the permissions a plain ``open`` / ``mkdir`` would (``0o666`` /
+``0o777`` less the process umask), not the owner-only ones of :mod:`tempfile`, so outputs in
+a shared folder stay readable by the group as usual.
 """
 
 from __future__ import annotations
@@ -14,6 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vasomics.errors import OutputError
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc``), else by
+    setting and restoring it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def ensure_writable_dir(path: str | Path) -> Path:
@@ -43,6 +61,7 @@ def atomic_file(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
                                dir=folder)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -65,6 +84,7 @@ def staged_output_dir(outdir: str | Path) -> Iterator[Path]:
         raise OutputError("output path exists and is not a folder", outdir)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.partial-", dir=parent))
+        os.chmod(staging, 0o777 & ~_umask())
     except OSError as exc:
         raise OutputError(f"cannot write output ({exc.strerror or exc})", outdir) from None
     try:
