@@ -10,7 +10,7 @@ from vasomics.io.images import write_image
 from vasomics.phantoms.liver_ct import liver_ct_phantom
 
 
-def test_run_writes_every_output_and_times_each_stage(tmp_path, capsys):
+def test_run_writes_every_output_and_times_each_stage(tmp_path, shared_data, capsys):
     ct, _ = liver_ct_phantom((72, 112, 112), seed=2, z_extent_mm=216.0)
     path = write_image(ct, tmp_path / "ct.nii.gz")
     out = tmp_path / "out"
@@ -31,6 +31,14 @@ def test_run_writes_every_output_and_times_each_stage(tmp_path, capsys):
     assert main(["run", str(path), "-o", str(out)]) == 0
     prov2 = json.loads((out / "provenance.json").read_text())
     assert prov2["stage_seconds"]["localize"] < prov["stage_seconds"]["localize"]
+    # a later scan that fails QC into the same folder leaves none of this scan's results
+    # beside its verdict (they would read as its own); files of the user's stay
+    (out / "notes.txt").write_text("mine")
+    mr = shared_data / "totalsegmentator_examples" / "example_mr_sm.nii.gz"
+    assert main(["run", str(mr), "-o", str(out)]) != 0
+    assert json.loads((out / "qc.json").read_text())["verdict"] == "fail"
+    left = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert left == {"qc.json", "params.yaml", "summary.html", "provenance.json", "notes.txt"}, left
 
 
 def test_run_stops_on_failed_qc_unless_forced(tmp_path, shared_data, capsys):

@@ -170,6 +170,21 @@ def test_write_series_round_trip(tmp_path, dtype):
     np.testing.assert_allclose(ref.GetSpacing()[::-1], image.spacing, rtol=1e-5)
 
 
+def test_series_rewritten_with_fewer_slices(tmp_path):
+    """Writing a shorter series into a folder that holds one replaces it whole: no slice of
+    the earlier series is left to mix with the new one; other files are left alone."""
+    from vasomics.image import Image
+    from vasomics.io.dicom import write_dicom_series
+
+    folder = tmp_path / "series"
+    write_dicom_series(Image(np.zeros((10, 8, 8), np.int16), modality="CT"), folder)
+    (folder / "README.txt").write_text("mine")
+    short = Image(np.arange(5 * 64, dtype=np.int16).reshape(5, 8, 8), modality="CT")
+    write_dicom_series(short, folder)
+    assert len(list(folder.glob("*.dcm"))) == 5 and (folder / "README.txt").is_file()
+    np.testing.assert_array_equal(read_image(folder).array, short.array)
+
+
 def test_enhanced_multiframe(tmp_path, volume):
     """An enhanced CT object (frames stored out of order, geometry in functional groups)
     becomes a sorted volume; identifying tags are dropped as for series."""

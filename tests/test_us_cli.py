@@ -35,6 +35,13 @@ def test_us_doppler_and_ulm(tmp_path):
     for name in ("power_doppler.nii.gz", "power_doppler.png", "color_doppler_m_s.nii.gz",
                  "params.yaml", "provenance.json"):
         assert (tmp_path / "pd" / name).is_file()
+    # the same folder again from a file without a centre frequency: no colour Doppler, and
+    # none of the earlier file's is left beside the new power Doppler
+    with np.load(path) as f:
+        np.savez(tmp_path / "no_fc.npz", iq=f["iq"], pixel_size_mm=f["pixel_size_mm"],
+                 frame_rate_hz=f["frame_rate_hz"])
+    assert main(["us", "doppler", str(tmp_path / "no_fc.npz"), "-o", str(tmp_path / "pd")]) == 0
+    assert not any((tmp_path / "pd").glob("color_doppler*"))
     params = tmp_path / "p.yaml"
     params.write_text("svd:\n  low: 1\nulm:\n  top_n: 10\n  min_track_length: 3\n")
     assert main(["us", "ulm", str(path), "-o", str(tmp_path / "ulm"), "-p", str(params)]) == 0

@@ -21,8 +21,10 @@ vein, 6 kidneys), ``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins, 3 h
 artery), ``portal.vtp``, ``hepatic.vtp``, ``artery.vtp`` (named centerlines with radii),
 ``artery.json`` (the artery stage's status: applicable, root, thresholds), ``features.csv``
 (long format),
-``summary.html`` (one page), ``params.yaml`` and ``provenance.json``. A scan failing QC stops
-with the reasons (``QCFailed``) unless ``force``.
+``summary.html`` (one page), ``params.yaml`` and ``provenance.json``; an output this run does
+not produce (a stage not reached, a tree not traced) is removed from OUTDIR if an earlier run
+left it (:data:`RUN_OUTPUTS`). A scan failing QC stops with the reasons (``QCFailed``) unless
+``force``.
 """
 
 from __future__ import annotations
@@ -395,12 +397,19 @@ def run_chain(ct_path: str | Path, outdir: str | Path, *, params: str | Path | N
                           cache_dir=outdir / ".cache", input_key=key)
     result.stage_seconds = {"read": round(read_s, 3), **result.stage_seconds}
     result.stage_cpu_seconds = {"read": round(read_cpu, 3), **result.stage_cpu_seconds}
-    with staged_output_dir(outdir) as stage:
+    with staged_output_dir(outdir, supersedes=RUN_OUTPUTS) as stage:
         _write_outputs(stage, image, result, run_params, ct_path)
     if result.stopped:
         raise QCFailed(result.stopped.replace("QC fail", "scan failed quality control")
                        + f"; see {outdir / 'qc.json'} (use --force to continue)", ct_path)
     return result, outdir / "summary.html"
+
+
+#: Every file ``run_chain`` may write; those a run does not write (a scan stopped by QC,
+#: a tree not traced) are removed from OUTDIR, so no earlier run's output stays beside it.
+RUN_OUTPUTS = ("qc.json", "params.yaml", "phase.json", "organs.nii.gz", "localization.json",
+               "vessels.nii.gz", "portal.vtp", "hepatic.vtp", "artery.vtp", "artery.json",
+               "features.csv", "summary.html", "provenance.json")
 
 
 def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunParams,

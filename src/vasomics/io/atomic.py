@@ -13,7 +13,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from vasomics.errors import OutputError
@@ -74,10 +74,16 @@ def atomic_file(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def staged_output_dir(outdir: str | Path) -> Iterator[Path]:
+def staged_output_dir(outdir: str | Path, supersedes: Sequence[str] = ()) -> Iterator[Path]:
     """Yield a staging folder beside ``outdir``; on success its files replace those of the
     same name in ``outdir`` (each by an atomic rename), on failure it is removed and
-    ``outdir`` is left exactly as it was."""
+    ``outdir`` is left exactly as it was.
+
+    ``supersedes``: glob patterns (relative to ``outdir``) of the files an earlier write of
+    the same kind may have left; those the new set does not contain are removed once it is
+    in place, so the folder holds one consistent set (a scan that fails QC leaves no
+    earlier scan's vessels beside its verdict, a shorter DICOM series no earlier slices).
+    Other files in ``outdir`` are never touched."""
     outdir = Path(outdir)
     parent = ensure_writable_dir(outdir.parent if str(outdir.parent) else ".")
     if outdir.exists() and not outdir.is_dir():
@@ -92,12 +98,18 @@ def staged_output_dir(outdir: str | Path) -> Iterator[Path]:
         if not outdir.exists():
             os.replace(staging, outdir)
             return
+        written = set()
         for item in sorted(staging.rglob("*")):
             target = outdir / item.relative_to(staging)
             if item.is_dir():
                 target.mkdir(exist_ok=True)
             else:
                 os.replace(item, target)
+                written.add(target)
+        for pattern in supersedes:
+            for stale in outdir.glob(pattern):
+                if stale not in written and stale.is_file():
+                    stale.unlink()
     except OSError as exc:
         raise OutputError(f"cannot write output ({exc.strerror or exc})", outdir) from None
     finally:

@@ -455,7 +455,7 @@ def write_dicom_series(image: Image, folder: str | Path, *, modality: str | None
     sz, sy, sx = image.spacing
     iop = [f"{v:.10g}" for v in (*d[:, 0], *d[:, 1])]
     signed = pixels.dtype.kind == "i"
-    with staged_output_dir(folder) as stage:
+    with staged_output_dir(folder, supersedes=("IM*.dcm",)) as stage:
         for k in range(pixels.shape[0]):
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = sop_class

@@ -110,7 +110,9 @@ def doppler(input_path: str, outdir: str, params_path: str | None) -> None:
         t1 = time.perf_counter()
         bar.advance(task)
         pd = power_doppler(blood)
-        with staged_output_dir(outdir) as out:
+        # colour Doppler needs the centre frequency: without it, none from an earlier run
+        with staged_output_dir(outdir, supersedes=("color_doppler_m_s.nii.gz",
+                                                   "color_doppler.png")) as out:
             _write_nifti(pd, ens.pixel_size_mm, out / "power_doppler.nii.gz")
             _write_png(10 * np.log10(pd / pd.max() + 1e-12), out / "power_doppler.png",
                        "hot", -35, 0)
