@@ -60,3 +60,22 @@ def test_segment_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.nii.gz").exists()
     code = main(["segment", str(path), "-o", str(tmp_path / "m.nii.gz"), "--preset", "nope"])
     assert code != 0 and "unknown preset" in capsys.readouterr().err
+
+
+def test_segment_refuses_outputs_their_format_cannot_hold(tmp_path, capsys):
+    """Before segmenting: a JPEG mask (lossy: it read back with 83 grey levels, 'not
+    binary'), a 3D mask as PNG, a float score map as PNG; one line each, nothing written."""
+    path, _ = _tube_volume(tmp_path)
+    img = np.full((32, 32, 3), 200, np.uint8)
+    png = tmp_path / "fundus.png"
+    write_image(Image(img), png)
+    for src, out, score, words in ((png, "m.jpg", None, "lossy"),
+                                   (path, "m.png", None, "2D"),
+                                   (png, "m.png", "s.png", "float32")):
+        argv = ["segment", str(src), "-o", str(tmp_path / out), "--quiet"]
+        if score:
+            argv += ["--score", str(tmp_path / score)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and words in err, err
+        assert not (tmp_path / out).exists()

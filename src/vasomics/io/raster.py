@@ -237,13 +237,13 @@ def write_raster(image: Image, path: str | Path) -> None:
     uint8/uint16/float32, as centimetre resolution tags otherwise)."""
     path = Path(path)
     ext = path.suffix.lower()
-    if not np.allclose(image.direction, np.eye(image.ndim)) or any(image.origin):
-        log.warning("%s: origin and direction are not stored in %s files", path, ext)
     with atomic_file(path) as tmp:
         if ext in (".tif", ".tiff"):
             _write_tiff(image, tmp)
         else:
             _write_pillow(image, tmp, ext, path)
+    if not np.allclose(image.direction, np.eye(image.ndim)) or any(image.origin):
+        log.warning("%s: origin and direction are not stored in %s files", path, ext)
 
 
 def _write_pillow(image: Image, tmp: Path, ext: str, path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from vasomics.chain.segment.api import presets
-from vasomics.errors import VasomicsError
+from vasomics.errors import OutputError, VasomicsError
 
 
 @click.command("segment")
@@ -34,6 +34,7 @@ def segment_command(image, output, preset, method, region, score, spacing, quiet
     from vasomics.io.images import read_image, read_mask, write_image
 
     img = read_image(image, spacing=spacing)
+    _check_outputs(img.ndim, output, score)
     region_mask = read_mask(region, like=img)[1] if region else None
     with click.progressbar(length=100, label="segmenting", file=sys.stderr,
                            hidden=quiet) as bar:
@@ -54,13 +55,32 @@ def segment_command(image, output, preset, method, region, score, spacing, quiet
             raise
         progress(1.0)
     mask = result.mask.with_array(result.mask.array.astype("uint8"))
-    if output.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"):
+    if output.suffix.lower() in _PLANAR:
         mask = mask.with_array(mask.array * 255)
     write_image(mask, output)
     if score and result.score is not None:
         write_image(result.score, score)
     n = int(result.mask.array.sum())
     click.echo(f"{output}: {n} vessel voxels ({100 * n / result.mask.array.size:.2f} %)")
+
+
+#: Formats that hold 2D pixels only; among them the lossy ones, which no mask survives.
+_PLANAR = (".png", ".jpg", ".jpeg", ".bmp")
+_LOSSY = (".jpg", ".jpeg")
+
+
+def _check_outputs(ndim: int, output: Path, score: Path | None) -> None:
+    """Refuse, before segmenting, outputs their format cannot hold: a JPEG mask (lossy: its
+    compression noise reads back as foreground), a 3D mask in a 2D format, a float score map
+    in an 8-bit one."""
+    ext = output.suffix.lower()
+    if ext in _LOSSY:
+        raise OutputError("JPEG is lossy and would corrupt the mask; write it as .png", output)
+    if ndim == 3 and ext in _PLANAR:
+        raise OutputError(f"{ext} files hold 2D images; write a 3D mask as .nii.gz or .tif",
+                          output)
+    if score is not None and Path(score).suffix.lower() in _PLANAR:
+        raise OutputError("the score map is float32; write it as .tif or .nii.gz", score)
 
 
 @click.group("segmenter")
