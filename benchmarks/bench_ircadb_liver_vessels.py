@@ -119,7 +119,7 @@ def main() -> None:
         ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
                                     estimate_noise_sd(ct.array), params=params.vessels)
         print(f"seed {seed} manual organs: portal {dice(ves.portal & domain, portal_t):.3f} "
-              f"hepatic {dice(ves.hepatic & domain, hepatic_t):.3f} "
+              f"hepatic {dice(ves.hepatic & domain, hepatic_t):.3f}; status: {ves.status} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         truth = {"portal": portal_t, "hepatic": hepatic_t}
         print("   " + decompose({"portal": ves.portal & domain, "hepatic": ves.hepatic & domain},

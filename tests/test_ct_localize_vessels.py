@@ -148,7 +148,7 @@ def test_tubes_followed_outside_the_portal_venous_phase():
     affine stage, its metric sampled at random with seed 7, stops in another local optimum
     (cranio-caudal scale 0.79 against 1.02; metric over every atlas body voxel -0.2426
     against -0.2455 with seed 1, which gives IVC 0.872, liver 0.867) and the liver grows
-    into the abdominal wall's muscle (docs/ct_chain.md, known limits: registration). Held
+    into the abdominal wall's muscle (docs/ct_chain_history.md, known limits: registration). Held
     to the issue's 0.80 for the liver and 0.84 for the IVC."""
     for seed, phase in ((500, "arterial"), (502, "delayed"), (505, "delayed")):
         ct, truth = liver_ct_phantom((64, 96, 96), phase=phase, seed=seed, z_extent_mm=240.0)

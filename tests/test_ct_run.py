@@ -428,7 +428,7 @@ def test_portal_naming_rooted_at_the_main_division():
     "-0.07 / -0.14, hepatic +0.07; liver volume -0.10 / -0.07. What is left, measured with "
     "benchmarks/bench_ct_chain_phantoms.py: 502's portal/hepatic swaps at tube crossings "
     "and short terminal branches pruned as spurs keep its portal length outside 5 %, the "
-    "arterial liver 501 reads 9 % small (docs/ct_chain.md, known limits)"))
+    "arterial liver 501 reads 9 % small (docs/ct_chain_history.md, known limits)"))
 def test_chain_on_phantoms_naming_and_tree_features(chain_on_phantoms):
     """Targets: per-segment naming accuracy >= 95 % and tree features within 5 % for every
     tree with contrast in the phase, organ volumes within 5 %."""
