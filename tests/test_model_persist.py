@@ -73,8 +73,13 @@ def test_missing_features_and_tampering_are_errors(bundle_dir, cohort_csv, tmp_p
     path, _ = cohort_csv
     bundle = persist.load_bundle(bundle_dir)
     frame = pd.read_csv(path).drop(columns=["sim.composite.1", "age"])
-    with pytest.raises(InputError, match=r"lacks 2 feature\(s\) the model was trained on: sim.composite.1, age$"):
+    with pytest.raises(InputError, match=r"lacks 2 feature\(s\) the model was trained "
+                       r"on: sim.composite.1, age \(a feature not measured at all goes in "):
         bundle.predict(bundle.raw_features(frame))
+    # as the message says: the same features as empty columns are imputed
+    empty = frame.assign(**{"sim.composite.1": np.nan, "age": np.nan})
+    prob = bundle.predict(bundle.raw_features(empty))["probability"].to_numpy()
+    assert len(prob) == len(frame) and np.all((prob > 0) & (prob < 1))
     with pytest.raises(InputError, match="centre column 'centre'"):
         bundle.predict(bundle.raw_features(pd.read_csv(path).drop(columns="centre")))
     bad = pd.read_csv(path).head(1).astype({"sim.anatomical.0": object})

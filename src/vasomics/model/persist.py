@@ -87,7 +87,8 @@ class ModelBundle:
         if missing:
             shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
             raise InputError(f"table lacks {len(missing)} feature(s) the model was trained on: "
-                             f"{shown}", source)
+                             f"{shown} (a feature not measured at all goes in as an empty "
+                             f"column: it is then imputed)", source)
         X = frame.loc[:, self.meta.feature_ids]
         if uses_batch(self.estimator):
             if centre is None:
