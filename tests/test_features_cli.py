@@ -214,3 +214,22 @@ def test_real_retina_and_liver_masks(shared_data):
     assert t.value("VX.A.T.VFRAC") == pytest.approx(vf, rel=1e-12)
     assert 0 < t.value("VX.A.T.LDENS") < 0.1 and t.value("VX.A.T.NCOMP") >= 1
     assert t.frame.loc[t.frame.feature_id == "VX.A.T.LDENS", "unit"].item() == "mm^-2"
+
+
+def test_png_mask_without_pixel_size_is_flagged(tmp_path, caplog, capsys):
+    """A PNG stores no pixel size: the features are computed at 1 mm per pixel, which the
+    user is told (a warning naming the file) and provenance records; with --spacing not."""
+    mask = np.zeros((40, 60), np.uint8)
+    mask[18:22, 5:55] = 255
+    path = tmp_path / "strip.png"
+    write_image(Image(mask), path)
+    for extra, assumed in (([], True), (["--spacing", "0.02,0.02"], False)):
+        caplog.clear()
+        out = tmp_path / f"out{int(assumed)}"
+        assert main(["features", str(path), "-o", str(out), *extra]) == 0, capsys.readouterr()
+        prov = json.loads((out / "provenance.json").read_text())
+        assert prov["spacing_assumed"] is assumed
+        warned = [r.getMessage() for r in caplog.records if "no pixel size" in r.getMessage()]
+        assert bool(warned) is assumed and (not warned or "strip.png" in warned[0])
+        length = FeatureTable.read(out / "features.parquet").value("VX.A.T.LEN")
+        assert length == pytest.approx(50 * (1.0 if assumed else 0.02), rel=0.1)

@@ -71,6 +71,9 @@ def _as_image(source, what: str, like: Image | None = None, allow_full: bool = F
         path = Path(source)
         image = read_image(path, spacing=spacing)
         image.metadata["path"] = str(path)
+        if what == "mask" and spacing is None and image.metadata.get("spacing_known") is False:
+            log.warning("%s: the file stores no pixel size; 1 mm per pixel assumed, so lengths "
+                        "are in pixels (pass the spacing, e.g. --spacing 0.01,0.01)", path)
     if like is not None:
         like.require_same_geometry(image, what, path)
     if what != "image":
@@ -189,6 +192,8 @@ def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, re
         record = provenance_record(result.params, inputs, result.seconds)
         record["feature_catalogue_version"] = load_catalogue().catalogue_version
         record["spacing_override_mm"] = None if spacing is None else list(spacing)
+        record["spacing_assumed"] = bool(spacing is None and result.mask is not None
+                                         and result.mask.metadata.get("spacing_known") is False)
         if not isinstance(mask, VesselGraph):
             m = result.mask
             record["mask_geometry"] = {"shape": list(m.shape), "spacing_mm": list(m.spacing),

@@ -17,7 +17,7 @@ import click
               help="YAML parameter file (sections skeleton, graph, features).")
 @click.option("--spacing", default=None, metavar="S[,S[,S]]",
               help="Voxel size in mm per NumPy axis (z,y,x or y,x) overriding the files' own, "
-              "for PNG/TIFF masks that store none (else 1 mm is assumed).")
+              "for PNG/TIFF masks that store none (else 1 mm is assumed, with a warning).")
 @click.option("-o", "--outdir", type=click.Path(path_type=Path), required=True,
               help="Output folder (created; files of the same name are replaced).")
 def features_command(mask: Path, image: Path | None, region: Path | None,
