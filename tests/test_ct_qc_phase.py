@@ -188,3 +188,16 @@ def test_missing_portal_vein_imputed_from_the_other_regions():
         assert got["aorta"] == hu["aorta"]
     assert np.mean(err_cond) < np.mean(err_mean)
     assert np.isnan(impute_regions({"aorta": np.nan}, "unknown")["portal_vein"])
+
+
+def test_non_finite_voxels_fail_qc_even_between_sampled_slices():
+    """A float CT with one NaN slice at an odd index, in a volume large enough that the
+    intensity checks sample every 2nd voxel: every voxel is checked, so QC fails with the
+    count (a sample missed the slice, and registration then failed with no word of NaN)."""
+    ct = np.full((330, 320, 320), 40.0, np.float32)
+    ct[101] = np.nan
+    ct[200, 5, 5] = np.inf
+    report = check_image(Image(ct, spacing=(1.0, 0.8, 0.8), modality="CT"))
+    finite = [c for c in report.checks if c.name == "finite"]
+    assert finite and finite[0].status == "fail" and finite[0].value == 320 * 320 + 1
+    assert "NaN" in finite[0].reason

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vasomics.cli import main
-from vasomics.io.images import write_image
+from vasomics.io.images import read_image, write_image
 from vasomics.phantoms.liver_ct import liver_ct_phantom
 
 
@@ -625,3 +625,16 @@ def test_portal_naming_with_a_left_portal_vein_that_lost_branches():
     assert set(names[8:]) == {"left_portal_vein"}
     old = list(name_portal_tree(g, (0.0, 0.0, -40.0), left_share=1.0).segment_label)
     assert old[1] == "main_portal_vein", old  # the division read at the right portal vein's
+
+
+def test_run_on_a_ct_with_nan_slices(tmp_path, shared_data, capsys):
+    """NaN slices (a corrupt or masked export): one line naming the file and the NaN count,
+    exit 2; with --force the NaN voxels are read as air and the chain runs to the end."""
+    ct = read_image(shared_data / "totalsegmentator_examples" / "example_ct_sm.nii.gz")
+    a = ct.array.astype(np.float32)
+    a[10:12] = np.nan
+    path = write_image(ct.with_array(a), tmp_path / "nan_ct.nii.gz")
+    err = _one_line_error(capsys, ["run", str(path), "-o", str(tmp_path / "o")])
+    assert "nan_ct.nii.gz" in err and "24644 NaN" in err, err
+    assert main(["run", str(path), "-o", str(tmp_path / "f"), "--force"]) == 0
+    assert (tmp_path / "f" / "summary.html").is_file()

@@ -12,7 +12,7 @@ import vasomics
 from vasomics.cli import main
 from vasomics.features.table import FeatureTable
 from vasomics.image import Image
-from vasomics.io.images import write_image
+from vasomics.io.images import read_image, write_image
 from vasomics.phantoms import binary_tree, random_rotation
 
 EXPECTED = {"features.parquet", "features.csv", "features_dictionary.csv", "graph.vtp",
@@ -77,7 +77,7 @@ def _snapshot(folder):
 
 
 @pytest.mark.parametrize("case", ["empty", "full", "nonbinary", "nan", "geometry", "spacing",
-                                  "corrupt", "unknown", "missing", "params"])
+                                  "corrupt", "unknown", "missing", "params", "nan_image"])
 def test_bad_input_one_line_nonzero_exit_no_output(case, tree_files, tmp_path, capsys):
     d, _ = tree_files
     mask = d / "mask.nii.gz"
@@ -92,6 +92,11 @@ def test_bad_input_one_line_nonzero_exit_no_output(case, tree_files, tmp_path, c
         args[1] = str(bad)
     elif case == "geometry":
         write_image(Image(np.zeros(shape, np.float32)), bad)
+        args += ["--image", str(bad)]
+    elif case == "nan_image":  # NaN where the vessels' intensities are read
+        image = read_image(d / "image.nii.gz")
+        write_image(image.with_array(np.where(read_image(mask).array > 0, np.nan,
+                                              image.array).astype(np.float32)), bad)
         args += ["--image", str(bad)]
     elif case == "spacing":
         hdr = bad.with_suffix("").with_suffix(".mha")

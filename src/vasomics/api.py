@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -109,7 +110,13 @@ def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, regi
             raise InputError("no vessel centerline could be extracted from the mask",
                              mask_path)
     t0 = time.perf_counter()
-    image_img, _ = _as_image(image, "image", like=mask_image, spacing=spacing)
+    image_img, image_path = _as_image(image, "image", like=mask_image, spacing=spacing)
+    if image_img is not None and mask_image is not None and image_img.array.dtype.kind == "f":
+        inside = image_img.array[mask_image.array != 0]
+        n_bad = inside.size - int(np.count_nonzero(np.isfinite(inside)))
+        if n_bad:  # the vessels' intensity features would be NaN without a word
+            raise InputError(f"image holds {n_bad} NaN or infinite voxels inside the vessel "
+                             f"mask", image_path)
     region_img, _ = _as_image(region, "region mask", like=mask_image, allow_full=True,
                               spacing=spacing)
     seconds["read"] = seconds.get("read", 0.0) + time.perf_counter() - t0

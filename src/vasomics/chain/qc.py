@@ -210,9 +210,12 @@ def _intensity_checks(r: QCReport, image: Image, p: QCParams) -> None:
     a = image.array
     step = max(1, int(round((a.size / 4e6) ** (1 / 3))))
     sample = np.asarray(a[::step, ::step, ::step], np.float32)
-    if not np.all(np.isfinite(sample)):
+    n_bad = a.size - int(np.count_nonzero(np.isfinite(a))) if a.dtype.kind == "f" else 0
+    if n_bad:  # every voxel is checked: a sample can miss a bad slice
         sample = sample[np.isfinite(sample)]
-        r.add("finite", "warn", None, "image holds NaN or infinite voxels")
+        r.add("finite", "fail", n_bad, f"image holds {n_bad} NaN or infinite voxels "
+              f"({100 * n_bad / a.size:.2g} % of the volume); with --force they are read as "
+              f"its lowest value (air)")
     if sample.size == 0 or float(sample.max() - sample.min()) == 0:
         r.add("hounsfield", "fail", None, "image is constant")
         return

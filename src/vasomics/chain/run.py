@@ -71,7 +71,7 @@ from vasomics.chain.qc import (
     check_vessel_contrast,
     estimate_noise_sd,
 )
-from vasomics.errors import InputError, ParameterError
+from vasomics.errors import InputError, ParameterError, VasomicsError
 from vasomics.features.liver import liver_features
 from vasomics.features.table import FeatureTable
 from vasomics.image import Image
@@ -146,6 +146,20 @@ class _Timer:
         return _Ctx()
 
 
+def _finite(image: Image) -> Image:
+    """``image`` with NaN and infinite voxels (a QC failure the user forced past) read as its
+    lowest finite value, air in a CT; the image itself when it has none."""
+    a = image.array
+    if a.dtype.kind != "f":
+        return image
+    ok = np.isfinite(a)
+    if ok.all():
+        return image
+    if not ok.any():
+        raise InputError("image holds no finite voxel")
+    return image.with_array(np.where(ok, a, a[ok].min()))
+
+
 def characterize(image: Image, params: RunParams | None = None, *, phase: str = "auto",
                  force: bool = False, cache_dir: Path | None = None,
                  input_key: str | None = None) -> ChainResult:
@@ -166,6 +180,7 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         return result
     if image.ndim != 3 or image.n_channels != 1:
         raise InputError("the CT chain needs a 3D single-channel volume")
+    image = _finite(image)
     noise = estimate_noise_sd(image.array)
     result.noise_sd_hu = noise
     with timed("localize"):
@@ -393,8 +408,13 @@ def run_chain(ct_path: str | Path, outdir: str | Path, *, params: str | Path | N
     read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
     input_hash = file_sha256(ct_path)
     key = hashlib.sha256(input_hash.encode()).hexdigest()[:16]
-    result = characterize(image, run_params, phase=phase, force=force,
-                          cache_dir=outdir / ".cache", input_key=key)
+    try:
+        result = characterize(image, run_params, phase=phase, force=force,
+                              cache_dir=outdir / ".cache", input_key=key)
+    except VasomicsError as exc:
+        if exc.path is None:  # name the scan the problem belongs to
+            exc.path = str(ct_path)
+        raise
     result.stage_seconds = {"read": round(read_s, 3), **result.stage_seconds}
     result.stage_cpu_seconds = {"read": round(read_cpu, 3), **result.stage_cpu_seconds}
     with staged_output_dir(outdir, supersedes=RUN_OUTPUTS) as stage:
@@ -486,7 +506,7 @@ def _projection_png(image: Image, result: ChainResult) -> str:
     from PIL import ImageDraw
 
     a = np.asarray(image.array, np.float32)
-    mip = a.max(axis=1)  # (z, x)
+    mip = np.nan_to_num(a.max(axis=1), nan=-1000.0)  # (z, x); NaN voxels shown as air
     lo, hi = -150.0, 350.0
     g = (np.clip((mip - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)[::-1]  # superior up
     sz, sx = image.spacing[0], image.spacing[2]
