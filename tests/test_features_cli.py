@@ -238,3 +238,29 @@ def test_png_mask_without_pixel_size_is_flagged(tmp_path, caplog, capsys):
         assert bool(warned) is assumed and (not warned or "strip.png" in warned[0])
         length = FeatureTable.read(out / "features.parquet").value("VX.A.T.LEN")
         assert length == pytest.approx(50 * (1.0 if assumed else 0.02), rel=0.1)
+
+
+def test_features_of_vmtk_centerlines(shared_data, tmp_path, capsys, caplog):
+    """`vasomics features centerlines.vtp`: VMTK's path centerlines measured as one tree
+    (3 segments, 1 bifurcation, the trunk once), no mask features; with --image the
+    centerline intensities need the file's frame: in RAS the centerlines lie in the MRA's
+    lumen (MRA values about 1900), read as LPS they lie outside the image (NaN), which a
+    warning says."""
+    folder = shared_data / "vmtk_aorta_mra"
+    vtp, mra = folder / "aorta-centerline.vtp", folder / "aorta.mha"
+    means = {}
+    for frame in ("RAS", "LPS"):
+        caplog.clear()
+        out = tmp_path / frame
+        assert main(["features", str(vtp), "--image", str(mra), "--frame", frame,
+                     "-o", str(out)]) == 0, capsys.readouterr().err
+        table = FeatureTable.read(out / "features.parquet")
+        assert table.value("VX.A.T.NSEG") == 3 and table.value("VX.A.T.NBIF") == 1
+        assert 110 < table.value("VX.A.T.LEN") < 125
+        assert "VX.A.T.VFRAC" not in set(table.frame.feature_id)
+        means[frame] = table.frame.loc[table.frame.feature_id == "VX.C.S.INT_MEAN", "value"]
+        prov = json.loads((out / "provenance.json").read_text())
+        assert "mask_geometry" not in prov and prov["inputs"]["mask"]
+        warned = "lie outside this image" in caplog.text
+        assert warned is (frame == "LPS"), caplog.text
+    assert means["RAS"].min() > 1500 and means["LPS"].isna().all(), means

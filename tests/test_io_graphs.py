@@ -11,6 +11,8 @@ import pytest
 from vasomics.errors import FormatError, InputError
 from vasomics.io.graphs import (
     JSON_SCHEMA_VERSION,
+    Centerlines,
+    read_graph,
     read_graph_json,
     read_graph_vtp,
     read_vtp_centerlines,
@@ -236,3 +238,50 @@ def test_space_tag_sets_the_frame(tmp_path, caplog):
         forced = read_vtp_centerlines(ras, frame="LPS")
     assert "SPACE=RAS" in caplog.text
     np.testing.assert_allclose(forced.points, poly.points)
+
+
+def _vmtk_like_paths():
+    """Two paths from one inlet, as vmtkcenterlines writes them: a 50 mm trunk (radius 3 mm)
+    shared by both, then a 30 mm branch each at +-45 degrees (radius 2 mm); 0.5 mm steps."""
+    trunk = np.column_stack([np.zeros(101), np.zeros(101), np.linspace(0, 50, 101)])
+    paths = []
+    for sign in (1, -1):
+        t = np.linspace(0.5, 30, 60)[:, None]
+        branch = trunk[-1] + t * np.array([sign * np.sqrt(0.5), 0, np.sqrt(0.5)])
+        paths.append(np.vstack([trunk, branch]))
+    radii = [np.concatenate([np.full(101, 3.0), np.full(60, 2.0)])] * 2
+    return paths, radii
+
+
+def test_path_centerlines_merge_into_a_tree():
+    """The shared trunk is counted once: 3 segments, 1 bifurcation within 1.5 mm of the true
+    branching point, total length 110 mm within 1 % (unmerged: 160 mm); a path stored
+    outlet to inlet and a duplicate path give the same tree."""
+    paths, radii = _vmtk_like_paths()
+    variants = {"as written": (paths, radii),
+                "reversed": ([paths[0], paths[1][::-1]], [radii[0], radii[1][::-1]]),
+                "duplicate": (paths + [paths[0].copy()], radii + [radii[0]])}
+    for name, (lines, rad) in variants.items():
+        graph = Centerlines(lines, rad).merged_paths().to_graph()
+        assert graph.n_segments == 3, name
+        assert sorted(graph.node_degree().tolist()) == [1, 1, 1, 3], name
+        assert graph.segment_lengths().sum() == pytest.approx(110.0, rel=0.01), name
+        fork = graph.node_position[graph.node_degree() == 3][0]
+        assert np.linalg.norm(fork - [0, 0, 50]) < 1.5, (name, fork)
+    assert Centerlines(paths, radii).to_graph().segment_lengths().sum() == pytest.approx(
+        160.0, rel=0.01)
+
+
+def test_vmtk_files_read_as_one_tree(shared_data):
+    """VMTK's path centerlines and its branch-split ones read as the same Y (trunk once, two
+    iliacs), not as two overlapping paths (154 mm)."""
+    folder = shared_data / "vmtk_aorta_mra"
+    paths = read_graph(folder / "aorta-centerline.vtp", frame="RAS")
+    branches = read_graph(folder / "aorta-centerline-branches.vtp", frame="RAS")
+    for graph in (paths, branches):
+        assert graph.n_segments == 3
+        assert sorted(graph.node_degree().tolist()) == [1, 1, 1, 3]
+    total = paths.segment_lengths().sum()
+    assert 110 < total < 125 and abs(branches.segment_lengths().sum() - total) < 1.0
+    with pytest.raises(FormatError, match="not a graph file"):
+        read_graph(folder / "aorta.mha")

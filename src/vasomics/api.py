@@ -85,18 +85,36 @@ def _as_image(source, what: str, like: Image | None = None, allow_full: bool = F
     return image, path
 
 
+def _warn_outside(graph: VesselGraph, grid: Image, path) -> None:
+    """Warn when most centerline points of ``graph`` fall outside ``grid`` (the features read
+    there would be NaN or empty): usually a centerline file read in the wrong frame."""
+    idx = grid.physical_to_index(graph.points)
+    inside = np.all((idx >= -0.5) & (idx <= np.asarray(grid.shape[:graph.ndim]) - 0.5), axis=1)
+    if inside.mean() < 0.5:
+        log.warning("%s: %.0f %% of the centerline points lie outside this image; is the "
+                    "centerline file's frame right (VMTK writes RAS: --frame RAS)?",
+                    path, 100 * (1 - inside.mean()))
+
+
 def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, region=None,
                      params: PipelineParams | str | Path | None = None,
-                     spacing: tuple[float, ...] | None = None) -> FeatureResult:
-    """Mask (file or Image) → graph → features. A :class:`VesselGraph` may be given instead of
-    a mask (mask-based features are then left out). ``image`` and ``region`` are files or
-    Images on the mask's grid. ``params``: a :class:`PipelineParams` or a YAML file.
-    ``spacing`` (mm per NumPy axis) overrides the voxel size of all three inputs, for
-    formats without a physical one (PNG, most TIFFs)."""
+                     spacing: tuple[float, ...] | None = None,
+                     frame: str | None = None) -> FeatureResult:
+    """Mask (file or Image) → graph → features. A :class:`VesselGraph`, or a graph or
+    centerline file (``.vtp``, ``.json``: :func:`vasomics.io.graphs.read_graph`, its points in
+    ``frame``, e.g. ``"RAS"`` for VMTK's), may be given instead of a mask (mask-based
+    features are then left out). ``image`` and ``region`` are files or Images on the mask's
+    grid. ``params``: a :class:`PipelineParams` or a YAML file. ``spacing`` (mm per NumPy
+    axis) overrides the voxel size of all three inputs, for formats without a physical one
+    (PNG, most TIFFs)."""
+    from vasomics.io.graphs import GRAPH_SUFFIXES, read_graph
+
     if params is None or isinstance(params, str | Path):
         params = load_params(PipelineParams, params)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    if isinstance(mask, str | Path) and Path(mask).suffix.lower() in GRAPH_SUFFIXES:
+        mask = read_graph(mask, frame=frame)
     if isinstance(mask, VesselGraph):
         graph, mask_image, mask_path = mask, None, None
     else:
@@ -117,8 +135,12 @@ def compute_features(mask: str | Path | Image | VesselGraph, *, image=None, regi
         if n_bad:  # the vessels' intensity features would be NaN without a word
             raise InputError(f"image holds {n_bad} NaN or infinite voxels inside the vessel "
                              f"mask", image_path)
-    region_img, _ = _as_image(region, "region mask", like=mask_image, allow_full=True,
-                              spacing=spacing)
+    region_img, region_path = _as_image(region, "region mask", like=mask_image,
+                                        allow_full=True, spacing=spacing)
+    if mask_image is None:  # a graph: nothing ties its points to the grids but their frame
+        for grid, grid_path in ((image_img, image_path), (region_img, region_path)):
+            if grid is not None:
+                _warn_outside(graph, grid, grid_path)
     seconds["read"] = seconds.get("read", 0.0) + time.perf_counter() - t0
     from vasomics.features.extract import extract_features_with_params
 
@@ -167,8 +189,10 @@ def data_dictionary(table: FeatureTable) -> pd.DataFrame:
 def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, region=None,
                  params: PipelineParams | str | Path | None = None,
                  spacing: tuple[float, ...] | None = None,
-                 extra_images: dict[str, Image] | None = None) -> FeatureResult:
-    """Compute features and write ``outdir``: ``features.parquet``, ``features.csv``,
+                 extra_images: dict[str, Image] | None = None,
+                 frame: str | None = None) -> FeatureResult:
+    """Compute features (:func:`compute_features`; ``mask`` may be a graph or centerline
+    file, read in ``frame``) and write ``outdir``: ``features.parquet``, ``features.csv``,
     ``features_dictionary.csv``, ``graph.vtp``, ``graph.json``, ``params.yaml`` (resolved
     parameters: re-running with it reproduces the values), ``provenance.json``, plus
     ``extra_images`` (file name → Image, e.g. a generated input). Everything is
@@ -180,7 +204,7 @@ def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, re
     from vasomics.provenance import provenance_record
 
     result = compute_features(mask, image=image, region=region, params=params,
-                              spacing=spacing)
+                              spacing=spacing, frame=frame)
     inputs = {role: p for role, p in (("mask", mask), ("image", image), ("region", region))
               if isinstance(p, str | Path)}
     with staged_output_dir(outdir) as stage:
@@ -201,7 +225,7 @@ def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, re
         record["spacing_override_mm"] = None if spacing is None else list(spacing)
         record["spacing_assumed"] = bool(spacing is None and result.mask is not None
                                          and result.mask.metadata.get("spacing_known") is False)
-        if not isinstance(mask, VesselGraph):
+        if result.mask is not None:
             m = result.mask
             record["mask_geometry"] = {"shape": list(m.shape), "spacing_mm": list(m.spacing),
                                        "origin_mm": list(m.origin),

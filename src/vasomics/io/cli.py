@@ -14,8 +14,8 @@ import click
 import numpy as np
 
 from vasomics.errors import FormatError
+from vasomics.io.graphs import GRAPH_SUFFIXES, read_graph
 
-GRAPH_IN = (".vtp", ".json")
 GRAPH_OUT = (".vtp", ".json", ".graphml")
 
 
@@ -41,8 +41,8 @@ def io_group() -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 def info_command(path: Path) -> None:
     """Print the geometry and safe metadata of an image, DICOM folder or graph file."""
-    if path.suffix.lower() in GRAPH_IN:
-        graph = _read_graph(path)
+    if path.suffix.lower() in GRAPH_SUFFIXES:
+        graph = read_graph(path)
         names, counts = np.unique(graph.node_kind.astype(str), return_counts=True)
         kinds = ", ".join(f"{int(c)} {n}" for n, c in zip(names, counts, strict=True))
         click.echo(f"{path}: vessel graph, {graph.ndim}D, {graph.n_nodes} nodes ({kinds}), "
@@ -72,13 +72,13 @@ def info_command(path: Path) -> None:
 @click.argument("target", type=click.Path(path_type=Path))
 def convert_command(source: Path, target: Path) -> None:
     """Convert SOURCE to TARGET (format from the extensions)."""
-    if source.suffix.lower() in GRAPH_IN or target.suffix.lower() in GRAPH_OUT:
-        if source.suffix.lower() not in GRAPH_IN or target.suffix.lower() not in GRAPH_OUT:
-            raise FormatError(f"graphs convert from {'/'.join(GRAPH_IN)} to "
+    if source.suffix.lower() in GRAPH_SUFFIXES or target.suffix.lower() in GRAPH_OUT:
+        if source.suffix.lower() not in GRAPH_SUFFIXES or target.suffix.lower() not in GRAPH_OUT:
+            raise FormatError(f"graphs convert from {'/'.join(GRAPH_SUFFIXES)} to "
                               f"{'/'.join(GRAPH_OUT)}", target)
         from vasomics.io import graphs
 
-        graph = _read_graph(source)
+        graph = read_graph(source)
         writer = {".vtp": graphs.write_graph_vtp, ".json": graphs.write_graph_json,
                   ".graphml": graphs.write_graph_graphml}[target.suffix.lower()]
         writer(graph, target)
@@ -88,8 +88,3 @@ def convert_command(source: Path, target: Path) -> None:
         write_image(read_image(source), target)
     click.echo(f"wrote {target}")
 
-
-def _read_graph(path: Path):
-    from vasomics.io.graphs import read_graph_json, read_graph_vtp
-
-    return read_graph_json(path) if path.suffix.lower() == ".json" else read_graph_vtp(path)

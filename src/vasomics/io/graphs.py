@@ -179,6 +179,53 @@ class Centerlines:
                     new_radii.append(rad[a:b + 1])
         return Centerlines(new_lines, new_radii, self.radius_name)
 
+    def merged_paths(self, reach: float = 0.5, min_reach_mm: float = 0.1) -> Centerlines:
+        """Merge path centerlines into a tree: VMTK's ``vmtkcenterlines`` writes one polyline
+        from the inlet to each outlet, so every path repeats the trunk the others run along,
+        and read as a graph the shared vessels counted once per path.
+
+        Rule: polylines are taken in order; a point of a later one is *shared* when it lies
+        within ``reach`` × the radius (at least ``min_reach_mm``) of the nearest point of
+        those kept so far. The run of shared points at its start (or end) is dropped, and
+        what is left starts (ends) at the kept point nearest to its first unshared point,
+        where that kept polyline is split: a bifurcation. A polyline shared all along is a
+        duplicate and dropped; one sharing neither end is kept whole. Radii are required;
+        cell data are not carried over (the polylines change)."""
+        if self.radii is None:
+            raise InputError("merging path centerlines needs radii")
+        from scipy.spatial import cKDTree
+
+        kept = [np.asarray(self.polylines[0], float)]
+        kept_r = [np.asarray(self.radii[0], float)]
+        splits: dict[int, set[int]] = {}
+        for line, rad in zip(self.polylines[1:], self.radii[1:], strict=True):
+            line, rad = np.asarray(line, float), np.asarray(rad, float)
+            owner = np.repeat(np.arange(len(kept)), [len(k) for k in kept])
+            local = np.concatenate([np.arange(len(k)) for k in kept])
+            points, radius = np.concatenate(kept), np.concatenate(kept_r)
+            dist, near = cKDTree(points).query(line)
+            shared = dist <= np.maximum(reach * radius[near], min_reach_mm)
+            if shared.all():
+                continue
+            if not shared[0] and shared[-1]:  # a path stored outlet to inlet
+                line, rad, shared, near = line[::-1], rad[::-1], shared[::-1], near[::-1]
+            start = int(np.argmin(shared)) if shared[0] else 0
+            if start:
+                j = int(near[start])
+                line = np.vstack([points[j], line[start:]])
+                rad = np.concatenate([[radius[j]], rad[start:]])
+                splits.setdefault(int(owner[j]), set()).add(int(local[j]))
+            kept.append(line)
+            kept_r.append(rad)
+        lines, radii = [], []
+        for i, (line, rad) in enumerate(zip(kept, kept_r, strict=True)):
+            cuts = sorted(c for c in splits.get(i, ()) if 0 < c < len(line) - 1)
+            bounds = [0, *cuts, len(line) - 1]
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+                lines.append(line[a:b + 1])
+                radii.append(rad[a:b + 1])
+        return Centerlines(*_join_chains(lines, radii), self.radius_name)
+
     def to_graph(self, merge_tol_mm: float = 1e-3, default_radius: float | None = None,
                  metadata: dict | None = None) -> VesselGraph:
         """A :class:`VesselGraph` with one segment per polyline; polyline ends closer than
@@ -192,6 +239,27 @@ class Centerlines:
             radii = [np.full(len(p), float(default_radius)) for p in self.polylines]
         return VesselGraph.from_polylines(self.polylines, radii, merge_tol_mm=merge_tol_mm,
                                           metadata=metadata)
+
+
+def _join_chains(lines: list, radii: list) -> tuple[list, list]:
+    """Join polylines end to end where exactly two ends meet (VMTK's branch-split files cut a
+    vessel into tracts at the bifurcation zone's borders): one polyline per vessel between
+    branchings or ends. Closed chains (loops) are left as they are."""
+    lines, radii = list(lines), list(radii)
+    while True:
+        ends: dict[tuple, list[tuple[int, int]]] = {}
+        for i, line in enumerate(lines):
+            for e in (0, -1):
+                ends.setdefault(tuple(np.round(line[e], 6)), []).append((i, e))
+        pair = next((v for v in ends.values() if len(v) == 2 and v[0][0] != v[1][0]), None)
+        if pair is None:
+            return lines, radii
+        (i, ei), (j, ej) = pair
+        a, ra = (lines[i], radii[i]) if ei == -1 else (lines[i][::-1], radii[i][::-1])
+        b, rb = (lines[j], radii[j]) if ej == 0 else (lines[j][::-1], radii[j][::-1])
+        joined, joined_r = np.vstack([a, b[1:]]), np.concatenate([ra, rb[1:]])
+        lines = [x for k, x in enumerate(lines) if k not in (i, j)] + [joined]
+        radii = [x for k, x in enumerate(radii) if k not in (i, j)] + [joined_r]
 
 
 def read_vtp_centerlines(path: str | Path, radius_array: str | None = None,
@@ -378,6 +446,33 @@ def write_graph_json(graph: VesselGraph, path: str | Path) -> Path:
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(graph_to_dict(graph), separators=(",", ":")), "utf-8")
     return path
+
+
+#: Graph and centerline files :func:`read_graph` reads.
+GRAPH_SUFFIXES = (".vtp", ".json")
+
+
+def read_graph(path: str | Path, frame: str | None = None) -> VesselGraph:
+    """A vessel graph from a ``.json`` (:func:`read_graph_json`) or ``.vtp`` file: a vasomics
+    graph exactly (:func:`read_graph_vtp`), other centerlines (VMTK, 3D Slicer, TubeTK) in
+    ``frame`` (default: the file's ``SPACE`` tag, else LPS; VMTK writes RAS) with path
+    centerlines merged into a tree (:meth:`Centerlines.merged_paths`; polylines without
+    radii cannot be measured and are refused)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return read_graph_json(path)
+    if suffix != ".vtp":
+        raise FormatError(f"not a graph file (graphs are read from "
+                          f"{', '.join(GRAPH_SUFFIXES)})", path)
+    poly = read_vtp(path)
+    if {"NodePosition", "NodeKind"} <= set(poly.field_data):
+        return read_graph_vtp(path)
+    lines = read_vtp_centerlines(path, frame=frame)
+    if lines.radii is None:
+        raise InputError(f"centerlines have no radius array (looked for "
+                         f"{', '.join(RADIUS_NAMES)})", path)
+    return lines.merged_paths().to_graph(merge_tol_mm=1e-6)
 
 
 def read_graph_json(path: str | Path) -> VesselGraph:
