@@ -354,13 +354,19 @@ def write_graph_vtp(graph: VesselGraph, path: str | Path) -> Path:
     return write_vtk_xml(path, poly)
 
 
+def _is_graph_vtp(poly: VTKPolyData) -> bool:
+    """Whether a VTP holds a vasomics graph (:func:`write_graph_vtp`), not bare centerlines."""
+    return ({"NodePosition", "NodeKind"} <= set(poly.field_data)
+            and {"StartNode", "EndNode"} <= set(poly.cell_data))
+
+
 def read_graph_vtp(path: str | Path, merge_tol_mm: float = 1e-3) -> VesselGraph:
     """Read a vessel graph from VTP. Files written by :func:`write_graph_vtp` are rebuilt
     exactly (nodes, kinds, labels, generations, Strahler orders); other centerline files
     (VMTK, TubeTK, Slicer) go through :meth:`Centerlines.to_graph` with ``merge_tol_mm``."""
     poly = read_vtp(path)
     fd, cd = poly.field_data, poly.cell_data
-    if not {"NodePosition", "NodeKind"} <= set(fd) or not {"StartNode", "EndNode"} <= set(cd):
+    if not _is_graph_vtp(poly):
         return read_vtp_centerlines(path).to_graph(merge_tol_mm)
     if "Radius" not in poly.point_data:
         raise InputError("vasomics graph VTP lacks the Radius point array", path)
@@ -465,8 +471,7 @@ def read_graph(path: str | Path, frame: str | None = None) -> VesselGraph:
     if suffix != ".vtp":
         raise FormatError(f"not a graph file (graphs are read from "
                           f"{', '.join(GRAPH_SUFFIXES)})", path)
-    poly = read_vtp(path)
-    if {"NodePosition", "NodeKind"} <= set(poly.field_data):
+    if _is_graph_vtp(read_vtp(path)):
         return read_graph_vtp(path)
     lines = read_vtp_centerlines(path, frame=frame)
     if lines.radii is None:
