@@ -186,7 +186,8 @@ def data_dictionary(table: FeatureTable) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, region=None,
+def run_features(mask: str | Path | Image | VesselGraph, outdir: str | Path, *, image=None,
+                 region=None,
                  params: PipelineParams | str | Path | None = None,
                  spacing: tuple[float, ...] | None = None,
                  extra_images: dict[str, Image] | None = None,
@@ -223,6 +224,7 @@ def run_features(mask: str | Path | Image, outdir: str | Path, *, image=None, re
         record = provenance_record(result.params, inputs, result.seconds)
         record["feature_catalogue_version"] = load_catalogue().catalogue_version
         record["spacing_override_mm"] = None if spacing is None else list(spacing)
+        record["centerline_frame"] = frame
         record["spacing_assumed"] = bool(spacing is None and result.mask is not None
                                          and result.mask.metadata.get("spacing_known") is False)
         if result.mask is not None:
