@@ -288,6 +288,12 @@ register_pipeline(Pipeline(
     params="vasomics.cohort.mask_pipeline:MaskPipelineParams", modalities=("mask",),
     description="binary vessel mask -> vessel graph -> feature table, segments and QC"))
 register_pipeline(Pipeline(
+    name="centerlines", function="vasomics.cohort.centerline_pipeline:run_centerlines",
+    params="vasomics.cohort.centerline_pipeline:CenterlinePipelineParams",
+    modalities=("centerlines",),
+    description="centerline or graph file (VMTK, 3D Slicer, TubeTK, vasomics) -> vessel "
+                "graph -> centerline features, segments and QC"))
+register_pipeline(Pipeline(
     name="ct", function="vasomics.cohort.ct_pipeline:run_ct",
     params="vasomics.cohort.ct_pipeline:CTPipelineParams", modalities=("ct",),
     description="contrast-enhanced abdominal CT -> the CT vessel chain (QC, organs, phase, "

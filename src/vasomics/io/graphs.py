@@ -462,8 +462,9 @@ def read_graph(path: str | Path, frame: str | None = None) -> VesselGraph:
     """A vessel graph from a ``.json`` (:func:`read_graph_json`) or ``.vtp`` file: a vasomics
     graph exactly (:func:`read_graph_vtp`), other centerlines (VMTK, 3D Slicer, TubeTK) in
     ``frame`` (default: the file's ``SPACE`` tag, else LPS; VMTK writes RAS) with path
-    centerlines merged into a tree (:meth:`Centerlines.merged_paths`; polylines without
-    radii cannot be measured and are refused)."""
+    centerlines merged into a tree (:meth:`Centerlines.merged_paths`) and tubes that end
+    inside another's lumen joined to it (:meth:`Centerlines.joined`, TubeTK's trees);
+    polylines without radii cannot be measured and are refused."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".json":
@@ -477,7 +478,7 @@ def read_graph(path: str | Path, frame: str | None = None) -> VesselGraph:
     if lines.radii is None:
         raise InputError(f"centerlines have no radius array (looked for "
                          f"{', '.join(RADIUS_NAMES)})", path)
-    return lines.merged_paths().to_graph(merge_tol_mm=1e-6)
+    return lines.merged_paths().joined().to_graph(merge_tol_mm=1e-6)
 
 
 def read_graph_json(path: str | Path) -> VesselGraph:
