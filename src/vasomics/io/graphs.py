@@ -193,6 +193,8 @@ class Centerlines:
         cell data are not carried over (the polylines change)."""
         if self.radii is None:
             raise InputError("merging path centerlines needs radii")
+        if not self.polylines:
+            return self
         from scipy.spatial import cKDTree
 
         kept = [np.asarray(self.polylines[0], float)]
