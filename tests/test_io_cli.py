@@ -41,3 +41,18 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "broken.nii.gz" in err
     assert main(["io", "convert", str(tmp_path / "missing.mha"), str(tmp_path / "o.nii")]) == 2
     assert not (tmp_path / "o.nii").exists()
+
+
+def test_convert_to_a_dicom_series_folder(tmp_path, capsys):
+    """A target without an extension is a folder that receives a DICOM series; it reads back
+    with the same voxels and geometry. A 2D image cannot be a series: one line."""
+    image = Image(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6) - 60,
+                  spacing=(2.5, 0.7, 0.8), origin=(10.0, -20.0, 30.0), modality="CT")
+    src = write_image(image, tmp_path / "ct.nii.gz")
+    assert main(["io", "convert", str(src), str(tmp_path / "series")]) == 0
+    assert len(list((tmp_path / "series").glob("*.dcm"))) == 4
+    back = read_image(tmp_path / "series")
+    assert back.same_geometry(image) and np.array_equal(back.array, image.array)
+    flat = write_image(Image(np.zeros((5, 6), np.uint8)), tmp_path / "flat.png")
+    assert main(["io", "convert", str(flat), str(tmp_path / "flat_series")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

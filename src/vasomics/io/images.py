@@ -137,9 +137,15 @@ def read_mask(path: str | Path, like: Image | None = None, **kwargs) -> tuple[Im
 
 def write_image(image: Image, path: str | Path, *, compress: bool = True) -> Path:
     """Write ``image`` to ``path`` (format from the extension), atomically: a failure leaves
-    no partial file. Boolean arrays are written as uint8 (0/1)."""
+    no partial file. Boolean arrays are written as uint8 (0/1). A path without an extension
+    (a folder) receives a 3D image as a DICOM series
+    (:func:`vasomics.io.dicom.write_dicom_series`, no patient data)."""
     path = Path(path)
     ext = _extension(path)
+    if not ext and not path.is_file():
+        from vasomics.io.dicom import write_dicom_series
+
+        return write_dicom_series(image, path)
     array = image.array.astype(np.uint8) if image.array.dtype == bool else image.array
     image = image.with_array(array)
     if ext in ITK_EXTENSIONS:
@@ -153,7 +159,7 @@ def write_image(image: Image, path: str | Path, *, compress: bool = True) -> Pat
     else:
         raise FormatError(f"cannot write images of type {ext or '(no extension)'!r}; use one "
                           f"of {', '.join(ITK_EXTENSIONS + RASTER_EXTENSIONS + VTK_EXTENSIONS)}"
-                          f" (DICOM series: vasomics.io.dicom.write_dicom_series)", path)
+                          f", or a folder (no extension) for a DICOM series", path)
     return path
 
 
