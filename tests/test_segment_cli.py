@@ -64,13 +64,15 @@ def test_segment_errors_are_one_line(tmp_path, capsys):
 
 def test_segment_refuses_outputs_their_format_cannot_hold(tmp_path, capsys):
     """Before segmenting: a JPEG mask (lossy: it read back with 83 grey levels, 'not
-    binary'), a 3D mask as PNG, a float score map as PNG; one line each, nothing written."""
+    binary'), a 3D mask as PNG, a 2D mask as a DICOM series folder, a float score map as
+    PNG; one line each, nothing written."""
     path, _ = _tube_volume(tmp_path)
     img = np.full((32, 32, 3), 200, np.uint8)
     png = tmp_path / "fundus.png"
     write_image(Image(img), png)
     for src, out, score, words in ((png, "m.jpg", None, "lossy"),
                                    (path, "m.png", None, "2D"),
+                                   (png, "m_series", None, "DICOM"),
                                    (png, "m.png", "s.png", "float32")):
         argv = ["segment", str(src), "-o", str(tmp_path / out), "--quiet"]
         if score:

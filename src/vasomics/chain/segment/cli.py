@@ -71,13 +71,16 @@ _LOSSY = (".jpg", ".jpeg")
 
 def _check_outputs(ndim: int, output: Path, score: Path | None) -> None:
     """Refuse, before segmenting, outputs their format cannot hold: a JPEG mask (lossy: its
-    compression noise reads back as foreground), a 3D mask in a 2D format, a float score map
-    in an 8-bit one."""
+    compression noise reads back as foreground), a 3D mask in a 2D format, a 2D mask as a
+    DICOM series (a path without extension), a float score map in an 8-bit format."""
     ext = output.suffix.lower()
     if ext in _LOSSY:
         raise OutputError("JPEG is lossy and would corrupt the mask; write it as .png", output)
     if ndim == 3 and ext in _PLANAR:
         raise OutputError(f"{ext} files hold 2D images; write a 3D mask as .nii.gz or .tif",
+                          output)
+    if ndim == 2 and not ext:
+        raise OutputError("a folder receives a 3D DICOM series; write a 2D mask as .png",
                           output)
     if score is not None and Path(score).suffix.lower() in _PLANAR:
         raise OutputError("the score map is float32; write it as .tif or .nii.gz", score)
