@@ -20,6 +20,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from vasomics.chain.graph import GraphParams
 from vasomics.chain.skeleton import SkeletonParams
 from vasomics.cohort.pipelines import QC_COLUMNS, ScanOutput, segment_rows
+from vasomics.errors import InputError
 from vasomics.features.params import FeatureParams
 from vasomics.image import Image
 from vasomics.params import StageParams
@@ -41,6 +42,10 @@ class MaskQCParams(StageParams):
 class MaskPipelineParams(StageParams):
     """Parameters of the ``mask`` pipeline, one section per stage."""
 
+    spacing_mm: list[PositiveFloat] | None = Field(
+        None, description="Voxel size (mm per NumPy axis) of mask files that store none "
+        "(PNG, most TIFFs; e.g. a fundus camera's pixel size); a file's own voxel size is "
+        "kept.")
     qc: MaskQCParams = Field(default_factory=MaskQCParams, description="Mask quality checks.")
     skeleton: SkeletonParams = Field(default_factory=SkeletonParams,
                                      description="Skeletonization (vasomics.chain.skeleton).")
@@ -79,6 +84,9 @@ def mask_qc(image: Image, mask: np.ndarray, params: MaskQCParams) -> pd.DataFram
          f"at most {params.max_border_fraction:g} of foreground voxels on the image border"),
         ("components", "pass", n_components, "count",
          "connected components (26-connected in 3D, 8 in 2D)"),
+        ("pixel_size", "warn" if image.metadata.get("spacing_known") is False else "pass",
+         min(image.spacing), "mm", "a voxel size from the file or the spacing_mm parameter "
+         "(PNG and most TIFFs store none: 1 mm is then assumed and lengths are in voxels)"),
     ]
     return pd.DataFrame(rows, columns=list(QC_COLUMNS)).astype({"value": float})
 
@@ -92,6 +100,12 @@ def run_mask(path: Path, params: MaskPipelineParams) -> ScanOutput:
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     image, mask = read_mask(path)
+    if image.metadata.get("spacing_known") is False and params.spacing_mm is not None:
+        if len(params.spacing_mm) != image.ndim:
+            raise InputError(f"spacing_mm has {len(params.spacing_mm)} values for a "
+                             f"{image.ndim}D mask", path)
+        image = image.with_array(mask, spacing=tuple(params.spacing_mm),
+                                 metadata={**image.metadata, "spacing_known": True})
     seconds["read"] = time.perf_counter() - t
     t = time.perf_counter()
     qc = mask_qc(image, mask, params.qc)
