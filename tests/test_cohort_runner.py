@@ -135,7 +135,9 @@ def test_cohort_runs_to_completion_and_records_failures(reference):
         assert set(per_scan.scan_id) == set(scans[scans.status == "done"].scan_id)
         assert per_scan.n.min() > 100
         assert q("SELECT count(DISTINCT scan_id) FROM segments").iat[0, 0] == N_GOOD
-        assert q("SELECT count(*) FROM qc").iat[0, 0] == 4 * N_GOOD
+        assert q("SELECT count(*) FROM qc").iat[0, 0] == 5 * N_GOOD
+        assert q("SELECT DISTINCT status FROM qc WHERE \"check\" = 'pixel_size'"
+                 ).status.tolist() == ["pass"]  # NIfTI, NRRD and MHA store their spacing
         dup = q("SELECT scan_id, scope, feature_id, count(*) c FROM features GROUP BY ALL "
                 "HAVING c > 1")
         assert dup.empty
