@@ -56,3 +56,18 @@ def test_convert_to_a_dicom_series_folder(tmp_path, capsys):
     flat = write_image(Image(np.zeros((5, 6), np.uint8)), tmp_path / "flat.png")
     assert main(["io", "convert", str(flat), str(tmp_path / "flat_series")]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_convert_vmtk_centerlines_in_their_frame(shared_data, tmp_path):
+    """VMTK writes RAS: converted with --frame RAS, the graph's points are the file's with x
+    and y negated (LPS), one tree of 3 segments; without it they are taken as LPS."""
+    from vasomics.io.graphs import read_graph_json
+
+    vtp = shared_data / "vmtk_aorta_mra" / "aorta-centerline.vtp"
+    graphs = {}
+    for frame in ("RAS", "LPS"):
+        out = tmp_path / f"{frame}.json"
+        assert main(["io", "convert", str(vtp), str(out), "--frame", frame]) == 0
+        graphs[frame] = read_graph_json(out)
+        assert graphs[frame].n_segments == 3
+    np.testing.assert_allclose(graphs["RAS"].points * [-1.0, -1.0, 1.0], graphs["LPS"].points)

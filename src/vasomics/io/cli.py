@@ -37,12 +37,18 @@ def io_group() -> None:
     """Inspect and convert images and vessel graphs."""
 
 
+_FRAME = click.option("--frame", type=click.Choice(["LPS", "RAS"]), default=None,
+                      help="Frame of a centerline file's points (default: its SPACE tag, "
+                      "else LPS; VMTK writes RAS). Graphs are written in LPS.")
+
+
 @io_group.command("info")
 @click.argument("path", type=click.Path(path_type=Path))
-def info_command(path: Path) -> None:
+@_FRAME
+def info_command(path: Path, frame: str | None) -> None:
     """Print the geometry and safe metadata of an image, DICOM folder or graph file."""
     if path.suffix.lower() in GRAPH_SUFFIXES:
-        graph = read_graph(path)
+        graph = read_graph(path, frame=frame)
         names, counts = np.unique(graph.node_kind.astype(str), return_counts=True)
         kinds = ", ".join(f"{int(c)} {n}" for n, c in zip(names, counts, strict=True))
         click.echo(f"{path}: vessel graph, {graph.ndim}D, {graph.n_nodes} nodes ({kinds}), "
@@ -70,7 +76,8 @@ def info_command(path: Path) -> None:
 @io_group.command("convert")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path))
-def convert_command(source: Path, target: Path) -> None:
+@_FRAME
+def convert_command(source: Path, target: Path, frame: str | None) -> None:
     """Convert SOURCE to TARGET (format from the extensions)."""
     if source.suffix.lower() in GRAPH_SUFFIXES or target.suffix.lower() in GRAPH_OUT:
         if source.suffix.lower() not in GRAPH_SUFFIXES or target.suffix.lower() not in GRAPH_OUT:
@@ -78,7 +85,7 @@ def convert_command(source: Path, target: Path) -> None:
                               f"{'/'.join(GRAPH_OUT)}", target)
         from vasomics.io import graphs
 
-        graph = read_graph(source)
+        graph = read_graph(source, frame=frame)
         writer = {".vtp": graphs.write_graph_vtp, ".json": graphs.write_graph_json,
                   ".graphml": graphs.write_graph_graphml}[target.suffix.lower()]
         writer(graph, target)
