@@ -35,6 +35,10 @@ UNITS_MM = {"micron": 1e-3, "microns": 1e-3, "um": 1e-3, "\u00b5m": 1e-3, "\u03b
             "nm": 1e-6, "mm": 1.0, "millimeter": 1.0, "cm": 10.0, "centimeter": 10.0}
 
 
+#: Formats written through Pillow, 2D only (extension → Pillow format name).
+PLANAR_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}
+
+
 def read_raster(path: str | Path) -> Image:
     """Read a PNG/JPEG/BMP/TIFF file, or a GIF or netpbm (PPM/PGM/PBM, also gzipped) one
     (see the module docstring for types and spacing)."""
@@ -259,7 +263,7 @@ def _write_pillow(image: Image, tmp: Path, ext: str, path: Path) -> None:
     else:
         raise FormatError(f"{ext} cannot hold {array.dtype} {image.n_channels}-channel pixels; "
                           f"use .tif or .nii.gz", path)
-    pil.save(tmp, format={".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}[ext])
+    pil.save(tmp, format=PLANAR_FORMATS[ext])
 
 
 def _write_tiff(image: Image, tmp: Path) -> None:

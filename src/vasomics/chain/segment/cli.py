@@ -10,6 +10,7 @@ import click
 
 from vasomics.chain.segment.api import presets
 from vasomics.errors import OutputError, VasomicsError
+from vasomics.io.raster import PLANAR_FORMATS
 
 
 @click.command("segment")
@@ -55,7 +56,7 @@ def segment_command(image, output, preset, method, region, score, spacing, quiet
             raise
         progress(1.0)
     mask = result.mask.with_array(result.mask.array.astype("uint8"))
-    if output.suffix.lower() in _PLANAR:
+    if output.suffix.lower() in PLANAR_FORMATS:
         mask = mask.with_array(mask.array * 255)
     write_image(mask, output)
     if score and result.score is not None:
@@ -64,8 +65,7 @@ def segment_command(image, output, preset, method, region, score, spacing, quiet
     click.echo(f"{output}: {n} vessel voxels ({100 * n / result.mask.array.size:.2f} %)")
 
 
-#: Formats that hold 2D pixels only; among them the lossy ones, which no mask survives.
-_PLANAR = (".png", ".jpg", ".jpeg", ".bmp")
+#: Lossy formats, which no mask survives.
 _LOSSY = (".jpg", ".jpeg")
 
 
@@ -76,13 +76,13 @@ def _check_outputs(ndim: int, output: Path, score: Path | None) -> None:
     ext = output.suffix.lower()
     if ext in _LOSSY:
         raise OutputError("JPEG is lossy and would corrupt the mask; write it as .png", output)
-    if ndim == 3 and ext in _PLANAR:
+    if ndim == 3 and ext in PLANAR_FORMATS:
         raise OutputError(f"{ext} files hold 2D images; write a 3D mask as .nii.gz or .tif",
                           output)
     if ndim == 2 and not ext:
         raise OutputError("a folder receives a 3D DICOM series; write a 2D mask as .png",
                           output)
-    if score is not None and Path(score).suffix.lower() in _PLANAR:
+    if score is not None and Path(score).suffix.lower() in PLANAR_FORMATS:
         raise OutputError("the score map is float32; write it as .tif or .nii.gz", score)
 
 
