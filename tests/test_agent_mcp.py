@@ -14,7 +14,7 @@ from mcp import Client  # noqa: E402
 from vasomics.agent.knowledge import load_knowledge_base, search  # noqa: E402
 from vasomics.agent.server import build_server, http_app  # noqa: E402
 
-TOOLS = {"run_qc", "recognize_phase", "segment_vessels", "extract_features", "query_cohort",
+TOOLS = {"characterize_ct", "run_qc", "recognize_phase", "segment_vessels", "extract_features", "query_cohort",
          "explain_prediction", "search_knowledge_base"}
 
 
@@ -239,6 +239,62 @@ def test_qc_phase_and_segmentation_tools(tmp_path):
     bad = call(server, "segment_vessels", {"path": "ct.nii.gz", "output": "v2.nii.gz",
                                            "preset": "nonsense"})
     assert bad.is_error and "unknown preset" in bad.content[0].text
+
+
+def test_characterize_ct_runs_the_whole_chain(tmp_path, shared_data):
+    """The CT chain as one tool: progress per stage, the outputs of ``vasomics run`` in a
+    new folder, the summary it returns read from them; no earlier output replaced; a scan
+    failing QC is a tool error with the reason."""
+    import shutil
+
+    import pandas as pd
+
+    from vasomics.chain.run import STAGES
+    from vasomics.io.images import write_image
+    from vasomics.phantoms.liver_ct import liver_ct_phantom
+
+    ct, _ = liver_ct_phantom((72, 112, 112), seed=2, z_extent_mm=216.0)  # portal venous
+    write_image(ct, tmp_path / "ct.nii.gz")
+    shutil.copy(shared_data / "totalsegmentator_examples" / "example_mr_sm.nii.gz",
+                tmp_path / "mr.nii.gz")
+    server = build_server(tmp_path)
+    progress = []
+
+    async def on_progress(p, total, message):
+        progress.append((p, total, message))
+
+    res = call(server, "characterize_ct", {"path": "ct.nii.gz", "outdir": "out"}, on_progress)
+    assert not res.is_error, res.content[0].text
+    got = json.loads(res.content[0].text)
+    assert [m for _, _, m in progress] == [*STAGES, "done"]
+    assert [p for p, _, _ in progress] == list(range(len(STAGES) + 1))
+    out = tmp_path / "out"
+    assert got["summary_html"] == str(out / "summary.html") and (out / "summary.html").is_file()
+    qc = json.loads((out / "qc.json").read_text())
+    assert got["qc"]["verdict"] == qc["verdict"]
+    assert [c["check"] for c in got["qc"]["checks_not_passed"]] == [
+        c["name"] for c in qc["checks"] if c["status"] != "pass"]
+    assert got["phase"]["phase"] == "portal_venous"
+    assert got["phase"]["probabilities"] == json.loads(
+        (out / "phase.json").read_text())["probabilities"]
+    assert got["trees"] == {"portal": "traced", "hepatic": "traced"}
+    table = pd.read_csv(out / "features.csv")
+    returned = pd.DataFrame(got["key_features"])
+    assert len(returned) >= 5 and set(returned.feature_id) >= {"VX.A.T.LIVER_VOL",
+                                                                "VX.A.V.TREE_LEN"}
+    merged = returned.merge(table, on=["scope", "feature_id"], suffixes=("", "_csv"))
+    assert len(merged) == len(returned)
+    assert np.allclose(merged.value, merged.value_csv, rtol=1e-3, equal_nan=True)
+    assert list(got["stage_seconds"]) == list(STAGES)
+    again = call(server, "characterize_ct", {"path": "ct.nii.gz", "outdir": "out"})
+    assert again.is_error and "not an empty folder" in again.content[0].text
+    outside = call(server, "characterize_ct", {"path": "ct.nii.gz", "outdir": "../elsewhere"})
+    assert outside.is_error and "outside the allowed root" in outside.content[0].text
+    mr = call(server, "characterize_ct", {"path": "mr.nii.gz", "outdir": "mr"})
+    text = mr.content[0].text
+    assert mr.is_error and "quality control" in text and "force=true" in text
+    assert json.loads((tmp_path / "mr" / "qc.json").read_text())["verdict"] == "fail"
+    assert not (tmp_path / "mr" / "vessels.nii.gz").exists()
 
 
 def test_mcp_command_bad_root(tmp_path, capsys):

@@ -51,6 +51,14 @@ def cli(debug: bool, verbose: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
+def progress_bar(length: int, label: str, quiet: bool = False, **options):
+    """A click progress bar on stderr, drawn on a terminal only: a log or pipe gets no bar
+    lines (an error stays one line), and ``quiet`` hides it everywhere. ``options`` go to
+    :func:`click.progressbar`."""
+    return click.progressbar(length=length, label=label, file=sys.stderr,
+                             hidden=quiet or not sys.stderr.isatty(), **options)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning user-fixable errors into one line and an exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)

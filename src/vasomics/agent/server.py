@@ -1,7 +1,8 @@
 """``vasomics mcp``: the vasomics MCP server (stdio or streamable HTTP).
 
 Tools (narrow and typed; files only inside the allowed root; no code or SQL from the
-caller is ever run): ``run_qc``, ``recognize_phase``, ``segment_vessels``,
+caller is ever run): ``characterize_ct`` (the whole CT chain), ``run_qc``,
+``recognize_phase``, ``segment_vessels``,
 ``extract_features``, ``query_cohort`` (named, parameterized, read-only queries),
 ``explain_prediction``, ``search_knowledge_base``. Resources: ``vasomics://catalogue``
 (feature definitions, units, references) and ``vasomics://knowledge-base``.
@@ -21,6 +22,8 @@ import click
 from pydantic import Field
 
 from vasomics.agent import tools
+from vasomics.chain.phase import PHASES
+from vasomics.chain.run import STAGES
 from vasomics.errors import InputError, VasomicsError
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,28 @@ def build_server(root: str | Path, *, db: str | Path | None = None):
         delayed) with calibrated probabilities; localizes the organs first (slow)."""
         return await stages(ctx, [image_step(path), ("localizing organs and recognizing "
                                                      "the phase", tools.phase_of)])
+
+    @server.tool()
+    async def characterize_ct(path: PathArg, outdir: PathArg, ctx: Context,
+                              phase: Literal["auto", *PHASES] = "auto",  # type: ignore[valid-type]
+                              force: bool = False) -> dict:
+        """Run the whole CT vessel chain on an abdominal CT (file or DICOM folder): QC,
+        contrast phase, organ localization, portal and hepatic venous trees, anatomical
+        names, liver vasomics features and a one-page HTML summary, written into `outdir`
+        (a new or empty folder inside the allowed root). A scan that fails QC stops with
+        the reason unless `force`. Takes about a minute on a full-size CT."""
+        n = len(STAGES)
+
+        def report(stage: str) -> None:  # called from the worker thread
+            anyio.from_thread.run(ctx.report_progress, STAGES.index(stage), n, stage)
+
+        try:
+            value = await anyio.to_thread.run_sync(lambda: tools.characterize_ct(
+                root, path, outdir, phase=phase, force=force, progress=report))
+        except VasomicsError as exc:
+            raise ToolError(str(exc)) from None
+        await ctx.report_progress(n, n, "done")
+        return value
 
     @server.tool()
     async def segment_vessels(path: PathArg, output: PathArg, ctx: Context,

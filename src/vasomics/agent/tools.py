@@ -91,6 +91,44 @@ def segment_to(root: Path, image, output: str, preset: str) -> dict:
             "vessel_volume_mm3": n * float(np.prod(seg.mask.spacing))}
 
 
+def characterize_ct(root: Path, path: str, outdir: str, *, phase: str = "auto",
+                    force: bool = False, progress=None) -> dict:
+    """Run the whole CT chain (:func:`vasomics.chain.run.run_chain`) on ``path`` (a file or
+    DICOM folder inside the root) into ``outdir``, a new or empty folder inside the root
+    (the tool replaces no earlier output). ``progress`` is called with each stage's name.
+    Returns where the outputs are, the QC verdict with every check that did not pass, the
+    phase with its probabilities, each venous tree's status, the summary's key features
+    and the seconds per stage; every feature is in ``features.csv``."""
+    from vasomics.chain.qc import QCFailed
+    from vasomics.chain.run import KEY_FEATURES, run_chain
+
+    ct = allowed_path(root, path)
+    out = allowed_path(root, outdir, must_exist=False)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise AccessRefused(f"{outdir} exists and is not an empty folder; the tool does not "
+                            f"replace earlier outputs: choose a new folder")
+    try:
+        result, summary = run_chain(ct, out, phase=phase, force=force, progress=progress)
+    except QCFailed as exc:
+        raise QCFailed(str(exc).replace("--force", "force=true"), exc.path) from None
+    table = result.features.frame if result.features is not None else None
+    key = [] if table is None else table[table.feature_id.isin(KEY_FEATURES)]
+    trees = {name: ("traced" if graph is not None else "not traced")
+             for name, graph in (("portal", result.portal), ("hepatic", result.hepatic))}
+    return _clean({
+        "outdir": str(out), "summary_html": str(summary),
+        "features_csv": str(out / "features.csv"),
+        "qc": {"verdict": result.qc.verdict,
+               "checks_not_passed": [{"check": c.name, "status": c.status, "reason": c.reason}
+                                     for c in result.qc.checks if c.status != "pass"]},
+        "phase": None if result.phase is None else {
+            "phase": result.phase.phase, "probabilities": result.phase.probabilities},
+        "trees": trees,
+        "vessel_status": None if result.vessels is None else result.vessels.status,
+        "key_features": [] if table is None else key.to_dict("records"),
+        "stage_seconds": result.stage_seconds})
+
+
 def graph_of(mask):
     from vasomics.chain.graph import mask_to_graph
 

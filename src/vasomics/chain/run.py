@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,20 +123,31 @@ class ChainResult:
     stopped: str | None = None
 
 
+#: The chain's stages in the order they run, as named in ``provenance.json``'s stage times
+#: and to the ``progress`` callback of :func:`characterize` and :func:`run_chain` (``read``
+#: and ``write`` are :func:`run_chain`'s own).
+STAGES = ("read", "qc", "localize", "phase", "vessels", "artery", "graph", "naming",
+          "features", "write")
+
+
 class _Timer:
     """Wall seconds per stage into ``record``; CPU seconds of this process (all threads,
     user + system) into ``cpu`` (the machine may be shared: CPU time is the steadier
-    figure)."""
+    figure); ``progress`` (optional) is called with each stage's name as it starts."""
 
-    def __init__(self, record: dict, cpu: dict | None = None):
+    def __init__(self, record: dict, cpu: dict | None = None,
+                 progress: Callable[[str], None] | None = None):
         self.record = record
         self.cpu = {} if cpu is None else cpu
+        self.progress = progress
 
     def __call__(self, name: str):
         timer = self
 
         class _Ctx:
             def __enter__(self):
+                if timer.progress is not None:
+                    timer.progress(name)
                 self.t0, self.c0 = time.perf_counter(), time.process_time()
 
             def __exit__(self, *exc):
@@ -162,16 +174,19 @@ def _finite(image: Image) -> Image:
 
 def characterize(image: Image, params: RunParams | None = None, *, phase: str = "auto",
                  force: bool = False, cache_dir: Path | None = None,
-                 input_key: str | None = None) -> ChainResult:
+                 input_key: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> ChainResult:
     """Run the chain on a CT ``image`` (HU). ``phase``: ``auto`` or one of
     :data:`~vasomics.chain.phase.PHASES` to override recognition. With ``cache_dir`` and
-    ``input_key`` (a hash of the input), the localization and vessel stages are cached."""
+    ``input_key`` (a hash of the input), the localization and vessel stages are cached.
+    ``progress`` (optional) is called with each stage's name (:data:`STAGES`) as it
+    starts."""
     p = params or RunParams()
     if phase != "auto" and phase not in PHASES:
         raise ParameterError(f"phase must be auto or one of {', '.join(PHASES)}, got {phase!r}")
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
-    timed = _Timer(seconds, cpu)
+    timed = _Timer(seconds, cpu, progress)
     with timed("qc"):
         qc = check_image(image, p.qc)
     result = ChainResult(qc=qc, stage_seconds=seconds, stage_cpu_seconds=cpu)
@@ -392,17 +407,21 @@ def _load_ves(path: Path) -> LiverVessels:
 
 # ---------------------------------------------------------------------------- outputs
 def run_chain(ct_path: str | Path, outdir: str | Path, *, params: str | Path | None = None,
-              phase: str = "auto", force: bool = False) -> tuple[ChainResult, Path]:
+              phase: str = "auto", force: bool = False,
+              progress: Callable[[str], None] | None = None) -> tuple[ChainResult, Path]:
     """Read ``ct_path`` (file or DICOM folder), run :func:`characterize` and write every
     output into ``outdir``; returns the result and the path of ``summary.html``. Raises
     :class:`~vasomics.chain.qc.QCFailed` (after writing ``qc.json``) when QC fails and not
-    ``force``."""
+    ``force``. ``progress`` (optional) is called with each stage's name (:data:`STAGES`)
+    as it starts."""
     from vasomics.chain.qc import QCFailed
     from vasomics.io.images import read_image
     from vasomics.provenance import file_sha256
 
     run_params = load_params(RunParams, params)
     outdir = Path(outdir)
+    if progress is not None:
+        progress("read")
     t0, c0 = time.perf_counter(), time.process_time()
     image = read_image(ct_path)
     read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -410,13 +429,15 @@ def run_chain(ct_path: str | Path, outdir: str | Path, *, params: str | Path | N
     key = hashlib.sha256(input_hash.encode()).hexdigest()[:16]
     try:
         result = characterize(image, run_params, phase=phase, force=force,
-                              cache_dir=outdir / ".cache", input_key=key)
+                              cache_dir=outdir / ".cache", input_key=key, progress=progress)
     except VasomicsError as exc:
         if exc.path is None:  # name the scan the problem belongs to
             exc.path = str(ct_path)
         raise
     result.stage_seconds = {"read": round(read_s, 3), **result.stage_seconds}
     result.stage_cpu_seconds = {"read": round(read_cpu, 3), **result.stage_cpu_seconds}
+    if progress is not None:
+        progress("write")
     with staged_output_dir(outdir, supersedes=RUN_OUTPUTS) as stage:
         _write_outputs(stage, image, result, run_params, ct_path)
     if result.stopped:
@@ -582,10 +603,23 @@ def summary_html(image: Image, result: ChainResult) -> str:
 @click.option("--params", "params_path", type=click.Path(path_type=Path), default=None,
               help="YAML parameter file (sections qc, localize, phase, vessels, graph).")
 @click.option("--force", is_flag=True, help="Continue even when the scan fails QC.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def run_command(ct: Path, outdir: Path, phase: str, params_path: Path | None,
-                force: bool) -> None:
+                force: bool, quiet: bool) -> None:
     """Characterize the liver vessels of the abdominal CT (file or DICOM folder): QC, phase,
     organs, portal and hepatic venous trees, names, features and a one-page summary."""
-    result, summary = run_chain(ct, outdir, params=params_path, phase=phase, force=force)
+    from vasomics.cli import progress_bar
+
+    with progress_bar(len(STAGES), "vasomics run", quiet,
+                      item_show_func=lambda stage: stage) as bar:
+        started: list[str] = []
+
+        def progress(stage: str) -> None:  # a bar step per stage finished
+            bar.update(1 if started else 0, current_item=stage)
+            started.append(stage)
+
+        result, summary = run_chain(ct, outdir, params=params_path, phase=phase,
+                                    force=force, progress=progress)
+        bar.update(1, current_item="done")
     click.echo(f"{result.qc.summary()}; phase {result.phase.phase if result.phase else '?'}")
     click.echo(str(summary))

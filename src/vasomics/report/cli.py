@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
+
+from vasomics.cli import progress_bar
 
 
 @click.group("report")
@@ -27,7 +28,7 @@ def scan_cmd(folder: Path, image: Path | None, cohort_db: Path | None, output: P
     """Report of one scan from its output FOLDER (of `vasomics run` or `vasomics features`)."""
     from vasomics.report.scan import load_output_folder, write_scan_report
 
-    with click.progressbar(length=3, label="scan report", file=sys.stderr) as bar:
+    with progress_bar(3, "scan report") as bar:
         data = load_output_folder(folder, image=image)
         bar.update(1)
         out = write_scan_report(data, output or folder / "report.html", cohort_db=cohort_db)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from vasomics.chain.segment.api import presets
+from vasomics.cli import progress_bar
 from vasomics.errors import OutputError, VasomicsError
 from vasomics.io.raster import PLANAR_FORMATS
 
@@ -37,8 +38,7 @@ def segment_command(image, output, preset, method, region, score, spacing, quiet
     img = read_image(image, spacing=spacing)
     _check_outputs(img.ndim, output, score)
     region_mask = read_mask(region, like=img)[1] if region else None
-    with click.progressbar(length=100, label="segmenting", file=sys.stderr,
-                           hidden=quiet) as bar:
+    with progress_bar(100, "segmenting", quiet) as bar:
         state = {"done": 0}
 
         def progress(fraction: float) -> None:
