@@ -101,6 +101,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--noise", type=float, default=12.0, help="noise SD (HU)")
+    ap.add_argument("--psf", type=float, default=1.0, help="Gaussian PSF SD (mm)")
     ap.add_argument("--full-chain", action="store_true")
     ap.add_argument("--substitute", action="store_true")
     ap.add_argument("--params", help="chain parameter file (YAML, RunParams); defaults if absent")
@@ -114,7 +115,8 @@ def main() -> None:
     portal_t, hepatic_t = np.isin(a, (17, 465)) & domain, (a == 481) & domain
     for seed in args.seeds:
         ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous",
-                            noise_sd_hu=args.noise, seed=seed)
+                            noise_sd_hu=args.noise, seed=seed,
+                            psf_sigma_mm=args.psf)
         t0 = time.perf_counter()
         ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
                                     estimate_noise_sd(ct.array), params=params.vessels)
