@@ -54,8 +54,8 @@ def _parts(portal):
 
 def test_branch_reaching_the_ivc_outside_the_liver_is_dropped(scene):
     tube, hepatic_root, seed, anchor, rim = scene
-    portal, hepatic, _ = separate_trees(tube, hepatic_root, seed, (1.0, 1.0, 1.0), None, anchor,
-                                        rim)
+    portal, hepatic, _, _ = separate_trees(tube, hepatic_root, seed, (1.0, 1.0, 1.0), None,
+                                           anchor, rim)
     parts = _parts(portal)
     assert parts["trunk"] == 1.0 and parts["tributary"] == 1.0, parts
     assert parts["to the IVC"] == 0.0, parts
@@ -67,7 +67,7 @@ def test_without_anchor_the_portal_tree_takes_it(scene):
     """The same scene without ``anchor``: the branch goes to the portal tree (what the rule
     removes)."""
     tube, hepatic_root, seed, _, _ = scene
-    portal, _, _ = separate_trees(tube, hepatic_root, seed, (1.0, 1.0, 1.0))
+    portal, _, _, _ = separate_trees(tube, hepatic_root, seed, (1.0, 1.0, 1.0))
     parts = _parts(portal)
     assert parts["to the IVC"] == 1.0 and parts["tributary"] == 1.0, parts
 
@@ -81,5 +81,5 @@ def test_a_vessel_ring_without_junctions_goes_to_its_tree():
     tube = (np.abs(np.hypot(y - 30, x - 30) - 18) <= 2.5) & (np.abs(z - 10) <= 2.5)
     seed = np.zeros_like(tube)
     seed[10, 30, 48] = True
-    portal, hepatic, _ = separate_trees(tube, np.zeros_like(tube), seed, (1.0, 1.0, 1.0))
+    portal, hepatic, _, _ = separate_trees(tube, np.zeros_like(tube), seed, (1.0, 1.0, 1.0))
     assert np.array_equal(portal, tube) and not hepatic.any()

@@ -10,6 +10,7 @@ so its tree claims the junction there first.
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from vasomics.chain.tree_separation import TreeSeparationParams, separate_trees
 from vasomics.phantoms.raster import rasterize_tubes
@@ -57,7 +58,7 @@ def vein_tip():
 
 
 def test_a_portal_branch_keeps_its_tree_through_a_crossing(crossing):
-    portal, hepatic, _ = _split(crossing, reentry_turn_deg=180.0)
+    portal, hepatic, _, _ = _split(crossing, reentry_turn_deg=180.0)
     assert portal[20, 8:44, 50].mean() >= 0.95  # beyond the crossing
     assert portal[20, 57:90, 50].all()
     assert hepatic[20, 50, 8:44].all() and hepatic[20, 50, 57:92].mean() >= 0.95
@@ -69,7 +70,7 @@ def test_a_portal_branch_through_a_hepatic_crossing_stays_whole_for_its_centerli
     portal centerline is drawn (step 7)."""
     from scipy import ndimage
 
-    portal, hepatic, crossings = _split(crossing, reentry_turn_deg=180.0)
+    portal, hepatic, crossings, _ = _split(crossing, reentry_turn_deg=180.0)
     assert hepatic[20, 50, 50] and crossings[20, 50, 50]
     assert not (crossings & ~hepatic).any()
     ends = (20, 10, 50), (20, 88, 50)
@@ -82,7 +83,7 @@ def test_a_portal_branch_through_a_hepatic_crossing_stays_whole_for_its_centerli
 def test_without_the_continuity_rules_the_first_tree_takes_the_crossing(crossing):
     """What the rules change: the hepatic tree, first at the crossing, took the portal
     branch beyond it."""
-    portal, hepatic, _ = _split(crossing, **RULES_OFF)
+    portal, hepatic, _, _ = _split(crossing, **RULES_OFF)
     assert hepatic[20, 8:44, 50].mean() >= 0.95
 
 
@@ -90,11 +91,11 @@ def test_a_portal_branch_past_a_vein_tip_is_moved_back_to_its_tree(vein_tip):
     """A junction of three branches is no crossing; the portal branch beyond the vein's tip
     is entered by the hepatic tree through a 90 degree bend, and it continues the portal
     branch straight: it moves to the portal tree (step 4)."""
-    portal, hepatic, _ = _split(vein_tip)
+    portal, hepatic, _, _ = _split(vein_tip)
     assert portal[20, 8:44, 50].mean() >= 0.95
     assert portal[20, 57:90, 50].all()
     assert hepatic[20, 50, 8:40].all()
-    on, _, _ = _split(vein_tip, reentry_turn_deg=180.0)
+    on, _, _, _ = _split(vein_tip, reentry_turn_deg=180.0)
     assert on[20, 8:44, 50].mean() <= 0.05  # the crossing rule alone leaves it
 
 
@@ -117,7 +118,7 @@ def _contact_graph(link_radius):
                          node=np.zeros(0, int), seg_radius=radius,
                          seg_length=np.array([30.0, 2.3, 9.0, 17.6, 7.0, 40.0]),
                          node_pos=np.array([[0.0, 0, 0], [0, 9, 0], [20, 0, 0]]), inc=inc,
-                         inc_dir=inc_dir)
+                         inc_dir=inc_dir, radius=np.zeros(0))
 
 
 @pytest.mark.parametrize("link_radius, link_radii, moved", [
@@ -192,7 +193,7 @@ def test_lumen_hu_gives_a_branch_beyond_a_contact_to_its_tree(portal_hu, hepatic
     hepatic."""
     tube, root, seed, hu = _lumen_scene(portal_hu, hepatic_hu)
     p = TreeSeparationParams(**RULES_OFF)
-    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
+    portal, hepatic, _, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
     beyond = portal[20, 8:44, 50].mean()
     assert beyond >= 0.95 if kept else beyond <= 0.05
     assert hepatic[20, 50, 57:92].mean() >= 0.95
@@ -227,7 +228,7 @@ def test_lumen_hu_with_nan_in_the_image_carries_no_evidence_there():
     penalty = _lumen_penalty(g, first, mean, measured, lumen, sd, p)
     assert penalty is not None and np.isfinite(penalty).all()
     assert penalty[1].max() > 0  # the portal segments before the slab still read portal
-    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
+    portal, hepatic, _, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
     assert hepatic[20, 8:44, 50].mean() >= 0.95
     assert hepatic[20, 50, 57:92].mean() >= 0.95
     assert portal[20, 57:90, 50].all()
@@ -244,7 +245,7 @@ def test_lumen_hu_of_a_thin_branch_counts_at_its_partial_volume(thin_evidence):
     tube, root, seed, contrast = _lumen_scene(200.0, 160.0, beyond_radius=1.0)
     p = TreeSeparationParams(**RULES_OFF, lumen_thin_min_radius_mm=1.0 if thin_evidence
                              else 2.0)
-    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=contrast)
+    portal, hepatic, _, _ = separate_trees(tube, root, seed, SPACING, p, contrast=contrast)
     beyond = portal[20, 8:44, 50].mean()
     assert beyond >= 0.95 if thin_evidence else beyond <= 0.05
     assert hepatic[20, 50, 57:92].mean() >= 0.95
@@ -259,7 +260,7 @@ def test_a_segment_brighter_than_any_lumen_is_no_vein(bright_max_sd):
     unaffected."""
     tube, root, seed, contrast = _lumen_scene(200.0, 160.0, rib_hu=300.0)
     p = TreeSeparationParams(**RULES_OFF, bright_max_sd=bright_max_sd)
-    portal, hepatic, _ = separate_trees(tube, root, seed, SPACING, p, contrast=contrast)
+    portal, hepatic, _, _ = separate_trees(tube, root, seed, SPACING, p, contrast=contrast)
     bar = (portal | hepatic)[20, 62:92, 80].mean()
     assert bar <= 0.05 if bright_max_sd else bar >= 0.95
     assert hepatic[20, 50, 57:76].all() and hepatic[20, 50, 85:92].all()
@@ -290,3 +291,48 @@ def test_lumen_leaves_out_thick_pieces_reading_under_half_of_it():
         if gate_open:
             assert lumen[0] == pytest.approx(70.5) and sd == pytest.approx(3.7065)
     assert lumen[1] == pytest.approx(48.5) and lumen[0] == pytest.approx(67.0)
+
+
+def _artery_scene():
+    """A portal vein (radius 4 mm) along y from its root (y > 110) with a side branch
+    (radius 1.5 mm) leaving it at 60 degrees, and its companion artery (radius 1.2 mm) beside
+    it, 1 mm from its wall, joined to it by two contacts (as partial volume joins them):
+    0.7 mm voxels in-plane, 1.4 mm slices."""
+    shape, spacing = (36, 170, 80), (1.4, 0.7, 0.7)
+    tube = np.zeros(shape, bool)
+
+    def add(a, b, r):  # physical (x, y, z) mm
+        tube[...] |= rasterize_tubes([np.array([a, b], float)], [r], shape, spacing,
+                                     flat_caps=False)
+
+    z, x = 25.0, 25.0
+    add((x, 115, z), (x, 5, z), 4.0)  # vein
+    add((x, 60, z), (x + 30, 60 - 52, z), 1.5)  # side branch at 60 degrees
+    a = x - 4.0 - 1.0 - 1.2  # artery axis: vein wall + 1 mm gap + its radius
+    add((a, 110, z), (a, 10, z), 1.2)  # artery
+    for y in (85.0, 35.0):  # contacts
+        add((a, y, z), (x - 3.0, y, z), 1.0)
+    seed = np.zeros(shape, bool)
+    seed[16:20, 160:165, 34:38] = True  # the portal root at y = 112-115
+    artery = rasterize_tubes([np.array([(a, 95, z), (a, 45, z)], float)], [1.2], shape,
+                             spacing, flat_caps=False)
+    return tube, seed, spacing, artery
+
+
+def test_companion_artery_beside_a_portal_vein_is_in_neither_tree():
+    """The hepatic artery beside a portal vein (portal venous phase: both enhanced, joined at
+    contacts) is no portal branch; the vein, its side branch and its junction stay whole."""
+    tube, seed, spacing, artery = _artery_scene()
+    none = np.zeros_like(tube)
+    portal, hepatic, _, companions = separate_trees(tube, none, seed, spacing)
+    own = artery & ~ndimage.binary_dilation(tube & ~artery, np.ones((3, 3, 3)))
+    assert companions[own].mean() >= 0.9 and portal[own].mean() <= 0.1
+    assert not hepatic.any()
+    vein = rasterize_tubes([np.array([(25, 110, 25), (25, 10, 25)], float)], [3.0],
+                           tube.shape, spacing, flat_caps=False)
+    branch = rasterize_tubes([np.array([(28, 55, 25), (50, 17, 25)], float)], [1.0],
+                             tube.shape, spacing, flat_caps=False)
+    assert portal[vein].mean() == 1.0 and portal[branch].mean() >= 0.95
+    off = separate_trees(tube, none, seed, spacing,
+                         TreeSeparationParams(companion_radius_ratio=0.0))
+    assert off[0][own].mean() >= 0.9 and not off[3].any()  # what the rule changes

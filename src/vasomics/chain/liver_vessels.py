@@ -92,7 +92,9 @@ portal venous and hepatic venous trees.
    with rules for crossings and for vessels entered through a bend
    (:func:`vasomics.chain.tree_separation.separate_trees`, parameters ``separation``). The
    separation drops subtrees outside the liver that reach only the IVC's rim
-   (``edge_window_mm``, a voxel at least).
+   (``edge_window_mm``, a voxel at least), and leaves out of both trees the lumen of the
+   arteries that run beside the portal veins (its companions; step 6 there): no fragment
+   adoption or edge growth below gives it back.
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
    within ``edge_window_mm`` of the IVC mask, and at least one voxel (its partial-volume
    rim: at 2.25 mm voxels a 2 mm window held none of it, and the rim voxels the mask misses
@@ -336,7 +338,7 @@ class LiverVessels:
         """The ``portal`` or ``hepatic`` mask without its edge layer and with its ``rim``
         (the voxels of its thin vessels outside their lumen edge, module docstring), the
         portal one with the hepatic junctions that its vessels run through (``crossings``,
-        :mod:`vasomics.chain.tree_separation`, step 7): the thresholded tree that the
+        :mod:`vasomics.chain.tree_separation`, step 8): the thresholded tree that the
         separation traced, on which its centerlines are drawn (the layer, one voxel of
         lumen edge that noise makes uneven, would add spurs and move junctions; without the
         rim thin vessels could be cut; without the crossings a portal vessel kept through a
@@ -579,8 +581,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     if inlet is not None:
         anchor |= inlet
     rim = to_ivc <= max(p.edge_window_mm, float(spacing.max()))
-    portal, hepatic, crossings = separate_trees(vessels & ~ivc, hepatic_seed, portal_seed,
-                                                spacing, p.separation, anchor, rim, signed)
+    portal, hepatic, crossings, companions = separate_trees(
+        vessels & ~ivc, hepatic_seed, portal_seed, spacing, p.separation, anchor, rim, signed)
     hepatic &= ~ivc
     # the veins' ostia beyond the hilum margin connected them to their root; the trees
     # are those of the liver and its hilum
@@ -598,7 +600,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     hepatic = _fill_pinholes(hepatic, p.pinhole_min_faces) & ~portal & ~ivc
     if p.fragment_gap_mm > 0:
         portal, hepatic = _adopt_fragments(
-            portal, hepatic, vessels & liv & ~portal & ~hepatic & ~ivc & ~rim, spacing,
+            portal, hepatic, vessels & liv & ~portal & ~hepatic & ~ivc & ~rim & ~companions,
+            spacing,
             p.min_component_mm3 / float(np.prod(spacing)), p.fragment_gap_mm,
             p.fragment_margin_mm)
     # a background pocket enclosed by a tree's lumen is noise inside it, never anatomy;
@@ -638,7 +641,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         peeled = peel_to_edge(traced, signed, peak, spacing, p.edge_fraction, contrasts)
         thin_rim[peeled["portal"]], thin_rim[peeled["hepatic"]] = 1, 2
     if p.edge_growth:  # the half-peak edge lies inside the lumen of all but thin vessels
-        allowed = region & ~beyond & ~ivc & ~blob & ~aorta & ~other & (
+        allowed = region & ~beyond & ~ivc & ~blob & ~aorta & ~other & ~companions & (
             liv | (to_ivc > max(p.edge_window_mm, float(spacing.max()))))
         if contrast > 0:
             allowed &= hu < ceiling
