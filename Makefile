@@ -1,5 +1,5 @@
 # Two commands do everything on a machine with Python 3.11, git and make:
-#   make demo   create .venv, install vasomics, run the CT chain on the bundled real CT (prints the summary path)
+#   make demo   create .venv, install vasomics, run the CT chain on the bundled real CT and a generated one (prints the summary paths)
 #   make test   create .venv, install vasomics with test extras, run the whole suite
 # (two pytest workers on the two CI cores, each with single-threaded BLAS: no oversubscription)
 PYTHON ?= python3.11
