@@ -139,6 +139,7 @@ from vasomics.params import StageParams
 
 _MAX_CROSSING_NODES = 2  # junctions joined into one crossing
 _CROSSING_BRANCHES = (4, 6)  # two through vessels and up to two tributaries
+_DIRECTION_REACH_MM = 3.0  # a centerline's local direction: its axis over this reach
 
 
 class TreeSeparationParams(StageParams):
@@ -581,7 +582,7 @@ def _companion_segments(g: _SegmentGraph, seg_tree, p: TreeSeparationParams) -> 
     veins = on[(seg_tree[seg] == 0)]
     if not len(veins) or not reached.any():
         return none
-    direction = _local_directions(g, max(3.0, 2.0 * float(np.min(g.seg_radius))))
+    direction = _local_directions(g, _DIRECTION_REACH_MM)
     reach = 2.0 * float(np.max(g.seg_radius)) + p.companion_gap_mm
     k = min(24, len(veins))
     d, j = cKDTree(g.pos[veins]).query(g.pos[on], k=k, distance_upper_bound=reach)
