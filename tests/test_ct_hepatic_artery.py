@@ -127,6 +127,8 @@ def test_other_phases_are_not_applicable_with_nan_features():
     for phase in ("portal_venous", "delayed", "native"):
         art = segment_hepatic_artery(ct, phase, organs, hu, truth.noise_sd_hu)
         assert not art.applicable and not art.mask.any() and "not applicable" in art.status
+        # enhanced beside the portal veins: the user is told it may lengthen the portal tree
+        assert ("traced as portal vein" in art.status) == (phase != "native")
     lab = truth.labels.array
     portal, hepatic = lab == LABELS["portal"], lab == LABELS["hepatic"]
     table = liver_features(ct, organs, portal, hepatic, truth.portal, truth.hepatic,

@@ -143,8 +143,13 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     p = params or HepaticArteryParams()
     empty = np.zeros(image.shape, bool)
     if phase != "arterial":
-        return HepaticArtery(empty, applicable=False, status=f"not applicable: the hepatic "
-                             f"artery is traced in the arterial phase only (phase {phase})")
+        status = (f"not applicable: the hepatic artery is traced in the arterial phase only "
+                  f"(phase {phase})")
+        if phase != "native":  # enhanced beside the portal veins (docs/ct_chain.md, limits)
+            status += ("; where it runs beside a portal vein it is left out of the venous "
+                       "trees, but part of it may be traced as portal vein (its length read "
+                       "up to about 20 % high on phantoms)")
+        return HepaticArtery(empty, applicable=False, status=status)
     liver = organs.get("liver")
     if liver is None or not liver.any():
         return HepaticArtery(empty, status="no liver localized: hepatic artery not traced")
