@@ -43,6 +43,8 @@ def run_phantom_demo(outdir: Path, shape=PHANTOM_SHAPE, seed: int = PHANTOM_SEED
     """Write a generated portal venous liver CT (with the hepatic artery) into ``outdir``, run
     the chain on it and return the verdict, each venous tree's length and naming accuracy
     against the generator's truth, and the summary's path."""
+    import numpy as np
+
     from vasomics.chain.run import run_chain
     from vasomics.io.atomic import ensure_writable_dir
     from vasomics.io.images import write_image
@@ -52,7 +54,8 @@ def run_phantom_demo(outdir: Path, shape=PHANTOM_SHAPE, seed: int = PHANTOM_SEED
     ct, truth = liver_ct_phantom(shape, phase="portal_venous", seed=seed, z_extent_mm=240.0,
                                  hepatic_artery=True)
     ct_path = ensure_writable_dir(outdir) / "phantom_ct.nii.gz"
-    write_image(ct, ct_path)
+    # stored as scanners store HU: int16 (a float32 file of noise compresses poorly)
+    write_image(ct.with_array(np.round(ct.array).astype(np.int16)), ct_path)
     result, summary = run_chain(ct_path, outdir, force=True)
     expected = liver_tree_truth(truth)
     lines = [f"generated portal venous CT (seed {seed}, truth known): {result.qc.summary()}; "
