@@ -112,7 +112,7 @@ def characterize_ct(root: Path, path: str, outdir: str, *, phase: str = "auto",
     except QCFailed as exc:
         raise QCFailed(str(exc).replace("--force", "force=true"), exc.path) from None
     table = result.features.frame if result.features is not None else None
-    key = [] if table is None else table[table.feature_id.isin(KEY_FEATURES)]
+    key = [] if table is None else table[table.feature_id.isin(KEY_FEATURES)].to_dict("records")
     trees = {name: ("traced" if graph is not None else "not traced")
              for name, graph in (("portal", result.portal), ("hepatic", result.hepatic))}
     return _clean({
@@ -125,7 +125,7 @@ def characterize_ct(root: Path, path: str, outdir: str, *, phase: str = "auto",
             "phase": result.phase.phase, "probabilities": result.phase.probabilities},
         "trees": trees,
         "vessel_status": None if result.vessels is None else result.vessels.status,
-        "key_features": [] if table is None else key.to_dict("records"),
+        "key_features": key,
         "stage_seconds": result.stage_seconds})
 
 
