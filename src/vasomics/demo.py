@@ -5,7 +5,8 @@ bundled real CT (the TotalSegmentator example CT, Apache-2.0, see chain/atlas/NO
 prints the path of the HTML summary. That CT shows no venous contrast in the liver, so its
 trees are reported untraced; the demo then runs the chain on a generated portal venous CT
 (:func:`vasomics.phantoms.liver_ct.liver_ct_phantom`, with the hepatic artery) whose trees
-it traces and names, and prints their length and naming against the generator's truth.
+it traces and names, and prints the liver's and spleen's volumes and the trees' length and
+naming against the generator's truth.
 ``--kind tree`` measures a generated phantom vessel tree from its mask beside its analytic
 values (the measurement core alone, a few seconds).
 """
@@ -41,8 +42,9 @@ PHANTOM_SEED = 612
 
 def run_phantom_demo(outdir: Path, shape=PHANTOM_SHAPE, seed: int = PHANTOM_SEED) -> str:
     """Write a generated portal venous liver CT (with the hepatic artery) into ``outdir``, run
-    the chain on it and return the verdict, each venous tree's length and naming accuracy
-    against the generator's truth, and the summary's path."""
+    the chain on it and return the verdict, the liver's and spleen's volumes, each venous
+    tree's length and naming accuracy against the generator's truth, and the summary's
+    path."""
     import numpy as np
 
     from vasomics.chain.run import run_chain
@@ -60,6 +62,10 @@ def run_phantom_demo(outdir: Path, shape=PHANTOM_SHAPE, seed: int = PHANTOM_SEED
     expected = liver_tree_truth(truth)
     lines = [f"generated portal venous CT (seed {seed}, truth known): {result.qc.summary()}; "
              f"phase {result.phase.phase if result.phase else '?'}"]
+    for organ, fid in (("liver", "VX.A.T.LIVER_VOL"), ("spleen", "VX.A.T.SPLEEN_VOL")):
+        got, want = result.features.value(fid), expected[(fid, "tree")]
+        lines.append(f"  {organ}: {got:.0f} ml (truth {want:.0f} ml, "
+                     f"{100 * (got - want) / want:+.1f} %)")
     for name, graph, true in (("portal", result.portal, truth.portal),
                               ("hepatic", result.hepatic, truth.hepatic)):
         scope = f"vessel:{name}_venous_tree"

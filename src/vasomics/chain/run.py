@@ -56,6 +56,7 @@ from vasomics.chain.liver_vessels import LiverVesselParams, LiverVessels, segmen
 from vasomics.chain.localize import ORGANS, Localization, LocalizeParams, localize
 from vasomics.chain.naming import name_hepatic_veins, name_portal_tree
 from vasomics.chain.naming.liver_artery import name_hepatic_artery
+from vasomics.chain.organ_edge import OrganEdgeParams, refine_organ_borders
 from vasomics.chain.phase import (
     PHASES,
     PhaseParams,
@@ -97,6 +98,10 @@ class RunParams(StageParams):
                                        description="Liver vessels.")
     artery: HepaticArteryParams = Field(default_factory=HepaticArteryParams,
                                         description="Hepatic artery (arterial phase).")
+    organ_edge: OrganEdgeParams = Field(default_factory=OrganEdgeParams, description=
+                                        "Liver and spleen borders at the scan's resolution "
+                                        "(organ volumes and masks written), after the "
+                                        "vessel stage.")
     graph: GraphParams = Field(
         default_factory=lambda: GraphParams(break_loops=True, spur_reach_factor=1.0),
         description="Centerline graphs (the venous trees and the hepatic artery are trees: "
@@ -281,7 +286,11 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
             artery = name_hepatic_artery(artery, art.root)
     result.portal, result.hepatic, result.artery_graph = portal, hepatic, artery
     with timed("features"):
-        result.features = liver_features(image, loc.organs, ves.portal, ves.hepatic, portal,
+        # the organs' borders at the scan's resolution, for measurement; the vessel stage
+        # searched the localization's liver (chain/organ_edge.py)
+        organs = refine_organ_borders(image, loc.organs, noise, p.organ_edge)
+        result.localization = dataclasses.replace(loc, organs=organs)
+        result.features = liver_features(image, organs, ves.portal, ves.hepatic, portal,
                                          hepatic, noise, artery_mask=art.mask, artery=artery)
     return result
 
