@@ -2,11 +2,12 @@
 graph → naming → features) on seeded liver CT phantoms, scored against the generator's
 truth. Usage:
 
-    python benchmarks/bench_ct_chain_phantoms.py [--n 8] [--shape 120 192 192]
-        [--phases native arterial portal_venous delayed] [--truth-organs | --truth-vessels]
-        [--artery] [--params params.yaml]
+    python benchmarks/bench_ct_chain_phantoms.py [--n 8 --seed0 500 | --seeds S ...]
+        [--shape 120 192 192] [--phases native arterial portal_venous delayed]
+        [--truth-organs | --truth-vessels] [--artery] [--params params.yaml]
 
-Phantom ``i`` is seed ``seed0 + i`` in phase ``phases[i % len(phases)]``. Prints per phantom
+Phantom ``i`` is seed ``seed0 + i`` (or the ``i``-th of ``--seeds``) in phase
+``phases[i % len(phases)]``. Prints per phantom
 and overall: phase right/wrong, localization Dice per organ, where the roots land (``portal
 seed``: distance of the portal root voxel ``roots["portal_hilum"]`` from the truth main
 portal vein's axis; ``inlet``: the same for the reported upstream end ``roots["portal"]``
@@ -162,6 +163,8 @@ def main() -> None:
     ap.add_argument("--shape", type=int, nargs=3, default=(120, 192, 192))
     ap.add_argument("--z-extent", type=float, default=240.0)
     ap.add_argument("--seed0", type=int, default=500)
+    ap.add_argument("--seeds", type=int, nargs="+",
+                    help="these seeds instead of --seed0 and --n (phases in turn as before)")
     ap.add_argument("--phases", nargs="+", default=list(PHASES), choices=PHASES)
     ap.add_argument("--truth-organs", action="store_true")
     ap.add_argument("--truth-vessels", action="store_true")
@@ -173,13 +176,14 @@ def main() -> None:
     level = ("truth-vessels" if args.truth_vessels else "truth-organs" if args.truth_organs
              else "chain")
     rows = []
-    for i in range(args.n):
-        r = score(tuple(args.shape), args.seed0 + i, args.phases[i % len(args.phases)],
+    seeds = args.seeds or [args.seed0 + i for i in range(args.n)]
+    for i, seed in enumerate(seeds):
+        r = score(tuple(args.shape), seed, args.phases[i % len(args.phases)],
                   args.z_extent, level, params, args.artery)
         rows.append(r)
         d = " ".join(f"{k} {v:.2f}" for k, v in r["dice"].items())
         within = np.mean([abs(e) <= 0.05 for e in r["errors"].values()])
-        print(f"seed {args.seed0 + i} {r['true_phase']:>13} -> {r['phase']:<13} Dice {d}; "
+        print(f"seed {seed} {r['true_phase']:>13} -> {r['phase']:<13} Dice {d}; "
               f"features within 5 %: {within:.2f}; vessels {r['vessels']}; "
               f"{r['wall']:.0f} s wall / {r['cpu']:.0f} s CPU", flush=True)
         print("    root error mm: " + " ".join(f"{k} {v:.1f}" for k, v in r["roots"].items()),

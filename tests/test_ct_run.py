@@ -409,7 +409,7 @@ def test_tracing_and_naming_on_the_generators_vessel_masks():
 
 def test_trees_of_a_delayed_scan_are_flagged():
     """Delayed phantoms whose trees pass the contrast gate are traced, but their trees read
-    short (11 such phantoms of seeds 500-559: hepatic length median -0.26, portal -0.04,
+    short (11 such phantoms of seeds 500-559: hepatic length median -0.26, portal -0.055,
     two portal trees under -0.40): QC warns ``delayed_phase_trees``. Seed 502 traces both
     trees (hepatic -0.09); 505 is refused by the gate and gets no such warning (nothing
     traced: ``vessel_trees`` says why)."""

@@ -130,9 +130,11 @@ class ChainResult:
 
 #: Why trees traced in a delayed scan are flagged (QC ``delayed_phase_trees``): measured on
 #: the 11 delayed phantoms of seeds 500-559 that pass the contrast gate (96 x 160 x 160),
-#: tree length against the truth: hepatic median -0.26 (-0.58 to +0.01), portal -0.04
+#: tree length against the truth: hepatic median -0.26 (-0.58 to +0.01), portal -0.055
 #: (-0.63 to +0.06; two under -0.40). The vessel-to-liver contrast in noise SDs does not
-#: single out the short ones (docs/ct_chain.md, known limits).
+#: single out the short ones (docs/ct_chain.md, known limits; ``python
+#: benchmarks/bench_ct_chain_phantoms.py --seeds 502 505 ... 559 --phases delayed --shape 96
+#: 160 160``, every third seed).
 DELAYED_TREES = ("delayed phase: the veins stand only a few noise SDs above the liver, thin "
                  "branches are missed and the trees read short (on phantoms the hepatic tree "
                  "26 % on median); prefer a portal venous series")
