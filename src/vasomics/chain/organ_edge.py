@@ -41,6 +41,7 @@ from pydantic import Field
 from scipy import ndimage
 
 from vasomics.chain._grid import grown_box
+from vasomics.chain.localize import fill_holes_per_slice
 from vasomics.params import StageParams
 
 
@@ -113,9 +114,7 @@ def refine_organ_edge(hu: np.ndarray, organ: np.ndarray, blocked: np.ndarray, sp
     organ_side = (h > half_way) & (m | (h - mu < p.max_beyond_sd * sd))
     shell = decided & (np.where(m, inside, outside) <= p.shell_mm)
     new = np.where(shell, organ_side, m) & ~blocked[box]
-    struct = np.zeros((3, 3, 3), bool)
-    struct[1] = ndimage.generate_binary_structure(2, 1)
-    new = ndimage.binary_fill_holes(new, structure=struct) & ~blocked[box]
+    new = fill_holes_per_slice(new) & ~blocked[box]
     lab, n = ndimage.label(new)
     if n > 1:
         hits = np.bincount(lab[core & new], minlength=n + 1)
