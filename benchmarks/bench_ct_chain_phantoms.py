@@ -183,8 +183,10 @@ def main() -> None:
         rows.append(r)
         d = " ".join(f"{k} {v:.2f}" for k, v in r["dice"].items())
         within = np.mean([abs(e) <= 0.05 for e in r["errors"].values()])
+        volumes = " ".join(f"{organ} {r['errors'][(f'VX.A.T.{organ.upper()}_VOL', 'tree')]:+.3f}"
+                           for organ in ("liver", "spleen"))
         print(f"seed {seed} {r['true_phase']:>13} -> {r['phase']:<13} Dice {d}; "
-              f"features within 5 %: {within:.2f}; vessels {r['vessels']}; "
+              f"features within 5 %: {within:.2f}; volume {volumes}; vessels {r['vessels']}; "
               f"{r['wall']:.0f} s wall / {r['cpu']:.0f} s CPU", flush=True)
         print("    root error mm: " + " ".join(f"{k} {v:.1f}" for k, v in r["roots"].items()),
               flush=True)

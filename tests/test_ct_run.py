@@ -190,11 +190,12 @@ def chain_on_phantoms():
 
 
 def test_chain_on_phantoms_phase_and_organs(chain_on_phantoms):
-    """Measured (seeds 501, 502): phase right on both; liver Dice 0.95 / 0.99 (0.94 / 0.97
-    before the liver followed thick growth), aorta 0.96 / 0.96."""
+    """Measured (seeds 501, 502): phase right on both; liver Dice 0.99 / 0.99 as measured,
+    the liver followed to its end (``Localization.extent``; 0.95 / 0.99 before, 0.94 /
+    0.97 before the liver followed thick growth), aorta 0.96 / 0.96."""
     for r in chain_on_phantoms:
         assert r["phase"][0] == r["phase"][1], r["phase"]
-        assert r["dice"]["liver"] >= 0.85 and r["dice"]["aorta"] >= 0.85, r["dice"]
+        assert r["dice"]["liver"] >= 0.97 and r["dice"]["aorta"] >= 0.85, r["dice"]
 
 
 def test_chain_on_phantoms_leaves_unenhanced_trees_unmeasured(chain_on_phantoms):
@@ -460,7 +461,9 @@ def test_portal_naming_rooted_at_the_main_division():
 
 @pytest.mark.xfail(strict=True, reason=(
     "issue #4 targets not reached through the chain. Seeds 501 arterial / 502 portal venous, "
-    "scored by phantoms.truth (naming_scores, liver_tree_truth). Session 23 (organ borders at "
+    "scored by phantoms.truth (naming_scores, liver_tree_truth). Session 24 (the liver "
+    "followed to its end for its measured extent): liver volume -0.018 / -0.014, the rest "
+    "as below. Session 23 (organ borders at "
     "the scan's resolution): liver volume -0.08 / -0.02, spleen -0.02 / -0.02, the rest as "
     "below. 2026-12-04 (sessions 15, 16): "
     "naming portal 0.997 / 0.889, hepatic not enhanced (NaN) / 1.000; tree length portal "
@@ -475,7 +478,7 @@ def test_portal_naming_rooted_at_the_main_division():
     "-0.07 / -0.14, hepatic +0.07; liver volume -0.10 / -0.07. What is left, measured with "
     "benchmarks/bench_ct_chain_phantoms.py: 502's portal/hepatic swaps at tube crossings "
     "and short terminal branches pruned as spurs keep its portal length outside 5 %, the "
-    "arterial liver 501 reads 9 % small (docs/ct_chain_history.md, known limits)"))
+    "arterial liver 501 read 8-9 % small before session 24 (docs/ct_chain_history.md, known limits)"))
 def test_chain_on_phantoms_naming_and_tree_features(chain_on_phantoms):
     """Targets: per-segment naming accuracy >= 95 % and tree features within 5 % for every
     tree with contrast in the phase, organ volumes within 5 %."""

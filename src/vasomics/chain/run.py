@@ -299,10 +299,10 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
             artery = name_hepatic_artery(artery, art.root)
     result.portal, result.hepatic, result.artery_graph = portal, hepatic, artery
     with timed("features"):
-        # the organs' borders at the scan's resolution, for measurement; the vessel stage
-        # searched the localization's liver (chain/organ_edge.py)
-        organs = refine_organ_borders(image, loc.organs, noise, p.organ_edge)
-        result.localization = dataclasses.replace(loc, organs=organs)
+        # measured: the organs' whole extent, their borders at the scan's resolution; the
+        # vessel stage searched the localization's organs (chain/organ_edge.py)
+        organs = refine_organ_borders(image, loc.organs | loc.extent, noise, p.organ_edge)
+        result.localization = dataclasses.replace(loc, organs=organs, extent={})
         result.features = liver_features(image, organs, ves.portal, ves.hepatic, portal,
                                          hepatic, noise, artery_mask=art.mask, artery=artery)
     return result
@@ -390,16 +390,19 @@ def _save_loc(loc: Localization, path: Path) -> None:
         labels[loc.organs[name] & (labels == 0)] = value
     meta = json.dumps({"landmarks": loc.landmarks, "metric": loc.metric, "affine": loc.affine,
                        "refinement_dice": loc.refinement_dice})
+    extent = {f"extent_{name}": mask for name, mask in loc.extent.items()}
     with open(path, "wb") as f:
-        np.savez_compressed(f, labels=labels, meta=np.array(meta))
+        np.savez_compressed(f, labels=labels, meta=np.array(meta), **extent)
 
 
 def _load_loc(path: Path) -> Localization:
     with np.load(path) as z:
         labels, meta = z["labels"], json.loads(str(z["meta"]))
+        extent = {key.removeprefix("extent_"): z[key] for key in z.files
+                  if key.startswith("extent_")}
     organs = {name: labels == value for name, value in ORGAN_LABELS.items()}
     return Localization(organs, meta["landmarks"], meta["metric"], meta["affine"],
-                        meta["refinement_dice"])
+                        meta["refinement_dice"], extent)
 
 
 def _save_ves(ves: LiverVessels, path: Path) -> None:
