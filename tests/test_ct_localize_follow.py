@@ -30,12 +30,12 @@ def _scene(leak: bool, seed: int = 0):
     return image, organ, slab, prior
 
 
-def _follow(image, prior, **params):
+def _follow(image, prior, name="liver", **params):
     """The searched mask and the followed extent (None when following did not end)."""
     p = LocalizeParams(**params)
     none = np.zeros(image.shape, bool)
     first = refine_organ(image, prior, none, p, NOISE_HU)
-    searched, ended = _further_passes(image, "liver", first, none, p, NOISE_HU)
+    searched, ended = _further_passes(image, name, first, none, p, NOISE_HU)
     return searched[0], None if ended is None else ended[0]
 
 
@@ -47,6 +47,12 @@ def test_organ_covered_in_part_is_followed_to_its_end():
     assert abs(extent.sum() / organ.sum() - 1) <= 0.02
     assert searched.sum() / organ.sum() - 1 <= -0.40
     assert not (searched & ~extent).any()
+    # an organ searched by the Dice rule (the spleen's) is followed on from its searched mask
+    # when it is an extent organ: measured -0.1 % from 2 Dice-rule passes at -77 %
+    searched, extent = _follow(image, prior, "spleen", extent_organs=("spleen",))
+    assert searched.sum() / organ.sum() - 1 <= -0.5
+    assert abs(extent.sum() / organ.sum() - 1) <= 0.02
+    assert _follow(image, prior, "spleen")[1] is None
 
 
 def test_organ_leaking_into_tissue_of_its_density_has_no_extent():
