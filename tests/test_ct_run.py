@@ -62,6 +62,11 @@ def test_demo_on_a_generated_ct_reports_against_the_truth(tmp_path):
     liver = re.search(r"liver: (\d+) ml \(truth (\d+) ml, ([+-][\d.]+) %\)", text)
     assert liver and int(liver.group(2)) == round(liver_tree_truth(truth)[("VX.A.T.LIVER_VOL",
                                                                            "tree")])
+    # QC's liver volume is the measured liver's (before its border step): measured 1.000;
+    # 0.934 when QC measured the vessel stage's search region
+    checks = json.loads((tmp_path / "qc.json").read_text())["checks"]
+    qc_ml = next(c["value"] for c in checks if c["name"] == "liver_coverage")
+    assert 0.995 <= qc_ml / int(liver.group(1)) <= 1.005  # printed in whole ml
 
 
 def test_run_stops_on_failed_qc_unless_forced(tmp_path, shared_data, capsys):

@@ -252,7 +252,8 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
             ph.evidence.append(f"phase set by the user to {phase} (recognized {ph.phase})")
             ph.phase = phase
         result.phase = ph
-        qc.extend(check_coverage(image, loc.organs, noise, ph.phase, p.qc,
+        # the liver's measured extent, so that QC's volume is the one reported
+        qc.extend(check_coverage(image, loc.organs | loc.extent, noise, ph.phase, p.qc,
                                  loc.refinement_dice.get("liver")))
         if ph.conflict:
             qc.add("contrast_tags", "warn", None, ph.evidence[-1])
