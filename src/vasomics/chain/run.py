@@ -490,9 +490,11 @@ def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunPa
     if result.phase is not None:
         (stage / "phase.json").write_text(json.dumps(result.phase.to_dict(), indent=1))
     if result.localization is not None:
+        # the measured organs: a chain stopped before its features still holds the extent
+        organs = result.localization.organs | result.localization.extent
         labels = np.zeros(image.shape, np.uint8)
         for name, value in ORGAN_LABELS.items():
-            labels[result.localization.organs[name] & (labels == 0)] = value
+            labels[organs[name] & (labels == 0)] = value
         write_image(image.with_array(labels, modality="mask", metadata={}),
                     stage / "organs.nii.gz")
         (stage / "localization.json").write_text(json.dumps(result.localization.summary(),
