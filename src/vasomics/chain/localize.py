@@ -500,7 +500,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
     shifts: dict[str, list[float]] = {}
     tracks: dict[str, dict] = {}
     medians: dict[str, float] = {}  # organ intensity (HU) from refinement
-    extent: dict[str, np.ndarray] = {}  # followed organs followed on to their end
+    extent: dict[str, np.ndarray] = {}  # extent_organs followed on to their end
     claimed = np.zeros(image.shape, bool)
     priors = {name: warped == atlas.names.index(name) for name in CLAIM_ORDER}
     for name in CLAIM_ORDER:
