@@ -67,6 +67,10 @@ def test_demo_on_a_generated_ct_reports_against_the_truth(tmp_path):
     checks = json.loads((tmp_path / "qc.json").read_text())["checks"]
     qc_ml = next(c["value"] for c in checks if c["name"] == "liver_coverage")
     assert 0.995 <= qc_ml / int(liver.group(1)) <= 1.005  # printed in whole ml
+    # localization.json records the liver's following: ended, the extent larger
+    record = json.loads((tmp_path / "localization.json").read_text())["affine"][
+        "refinement_passes"]["liver"]
+    assert record["ended"] and record["extent_ml"] > record["searched_ml"] > 0
 
 
 def test_run_stops_on_failed_qc_unless_forced(tmp_path, shared_data, capsys):

@@ -223,7 +223,9 @@ class Localization:
     tissue; later passes follow an organ beyond the atlas's mask on purpose). ``extent``:
     per organ of ``extent_organs`` whose following ended, its whole mask for measurement
     (``organs`` holds the vessel stage's search region; see
-    ``LocalizeParams.follow_passes``)."""
+    ``LocalizeParams.follow_passes``). ``affine`` also records the snap shifts, the tube
+    tracks and, per organ refined in passes, the passes kept, whether they ended and the
+    searched and extent volumes (mL)."""
 
     organs: dict[str, np.ndarray]
     landmarks: dict[str, list[float]] = field(default_factory=dict)
@@ -501,6 +503,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
     tracks: dict[str, dict] = {}
     medians: dict[str, float] = {}  # organ intensity (HU) from refinement
     extent: dict[str, np.ndarray] = {}  # extent_organs followed on to their end
+    passes: dict[str, dict] = {}  # refinement passes kept per organ, for the record
     claimed = np.zeros(image.shape, bool)
     priors = {name: warped == atlas.names.index(name) for name in CLAIM_ORDER}
     for name in CLAIM_ORDER:
@@ -525,11 +528,12 @@ def localize(image: Image, params: LocalizeParams | None = None,
                 for other, core in cores.items():
                     if other != name:
                         others |= core
-                (refined, mu, sd), ended = _further_passes(image, name, (refined, mu, sd),
-                                                           others, p, noise_sd_hu)
+                (refined, mu, sd), ended, record = _further_passes(
+                    image, name, (refined, mu, sd), others, p, noise_sd_hu)
                 if ended is not None:
                     extent[name] = _extend(image, ended[0], covered, claimed, name, p,
                                            *ended[1:])
+                passes[name] = record
             medians[name] = mu
             refined = _extend(image, refined, covered, claimed, name, p, mu, sd)
             if name == "aorta":
@@ -567,6 +571,13 @@ def localize(image: Image, params: LocalizeParams | None = None,
         aff["snap_shift_mm"] = shifts
     if tracks:
         aff["tube_track"] = tracks
+    ml = float(np.prod(full.spacing)) / 1e3
+    for name, record in passes.items():  # organ volumes: the searched mask, the extent
+        record["searched_ml"] = round(np.count_nonzero(organs[name]) * ml, 1)
+        if name in extent:
+            record["extent_ml"] = round(np.count_nonzero(extent[name]) * ml, 1)
+    if passes:
+        aff["refinement_passes"] = passes
     return Localization(organs, {"portal_confluence": confluence.tolist()}, metric, aff, dice,
                         extent)
 
@@ -578,15 +589,17 @@ def _further_passes(image: Image, name: str, first, others: np.ndarray,
     searched mask) and, for an organ of ``extent_organs``, its measured extent: the searched
     mask followed on by thick growth (:func:`_passes`) up to ``follow_passes`` in all, when
     following ends there with a different mask; else None (an organ still growing then is
-    leaking into tissue of its density)."""
+    leaking into tissue of its density). Third, a record: the passes kept in all and whether
+    the last passes ended before their limit."""
     follow = name in p.follow_organs
     limit = p.refine_passes[name]
-    searched, ended = _passes(image, first, others, p, noise_sd_hu, limit - 1, follow)
+    searched, ended, done = _passes(image, first, others, p, noise_sd_hu, limit - 1, follow)
     if name not in p.extent_organs or (follow and ended):
-        return searched, None
-    extent, ended = _passes(image, searched, others, p, noise_sd_hu,
-                            p.follow_passes - limit, follow=True)
-    return searched, (extent if ended and extent is not searched else None)
+        return searched, None, {"passes": 1 + done, "ended": ended}
+    extent, ended, more = _passes(image, searched, others, p, noise_sd_hu,
+                                  p.follow_passes - limit, follow=True)
+    return (searched, extent if ended and extent is not searched else None,
+            {"passes": 1 + done + more, "ended": ended})
 
 
 def _passes(image: Image, start, others: np.ndarray, p: LocalizeParams,
@@ -596,22 +609,22 @@ def _passes(image: Image, start, others: np.ndarray, p: LocalizeParams,
     ends at the first pass that changes less than ``follow_min_growth`` of the volume;
     otherwise passes end at the first that only creeps along the border (Dice with the
     previous pass ``refine_converged_dice`` or more). The ending pass is dropped. Returns
-    the result and whether passes ended before ``n``."""
+    the result, whether passes ended before ``n`` and how many were kept."""
     current = start
-    for _ in range(n):
+    for done in range(n):
         if not current[0].any():
-            return current, True
+            return current, True, done
         again = refine_organ(image, current[0], others, p, noise_sd_hu)
         if follow:
             kept = thick_growth(again[0], current[0], image.spacing, p.follow_opening_mm)
             if np.count_nonzero(kept ^ current[0]) < (p.follow_min_growth
                                                       * np.count_nonzero(current[0])):
-                return current, True
+                return current, True, done
             again = (kept, *again[1:])
         elif _dice(current[0], again[0]) >= p.refine_converged_dice:
-            return current, True
+            return current, True, done
         current = again
-    return current, False
+    return current, False, n
 
 
 def _extend(image: Image, organ: np.ndarray, covered: np.ndarray, claimed: np.ndarray,
