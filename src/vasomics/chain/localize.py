@@ -223,7 +223,7 @@ class Localization:
     tissue; later passes follow an organ beyond the atlas's mask on purpose). ``extent``:
     per organ of ``extent_organs`` whose following ended, its whole mask for measurement
     (``organs`` holds the vessel stage's search region; see
-    ``LocalizeParams.follow_passes``). ``affine`` also records the snap shifts, the tube
+    ``LocalizeParams.follow_passes``); :attr:`measured` merges the two. ``affine`` also records the snap shifts, the tube
     tracks and, per organ refined in passes, the passes kept, whether they ended and the
     searched and extent volumes (mL)."""
 
@@ -233,6 +233,12 @@ class Localization:
     affine: dict = field(default_factory=dict)
     refinement_dice: dict[str, float] = field(default_factory=dict)
     extent: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def measured(self) -> dict[str, np.ndarray]:
+        """The organs as measured: each organ's ``extent`` where it has one, else its
+        searched mask."""
+        return self.organs | self.extent
 
     def label_map(self) -> np.ndarray:
         """``uint8`` label map: 1 + index in :data:`ORGANS`, 0 elsewhere."""
@@ -895,10 +901,7 @@ def refine_organ(image: Image, prior: np.ndarray, claimed: np.ndarray,
     core = inside > p.core_mm
     if np.count_nonzero(core) < 30:
         core = sub
-    values = hu[core]
-    mu = float(np.median(values))
-    sd = max(float(1.4826 * np.median(np.abs(values - mu))), p.min_sd_hu,
-             float(noise_sd_hu or 0.0))
+    mu, sd = organ_intensity(hu[core], p.min_sd_hu, noise_sd_hu)
     band = (signed > -p.band_mm) & ~claimed[box]
     ring = band & ~sub
     lik_o = np.exp(-0.5 * ((hu - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
@@ -918,6 +921,16 @@ def refine_organ(image: Image, prior: np.ndarray, claimed: np.ndarray,
     out = np.zeros(image.shape, bool)
     out[box] = mask
     return out, mu, sd
+
+
+def organ_intensity(values: np.ndarray, min_sd_hu: float, noise_sd_hu: float | None = None
+                    ) -> tuple[float, float]:
+    """An organ's intensity from its core's ``values`` (HU): the median, and the SD as the
+    largest of 1.4826 MAD, ``min_sd_hu`` and ``noise_sd_hu``."""
+    mu = float(np.median(values))
+    sd = max(float(1.4826 * np.median(np.abs(values - mu))), min_sd_hu,
+             float(noise_sd_hu or 0.0))
+    return mu, sd
 
 
 def _histogram_density(samples: np.ndarray, values: np.ndarray, bin_hu: float = 10.0

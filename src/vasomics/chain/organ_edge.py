@@ -41,7 +41,7 @@ from pydantic import Field
 from scipy import ndimage
 
 from vasomics.chain._grid import grown_box
-from vasomics.chain.localize import fill_holes_per_slice
+from vasomics.chain.localize import fill_holes_per_slice, organ_intensity
 from vasomics.params import StageParams
 
 
@@ -96,9 +96,7 @@ def refine_organ_edge(hu: np.ndarray, organ: np.ndarray, blocked: np.ndarray, sp
     core = m & (inside > p.core_mm)
     if np.count_nonzero(core) < 30:
         return organ
-    mu = float(np.median(raw[core]))
-    sd = max(1.4826 * float(np.median(np.abs(raw[core] - mu))), float(noise_sd_hu),
-             p.min_sd_hu)
+    mu, sd = organ_intensity(raw[core], p.min_sd_hu, noise_sd_hu)
     h = np.clip(raw, *p.clip_hu)
     ring = (outside > p.shell_mm) & (outside <= p.shell_mm + p.ring_mm)
     size = [max(1, int(round(p.window_mm / s))) | 1 for s in spacing]

@@ -253,7 +253,7 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
             ph.phase = phase
         result.phase = ph
         # the liver's measured extent, so that QC's volume is the one reported
-        qc.extend(check_coverage(image, loc.organs | loc.extent, noise, ph.phase, p.qc,
+        qc.extend(check_coverage(image, loc.measured, noise, ph.phase, p.qc,
                                  loc.refinement_dice.get("liver")))
         if ph.conflict:
             qc.add("contrast_tags", "warn", None, ph.evidence[-1])
@@ -302,7 +302,7 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
     with timed("features"):
         # measured: the organs' whole extent, their borders at the scan's resolution; the
         # vessel stage searched the localization's organs (chain/organ_edge.py)
-        organs = refine_organ_borders(image, loc.organs | loc.extent, noise, p.organ_edge)
+        organs = refine_organ_borders(image, loc.measured, noise, p.organ_edge)
         result.localization = dataclasses.replace(loc, organs=organs, extent={})
         result.features = liver_features(image, organs, ves.portal, ves.hepatic, portal,
                                          hepatic, noise, artery_mask=art.mask, artery=artery)
@@ -491,7 +491,7 @@ def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunPa
         (stage / "phase.json").write_text(json.dumps(result.phase.to_dict(), indent=1))
     if result.localization is not None:
         # the measured organs: a chain stopped before its features still holds the extent
-        organs = result.localization.organs | result.localization.extent
+        organs = result.localization.measured
         labels = np.zeros(image.shape, np.uint8)
         for name, value in ORGAN_LABELS.items():
             labels[organs[name] & (labels == 0)] = value
