@@ -89,3 +89,61 @@ def test_extent_survives_the_localization_cache(tmp_path):
     assert np.array_equal(back.organs["liver"], organs["liver"])
     assert set(back.extent) == {"liver"} and np.array_equal(back.extent["liver"], extent)
     assert back.refinement_dice == {"liver": 0.9}
+
+
+def _leak_scene(seed: int):
+    """A liver-like ellipsoid (semi-axes 60 × 40 × 40 mm, 56 HU, with a 10 mm lesion at 20
+    HU in its centre) in fat (-100 HU), a 16 mm slab of muscle (48 HU) along its side, PSF
+    1 mm, noise 12 HU, on the localization's 1.6 mm grid: an arterial-phase liver and the
+    muscle it leaks into (phantom 603: 56 and 48 HU)."""
+    from scipy import ndimage
+
+    spacing, shape = (1.6, 1.6, 1.6), (90, 80, 80)
+    z, y, x = (np.indices(shape).astype(float).T * np.array(spacing)).T
+    cz, cy, cx = (np.array(shape) - 1) * np.array(spacing) / 2
+    organ = ((z - cz) / 60) ** 2 + ((y - cy) / 40) ** 2 + ((x - cx) / 40) ** 2 <= 1
+    slab = (np.abs(x - (cx + 48)) <= 8) & (np.abs(y - cy) <= 30) & ~organ
+    lesion = (z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= 10 ** 2
+    hu = np.where(lesion, 20.0, np.where(organ, 56.0, np.where(slab, 48.0, -100.0)))
+    hu = ndimage.gaussian_filter(hu, 1.0 / 1.6) + np.random.default_rng(seed).normal(
+        0, 12, shape)
+    return Image(hu.astype(np.float32), spacing=spacing, modality="CT"), organ, slab, lesion
+
+
+def test_leak_into_darker_tissue_is_trimmed():
+    """``trim_leak``: the mask holds the organ and the slab it leaked into, 8 HU darker
+    (0.7 noise SDs: the voxel-wise refinement cannot tell them apart). Measured over three
+    noise draws: 0.0-0.3 % of the slab kept, 99.97-100 % of the organ; the dark lesion
+    inside, enclosed, stays. On the organ alone (nothing leaked) it takes 0.5-0.9 % of the
+    border."""
+    from vasomics.chain.localize import trim_leak
+
+    for seed in range(3):
+        image, organ, slab, lesion = _leak_scene(seed)
+        out = trim_leak(image, organ | slab, LocalizeParams())
+        assert np.count_nonzero(out & slab) <= 0.01 * np.count_nonzero(slab)
+        assert np.count_nonzero(out & organ) >= 0.995 * np.count_nonzero(organ)
+        assert (out & lesion).sum() == lesion.sum()
+        alone = trim_leak(image, organ, LocalizeParams())
+        assert np.count_nonzero(alone) >= 0.98 * np.count_nonzero(organ)
+        assert not (alone & ~organ).any()
+
+
+def test_leaking_arterial_liver_is_trimmed_on_a_phantom():
+    """Phantom 615 (arterial, 200 × 400 × 400 at 1.2 × 0.9 × 0.9 mm): its liver (56 HU)
+    touches paraspinal muscle a few HU darker under 12 HU of noise, and following never
+    ends. Measured, the localized liver against the generator's envelope: before the trim
+    +8.7 % in volume (Dice 0.918), after it -3.0 % (Dice 0.971), 196 ml trimmed. Through
+    the chain, after the border step, +12.5 % -> +0.5 %."""
+    from vasomics.chain.localize import localize
+    from vasomics.chain.qc import estimate_noise_sd
+    from vasomics.phantoms.liver_ct import liver_ct_phantom
+
+    ct, truth = liver_ct_phantom((200, 400, 400), phase="arterial", seed=615,
+                                 z_extent_mm=240.0)
+    loc = localize(ct, None, estimate_noise_sd(ct.array))
+    record = loc.affine["refinement_passes"]["liver"]
+    assert record["ended"] is False and record["leak_trimmed_ml"] >= 100
+    liver, envelope = loc.measured["liver"], truth.labels.metadata["liver_envelope"]
+    assert abs(liver.sum() / envelope.sum() - 1) <= 0.05
+    assert 2 * np.count_nonzero(liver & envelope) / (liver.sum() + envelope.sum()) >= 0.96

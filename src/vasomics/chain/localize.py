@@ -38,7 +38,9 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    Its measured extent (:attr:`Localization.extent`, ``extent_organs``) is followed on by
    thick growth, up to ``follow_passes``, and kept when following ends there; a liver
    still growing then leaks into tissue of its density, and its extent is the searched
-   mask.
+   mask, from which the leak's start is trimmed (:func:`trim_leak`: thick parts whose HU,
+   averaged over a few mm, lies below the liver core's; arterial-phase livers that took
+   paraspinal and abdominal-wall muscle a few HU darker).
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
 6. The aorta is rounded slice by slice (:func:`round_tube`). A tube (``track_tubes``: aorta,
@@ -159,9 +161,20 @@ class LocalizeParams(StageParams):
                                "growing then is leaking into touching tissue of its density "
                                "(an arterial-phase liver into muscle: 1-2 % of its volume "
                                "per pass, without end), and its extent is the mask after "
-                               "refine_passes. The vessel stage searches that mask in every "
+                               "refine_passes, trimmed of the leak (leak_*). The vessel "
+                               "stage searches that mask in every "
                                "case: its rules were set on it, and on 36 held-out phantoms "
                                "its naming fell 0.962 to 0.923 searching the extent.")
+    leak_smoothing_mm: float = Field(2.0, gt=0, description="An extent organ still growing "
+                                     "after follow_passes is leaking: its searched mask "
+                                     "loses the thick parts whose HU, smoothed by a "
+                                     "Gaussian of this SD, lies leak_sd_factor robust SDs "
+                                     "below its core's (trim_leak).")
+    leak_sd_factor: float = Field(2.5, gt=0, description="Robust SDs of the smoothed core HU "
+                                  "below its median that mark a leak (trim_leak).")
+    leak_body_mm: float = Field(3.0, gt=0, description="A leak is what survives an opening "
+                                "of this radius (mm) of the low voxels: a body of tissue, "
+                                "not the organ's partial-volume border (trim_leak).")
     prior_scale_mm: float = Field(4.0, description="Scale of the logistic spatial prior in "
                                                    "the signed distance to the warped mask.")
     band_mm: float = Field(12.0, description="Refinement is limited to this distance from "
@@ -542,6 +555,12 @@ def localize(image: Image, params: LocalizeParams | None = None,
                 passes[name] = record
             medians[name] = mu
             refined = _extend(image, refined, covered, claimed, name, p, mu, sd)
+            if name in p.extent_organs and passes.get(name, {}).get("ended") is False:
+                # still growing after follow_passes: leaking
+                trimmed = trim_leak(image, refined, p)
+                passes[name]["leak_trimmed_ml"] = round(float(np.count_nonzero(
+                    refined & ~trimmed)) * float(np.prod(image.spacing)) / 1e3, 1)
+                refined = trimmed
             if name == "aorta":
                 refined = round_tube(refined, image.spacing)
             blocked = claimed
@@ -606,6 +625,51 @@ def _further_passes(image: Image, name: str, first, others: np.ndarray,
                                   p.follow_passes - limit, follow=True)
     return (searched, extent if ended and extent is not searched else None,
             {"passes": 1 + done + more, "ended": ended})
+
+
+def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams) -> np.ndarray:
+    """``organ`` without the tissue it leaked into: an organ still growing after
+    ``follow_passes`` (an arterial-phase liver into the paraspinal and abdominal-wall
+    muscle, a few HU darker: 48 against 56 HU under 12 HU of noise on phantom 603) holds
+    tissue of a lower density than its core, which the voxel-wise refinement cannot tell
+    apart but its mean over a few mm can. Each voxel's HU is averaged over the organ's own
+    voxels with Gaussian weights of SD ``leak_smoothing_mm`` (normalized convolution: the
+    fat beyond the organ's border does not darken its rim) and compared with the median
+    and robust SD (1.4826 MAD) of those means in the organ's core (deeper than
+    ``core_mm``, at least 30 voxels). Voxels more than ``leak_sd_factor`` SDs below the
+    median, opened by a ball of ``leak_body_mm`` (a body of tissue, not the organ's
+    partial-volume border, which reads low too), leave the organ, which keeps the
+    component holding its core, holes filled slice by slice (a dark lesion inside stays).
+    Only the low side: vessels inside the organ read high and belong to it. Returns the
+    trimmed mask (``organ`` unchanged where nothing is trimmed or no core is found)."""
+    spacing = np.asarray(image.spacing, float)
+    core = _core(organ, image.spacing, p.core_mm)
+    if np.count_nonzero(core) < 30:
+        return organ
+    pad = np.ceil(3 * p.leak_smoothing_mm / spacing).astype(int) + 1
+    box = ndimage.find_objects(organ.astype(np.uint8))[0]
+    box = tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in
+                zip(box, pad, organ.shape, strict=True))
+    sub = organ[box]
+    sigma = p.leak_smoothing_mm / spacing
+    weight = ndimage.gaussian_filter(sub.astype(np.float32), sigma)
+    smooth = ndimage.gaussian_filter(np.where(sub, np.asarray(image.array[box], np.float32),
+                                              0), sigma) / np.maximum(weight, 1e-6)
+    mu, sd = organ_intensity(smooth[core[box]], 0.0)
+    low = sub & (smooth < mu - p.leak_sd_factor * max(sd, 1e-3))
+    body = ball_opening(low, spacing, p.leak_body_mm)
+    if not body.any():
+        return organ
+    kept = sub & ~body
+    lab, n = ndimage.label(kept)
+    hits = np.bincount(lab[core[box] & kept], minlength=n + 1)
+    hits[0] = 0
+    if hits.max() == 0:
+        return organ
+    kept = fill_holes_per_slice(lab == int(np.argmax(hits))) & sub
+    out = np.zeros_like(organ)
+    out[box] = kept
+    return out
 
 
 def _passes(image: Image, start, others: np.ndarray, p: LocalizeParams,
