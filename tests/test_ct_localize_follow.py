@@ -3,6 +3,7 @@ measured extent, and one that leaks into touching tissue of its density has none
 (``chain.localize._further_passes``)."""
 
 import numpy as np
+import pytest
 
 from vasomics.chain.localize import LocalizeParams, _further_passes, refine_organ
 from vasomics.image import Image
@@ -129,21 +130,26 @@ def test_leak_into_darker_tissue_is_trimmed():
         assert not (alone & ~organ).any()
 
 
-def test_leaking_arterial_liver_is_trimmed_on_a_phantom():
-    """Phantom 615 (arterial, 200 × 400 × 400 at 1.2 × 0.9 × 0.9 mm): its liver (56 HU)
-    touches paraspinal muscle a few HU darker under 12 HU of noise, and following never
-    ends. Measured, the localized liver against the generator's envelope: before the trim
-    +8.7 % in volume (Dice 0.918), after it -3.0 % (Dice 0.971), 196 ml trimmed. Through
-    the chain, after the border step, +12.5 % -> +0.5 %."""
+@pytest.mark.parametrize("seed, ended, volume_error", [(615, False, -0.030),
+                                                       (618, True, -0.044)])
+def test_leaking_arterial_liver_is_trimmed_on_a_phantom(seed, ended, volume_error):
+    """Phantoms 615 and 618 (arterial, 200 × 400 × 400 at 1.2 × 0.9 × 0.9 mm): the liver
+    (56 HU) touches paraspinal muscle a few HU darker under 12 HU of noise. 615's following
+    never ends, 618's ends inside the muscle. Measured, the localized liver against the
+    generator's envelope, volume error and Dice, without the trim -> with it: 615 +8.7 %,
+    0.918 -> -3.0 %, 0.971 (196 ml trimmed); 618 +1.3 %, 0.946 -> -4.4 %, 0.971 (105 ml).
+    Through the chain, after the border step: 615 +12.5 % -> +0.5 %, 618 +5.8 % -> -1.0 %."""
     from vasomics.chain.localize import localize
     from vasomics.chain.qc import estimate_noise_sd
     from vasomics.phantoms.liver_ct import liver_ct_phantom
 
-    ct, truth = liver_ct_phantom((200, 400, 400), phase="arterial", seed=615,
+    ct, truth = liver_ct_phantom((200, 400, 400), phase="arterial", seed=seed,
                                  z_extent_mm=240.0)
     loc = localize(ct, None, estimate_noise_sd(ct.array))
     record = loc.affine["refinement_passes"]["liver"]
-    assert record["ended"] is False and record["leak_trimmed_ml"] >= 100
+    assert record["ended"] is ended and record["leak_trimmed_ml"] >= 80
     liver, envelope = loc.measured["liver"], truth.labels.metadata["liver_envelope"]
-    assert abs(liver.sum() / envelope.sum() - 1) <= 0.05
-    assert 2 * np.count_nonzero(liver & envelope) / (liver.sum() + envelope.sum()) >= 0.96
+    volume = liver.sum() / envelope.sum() - 1
+    dice = 2 * np.count_nonzero(liver & envelope) / (liver.sum() + envelope.sum())
+    assert volume == pytest.approx(volume_error, abs=0.01) and abs(volume) <= 0.05
+    assert dice >= 0.96

@@ -38,9 +38,10 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    Its measured extent (:attr:`Localization.extent`, ``extent_organs``) is followed on by
    thick growth, up to ``follow_passes``, and kept when following ends there; a liver
    still growing then leaks into tissue of its density, and its extent is the searched
-   mask, from which the leak's start is trimmed (:func:`trim_leak`: thick parts whose HU,
-   averaged over a few mm, lies below the liver core's; arterial-phase livers that took
-   paraspinal and abdominal-wall muscle a few HU darker).
+   mask. The measured liver, extent or searched mask, is trimmed of leaks
+   (:func:`trim_leak`: thick parts whose HU, averaged over a few mm, lies below the liver
+   core's; arterial-phase livers that took paraspinal and abdominal-wall muscle a few HU
+   darker); a leaking liver's searched mask is its measured one.
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
 6. The aorta is rounded slice by slice (:func:`round_tube`). A tube (``track_tubes``: aorta,
@@ -165,10 +166,11 @@ class LocalizeParams(StageParams):
                                "stage searches that mask in every "
                                "case: its rules were set on it, and on 36 held-out phantoms "
                                "its naming fell 0.962 to 0.923 searching the extent.")
-    leak_smoothing_mm: float = Field(2.0, gt=0, description="An extent organ still growing "
-                                     "after follow_passes is leaking: its searched mask "
-                                     "loses the thick parts whose HU, smoothed by a "
-                                     "Gaussian of this SD, lies leak_sd_factor robust SDs "
+    leak_smoothing_mm: float = Field(2.0, gt=0, description="An extent organ's measured "
+                                     "mask (its extent, or its searched mask when still "
+                                     "growing after follow_passes) loses the thick parts "
+                                     "whose HU, averaged over its own voxels with Gaussian "
+                                     "weights of this SD, lies leak_sd_factor robust SDs "
                                      "below its core's (trim_leak).")
     leak_sd_factor: float = Field(2.5, gt=0, description="Robust SDs of the smoothed core HU "
                                   "below its median that mark a leak (trim_leak).")
@@ -550,17 +552,14 @@ def localize(image: Image, params: LocalizeParams | None = None,
                 (refined, mu, sd), ended, record = _further_passes(
                     image, name, (refined, mu, sd), others, p, noise_sd_hu)
                 if ended is not None:
-                    extent[name] = _extend(image, ended[0], covered, claimed, name, p,
-                                           *ended[1:])
+                    extent[name] = _trimmed(image, _extend(
+                        image, ended[0], covered, claimed, name, p, *ended[1:]), p, record)
                 passes[name] = record
             medians[name] = mu
             refined = _extend(image, refined, covered, claimed, name, p, mu, sd)
             if name in p.extent_organs and passes.get(name, {}).get("ended") is False:
-                # still growing after follow_passes: leaking
-                trimmed = trim_leak(image, refined, p)
-                passes[name]["leak_trimmed_ml"] = round(float(np.count_nonzero(
-                    refined & ~trimmed)) * float(np.prod(image.spacing)) / 1e3, 1)
-                refined = trimmed
+                # still growing after follow_passes: leaking, and measured as searched
+                refined = _trimmed(image, refined, p, passes[name])
             if name == "aorta":
                 refined = round_tube(refined, image.spacing)
             blocked = claimed
@@ -627,12 +626,22 @@ def _further_passes(image: Image, name: str, first, others: np.ndarray,
             {"passes": 1 + done + more, "ended": ended})
 
 
+def _trimmed(image: Image, organ: np.ndarray, p: LocalizeParams, record: dict
+             ) -> np.ndarray:
+    """:func:`trim_leak` of a measured organ, the volume trimmed (mL) in ``record``."""
+    out = trim_leak(image, organ, p)
+    record["leak_trimmed_ml"] = round(float(np.count_nonzero(organ & ~out))
+                                      * float(np.prod(image.spacing)) / 1e3, 1)
+    return out
+
+
 def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams) -> np.ndarray:
-    """``organ`` without the tissue it leaked into: an organ still growing after
-    ``follow_passes`` (an arterial-phase liver into the paraspinal and abdominal-wall
-    muscle, a few HU darker: 48 against 56 HU under 12 HU of noise on phantom 603) holds
-    tissue of a lower density than its core, which the voxel-wise refinement cannot tell
-    apart but its mean over a few mm can. Each voxel's HU is averaged over the organ's own
+    """``organ`` (an extent organ's measured mask) without the tissue it leaked into: an
+    arterial-phase liver grows into the paraspinal and abdominal-wall muscle, a few HU
+    darker (48 against 56 HU under 12 HU of noise on phantom 603), and then either never
+    ends following or ends inside the muscle (618). It holds tissue of a lower density than
+    its core, which the voxel-wise refinement cannot tell apart but its mean over a few mm
+    can. Each voxel's HU is averaged over the organ's own
     voxels with Gaussian weights of SD ``leak_smoothing_mm`` (normalized convolution: the
     fat beyond the organ's border does not darken its rim) and compared with the median
     and robust SD (1.4826 MAD) of those means in the organ's core (deeper than
