@@ -41,7 +41,10 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    mask. The measured liver, extent or searched mask, is trimmed of leaks
    (:func:`trim_leak`: thick parts whose HU, averaged over a few mm, lies below the liver
    core's; arterial-phase livers that took paraspinal and abdominal-wall muscle a few HU
-   darker); a leaking liver's searched mask is its measured one.
+   darker); a leaking liver's searched mask is its measured one. The spleen's measured
+   mask (``trim_both_sides``) loses tissue reading above as well as below its core (a
+   kidney's pole it took where the two read alike); it keeps its searched mask for the
+   other stages.
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
 6. The aorta is rounded slice by slice (:func:`round_tube`). A tube (``track_tubes``: aorta,
@@ -174,6 +177,14 @@ class LocalizeParams(StageParams):
                                      "below its core's (trim_leak).")
     leak_sd_factor: float = Field(2.5, gt=0, description="Robust SDs of the smoothed core HU "
                                   "below its median that mark a leak (trim_leak).")
+    trim_both_sides: tuple[str, ...] = Field(("spleen",), description="Organs whose "
+                                             "measured mask is always trimmed (trim_leak) "
+                                             "of tissue reading above as well as below "
+                                             "their core: no vessel runs inside them. The "
+                                             "spleen takes the left kidney's upper pole "
+                                             "where it reads like it (arterial and delayed "
+                                             "phantoms: 12 HU brighter under 12 HU of "
+                                             "noise).")
     leak_body_mm: float = Field(3.0, gt=0, description="A leak is what survives an opening "
                                 "of this radius (mm) of the low voxels: a body of tissue, "
                                 "not the organ's partial-volume border (trim_leak).")
@@ -236,11 +247,13 @@ class Localization:
     centre; atlas → target points) and per organ the Dice of its first refinement pass with
     its warped atlas mask (``refinement_dice``: low where the atlas put the organ on other
     tissue; later passes follow an organ beyond the atlas's mask on purpose). ``extent``:
-    per organ of ``extent_organs`` whose following ended, its whole mask for measurement
-    (``organs`` holds the vessel stage's search region; see
-    ``LocalizeParams.follow_passes``); :attr:`measured` merges the two. ``affine`` also records the snap shifts, the tube
-    tracks and, per organ refined in passes, the passes kept, whether they ended and the
-    searched and extent volumes (mL)."""
+    per organ whose mask for measurement differs from its searched one, that mask: an organ
+    of ``extent_organs`` whose following ended (``LocalizeParams.follow_passes``), trimmed
+    of leaks, and an organ of ``trim_both_sides`` that lost tissue unlike its core
+    (:func:`trim_leak`); ``organs`` holds the vessel stage's search region, and
+    :attr:`measured` merges the two. ``affine`` also records the snap shifts, the tube
+    tracks and, per organ refined in passes, the passes kept, whether they ended, the
+    searched and extent volumes and the volume trimmed (mL)."""
 
     organs: dict[str, np.ndarray]
     landmarks: dict[str, list[float]] = field(default_factory=dict)
@@ -587,6 +600,11 @@ def localize(image: Image, params: LocalizeParams | None = None,
                                                            atlas.confluence_mm)))
     aff = {"matrix": list(affine.GetMatrix()), "translation": list(affine.GetTranslation()),
            "center": list(affine.GetCenter())}
+    for name in p.trim_both_sides:  # after every claim: the kidneys keep their masks
+        if p.refine and name in organs and organs[name].any() and name not in extent:
+            trimmed = _trimmed(image, organs[name], p, passes.setdefault(name, {}), "both")
+            if np.count_nonzero(trimmed) < np.count_nonzero(organs[name]):
+                extent[name] = trimmed
     organs["kidney"] = organs.pop("kidney_left") | organs.pop("kidney_right")
     factors = [int(round(a / b)) for a, b in zip(image.spacing, full.spacing, strict=True)]
     organs = {k: _expand(v, factors, full.shape) for k, v in organs.items()}
@@ -626,16 +644,17 @@ def _further_passes(image: Image, name: str, first, others: np.ndarray,
             {"passes": 1 + done + more, "ended": ended})
 
 
-def _trimmed(image: Image, organ: np.ndarray, p: LocalizeParams, record: dict
-             ) -> np.ndarray:
+def _trimmed(image: Image, organ: np.ndarray, p: LocalizeParams, record: dict,
+             sides: str = "low") -> np.ndarray:
     """:func:`trim_leak` of a measured organ, the volume trimmed (mL) in ``record``."""
-    out = trim_leak(image, organ, p)
+    out = trim_leak(image, organ, p, sides)
     record["leak_trimmed_ml"] = round(float(np.count_nonzero(organ & ~out))
                                       * float(np.prod(image.spacing)) / 1e3, 1)
     return out
 
 
-def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams) -> np.ndarray:
+def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams, sides: str = "low"
+              ) -> np.ndarray:
     """``organ`` (an extent organ's measured mask) without the tissue it leaked into: an
     arterial-phase liver grows into the paraspinal and abdominal-wall muscle, a few HU
     darker (48 against 56 HU under 12 HU of noise on phantom 603), and then either never
@@ -648,9 +667,12 @@ def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams) -> np.ndarray:
     ``core_mm``, at least 30 voxels). Voxels more than ``leak_sd_factor`` SDs below the
     median, opened by a ball of ``leak_body_mm`` (a body of tissue, not the organ's
     partial-volume border, which reads low too), leave the organ, which keeps the
-    component holding its core, holes filled slice by slice (a dark lesion inside stays).
-    Only the low side: vessels inside the organ read high and belong to it. Returns the
-    trimmed mask (``organ`` unchanged where nothing is trimmed or no core is found)."""
+    component holding its core, holes filled slice by slice (a dark lesion inside stays,
+    a brighter body does not return inside the rim it leaves).
+    With ``sides`` "low", only the low side: vessels inside the liver read high and belong
+    to it; with "both", tissue reading as far above the core leaves too (a spleen that took
+    a kidney's pole). Returns the trimmed mask (``organ`` unchanged where nothing is
+    trimmed or no core is found)."""
     spacing = np.asarray(image.spacing, float)
     core = _core(organ, image.spacing, p.core_mm)
     if np.count_nonzero(core) < 30:
@@ -665,8 +687,9 @@ def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams) -> np.ndarray:
     smooth = ndimage.gaussian_filter(np.where(sub, np.asarray(image.array[box], np.float32),
                                               0), sigma) / np.maximum(weight, 1e-6)
     mu, sd = organ_intensity(smooth[core[box]], 0.0)
-    low = sub & (smooth < mu - p.leak_sd_factor * max(sd, 1e-3))
-    body = ball_opening(low, spacing, p.leak_body_mm)
+    away = mu - smooth if sides == "low" else np.abs(smooth - mu)
+    unlike = sub & (away > p.leak_sd_factor * max(sd, 1e-3))
+    body = ball_opening(unlike, spacing, p.leak_body_mm)
     if not body.any():
         return organ
     kept = sub & ~body
@@ -675,7 +698,9 @@ def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams) -> np.ndarray:
     hits[0] = 0
     if hits.max() == 0:
         return organ
-    kept = fill_holes_per_slice(lab == int(np.argmax(hits))) & sub
+    # holes filled: a dark lesion inside stays, a brighter body does not come back inside
+    # the partial-volume rim it leaves (which reads like the organ)
+    kept = fill_holes_per_slice(lab == int(np.argmax(hits))) & sub & ~(body & (smooth > mu))
     out = np.zeros_like(organ)
     out[box] = kept
     return out
