@@ -45,10 +45,11 @@ portal venous and hepatic venous trees.
    A tree whose own core lies more than a noise SD under the seed threshold (hepatic veins
    that enhance less than the IVC whose contrast set the thresholds) is kept, but the
    status warns that it is likely incomplete (:func:`_below_seed_notes`). A tree left
-   without a root whose venous region (the IVC for the hepatic veins, the portal vein)
-   reads less than ``min_contrast_sd`` noise SDs from the liver is reported as not
-   enhanced, with both HU (an arterial scan's hepatic veins), not as a root not found
-   (:func:`_unenhanced_note`).
+   empty whose venous region (the IVC for the hepatic veins, the portal vein) reads less
+   than ``min_contrast_sd`` noise SDs from the liver is reported as not enhanced, with
+   both HU (an arterial scan's hepatic veins), not as a root not found nor by what the
+   few bright voxels the thresholds kept left (a lumen too small, or mostly outside the
+   liver) (:func:`_unenhanced_note`).
 3. **Roots**: regions thicker than ``max_vessel_radius_mm`` (kidney, bowel, spleen: the
    opening by a ball of that radius) are removed together with the parts that taper from
    them without a depth maximum of their own (a kidney's pole: watershed basins of the depth
@@ -664,13 +665,18 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     # a root region measured and not enhanced (an arterial scan's IVC) says why
     dim = {k: bool(np.isfinite(region_hu.get(k, np.nan)) and sign * (region_hu[k] - liver_hu)
                    < p.min_contrast_sd * max(noise_sd_hu, 1.0)) for k in ("portal_vein", "ivc")}
-    if not hepatic.any() and not n_hepatic:
-        notes.insert(0, _unenhanced_note("hepatic", "IVC", region_hu["ivc"], liver_hu)
-                     if dim["ivc"] else "hepatic root (IVC) not found")
-    if not portal.any() and "portal" not in faint:
-        notes.insert(0, _unenhanced_note("portal", "portal vein", region_hu["portal_vein"],
-                                         liver_hu)
-                     if dim["portal_vein"] else "portal root not found")
+    # (the telling reason, before what a few bright voxels left: a lumen too small, or
+    # mostly outside the liver)
+    for tree, mask, region, key, lost in (
+            ("hepatic", hepatic, "IVC", "ivc", "hepatic root (IVC) not found"),
+            ("portal", portal, "portal vein", "portal_vein", "portal root not found")):
+        said = [n for n in notes if n.startswith(f"{tree} tree not traced")]
+        if mask.any() or not (dim[key] or not said):
+            continue
+        if dim[key]:
+            notes = [n for n in notes if n not in said]
+        notes.insert(0, _unenhanced_note(tree, region, region_hu[key], liver_hu)
+                     if dim[key] else lost)
     status = "; ".join(notes) if notes else "ok"
     return LiverVessels(full["portal"], full["hepatic"], full["vessels"], roots,
                         float(liver_hu + sign * low), status, ivc_radius, full["layer"],
