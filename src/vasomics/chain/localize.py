@@ -169,14 +169,18 @@ class LocalizeParams(StageParams):
                                "stage searches that mask in every "
                                "case: its rules were set on it, and on 36 held-out phantoms "
                                "its naming fell 0.962 to 0.923 searching the extent.")
-    leak_smoothing_mm: float = Field(2.0, gt=0, description="An extent organ's measured "
-                                     "mask (its extent, or its searched mask when still "
-                                     "growing after follow_passes) loses the thick parts "
+    leak_smoothing_mm: float = Field(2.0, gt=0, description="An organ's measured mask (an "
+                                     "extent organ's extent, or its searched mask when "
+                                     "still growing after follow_passes; the mask of an "
+                                     "organ of trim_both_sides) loses the thick parts "
                                      "whose HU, averaged over its own voxels with Gaussian "
                                      "weights of this SD, lies leak_sd_factor robust SDs "
                                      "below its core's (trim_leak).")
     leak_sd_factor: float = Field(2.5, gt=0, description="Robust SDs of the smoothed core HU "
                                   "below its median that mark a leak (trim_leak).")
+    leak_body_mm: float = Field(3.0, gt=0, description="A leak is what survives an opening "
+                                "of this radius (mm) of the low voxels: a body of tissue, "
+                                "not the organ's partial-volume border (trim_leak).")
     trim_both_sides: tuple[str, ...] = Field(("spleen",), description="Organs whose "
                                              "measured mask is always trimmed (trim_leak) "
                                              "of tissue reading above as well as below "
@@ -185,9 +189,6 @@ class LocalizeParams(StageParams):
                                              "where it reads like it (arterial and delayed "
                                              "phantoms: 12 HU brighter under 12 HU of "
                                              "noise).")
-    leak_body_mm: float = Field(3.0, gt=0, description="A leak is what survives an opening "
-                                "of this radius (mm) of the low voxels: a body of tissue, "
-                                "not the organ's partial-volume border (trim_leak).")
     prior_scale_mm: float = Field(4.0, description="Scale of the logistic spatial prior in "
                                                    "the signed distance to the warped mask.")
     band_mm: float = Field(12.0, description="Refinement is limited to this distance from "
@@ -655,24 +656,24 @@ def _trimmed(image: Image, organ: np.ndarray, p: LocalizeParams, record: dict,
 
 def trim_leak(image: Image, organ: np.ndarray, p: LocalizeParams, sides: str = "low"
               ) -> np.ndarray:
-    """``organ`` (an extent organ's measured mask) without the tissue it leaked into: an
-    arterial-phase liver grows into the paraspinal and abdominal-wall muscle, a few HU
-    darker (48 against 56 HU under 12 HU of noise on phantom 603), and then either never
-    ends following or ends inside the muscle (618). It holds tissue of a lower density than
-    its core, which the voxel-wise refinement cannot tell apart but its mean over a few mm
-    can. Each voxel's HU is averaged over the organ's own
-    voxels with Gaussian weights of SD ``leak_smoothing_mm`` (normalized convolution: the
-    fat beyond the organ's border does not darken its rim) and compared with the median
-    and robust SD (1.4826 MAD) of those means in the organ's core (deeper than
-    ``core_mm``, at least 30 voxels). Voxels more than ``leak_sd_factor`` SDs below the
-    median, opened by a ball of ``leak_body_mm`` (a body of tissue, not the organ's
-    partial-volume border, which reads low too), leave the organ, which keeps the
-    component holding its core, holes filled slice by slice (a dark lesion inside stays,
-    a brighter body does not return inside the rim it leaves).
-    With ``sides`` "low", only the low side: vessels inside the liver read high and belong
-    to it; with "both", tissue reading as far above the core leaves too (a spleen that took
-    a kidney's pole). Returns the trimmed mask (``organ`` unchanged where nothing is
-    trimmed or no core is found)."""
+    """``organ`` (a measured organ mask, on ``image``'s grid) without the tissue it leaked
+    into: an arterial-phase liver grows into the paraspinal and abdominal-wall muscle, a
+    few HU darker (48 against 56 HU under 12 HU of noise on phantom 603), and then either
+    never ends following or ends inside the muscle (618). It holds tissue of a lower
+    density than its core, which the voxel-wise refinement cannot tell apart but its mean
+    over a few mm can. Each voxel's HU is averaged over the organ's own voxels with
+    Gaussian weights of SD ``leak_smoothing_mm`` (normalized convolution: the fat beyond
+    the organ's border does not darken its rim) and compared with the median and robust SD
+    (1.4826 MAD) of those means in the organ's core (deeper than ``core_mm``, at least 30
+    voxels). Voxels more than ``leak_sd_factor`` SDs below (``sides`` "low") or away from
+    ("both") the median, opened by a ball of ``leak_body_mm`` (a body of tissue, not the
+    organ's partial-volume border, which reads low too), leave the organ, which keeps the
+    component holding its core, holes filled slice by slice (a dark lesion inside stays, a
+    brighter body does not return inside the rim it leaves). The liver is trimmed on the low side only: its vessels read high and belong to it; the
+    spleen on both (one that took a kidney's pole). Returns the trimmed mask (``organ``
+    unchanged where nothing is trimmed or no core is found)."""
+    if sides not in ("low", "both"):
+        raise ValueError(f"sides must be 'low' or 'both', not {sides!r}")
     spacing = np.asarray(image.spacing, float)
     core = _core(organ, image.spacing, p.core_mm)
     if np.count_nonzero(core) < 30:
