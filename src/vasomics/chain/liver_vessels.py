@@ -285,7 +285,8 @@ class LiverVesselParams(StageParams):
                                                       "its median height, a piece of the "
                                                       "IVC's section beyond its disk whose "
                                                       "inscribed radius is at least this "
-                                                      "and whose area is at most "
+                                                      "(and two pixels) and whose area is "
+                                                      "at most "
                                                       "ivc_lobe_area_ratio times that of "
                                                       "its inscribed disk is a vein leaving "
                                                       "the IVC (a hepatic vein's last "
@@ -824,13 +825,13 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
     (the IVC widening into the right atrium), but on the slices marked ``upper`` (where the
     hepatic veins join it) not a piece of them beyond the disk that is a round lobe touching
     the liver (in-plane, a voxel apart), ``lobe = (r_min, ratio)``: inscribed radius at
-    least ``r_min`` mm and area at most ``ratio`` π r² (:func:`_vessel_lobe`). That is a
-    hepatic vein's last centimetre, leaving the liver for the IVC outside a localized liver
-    that stops short of it; a crescent beside the disk is the IVC's own lumen. On the liver
-    CT phantoms (0.9 mm voxels) such lobes have inscribed radii of 2.5-5.4 mm and area
-    ratios 1.1-1.9; on 3D-IRCADb 1.1 the lumen crescents beside the disk 0.6-1.6 mm, or
-    ratios 2.4-3.7 at the right atrium, where lobes of ratio 1.6-1.8 away from the liver
-    are the IVC's too. Returns the IVC's lumen mask."""
+    least ``r_min`` mm and two pixels, area at most ``ratio`` π r² (:func:`_vessel_lobe`).
+    That is a hepatic vein's last centimetre, leaving the liver for the IVC outside a
+    localized liver that stops short of it; a crescent beside the disk is the IVC's own
+    lumen. On the liver CT phantoms (0.9 mm voxels) such lobes have inscribed radii of
+    2.5-5.4 mm and area ratios 1.1-1.9; on 3D-IRCADb 1.1 the lumen crescents beside the
+    disk 0.6-1.6 mm, or ratios 2.4-3.7 at the right atrium, where lobes of ratio 1.6-1.8
+    away from the liver are the IVC's too. Returns the IVC's lumen mask."""
     rows = np.nonzero(ivc.any(axis=(1, 2)))[0]
     out = ivc.copy()
     if rows.size == 0:
