@@ -116,8 +116,9 @@ def test_a_round_vein_beside_the_ivc_outside_the_liver_is_no_ivc():
     """Followed beyond its mask and outside the liver, the IVC's section takes the bright
     pieces it touches within two radii (the right atrium's crescent), but in the liver's
     superior half not a round lobe beside its disk that touches the liver: a hepatic vein's
-    last centimetre, which runs outside a localized liver that stops short of it (phantom 607, portal venous, 1.2
-    x 0.9 x 0.9 mm: 2.4 of 3.8 mL of hepatic lumen lost to the IVC lay in such lobes)."""
+    last centimetre, which runs outside a localized liver that stops short of it (phantom
+    607, portal venous, 1.2 x 0.9 x 0.9 mm: 2.4 of 3.8 mL of hepatic lumen lost to the IVC
+    lay in such lobes)."""
     from vasomics.chain.liver_vessels import LiverVesselParams, _track_ivc, _vessel_lobe
 
     spacing = (1.2, 0.9, 0.9)
@@ -127,7 +128,7 @@ def test_a_round_vein_beside_the_ivc_outside_the_liver_is_no_ivc():
     upper = np.ones(6, bool)
     out = _track_ivc(ivc, bright, spacing, p.ivc_min_fill, p.ivc_min_held, outside, upper,
                      lobe)
-    far = vein & (edt.edt(~bright | vein, anisotropy=spacing) > 1.5)  # off the disk's edge
+    far = vein & (edt.edt(~bright | vein, anisotropy=spacing) > 1.5)  # 1.5 mm off the IVC
     assert far.sum() > 60 and not (out & far).any()
     assert out[crescent].mean() > 0.95
     # in the inferior half (renal veins, an oval IVC) every touching piece is the IVC's
