@@ -61,7 +61,8 @@ portal venous and hepatic venous trees.
    beside the lumen, which is clipped off, and in the liver's superior half it leaves out
    the round lobes beside its section outside the liver, hepatic veins' last centimetres:
    ``ivc_lobe_radius_mm``), added to the vessel mask,
-   when its median HU is that of blood (at least ``blood_min_hu``; venous regions darker than that are
+   when its median HU is that of blood (at least ``blood_min_hu``; venous regions darker
+   than that are
    mislocalized fat or air and are not used for thresholds either); otherwise a ball at the
    thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
    least ``portal_ivc_gap_mm`` from the portal root (the hepatic veins converge at the
@@ -338,7 +339,8 @@ class LiverVesselParams(StageParams):
 @dataclass
 class LiverVessels:
     """Boolean masks on the image grid: ``portal`` (portal venous tree incl. the extrahepatic
-    trunk inside the region and its continuation toward the confluence), ``hepatic`` (hepatic veins, without the IVC), ``vessels``
+    trunk inside the region and its continuation toward the confluence), ``hepatic``
+    (hepatic veins, without the IVC), ``vessels``
     (all segmented vessels in the region); roots in LPS mm; ``status`` explains an empty
     result."""
 
@@ -808,7 +810,8 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
     radius ``1.15 R`` (less on the mask's slices where the IVC narrows:
     :func:`_narrowed_radii`) is re-centred twice on the ``bright`` voxels it holds; those
     voxels are the IVC section. On the mask's slices the mask is clipped to the disk and
-    the section where the disk holds at least ``min_held`` of it: what lies outside is a hepatic vein
+    the section where the disk holds at least ``min_held`` of it: what lies outside is a
+    hepatic vein
     leaving the IVC's side (cut out of the vessel mask with the IVC, it would leave the vein
     a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
     not round (an oval IVC with its renal veins) and is kept. Where at least ``min_fill`` of
