@@ -60,10 +60,9 @@ portal venous and hepatic venous trees.
    veins' confluence, which then passes for a hepatic vein; it may also take a vein's trunk
    beside the lumen, which is clipped off, and in the liver's superior half it leaves out
    the round lobes beside its section outside the liver, hepatic veins' last centimetres:
-   ``ivc_lobe_radius_mm``), added to the vessel mask,
-   when its median HU is that of blood (at least ``blood_min_hu``; venous regions darker
-   than that are
-   mislocalized fat or air and are not used for thresholds either); otherwise a ball at the
+   ``ivc_lobe_radius_mm``), added to the vessel mask, when its median HU is that of blood
+   (at least ``blood_min_hu``; venous regions darker than that are mislocalized fat or air
+   and are not used for thresholds either); otherwise a ball at the
    thickest vessel voxel above the ``hepatic_root_quantile`` of the vessels' heights, at
    least ``portal_ivc_gap_mm`` from the portal root (the hepatic veins converge at the
    liver's dome), and the status says so; when that vessel is thicker than
@@ -340,9 +339,8 @@ class LiverVesselParams(StageParams):
 class LiverVessels:
     """Boolean masks on the image grid: ``portal`` (portal venous tree incl. the extrahepatic
     trunk inside the region and its continuation toward the confluence), ``hepatic``
-    (hepatic veins, without the IVC), ``vessels``
-    (all segmented vessels in the region); roots in LPS mm; ``status`` explains an empty
-    result."""
+    (hepatic veins, without the IVC), ``vessels`` (all segmented vessels in the region);
+    roots in LPS mm; ``status`` explains an empty result."""
 
     portal: np.ndarray
     hepatic: np.ndarray
@@ -811,9 +809,8 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
     :func:`_narrowed_radii`) is re-centred twice on the ``bright`` voxels it holds; those
     voxels are the IVC section. On the mask's slices the mask is clipped to the disk and
     the section where the disk holds at least ``min_held`` of it: what lies outside is a
-    hepatic vein
-    leaving the IVC's side (cut out of the vessel mask with the IVC, it would leave the vein
-    a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
+    hepatic vein leaving the IVC's side (cut out of the vessel mask with the IVC, it would
+    leave the vein a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
     not round (an oval IVC with its renal veins) and is kept. Where at least ``min_fill`` of
     the disk is ``bright`` (a lumen, not a mask displaced into the liver whose disk holds a
     few of its vessels), the lumen the mask misses is added: the in-plane parts of the
