@@ -286,9 +286,9 @@ class LiverVesselParams(StageParams):
                                                       "IVC's section beyond its disk whose "
                                                       "inscribed radius is at least this "
                                                       "(and two pixels) and whose area is "
-                                                      "at most "
-                                                      "ivc_lobe_area_ratio times that of "
-                                                      "its inscribed disk is a vein leaving "
+                                                      "at most ivc_lobe_area_ratio times "
+                                                      "that of its inscribed disk is a "
+                                                      "vein leaving "
                                                       "the IVC (a hepatic vein's last "
                                                       "centimetre), not the IVC's lumen; a "
                                                       "radius larger than any vessel turns "
@@ -807,18 +807,17 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
     components that overlap the mask (those at most twice the mask's section). A disk of
     radius ``1.15 R`` (less on the mask's slices where the IVC narrows:
     :func:`_narrowed_radii`) is re-centred twice on the ``bright`` voxels it holds; those
-    voxels are the IVC section. On the mask's slices the mask is clipped to the disk and
-    the section where the disk holds at least ``min_held`` of it: what lies outside is a
-    hepatic vein leaving the IVC's side (cut out of the vessel mask with the IVC, it would
-    leave the vein a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
-    not round (an oval IVC with its renal veins) and is kept. Where at least ``min_fill`` of
-    the disk is ``bright`` (a lumen, not a mask displaced into the liver whose disk holds a
-    few of its vessels), the lumen the mask misses is added: the in-plane parts of the
-    section outside the mask that stay inside the disk (a rim beside a displaced or too
-    thin mask; a vein or the portal trunk touching the IVC runs on beyond the disk and is
-    left out). At 0.9 mm voxels a mask holding 84 % of the lumen on median left a rim 1-3
-    mm thick around it, traced as 860 mm of "hepatic vein", when the section was added
-    only where the mask held less than half of it.
+    voxels are the IVC section. On the mask's slices the mask is clipped to the disk and the
+    section where the disk holds at least ``min_held`` of it: what lies outside is a hepatic
+    vein leaving the IVC's side (cut out of the vessel mask with the IVC, it would leave the
+    vein a hollow rim that traces as thin loops). A mask the disk holds less of is displaced or
+    not round (an oval IVC with its renal veins) and is kept. Where at least ``min_fill`` of the
+    disk is ``bright`` (a lumen, not a mask displaced into the liver whose disk holds a few of
+    its vessels), the lumen the mask misses is added: the in-plane parts of the section outside
+    the mask that stay inside the disk (a rim beside a displaced or too thin mask; a vein or the
+    portal trunk touching the IVC runs on beyond the disk and is left out). At 0.9 mm voxels a
+    mask holding 84 % of the lumen on median left a rim 1-3 mm thick around it, traced as 860 mm
+    of "hepatic vein", when the section was added only where the mask held less than half of it.
     Beyond the mask the disk is carried from slice to slice while at least ``min_fill`` of
     it is ``bright`` (the lumen continues). Outside the liver (``outside``) a section also
     takes the in-plane ``bright`` components it touches there within ``2 R`` of its centre
@@ -871,11 +870,11 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
             taken = np.isin(lab, hit[hit > 0])
             if lobes_out:
                 pieces, n = ndimage.label(taken & ~disk)
-                veins = [c for c in range(1, n + 1)
-                         if _vessel_lobe(pieces == c, spacing[1:], *lobe)
-                         and (ndimage.binary_dilation(pieces == c, square)
-                              & ~outside[k]).any()]
-                taken &= ~np.isin(pieces, veins)
+                for c in range(1, n + 1):
+                    piece = pieces == c
+                    if (_vessel_lobe(piece, spacing[1:], *lobe) and
+                            (ndimage.binary_dilation(piece, square) & ~outside[k]).any()):
+                        taken &= ~piece
             inside = inside | taken
         return inside, disk, centre, fill
 
