@@ -15,6 +15,13 @@ is run once per seed and the vessel stage repeated with the localized organs, ea
 turn replaced by its manual mask (and all manual): which localized organ costs how much.
 Issue #4 target: Dice >= 0.85 per tree.
 
+The label map's values are bit sets: 481 is liver and venous system (the hepatic veins and
+the IVC), 33 the venous system outside the liver. Where the manual liver overlaps the IVC's
+wall, a shell of label 481 one to three voxels thick wraps the IVC (1843 voxels, 5.5 % of
+the hepatic label, lie within 1 mm of label 33): IVC lumen scored as hepatic vein. Each
+tree line therefore also gives the hepatic Dice beyond 1 mm of label 33 (``off the IVC
+wall``); the target is read on the whole label.
+
 Each tree's error is split (voxel counts in the domain; :func:`decompose`): false positives
 (FP) into *other tree* (voxels of the other tree's label, or within one voxel of it and not
 of this one: wrong assignment at contacts), *boundary* (within one voxel, 3x3x3, of this
@@ -113,6 +120,7 @@ def main() -> None:
     liver = organs["liver"]
     domain = edt.edt(~liver, anisotropy=lab.spacing) <= 12.0
     portal_t, hepatic_t = np.isin(a, (17, 465)) & domain, (a == 481) & domain
+    off_wall = edt.edt(a != 33, anisotropy=lab.spacing) > 1.0
     for seed in args.seeds:
         ct = ct_from_labels(lab, IRCADB_COMPARTMENTS, "portal_venous",
                             noise_sd_hu=args.noise, seed=seed,
@@ -121,8 +129,9 @@ def main() -> None:
         ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs),
                                     estimate_noise_sd(ct.array), params=params.vessels)
         print(f"seed {seed} manual organs: portal {dice(ves.portal & domain, portal_t):.3f} "
-              f"hepatic {dice(ves.hepatic & domain, hepatic_t):.3f}; status: {ves.status} "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+              f"hepatic {dice(ves.hepatic & domain, hepatic_t):.3f} (off the IVC wall "
+              f"{dice(ves.hepatic & domain & off_wall, hepatic_t & off_wall):.3f}); status: "
+              f"{ves.status} ({time.perf_counter() - t0:.0f} s)", flush=True)
         truth = {"portal": portal_t, "hepatic": hepatic_t}
         print("   " + decompose({"portal": ves.portal & domain, "hepatic": ves.hepatic & domain},
                                 truth, ves.vessels), flush=True)
@@ -131,7 +140,9 @@ def main() -> None:
             res = characterize(ct, params, force=True)
             v = res.vessels
             print(f"seed {seed} full chain: portal {dice(v.portal & domain, portal_t):.3f} "
-                  f"hepatic {dice(v.hepatic & domain, hepatic_t):.3f}; localized liver Dice "
+                  f"hepatic {dice(v.hepatic & domain, hepatic_t):.3f} (off the IVC wall "
+                  f"{dice(v.hepatic & domain & off_wall, hepatic_t & off_wall):.3f}); "
+                  f"localized liver Dice "
                   f"{dice(res.localization.organs['liver'], liver):.2f}, IVC "
                   f"{dice(res.localization.organs['ivc'], a == 33):.2f}; status: {v.status} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -74,6 +74,25 @@ def test_a_hepatic_vein_whose_ostium_lies_beyond_the_hilum_margin_keeps_its_root
     far = edt.edt(~liver, anisotropy=ct.spacing) > 12.0 + 1e-6
     assert not (ves.hepatic & far).any()
 
+def test_the_veins_mouths_outside_the_liver_are_hepatic_lumen_not_centerline(phantom604):
+    """With the generator's organs, 474 voxels of hepatic vein lie outside the liver within
+    4 mm of the IVC, 198 of them in the hepatic tree without the mouths' growth (measured;
+    the rest in the IVC's 2 mm rim or its disk). The growth toward the IVC adds 106 of them
+    (and 4 others, none of the IVC), as lumen only: the centerline mask there is unchanged
+    (199 voxels)."""
+    ct, truth, organs, noise = phantom604
+    ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs), noise)
+    zone = ~organs["liver"] & (edt.edt(~organs["ivc"], anisotropy=ct.spacing) <= 4.0) \
+        & ~organs["ivc"]
+    lab = truth.labels.array
+    lumen = ves.hepatic & zone
+    traced = ves.centerline_mask("hepatic") & zone
+    mouths = lumen & ~traced
+    assert np.count_nonzero(mouths) > 80 and np.count_nonzero(traced) < 220
+    assert np.count_nonzero(mouths & (lab == LABELS["hepatic"])) > 0.9 * np.count_nonzero(mouths)
+    assert not (lumen & (lab == LABELS["ivc"])).any()
+
+
 def test_narrowed_radii_of_a_disk_between_voxel_centres():
     """A section disk narrower than the voxel grid can miss every voxel centre (phantom 621
     at 1.2 x 0.9 x 0.9 mm through the chain: an IVC radius of 0.58 mm around a 2 x 2 voxel
@@ -146,3 +165,34 @@ def test_a_round_vein_beside_the_ivc_outside_the_liver_is_no_ivc():
     one = np.zeros((5, 5), bool)
     one[2, 2] = True
     assert not _vessel_lobe(one, (2.25, 2.25), *lobe)
+
+
+def test_a_veins_mouth_between_its_tree_and_the_ivc_joins_its_lumen():
+    """Outside the liver the hepatic tree stops short of the IVC's rim (a voxel or 2 mm),
+    and the vein's mouth in that rim was lost to both trees (phantom 607: 1.07 mL in the
+    rim, 0.56 mL 2-4 mm from the IVC). The hepatic lumen grows toward the IVC through it,
+    each step nearer the IVC by at least ``ivc_mouth_cone_cos`` of its length: the vein's
+    mouth is reached, the IVC's rim beside and behind the vein is not."""
+    from vasomics.chain.liver_vessels import LiverVesselParams, _grow_toward
+
+    spacing = (1.2, 0.9, 0.9)
+    zz, yy, xx = np.mgrid[:8, :60, :60] * np.asarray(spacing)[:, None, None, None]
+    c = 27.0
+    ivc = (yy - c) ** 2 + (xx - c) ** 2 <= 8.0 ** 2
+    to_ivc = edt.edt(~ivc, anisotropy=spacing)
+    vein = ((yy - c) ** 2 + (zz - 4.2) ** 2 <= 3.0 ** 2) & (xx > c) & ~ivc  # along +x
+    rim = (to_ivc > 0) & (to_ivc <= 2.0)
+    tree = vein & ~rim
+    free = (to_ivc > 0) & (to_ivc <= 4.0) & ~tree  # the mouth and the IVC's lumen beside it
+    cone = LiverVesselParams().ivc_mouth_cone_cos
+    got = _grow_toward(tree, free, to_ivc, spacing, cone)
+    mouth = vein & rim
+    assert mouth.sum() > 40 and got[mouth].all()
+    assert not (got & tree).any()
+    # within the cone only: nothing on the IVC's far side, nothing far beside the vein
+    assert not got[xx < c].any()
+    beside = free & ~vein & (np.abs(yy - c) > 3.0 + 4.0 * np.tan(np.arccos(cone)))
+    assert beside.sum() > 1000 and not (got & beside).any()
+    # a wider cone takes more of the IVC's rim beside the vein
+    assert (_grow_toward(tree, free, to_ivc, spacing, 0.3) & ~vein).sum() > \
+        (got & ~vein).sum()

@@ -133,6 +133,16 @@ portal venous and hepatic venous trees.
    sigma), so its half-peak lumen is too wide: its voxels under the model's edge
    (``edge_peel``, :func:`vasomics.chain.lumen_edge.peel_to_edge`) leave the tree's lumen
    and stay in its centerline mask (``LiverVessels.rim``), so no thin vessel is cut.
+   The IVC's rim that the hepatic tree leaves outside the liver also holds the veins'
+   mouths, their last millimetres before the IVC: the hepatic lumen then grows from its
+   tree toward the IVC through the vessel voxels outside the liver within
+   ``ivc_mouth_reach_mm`` of it, each step (between 26-neighbours) coming nearer the IVC
+   by at least ``ivc_mouth_cone_cos`` of its length (:func:`_grow_toward`: what lies
+   between the vein and the IVC, not the IVC's lumen beside the vein). The mouths are
+   lumen, in ``LiverVessels.edge_layer``, not centerline: traced, they would carry the
+   veins' ends into the rim the separation keeps them out of. On the portal venous
+   phantoms at 0.9 mm voxels the hepatic tree lost 2-3 mL of its 31 mL of lumen within
+   4 mm of the IVC (607: 1.07 mL in the rim, 0.56 mL 2-4 mm from the IVC).
 5. **Reported roots** (LPS mm): ``hepatic``, the IVC's centroid on the slices of the
    hepatic root (a point on its axis at the ostia), with the IVC's equivalent radius there
    (``ivc_radius_mm``: √(area/π) of its axial section, median over those slices; NaN
@@ -322,6 +332,24 @@ class LiverVesselParams(StageParams):
                                                "(vasomics.chain.liver_roots).")
     min_component_mm3: float = Field(30.0, description="Vessel components smaller than this "
                                                        "are dropped before separation.")
+    ivc_mouth_reach_mm: float = Field(4.0, ge=0, description="After the separation the "
+                                                       "hepatic lumen takes the vessel voxels "
+                                                       "outside the liver within this "
+                                                       "distance of the IVC that lie between "
+                                                       "its tree and the IVC (the veins' "
+                                                       "mouths that the IVC's rim cut off the "
+                                                       "tree): lumen, not centerline; 0 "
+                                                       "turns it off.")
+    ivc_mouth_cone_cos: float = Field(0.8, gt=0, le=1, description="Each step of that "
+                                                                  "growth (between "
+                                                                  "26-neighbours) comes "
+                                                                  "nearer the IVC by at least "
+                                                                  "this fraction of its "
+                                                                  "length: a cone of "
+                                                                  "half-angle 37 degrees "
+                                                                  "toward the IVC, which "
+                                                                  "leaves the IVC's lumen "
+                                                                  "beside the vein.")
     fragment_gap_mm: float = Field(3.0, ge=0, description="A segmented vessel piece inside "
                                                      "the liver that neither tree reached "
                                                      "(cut off by a gap in the lumen) joins "
@@ -349,7 +377,8 @@ class LiverVessels:
     threshold_hu: float = float("nan")  # the low (hysteresis) threshold
     status: str = "ok"
     ivc_radius_mm: float = float("nan")  # IVC radius at the hepatic root (module docstring)
-    edge_layer: np.ndarray | None = None  # voxels the trees took past the half-peak edge
+    edge_layer: np.ndarray | None = None  # lumen, not centerline: past the half-peak edge,
+    # and the hepatic veins' mouths in the IVC's rim
     crossings: np.ndarray | None = None  # hepatic junctions' lumen a portal vessel runs through
     rim: np.ndarray | None = None  # uint8, 1 portal / 2 hepatic: traced, outside a thin lumen
 
@@ -510,7 +539,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                           p.basin_depth_mm)
     # every use of the IVC's distance map is a comparison with one of these distances
     to_ivc = distance_to(ivc, spacing, max(p.ivc_ostium_mm, p.portal_ivc_gap_mm,
-                                            p.edge_window_mm, float(spacing.max())))
+                                            p.edge_window_mm, p.ivc_mouth_reach_mm,
+                                            float(spacing.max())))
     # the hepatic veins join the IVC at the liver's dome: IVC contacts lower down (its own
     # lumen beside the mask, renal veins, the portal trunk in front of it) are no roots
     near_liver = to_liver <= p.edge_window_mm + float(spacing.max())
@@ -672,6 +702,14 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     else:
         layer = np.zeros_like(portal)
     del peak
+    if p.ivc_mouth_reach_mm > 0 and ivc.any() and hepatic.any():
+        # the veins' mouths outside the liver, between the tree and the IVC, that the
+        # IVC's rim cut off: lumen, not centerline (they would move the veins' ends)
+        free = (vessels & ~liv & ~portal & ~hepatic & ~ivc & ~companions & (thin_rim == 0)
+                & (to_ivc <= p.ivc_mouth_reach_mm))
+        mouths = _grow_toward(hepatic, free, to_ivc, spacing, p.ivc_mouth_cone_cos)
+        hepatic |= mouths
+        layer |= mouths
     vessels |= layer
     portal &= thin_rim != 1
     hepatic &= thin_rim != 2
@@ -899,6 +937,39 @@ def _track_ivc(ivc, bright, spacing, min_fill: float, min_held: float,
                 break
             out[k] = sec
             k += step
+    return out
+
+
+def _grow_toward(tree: np.ndarray, free: np.ndarray, distance: np.ndarray, spacing,
+                 cone_cos: float) -> np.ndarray:
+    """The voxels of ``free`` reached from ``tree`` by steps between 26-neighbours, each of
+    which lowers ``distance`` (mm, e.g. to the IVC) by at least ``cone_cos`` times the
+    step's length (mm, ``spacing``): what lies between the tree and the structure the
+    distance is measured to, within a cone of half-angle arccos(``cone_cos``) around the
+    distance's gradient (a voxel beside the tree, at its own distance, is not reached).
+    Returns the reached voxels, not ``tree``'s own."""
+    out = np.zeros_like(free)
+    if not free.any():
+        return out
+    box = grown_box(free, spacing, float(np.max(spacing)))
+    f, d, front = free[box], distance[box], tree[box]
+    steps = []
+    for o in np.ndindex(3, 3, 3):
+        if o == (1, 1, 1):
+            continue
+        o = np.asarray(o) - 1
+        dst = tuple(slice(max(0, -k), n - max(0, k)) for k, n in zip(o, f.shape, strict=True))
+        src = tuple(slice(max(0, k), n + min(0, k)) for k, n in zip(o, f.shape, strict=True))
+        drop = d[src] - d[dst] >= cone_cos * float(np.linalg.norm(o * np.asarray(spacing)))
+        steps.append((dst, src, drop))
+    reached = np.zeros_like(f)
+    while front.any():
+        new = np.zeros_like(f)
+        for dst, src, drop in steps:
+            new[dst] |= front[src] & drop
+        front = new & f & ~reached
+        reached |= front
+    out[box] = reached
     return out
 
 
