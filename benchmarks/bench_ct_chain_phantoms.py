@@ -67,7 +67,8 @@ def _on_truth_organs(ct, truth, res, p):
                                   ivc_radius_mm=ves.ivc_radius_mm) if hepatic else None)
     res.vessels, res.portal, res.hepatic = ves, portal, hepatic
     res.features = liver_features(ct, organs, ves.portal, ves.hepatic, portal, hepatic,
-                                  res.noise_sd_hu)
+                                  res.noise_sd_hu,
+                                  hilum_margin_mm=p.vessels.hilum_margin_mm)
     return res
 
 
@@ -101,7 +102,8 @@ def _on_truth_vessels(ct, truth, res, p):
                    else None)
     organs = truth_organs(truth)
     res.features = liver_features(ct, organs, portal_mask, hepatic_mask, res.portal,
-                                  res.hepatic, res.noise_sd_hu)
+                                  res.hepatic, res.noise_sd_hu,
+                                  hilum_margin_mm=p.vessels.hilum_margin_mm)
     return res
 
 
@@ -148,7 +150,7 @@ def score(shape, seed, phase, z_extent_mm, level="chain", params=None, artery=Fa
         cross = compare_centerlines(g, other, tol_mm=tol, step_mm=0.5)
         found[k] = (own["recall"], 1 - cross["far_fraction"])
     errors = {}
-    for (fid, scope), value in liver_tree_truth(truth).items():
+    for (fid, scope), value in liver_tree_truth(truth, p.vessels.hilum_margin_mm).items():
         got = res.features.value(fid, scope) if res.features is not None else np.nan
         errors[(fid, scope)] = (got - value) / value
     return {"phase": res.phase.phase if res.phase else None, "true_phase": phase,

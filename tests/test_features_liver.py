@@ -1,9 +1,11 @@
 """Liver vasomics features (features/liver.py) against the liver CT phantom's truth."""
 
+import edt
 import numpy as np
 
 from vasomics.features.liver import liver_features
 from vasomics.phantoms.liver_ct import LABELS, liver_ct_phantom
+from vasomics.phantoms.truth import liver_tree_truth
 
 
 def test_liver_features_against_phantom_truth():
@@ -22,13 +24,29 @@ def test_liver_features_against_phantom_truth():
     assert close(t.value("VX.A.T.LIVER_VOL"), liver_ml)
     assert close(t.value("VX.A.T.SPLEEN_VOL"), spleen_ml)
     assert close(t.value("VX.P.T.LIVER_SPLEEN_RATIO"), liver_ml / spleen_ml)
-    assert close(t.value("VX.A.V.TREE_LEN", pt), v["portal_length_mm"])
-    assert close(t.value("VX.A.V.TREE_LEN", ht), v["hepatic_length_mm"])
-    assert close(t.value("VX.A.V.TREE_VOL", pt), v["portal_volume_mm3"] / 1e3)
-    assert close(t.value("VX.A.V.VESSEL_VOLUME_FRACTION", ht),
-                 v["hepatic_volume_mm3"] / v["liver_volume_mm3"])
-    assert close(t.value("VX.A.V.LENGTH_DENSITY", pt),
-                 v["portal_length_mm"] / v["liver_volume_mm3"])  # mm^-2
+    # the trees within 12 mm of the liver: the portal trunk toward the confluence and the
+    # splenic and mesenteric veins lie beyond (the whole truth portal tree is 918 mm long,
+    # 743 mm of it in scope); the truth adds each terminal's rounded end (a radius) to the
+    # axis length, the features measure the graph given (here the truth's axes)
+    truth_in_scope = liver_tree_truth(truth)
+    assert t.value("VX.A.V.TREE_LEN", pt) < 0.85 * v["portal_length_mm"]
+    assert close(t.value("VX.A.V.TREE_LEN", ht), v["hepatic_length_mm"], 1e-3)  # all inside
+    near = edt.edt(~organs["liver"], anisotropy=ct.spacing) <= 12.0
+    for graph, scope in ((truth.portal, pt), (truth.hepatic, ht)):
+        ends = [s for s in range(graph.n_segments)
+                if graph.node_kind[graph.segment_end[s]] == "endpoint"]
+        tips = np.rint(ct.physical_to_index(
+            np.array([graph.segment_points(s)[-1] for s in ends]))).astype(int)
+        caps = sum(graph.segment_radius(s)[-1] for s, ijk in zip(ends, tips, strict=True)
+                   if near[tuple(ijk)])
+        axis = truth_in_scope[("VX.A.V.TREE_LEN", scope)] - caps
+        assert close(t.value("VX.A.V.TREE_LEN", scope), axis, 1e-3), scope
+        assert close(t.value("VX.A.V.LENGTH_DENSITY", scope), axis / v["liver_volume_mm3"],
+                     1e-3)  # mm^-2
+    for fid in ("VX.A.V.TREE_VOL", "VX.A.V.VESSEL_VOLUME_FRACTION"):  # the same voxels
+        for scope in (pt, ht):
+            assert close(t.value(fid, scope), truth_in_scope[(fid, scope)], 1e-9), (fid, scope)
+    assert t.value("VX.A.V.TREE_VOL", pt) < 0.9 * v["portal_volume_mm3"] / 1e3
     units = dict(zip(t.frame.feature_id, t.frame.unit, strict=False))
     assert units["VX.A.V.VESSEL_VOLUME_FRACTION"] == "1"
     assert units["VX.A.V.LENGTH_DENSITY"] == "mm^-2"
@@ -45,7 +63,8 @@ def test_liver_features_against_phantom_truth():
     assert close(t.value("VX.A.V.HILAR_STRAIGHTNESS", "vessel:main_portal_vein"), chord, 0.01)
     assert close(t.value("VX.A.V.NAMED_DIAMETER", "vessel:main_portal_vein"), 14.0)
     assert close(t.value("VX.X.T.PORTAL_HEPATIC_VOL_RATIO"),
-                 v["portal_volume_mm3"] / v["hepatic_volume_mm3"])
+                 truth_in_scope[("VX.A.V.TREE_VOL", pt)]
+                 / truth_in_scope[("VX.A.V.TREE_VOL", ht)])
     assert close(t.value("VX.C.T.PV_AORTA_RATIO"), hu["portal"] / hu["aorta"])
 
 
@@ -65,5 +84,40 @@ def test_a_tree_without_a_graph_is_not_measured():
     ht = t.frame[t.frame.scope == "vessel:hepatic_venous_tree"]
     assert len(ht) == 8 and ht.value.isna().all(), ht
     assert np.isnan(t.value("VX.X.T.PORTAL_HEPATIC_VOL_RATIO"))
-    assert t.value("VX.A.V.TREE_VOL", "vessel:portal_venous_tree") == \
-        np.count_nonzero(portal) * ct.voxel_volume / 1000
+    assert np.isclose(t.value("VX.A.V.TREE_VOL", "vessel:portal_venous_tree"),
+                      liver_tree_truth(truth)[("VX.A.V.TREE_VOL", "vessel:portal_venous_tree")])
+
+
+def test_tree_length_and_volume_count_the_liver_and_its_hilum_only():
+    """Analytic scope: a straight vein of radius 3 mm along z (2 mm slices, 1 mm pixels) from
+    0 to 118 mm; the liver fills the slices from 60 mm on. The trees are measured within 12 mm
+    of the liver: the slices from index 24 (48 mm; its voxel starts at 47 mm) on, so 71 mm of
+    centerline and the tube's voxels of slices 24-59, whatever lies outside."""
+    from vasomics.image import Image
+    from vasomics.phantoms.truth import tree_graph
+
+    spacing = (2.0, 1.0, 1.0)
+    shape = (60, 40, 40)
+    z, y, x = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)],
+                          indexing="ij")
+    tube = (y - 20.0) ** 2 + (x - 20.0) ** 2 <= 9.0
+    liver = z >= 60.0
+    ct = Image(np.where(tube, 200.0, 50.0).astype(np.float32), spacing=spacing, modality="CT")
+    axis = np.stack([np.full(237, 20.0), np.full(237, 20.0), np.arange(0.0, 118.5, 0.5)],
+                    1)  # LPS (x, y, z) mm
+    graph = tree_graph([axis], [np.full(237, 3.0)], [-1])
+    t = liver_features(ct, {"liver": liver}, tube, np.zeros(shape, bool), graph, None, 10.0)
+    pt = "vessel:portal_venous_tree"
+    assert np.isclose(t.value("VX.A.V.TREE_LEN", pt), 71.0, atol=0.26)  # 0.25 mm sampling
+    voxels = np.count_nonzero(tube[24:])
+    assert voxels == 36 * np.count_nonzero(tube[0])
+    assert np.isclose(t.value("VX.A.V.TREE_VOL", pt), voxels * 2.0 / 1000)
+    assert np.isclose(t.value("VX.A.V.VESSEL_VOLUME_FRACTION", pt),
+                      voxels / np.count_nonzero(liver))
+    # a wider hilum margin takes in more of the vein: 30 mm -> from slice 15 (29 mm) on
+    wide = liver_features(ct, {"liver": liver}, tube, np.zeros(shape, bool), graph, None, 10.0,
+                          hilum_margin_mm=30.0)
+    assert np.isclose(wide.value("VX.A.V.TREE_LEN", pt), 118.0 - 29.0, atol=0.26)
+    # no liver, no scope: the trees are not measured
+    none = liver_features(ct, {}, tube, np.zeros(shape, bool), graph, None, 10.0)
+    assert np.isnan(none.value("VX.A.V.TREE_LEN", pt))

@@ -305,7 +305,8 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         organs = refine_organ_borders(image, loc.measured, noise, p.organ_edge)
         result.localization = dataclasses.replace(loc, organs=organs, extent={})
         result.features = liver_features(image, organs, ves.portal, ves.hepatic, portal,
-                                         hepatic, noise, artery_mask=art.mask, artery=artery)
+                                         hepatic, noise, artery_mask=art.mask, artery=artery,
+                                         hilum_margin_mm=p.vessels.hilum_margin_mm)
     return result
 
 

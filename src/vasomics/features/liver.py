@@ -5,7 +5,11 @@ Scopes: ``tree`` (the scan), ``vessel:portal_venous_tree`` and ``vessel:hepatic_
 (one venous tree each), ``vessel:hepatic_arterial_tree`` (the hepatic artery, traced in the
 arterial phase only: NaN in the others), ``vessel:<anatomical name>`` (named vessels).
 Volumes in mL are voxel counts × voxel volume / 1000; lengths from the named centerline
-graphs (LPS mm).
+graphs (LPS mm). A tree's length and volume (and the fractions, densities and ratio drawn
+from them) count the part of the tree within the liver and its hilum: the measured liver
+(the mask of ``VX.A.T.LIVER_VOL``) dilated by ``hilum_margin_mm`` (:func:`hilum_scope`), the
+region the liver's trees are traced in. The graphs themselves run farther (the portal trunk
+toward the confluence, the artery from the coeliac trunk), for naming.
 
 * ``VX.A.T.LIVER_VOL``, ``VX.A.T.SPLEEN_VOL`` (mL); ``VX.P.T.LIVER_SPLEEN_RATIO`` (1).
 * per tree: ``VX.A.V.TREE_LEN`` (total centerline length, mm), ``VX.A.V.TREE_VOL`` (lumen
@@ -25,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vasomics.features.centerline import resample
+from vasomics.features.maskbased import length_inside
 from vasomics.features.table import FeatureTable
 from vasomics.image import Image
 from vasomics.vessel_graph import VesselGraph
@@ -113,14 +119,46 @@ def named_diameters(graph: VesselGraph) -> dict[str, float]:
     return out
 
 
+#: Resampling step (mm) of a tree's centerline when its length inside the scope is counted.
+SCOPE_STEP_MM = 0.25
+
+
+def hilum_scope(liver: np.ndarray, spacing, margin_mm: float, around: np.ndarray) -> np.ndarray:
+    """The liver and its hilum: the ``liver`` mask and the voxels within ``margin_mm`` (mm,
+    Euclidean, anisotropic ``spacing``) of it. Outside the liver it is evaluated on the
+    bounding box of ``around``'s voxels outside the liver (the trees' trunk and ostia) grown
+    by two voxels, ``False`` beyond it; the distance map is computed on that box padded by
+    the margin, so it is exact there."""
+    import edt
+
+    out = liver.copy()
+    outside = around & ~liver
+    if not outside.any() or not liver.any():
+        return out
+    shape = np.asarray(liver.shape)
+    nz = np.nonzero(outside)
+    lo = np.maximum([int(ix.min()) - 2 for ix in nz], 0)
+    hi = np.minimum([int(ix.max()) + 3 for ix in nz], shape)
+    pad = np.ceil(margin_mm / np.asarray(spacing, float)).astype(int) + 1
+    clo, chi = np.maximum(lo - pad, 0), np.minimum(hi + pad, shape)
+    crop = tuple(slice(a, b) for a, b in zip(clo, chi, strict=True))
+    near = edt.edt(~liver[crop], anisotropy=tuple(spacing), parallel=2) <= margin_mm
+    inner = tuple(slice(a - c, b - c) for a, b, c in zip(lo, hi, clo, strict=True))
+    out[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] |= near[inner]
+    return out
+
+
 def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.ndarray,
                    hepatic_mask: np.ndarray, portal: VesselGraph | None,
                    hepatic: VesselGraph | None, noise_sd_hu: float, *,
                    artery_mask: np.ndarray | None = None,
-                   artery: VesselGraph | None = None) -> FeatureTable:
+                   artery: VesselGraph | None = None,
+                   hilum_margin_mm: float = 12.0) -> FeatureTable:
     """All liver vasomics features of one scan (see the module docstring). With
     ``artery_mask`` (empty when the artery was not traced or not applicable: NaN rows), the
-    per-tree features of the hepatic arterial tree ``artery`` too."""
+    per-tree features of the hepatic arterial tree ``artery`` too. ``hilum_margin_mm``: the
+    scope of the trees' length and volume, the liver dilated by this margin (the chain passes
+    its vessel stage's ``hilum_margin_mm``); without a liver mask they are NaN."""
     vox_ml = image.voxel_volume / 1000.0
     a = image.array
     rec = []
@@ -140,27 +178,31 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
     trees = [("portal", portal_mask, portal), ("hepatic", hepatic_mask, hepatic)]
     if artery_mask is not None:
         trees.append(("artery", artery_mask, artery))
+    scope = (hilum_scope(liver, image.spacing, hilum_margin_mm, lumen_masks)
+             if liver is not None else None)
     for key, mask, graph in trees:
-        scope = TREES[key]
         # a tree that was not found (not traced, its root missing, or a mask too small for
         # a centerline graph) is not measured: every feature NaN, never 0 and never a
         # volume without a length, so a failed tracing cannot pass for a vanished tree
         traced = graph is not None and bool(mask.any())
         nan = float("nan")
-        vol = float(np.count_nonzero(mask)) * vox_ml if traced else nan
+        scoped = traced and scope is not None
+        vol = float(np.count_nonzero(mask & scope)) * vox_ml if scoped else nan
         vols[key] = vol
-        length = float(graph.segment_lengths().sum()) if traced else nan
+        length = (length_inside(resample(graph, SCOPE_STEP_MM), image, scope) if scoped
+                  else nan)
         terminals = terminal_count(graph) if traced else nan
         lumen = float(np.median(a[mask])) if traced else nan
+        tree = TREES[key]
         rec += [
-            (scope, "VX.A.V.TREE_LEN", length, "mm"),
-            (scope, "VX.A.V.TREE_VOL", vol, "mL"),
-            (scope, "VX.A.V.VESSEL_VOLUME_FRACTION", vol / liver_ml, "1"),
-            (scope, "VX.A.V.LENGTH_DENSITY", length / (1000 * liver_ml), "mm^-2"),
-            (scope, "VX.P.V.DISTAL_RICHNESS", terminals / (liver_ml / 1000), "1/L"),
-            (scope, "VX.M.V.MURRAY_DEV", murray_deviation(graph) if traced else nan, "1"),
-            (scope, "VX.C.V.LUMEN_HU", lumen, "HU"),
-            (scope, "VX.C.V.CNR", (lumen - liver_hu) / noise_sd_hu if noise_sd_hu else
+            (tree, "VX.A.V.TREE_LEN", length, "mm"),
+            (tree, "VX.A.V.TREE_VOL", vol, "mL"),
+            (tree, "VX.A.V.VESSEL_VOLUME_FRACTION", vol / liver_ml, "1"),
+            (tree, "VX.A.V.LENGTH_DENSITY", length / (1000 * liver_ml), "mm^-2"),
+            (tree, "VX.P.V.DISTAL_RICHNESS", terminals / (liver_ml / 1000), "1/L"),
+            (tree, "VX.M.V.MURRAY_DEV", murray_deviation(graph) if traced else nan, "1"),
+            (tree, "VX.C.V.LUMEN_HU", lumen, "HU"),
+            (tree, "VX.C.V.CNR", (lumen - liver_hu) / noise_sd_hu if noise_sd_hu else
              float("nan"), "1"),
         ]
     if portal is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vasomics.features.centerline import Centerlines
 from vasomics.features.context import Context, Values
 from vasomics.features.fractal import fractal_dimension, lacunarity_curve
 
@@ -17,20 +18,24 @@ PROVIDES = ("VX.A.T.MASKVOL", "VX.A.T.FD", "VX.A.T.FD_R2", "VX.A.T.LAC", "VX.A.T
             "VX.A.T.LDENS")
 
 
-def length_inside(ctx: Context, region, region_array: np.ndarray) -> float:
-    """Centerline length (mm) whose piece midpoints lie inside ``region_array``."""
-    cl = ctx.centerlines
-    seg, h, _, _, _ = cl.piece_values()
+def in_region(points: np.ndarray, grid, region_array: np.ndarray) -> np.ndarray:
+    """Whether each physical point (N × d, mm) falls in a voxel of ``region_array`` (nearest
+    voxel of ``grid``'s index space; points outside the grid are outside)."""
+    idx = np.rint(grid.physical_to_index(points)).astype(np.int64)
+    ok = np.all((idx >= 0) & (idx < np.asarray(region_array.shape)), axis=1)
+    inside = np.zeros(len(points), bool)
+    inside[ok] = region_array[tuple(idx[ok].T)]
+    return inside
+
+
+def length_inside(cl: Centerlines, grid, region_array: np.ndarray) -> float:
+    """Centerline length (mm) of ``cl`` whose piece midpoints lie inside ``region_array``
+    (on ``grid``)."""
+    _, h, _, _, _ = cl.piece_values()
     last = np.zeros(len(cl.s), bool)
     last[cl.offsets[1:] - 1] = True
     a = np.flatnonzero(~last)
-    mid = 0.5 * (cl.points[a] + cl.points[a + 1])
-    idx = np.rint(region.physical_to_index(mid)).astype(np.int64)
-    shape = np.asarray(region_array.shape)
-    ok = np.all((idx >= 0) & (idx < shape), axis=1)
-    inside = np.zeros(len(a), bool)
-    inside[ok] = region_array[tuple(idx[ok].T)]
-    return float(h[inside].sum())
+    return float(h[in_region(0.5 * (cl.points[a] + cl.points[a + 1]), grid, region_array)].sum())
 
 
 def compute(ctx: Context) -> dict[str, Values]:
@@ -55,5 +60,5 @@ def compute(ctx: Context) -> dict[str, Values]:
         if ctx.mask is not None:
             inside = np.count_nonzero(ctx.mask_array & reg) * ctx.region.voxel_volume
             out["VX.A.T.VFRAC"] = Values.tree(inside / region_volume)
-        out["VX.A.T.LDENS"] = Values.tree(length_inside(ctx, ctx.region, reg) / region_volume)
+        out["VX.A.T.LDENS"] = Values.tree(length_inside(ctx.centerlines, ctx.region, reg) / region_volume)
     return out

@@ -303,32 +303,19 @@ def scoped_tree_truth(graph: VesselGraph, lumen: np.ndarray, scope: np.ndarray, 
     ``scope``, that end's radius: vessels are rasterized with rounded ends, so the imaged
     lumen runs one radius past the analytic axis end (a tree's root ends, where it joins a
     larger vessel or leaves the region, get nothing). ``volume_mm3`` is the voxel count of
-    ``lumen & scope`` times the voxel volume. ``covered`` is the fraction of the centerline
-    length that lies in ``scope``.
+    ``lumen & scope`` times the voxel volume.
     """
-    from vasomics.chain.compare import resample_polylines
+    from vasomics.features.centerline import resample
+    from vasomics.features.maskbased import in_region, length_inside
 
-    def inside(points):
-        idx = np.round(grid.physical_to_index(points)).astype(np.int64)
-        ok = np.all((idx >= 0) & (idx < np.asarray(scope.shape)), axis=1)
-        out = np.zeros(len(points), bool)
-        out[ok] = scope[tuple(idx[ok].T)]
-        return out
-
-    length = total = caps = 0.0
-    for s in range(graph.n_segments):
-        p, r = resample_polylines([graph.segment_points(s)], [graph.segment_radius(s)],
-                                  step_mm)
-        if len(p) < 2:
-            continue
-        ds = np.linalg.norm(np.diff(p, axis=0), axis=1)
-        length += float(ds[inside(0.5 * (p[1:] + p[:-1]))].sum())
-        total += float(ds.sum())
-        if graph.node_kind[graph.segment_end[s]] == "endpoint" and inside(p[-1:])[0]:
-            caps += float(r[-1])
+    length = length_inside(resample(graph, step_mm), grid, scope)
+    ends = [s for s in range(graph.n_segments)
+            if graph.node_kind[graph.segment_end[s]] == "endpoint"]
+    tips = np.array([graph.segment_points(s)[-1] for s in ends]).reshape(-1, grid.ndim)
+    caps = float(sum(graph.segment_radius(s)[-1] for s, ok in
+                     zip(ends, in_region(tips, grid, scope), strict=True) if ok))
     return {"length_mm": length + caps, "volume_mm3":
-            float(np.count_nonzero(lumen & scope) * np.prod(grid.spacing)),
-            "covered": length / total if total else 0.0}
+            float(np.count_nonzero(lumen & scope) * np.prod(grid.spacing))}
 
 
 def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, str], float]:
@@ -338,12 +325,13 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
     hepatic venous trees, and the hepatic arterial tree when the phantom has one), at the
     scope and scale the scan shows:
 
-    * *scope*: the chain traces the venous trees inside the liver and its hilum, the liver
-      dilated by ``hilum_margin_mm`` (the default of
-      ``vasomics.chain.liver_vessels.LiverVesselParams``); the truth counts the same part of
-      each tree: centerline and lumen voxels within ``hilum_margin_mm`` of the liver
-      envelope. The superior mesenteric and splenic veins and the lower main portal vein lie
-      outside it and are not part of the liver's trees;
+    * *scope*: the chain measures each tree inside the liver and its hilum, its measured
+      liver dilated by ``hilum_margin_mm`` (:func:`vasomics.features.liver.hilum_scope`; the
+      default of ``vasomics.chain.liver_vessels.LiverVesselParams``); the truth counts the
+      same part of each tree about the true liver: centerline and lumen voxels within
+      ``hilum_margin_mm`` of ``truth.mask("liver")``. The superior mesenteric and splenic
+      veins and the lower main portal vein lie outside it and are not part of the liver's
+      trees;
     * *ends*: tubes are rasterized with rounded ends, so each terminal branch's imaged lumen
       runs one radius beyond its analytic axis end; that radius is added to the length
       (:func:`scoped_tree_truth`);
@@ -357,10 +345,10 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
 
     grid = truth.labels
     lab = grid.array
-    env = grid.metadata["liver_envelope"]
     vox = float(np.prod(grid.spacing))
-    scope = edt.edt(~env, anisotropy=grid.spacing) <= hilum_margin_mm
-    liver = float(np.count_nonzero(truth.mask("liver")) * vox)
+    liver_mask = truth.mask("liver")
+    scope = edt.edt(~liver_mask, anisotropy=grid.spacing) <= hilum_margin_mm
+    liver = float(np.count_nonzero(liver_mask) * vox)
     out = {("VX.A.T.LIVER_VOL", "tree"): liver / 1e3,
            ("VX.A.T.SPLEEN_VOL", "tree"): float(np.count_nonzero(lab == LABELS["spleen"])
                                                 * vox) / 1e3}
