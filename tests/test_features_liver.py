@@ -121,3 +121,10 @@ def test_tree_length_and_volume_count_the_liver_and_its_hilum_only():
     # no liver, no scope: the trees are not measured
     none = liver_features(ct, {}, tube, np.zeros(shape, bool), graph, None, 10.0)
     assert np.isnan(none.value("VX.A.V.TREE_LEN", pt))
+    # an empty liver mask (a scan the localization found no liver in) is no liver either:
+    # NaN per tree and per liver volume, never a division by zero
+    empty = liver_features(ct, {"liver": np.zeros(shape, bool)}, tube, np.zeros(shape, bool),
+                           graph, None, 10.0)
+    assert empty.value("VX.A.T.LIVER_VOL") == 0.0
+    for fid in ("VX.A.V.TREE_LEN", "VX.A.V.VESSEL_VOLUME_FRACTION", "VX.P.V.DISTAL_RICHNESS"):
+        assert np.isnan(empty.value(fid, pt)), fid

@@ -119,6 +119,11 @@ def named_diameters(graph: VesselGraph) -> dict[str, float]:
     return out
 
 
+def _per(amount: float, size: float) -> float:
+    """``amount / size``, NaN for an empty or unmeasured liver (``size`` 0 or NaN)."""
+    return amount / size if size > 0 else float("nan")
+
+
 #: Resampling step (mm) of a tree's centerline when its length inside the scope is counted.
 SCOPE_STEP_MM = 0.25
 
@@ -179,7 +184,7 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
     if artery_mask is not None:
         trees.append(("artery", artery_mask, artery))
     scope = (hilum_scope(liver, image.spacing, hilum_margin_mm, lumen_masks)
-             if liver is not None else None)
+             if liver_ml > 0 else None)  # no liver, no scope: the trees are not measured
     for key, mask, graph in trees:
         # a tree that was not found (not traced, its root missing, or a mask too small for
         # a centerline graph) is not measured: every feature NaN, never 0 and never a
@@ -197,9 +202,9 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
         rec += [
             (tree, "VX.A.V.TREE_LEN", length, "mm"),
             (tree, "VX.A.V.TREE_VOL", vol, "mL"),
-            (tree, "VX.A.V.VESSEL_VOLUME_FRACTION", vol / liver_ml, "1"),
-            (tree, "VX.A.V.LENGTH_DENSITY", length / (1000 * liver_ml), "mm^-2"),
-            (tree, "VX.P.V.DISTAL_RICHNESS", terminals / (liver_ml / 1000), "1/L"),
+            (tree, "VX.A.V.VESSEL_VOLUME_FRACTION", _per(vol, liver_ml), "1"),
+            (tree, "VX.A.V.LENGTH_DENSITY", _per(length, 1000 * liver_ml), "mm^-2"),
+            (tree, "VX.P.V.DISTAL_RICHNESS", _per(terminals, liver_ml / 1000), "1/L"),
             (tree, "VX.M.V.MURRAY_DEV", murray_deviation(graph) if traced else nan, "1"),
             (tree, "VX.C.V.LUMEN_HU", lumen, "HU"),
             (tree, "VX.C.V.CNR", (lumen - liver_hu) / noise_sd_hu if noise_sd_hu else
