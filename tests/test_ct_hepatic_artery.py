@@ -252,3 +252,20 @@ def test_artery_on_ircadb_anatomy_in_arterial_phase(shared_data):
     domain = edt.edt(~liver, anisotropy=sp) <= 12.0
     assert _dice(ves.portal & ~m & domain, portal & domain) >= _dice(ves.portal & domain,
                                                                     portal & domain)
+
+
+def test_without_a_portal_root_the_artery_is_not_traced():
+    """Phantom 603 (arterial, 200 x 400 x 400; aorta 194 HU, portal vein 91, liver 56): the
+    venous trees are not traced (28 HU of vessel contrast), so there is no portal root at
+    the hilum. Rooted instead anywhere within 12 mm of the liver, the artery stage traced
+    19.6 mL of ribs, spine and body wall (no voxel of the artery's label) as "the hepatic
+    artery", status ok, volume +4.2 against the truth. Now it is not traced, and says why."""
+    from vasomics.chain.run import characterize
+
+    ct, truth = liver_ct_phantom((200, 400, 400), phase="arterial", seed=603,
+                                 z_extent_mm=240.0, hepatic_artery=True)
+    res = characterize(ct, force=True)
+    assert "portal_hilum" not in res.vessels.roots
+    assert not res.artery.mask.any()
+    assert "no portal root at the hilum" in res.artery.status
+    assert np.isnan(res.features.value("VX.A.V.TREE_VOL", "vessel:hepatic_arterial_tree"))

@@ -80,8 +80,6 @@ class HepaticArteryParams(StageParams):
     corridor_radius_mm: float = Field(15.0, description="Radius of the corridor from the "
                                                         "hilum toward the aorta (celiac "
                                                         "trunk).")
-    hilum_margin_mm: float = Field(12.0, description="Without a portal root: the liver "
-                                                     "dilated by this is the region.")
     aorta_margin_mm: float = Field(3.0, description="The aorta mask dilated by this is "
                                                     "excluded.")
     smoothing_mm: float = Field(0.5, description="Gaussian pre-smoothing sigma.")
@@ -169,7 +167,12 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
                              f"below {p.min_contrast_sd:g} noise SDs: hepatic artery not "
                              f"traced", reference_hu=ref)
     spacing = np.asarray(image.spacing, float)
-    reach = max(p.hilum_radius_mm, p.hilum_margin_mm, p.surface_margin_mm)
+    if portal_hilum_mm is None:
+        return HepaticArtery(empty, status="no portal root at the hilum (the portal tree was "
+                             "not traced): hepatic artery not traced, for it is rooted there "
+                             "(bright tubes elsewhere about the liver are as often ribs)",
+                             reference_hu=ref)
+    reach = max(p.hilum_radius_mm, p.surface_margin_mm)
     pad = np.ceil(reach / spacing).astype(int) + 2
     box = ndimage.find_objects(liver.astype(np.uint8))[0]
     box = tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in
@@ -179,32 +182,29 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     to_liver = edt.edt(~liv, anisotropy=tuple(spacing), parallel=2)
     aorta = organs.get("aorta", empty)[box]
     to_aorta = edt.edt(~aorta, anisotropy=tuple(spacing), parallel=2) if aorta.any() else None
-    if portal_hilum_mm is not None:
-        def index(point):
-            return image.physical_to_index(np.asarray([point], float))[0] - offset
 
-        hilum = index(portal_hilum_mm)
-        near_hilum = _near_segment(liv.shape, spacing, hilum, hilum, p.hilum_radius_mm)
-        inlet = hilum if portal_inlet_mm is None else index(portal_inlet_mm)
-        near_hilum |= _near_segment(liv.shape, spacing, hilum, inlet, p.corridor_radius_mm)
-        # the hepatoduodenal ligament: along the extrahepatic portal vein
-        ext = organs.get("portal_vein", empty)[box] & ~liv
-        if portal_mask is not None:
-            ext = ext | (portal_mask[box] & ~liv)
-        if ext.any():
-            near_hilum |= edt.edt(~ext, anisotropy=tuple(spacing),
-                                  parallel=2) <= p.corridor_radius_mm
-        if to_aorta is not None:  # on toward the celiac trunk
-            aidx = np.argwhere(aorta)
-            for start in [inlet] + ([index(confluence_mm)] if confluence_mm is not None
-                                    else []):
-                near = np.linalg.norm((aidx - start) * spacing, axis=1)
-                near_hilum |= _near_segment(liv.shape, spacing, start,
-                                            aidx[int(np.argmin(near))], p.corridor_radius_mm)
-        region = (to_liver <= p.surface_margin_mm) | near_hilum
-    else:
-        region = to_liver <= p.hilum_margin_mm
-        near_hilum = region & ~liv
+    def index(point):
+        return image.physical_to_index(np.asarray([point], float))[0] - offset
+
+    hilum = index(portal_hilum_mm)
+    near_hilum = _near_segment(liv.shape, spacing, hilum, hilum, p.hilum_radius_mm)
+    inlet = hilum if portal_inlet_mm is None else index(portal_inlet_mm)
+    near_hilum |= _near_segment(liv.shape, spacing, hilum, inlet, p.corridor_radius_mm)
+    # the hepatoduodenal ligament: along the extrahepatic portal vein
+    ext = organs.get("portal_vein", empty)[box] & ~liv
+    if portal_mask is not None:
+        ext = ext | (portal_mask[box] & ~liv)
+    if ext.any():
+        near_hilum |= edt.edt(~ext, anisotropy=tuple(spacing),
+                              parallel=2) <= p.corridor_radius_mm
+    if to_aorta is not None:  # on toward the celiac trunk
+        aidx = np.argwhere(aorta)
+        for start in [inlet] + ([index(confluence_mm)] if confluence_mm is not None
+                                else []):
+            near = np.linalg.norm((aidx - start) * spacing, axis=1)
+            near_hilum |= _near_segment(liv.shape, spacing, start,
+                                        aidx[int(np.argmin(near))], p.corridor_radius_mm)
+    region = (to_liver <= p.surface_margin_mm) | near_hilum
     if to_aorta is not None:
         region &= to_aorta > p.aorta_margin_mm
     region &= ~((organs.get("kidney", empty)[box] | organs.get("spleen", empty)[box]) & ~liv)
