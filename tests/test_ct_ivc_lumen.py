@@ -196,3 +196,49 @@ def test_a_veins_mouth_between_its_tree_and_the_ivc_joins_its_lumen():
     # a wider cone takes more of the IVC's rim beside the vein
     assert (_grow_toward(tree, free, to_ivc, spacing, 0.3) & ~vein).sum() > \
         (got & ~vein).sum()
+
+
+def test_the_veins_bases_inside_the_ivcs_disk_are_hepatic_lumen():
+    """The IVC's section (its disk of 1.15 lumen radii and the pieces beside it outside the
+    liver that are no round lobe) takes the bases of the hepatic veins that join it (phantom
+    607: 1.24 mL of hepatic vein, 0.86 mL of it inside a 10.8 mm disk around a 9.42 mm IVC). On a round IVC the section's voxels beyond the lumen radius and a pixel, in
+    pieces touching the hepatic tree, go back to the tree's lumen; nothing within the lumen
+    radius does. An oval IVC (the section leaves its lumen disk partly empty) and a
+    widening one (the right atrium) keep their section, and a piece away from the tree
+    stays the IVC's."""
+    from vasomics.chain.liver_vessels import LiverVesselParams, _ivc_vein_bases
+
+    spacing = (1.2, 0.9, 0.9)
+    p = LiverVesselParams()
+    yy, xx = np.mgrid[:80, :80] * spacing[1]
+    c, r = 36.0, 9.0
+    d = np.hypot(yy - c, xx - c)
+    lumen = d <= r
+    vein = np.hypot(yy - c, xx - c - 11.0) <= 3.5  # a vein of 3.5 mm joining the IVC's side
+    section = (lumen | vein) & (d <= 13.0)  # the disk and a piece of the vein beyond it
+    ivc = np.repeat(section[None], 4, axis=0)
+    tree = np.repeat((vein & (d > 13.0))[None], 4, axis=0)
+    upper = np.ones(4, bool)
+    got = _ivc_vein_bases(ivc, tree, upper, r, spacing, p.ivc_base_min_fill,
+                          p.ivc_base_max_area)
+    # the centre lies 0.3 pixel toward the vein (the voxels within r around it hold some)
+    base = vein & section & (d > r + 1.5 * spacing[1])
+    assert base.sum() > 10 and got[:, base].all()
+    assert not (got & ~vein[None]).any()  # no IVC lumen
+    assert not got[:, d <= r].any()
+    # the inferior half keeps its section
+    assert not _ivc_vein_bases(ivc, tree, ~upper, r, spacing, p.ivc_base_min_fill,
+                               p.ivc_base_max_area).any()
+    # a piece that does not touch the hepatic tree stays the IVC's
+    far = np.zeros_like(tree)
+    far[:, :5, :5] = True
+    assert not _ivc_vein_bases(ivc, far, upper, r, spacing, p.ivc_base_min_fill,
+                               p.ivc_base_max_area).any()
+    # an oval IVC of the same area (semi-axes 13.5 and 6 mm) fills 0.67 of its lumen disk
+    oval = np.repeat(((((yy - c) / 6.0) ** 2 + ((xx - c) / 13.5) ** 2) <= 1)[None], 4, axis=0)
+    assert not _ivc_vein_bases(oval | ivc & vein, tree, upper, r, spacing,
+                               p.ivc_base_min_fill, p.ivc_base_max_area).any()
+    # the right atrium: a section twice the lumen disk's area
+    atrium = np.repeat((d <= 1.5 * r)[None], 4, axis=0)
+    assert not _ivc_vein_bases(atrium, tree, upper, r, spacing, p.ivc_base_min_fill,
+                               p.ivc_base_max_area).any()
