@@ -1043,9 +1043,10 @@ def _ivc_vein_bases(ivc: np.ndarray, hepatic: np.ndarray, upper: np.ndarray, r: 
             if step < 0.1:
                 break
         d2 = ((yy - centre[0]) * pixel[0]) ** 2 + ((xx - centre[1]) * pixel[1]) ** 2
-        disk = np.count_nonzero(d2 <= r * r)
-        if (disk and np.count_nonzero(ivc[k] & (d2 <= r * r)) >= min_fill * disk
-                and np.count_nonzero(ivc[k]) <= max_area * disk):
+        disk = d2 <= r * r
+        n_disk = np.count_nonzero(disk)
+        if (n_disk and np.count_nonzero(ivc[k] & disk) >= min_fill * n_disk
+                and np.count_nonzero(ivc[k]) <= max_area * n_disk):
             out[k] = ivc[k] & (d2 > reach * reach)
     if not out.any():
         return out

@@ -60,5 +60,6 @@ def compute(ctx: Context) -> dict[str, Values]:
         if ctx.mask is not None:
             inside = np.count_nonzero(ctx.mask_array & reg) * ctx.region.voxel_volume
             out["VX.A.T.VFRAC"] = Values.tree(inside / region_volume)
-        out["VX.A.T.LDENS"] = Values.tree(length_inside(ctx.centerlines, ctx.region, reg) / region_volume)
+        inside = length_inside(ctx.centerlines, ctx.region, reg)
+        out["VX.A.T.LDENS"] = Values.tree(inside / region_volume)
     return out
