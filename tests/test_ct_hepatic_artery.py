@@ -75,11 +75,11 @@ def arterial_on_truth_organs():
 
 
 def test_artery_dice_and_no_stealing_on_arterial_phantoms(arterial_on_truth_organs):
-    """Measured (seeds 501, 502, 7): artery Dice 0.965/0.928/0.959 against the whole truth
-    artery, no artery voxel on a truth portal or hepatic voxel (0 of 219/276/293), and
-    removing the artery from the venous portal tree never lowers its Dice (measured with the
-    venous stage of 9bd1873: 0.690 -> 0.709, 0.751 -> 0.779, 0.746 -> 0.778; that stage put
-    the artery into the portal tree)."""
+    """Measured (seeds 501, 502, 7): artery Dice 0.975/0.961/0.962 against the whole truth
+    artery (0.951/0.928/0.956 before session 30's grow level, unseeded pieces and
+    half-maximum border), artery voxels on a truth portal or hepatic voxel 1/0/0 of
+    235/295/317, and removing the artery from the venous portal tree never lowers its Dice
+    (0.777 -> 0.794, 0.729 -> 0.755, 0.699 -> 0.728)."""
     for _ct, truth, ves, art in arterial_on_truth_organs:
         lab = truth.labels.array
         true_art, true_portal = lab == LABELS["artery"], lab == LABELS["portal"]
@@ -159,8 +159,8 @@ def test_other_phases_are_not_applicable_with_nan_features():
 
 def test_chain_traces_the_artery_in_arterial_phase_only(tmp_path):
     """``characterize`` on an arterial phantom with the artery (localized organs, 96 x 160 x
-    160): measured artery Dice 0.83, no voxel on the truth portal vein, naming accuracy 0.97,
-    right and left hepatic arteries named; the same scan forced to portal venous (cached
+    160): measured artery Dice 0.951 (0.925 before session 30), 1 of its 224 voxels on the
+    truth portal vein, naming accuracy 0.98, right and left hepatic arteries named; the same scan forced to portal venous (cached
     localization and venous trees): artery not applicable, its features NaN."""
     from vasomics.chain.run import characterize
 
@@ -208,11 +208,13 @@ def test_artery_on_ircadb_anatomy_in_arterial_phase(shared_data):
     (:func:`ct_from_labels`, seed 0: aorta 320, portal 148 HU; PSF 1 mm, noise 12 HU).
     Label 513 holds the aorta and its branches: its part holding a 5 mm ball is the aorta
     (organ mask), the rest (hepatic artery, celiac branches) the truth. Manual organs.
-    Measured: precision 0.999 (2 of 2841 artery voxels on the portal labels), Dice 0.59
-    (recall about 0.42: thin branches whose partial-volume peak stays below the seed
-    threshold, ~200 HU, are missed), removing the artery from the venous portal tree raises
-    its Dice within the liver + 12 mm from 0.833 to 0.866; seeds 1-2: Dice 0.64/0.63,
-    precision 0.997/0.995, portal 0.826 -> 0.861, 0.796 -> 0.831."""
+    Measured (session 30): precision 0.997 (5 of 2951 artery voxels on the portal labels),
+    Dice 0.609 (0.589 before session 30's grow level and unseeded pieces; thin branches
+    whose partial-volume peak stays below the grow threshold, ~185 HU, are still missed),
+    removing the artery from the venous portal tree raises its Dice within the liver + 12
+    mm from 0.867 to 0.874; seeds 1-2: Dice 0.688/0.658 (0.636/0.623), precision
+    0.992/0.994, portal 0.843 -> 0.864, 0.823 -> 0.830
+    (``python benchmarks/bench_hepatic_artery.py``)."""
     import edt
 
     from vasomics.chain.qc import estimate_noise_sd
@@ -248,10 +250,48 @@ def test_artery_on_ircadb_anatomy_in_arterial_phase(shared_data):
     m, portal = art.mask, np.isin(a, (17, 465))
     assert np.count_nonzero(m & truth) >= 0.97 * m.sum()
     assert np.count_nonzero(m & portal) <= 0.01 * m.sum()
-    assert _dice(m, truth) >= 0.5
+    assert _dice(m, truth) >= 0.6
     domain = edt.edt(~liver, anisotropy=sp) <= 12.0
     assert _dice(ves.portal & ~m & domain, portal & domain) >= _dice(ves.portal & domain,
                                                                     portal & domain)
+
+
+def test_thin_arteries_at_clinical_voxels_and_no_portal_strands_along_them():
+    """Phantom 609 (arterial, 200 x 400 x 400: 1.2 x 0.9 x 0.9 mm), truth organs, venous
+    and artery stages. Branches thinner than 1 mm in radius rarely reach the seed level and
+    are cut into pieces by partial volume and by the hepatic veins they cross; kept as
+    unseeded pieces inside the liver and bridged there, their centerline lies within 1.5
+    voxels of the artery mask over 0.909 of its length (0.295 before session 30), the
+    thicker ones 0.981 (0.922); artery Dice 0.967 (0.903). The artery's partial-volume halo,
+    left in the venous portal mask, was drawn as strands along the artery: 0.269 of the
+    portal graph's length lay on the truth artery with the artery's mask removed, 0.013
+    with its halo removed too (on the truth portal veins 0.689 -> 0.946)."""
+    from vasomics.chain.compare import compare_centerlines
+    from vasomics.chain.run import RunParams, _without_artery
+
+    ct, truth = liver_ct_phantom((200, 400, 400), phase="arterial", seed=609,
+                                 z_extent_mm=240.0, hepatic_artery=True)
+    organs = truth_organs(truth)
+    hu = measure_regions(ct, organs, 2.0)
+    ves = segment_liver_vessels(ct, organs, hu, truth.noise_sd_hu)
+    art = segment_hepatic_artery(ct, "arterial", organs, hu, truth.noise_sd_hu, ves.portal,
+                                 ves.roots.get("portal_hilum"), ves.roots.get("portal"))
+    sp = np.asarray(ct.spacing)
+    tol = 1.5 * float(sp.max())
+    g = truth.artery
+    points = np.concatenate([g.segment_points(i) for i in range(g.n_segments)])
+    radius = np.concatenate([g.segment_radius(i) for i in range(g.n_segments)])
+    idx = np.round(ct.physical_to_index(points)).astype(int)
+    found = ndimage.distance_transform_edt(~art.mask, sampling=sp)[tuple(idx.T)] <= tol
+    assert found[radius < 1.0].mean() >= 0.85, found[radius < 1.0].mean()
+    assert found[radius >= 1.0].mean() >= 0.95, found[radius >= 1.0].mean()
+    assert _dice(art.mask, truth.labels.array == LABELS["artery"]) >= 0.94
+    portal = _graph(ct, _without_artery(ves, art).centerline_mask("portal"),
+                    RunParams().graph, ves.roots.get("portal"))
+    on_artery = 1 - compare_centerlines(portal, g, tol_mm=tol, step_mm=0.5)["far_fraction"]
+    on_portal = 1 - compare_centerlines(portal, truth.portal, tol_mm=tol,
+                                        step_mm=0.5)["far_fraction"]
+    assert on_artery <= 0.05 and on_portal >= 0.9, (on_artery, on_portal)
 
 
 def test_without_a_portal_root_the_artery_is_not_traced():

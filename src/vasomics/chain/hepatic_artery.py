@@ -24,33 +24,44 @@ tree passed off as measured.
    portal tree and localized portal vein outside the liver). The aorta dilated by
    ``aorta_margin_mm`` (its partial-volume rim), the kidneys and the spleen outside the liver
    are excluded.
-3. **Bright thin tubes**: after Gaussian smoothing (``smoothing_mm``), hysteresis: voxels
-   past ``seed_fraction`` of the way from the portal HU to the aorta HU seed arteries, which
-   grow through voxels past the portal HU plus the larger of ``grow_fraction`` of that
-   contrast and ``grow_sd`` SDs of the smoothed parenchyma (so portal lumen, even noisy, is
-   never taken), below the aorta HU plus ``ceiling_margin_hu`` (cortical bone, calcium).
-   Regions holding a ball larger than ``max_radius_mm`` (ribs, bowel wall, a kidney's
-   cortex, the aorta itself: no hepatic artery is that thick) are removed by an opening, as
-   in the venous stage.
-4. **Tree from the root**: components smaller than ``min_component_mm3`` are dropped; the
-   others are grouped by single linkage: two lie in one group when they come within the
-   larger of ``bridge_mm`` and ``bridge_voxels`` voxel sizes of each other (an artery
-   interrupted where it crosses a vein or where partial volume thins it below the grow
-   threshold). The artery is the group of largest volume that reaches both the liver
-   (within ``surface_margin_mm``: a liver mask may leave out the arteries' own lumen, as
-   manual labels do) and the hilum (or corridor); the others are dropped. Its root voxel is
-   its voxel beyond that margin in the hilum or corridor nearest the aorta (the artery
-   arrives from the celiac trunk).
-5. **Partial-volume rim**: voxels within ``rim_mm`` of the tree whose smoothed HU lie at
-   least half-way from the local background to the local artery peak join it; inside the
-   venous portal mask only those brighter than the portal HU by ``rim_portal_sd`` SDs. On
-   3D-IRCADb 1.1 (0.57 mm in-plane, PSF 1 mm, seeds 0-1) this raised the Dice from 0.58/0.63
-   to 0.70/0.74 at a precision of 0.975/0.954 (0.997/0.996 without; 1.2 mm: 0.73/0.75 at
-   0.91/0.90).
+3. **Bright thin tubes**: after Gaussian smoothing (``smoothing_mm``), voxels past the
+   portal HU plus the larger of ``grow_fraction`` of the aorta-to-portal contrast and
+   ``grow_sd`` SDs of the smoothed parenchyma (so portal lumen, even noisy, is never taken),
+   below the aorta HU plus ``ceiling_margin_hu`` (cortical bone, calcium), are candidate
+   artery. Regions holding a ball larger than ``max_radius_mm`` among the voxels past
+   ``blob_fraction`` of that contrast (ribs, bowel wall, a kidney's cortex, the aorta
+   itself: no hepatic artery is that thick; at the grow level an artery's halo would join
+   it to what lies beside it) are removed by an opening, as in the venous stage. Voxels past
+   ``seed_fraction`` of the way from the portal HU to the aorta HU are seeds.
+4. **Tree from the root**: the candidates' pieces smaller than ``min_component_mm3`` are
+   dropped, and so are those without a seed voxel unless they lie inside the liver (at
+   least ``in_liver_fraction`` of them; about the liver the partial-volume shell of ribs and
+   of the body wall reads as bright as a thin artery). The others are grouped by single
+   linkage: two lie in one group when they come within the larger of ``bridge_mm`` and
+   ``bridge_voxels`` voxel sizes of each other, or within ``bridge_in_liver_mm`` between
+   voxels inside the liver (an artery interrupted where it crosses a vein or where partial
+   volume thins it below the grow threshold). The artery is the group of largest volume
+   that holds a seed and reaches both the liver (within ``surface_margin_mm``: a liver mask
+   may leave out the arteries' own lumen, as manual labels do) and the hilum (or corridor);
+   the others are dropped. Its root voxel is its voxel beyond that margin in the hilum or
+   corridor nearest the aorta (the artery arrives from the celiac trunk). Thin branches
+   (radius under ~1 mm at 0.9 mm voxels) rarely reach the seed level and are cut into
+   pieces by partial volume and by the veins they cross: the unseeded pieces and the longer
+   bridge inside the liver keep them (session 30; docs/ct_chain.md, *the hepatic arterial
+   tree's features*).
+5. **Half-maximum border**: the grow threshold lies below the half-way level of a thick
+   artery's edge, so the tree's voxels and the voxels within ``rim_mm`` of it are kept where
+   their smoothed HU lie at least half-way from the local background to the local artery
+   peak (the tree's partial-volume rim joins, its halo below that level leaves); inside the
+   venous portal mask a rim voxel must be brighter than the portal HU by ``rim_portal_sd``
+   SDs. On 3D-IRCADb 1.1 (0.57 mm in-plane, PSF 1 mm, seeds 0-1) the rim raised the Dice
+   from 0.58/0.63 to 0.70/0.74 at a precision of 0.975/0.954 (0.997/0.996 without; 1.2 mm:
+   0.73/0.75 at 0.91/0.90), before session 30's grow level and border.
 
-The chain (:mod:`vasomics.chain.run`) removes the artery's voxels from the venous trees: the
-venous stage's thresholds take in every bright vessel, and a tube brighter than the portal
-vein beside a portal branch is the artery, not a portal vein.
+The chain (:mod:`vasomics.chain.run`) removes the artery's voxels and its halo
+(:class:`HepaticArtery`) from the venous trees: the venous stage's thresholds take in every
+bright vessel, and a tube brighter than the portal vein beside a portal branch is the
+artery, not a portal vein.
 """
 
 from __future__ import annotations
@@ -85,29 +96,42 @@ class HepaticArteryParams(StageParams):
     smoothing_mm: float = Field(0.5, description="Gaussian pre-smoothing sigma.")
     seed_fraction: float = Field(0.5, description="Seed threshold position between the portal "
                                                   "(0) and aorta (1) HU.")
-    grow_fraction: float = Field(0.25, description="Grow threshold: at least this fraction "
+    grow_fraction: float = Field(0.1, description="Grow threshold: at least this fraction "
                                                    "of the aorta-portal contrast above the "
                                                    "portal HU.")
     grow_sd: float = Field(3.5, description="Grow threshold: at least this many SDs of the "
                                             "smoothed parenchyma above the portal HU.")
+    blob_fraction: float = Field(0.25, description="Thick regions are sought among the "
+                                                   "voxels at least this fraction of the "
+                                                   "aorta-portal contrast above the portal "
+                                                   "HU (and the grow SDs): a lower level "
+                                                   "joins an artery to what lies beside it.")
     ceiling_margin_hu: float = Field(150.0, description="Voxels brighter than the aorta plus "
                                                         "this are bone or calcium.")
     min_contrast_sd: float = Field(4.0, description="Minimum aorta-to-portal contrast, in "
                                                     "noise SDs, to trace the artery at all.")
     max_radius_mm: float = Field(4.0, description="Bright regions holding a larger ball are "
                                                   "not hepatic arteries and are removed.")
-    min_component_mm3: float = Field(4.0, description="Smaller components are dropped.")
-    bridge_mm: float = Field(4.0, description="Components this close to the tree join it "
-                                              "(single linkage)...")
-    rim_mm: float = Field(0.8, description="Partial-volume rim: voxels this close to the "
-                                           "tree whose HU pass half-way from the local "
-                                           "background to the local artery peak join it "
-                                           "(0: off).")
+    min_component_mm3: float = Field(4.0, description="Smaller pieces are dropped.")
+    in_liver_fraction: float = Field(0.5, description="A piece is inside the liver when at "
+                                                      "least this fraction of it lies in the "
+                                                      "liver mask; only such pieces may lack "
+                                                      "a seed voxel.")
+    bridge_mm: float = Field(4.0, description="Pieces this close to each other form one "
+                                              "group (single linkage)...")
+    bridge_voxels: float = Field(2.5, description="... or this many of the largest voxel "
+                                                  "size, whichever is larger...")
+    bridge_in_liver_mm: float = Field(8.0, description="... or this close between voxels "
+                                                       "inside the liver (an artery crossing "
+                                                       "a vein, or thinned by partial "
+                                                       "volume).")
+    rim_mm: float = Field(0.8, description="Half-maximum border: the tree and the voxels "
+                                           "this close to it are kept where their HU pass "
+                                           "half-way from the local background to the "
+                                           "local artery peak (0: off).")
     rim_portal_sd: float = Field(2.5, description="A rim voxel inside the venous portal mask "
                                                   "must exceed the portal HU by this many "
                                                   "SDs.")
-    bridge_voxels: float = Field(2.5, description="... or this many of the largest voxel "
-                                                  "size, whichever is larger.")
 
 
 @dataclass
@@ -116,7 +140,11 @@ class HepaticArtery:
     the artery's end nearest the aorta at the hilum) or ``None``; ``applicable``: False
     outside the arterial phase; ``status``: ``"ok"`` or why the mask is empty;
     ``thresholds_hu``: the (seed, grow) thresholds; ``reference_hu``: the aorta and portal
-    HU used."""
+    HU used; ``halo``: the grown tree's voxels outside its half-maximum border (step 5) and
+    the voxels touching that border, less the venous portal mask's core (eroded by one
+    voxel), or ``None``: the artery's partial-volume halo, neither artery lumen nor venous
+    lumen, taken out of the venous trees with the mask (left in them, it is drawn as
+    strands along the artery)."""
 
     mask: np.ndarray
     root: list[float] | None = None
@@ -124,6 +152,7 @@ class HepaticArtery:
     status: str = "ok"
     thresholds_hu: tuple[float, float] = (float("nan"), float("nan"))
     reference_hu: dict[str, float] = field(default_factory=dict)
+    halo: np.ndarray | None = None
 
 
 def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarray],
@@ -234,47 +263,52 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     low = portal_hu + max(p.grow_fraction * contrast, p.grow_sd * sd)
     low = min(low, high)
     ceiling = aorta_hu + p.ceiling_margin_hu
-    weak = region & (hu > low) & (hu < ceiling)
-    strong = weak & (hu > high)
-    lab_w, _ = ndimage.label(weak, np.ones((3, 3, 3)))
-    keep = np.zeros(lab_w.max() + 1, bool)
-    keep[lab_w[strong]] = True
-    keep[0] = False
-    bright = keep[lab_w]
-    depth = edt.edt(bright, anisotropy=tuple(spacing), parallel=2)
+    bright = region & (hu > low) & (hu < ceiling)
+    thick = bright & (hu > min(portal_hu + max(p.blob_fraction * contrast, p.grow_sd * sd),
+                               high))
+    depth = edt.edt(thick, anisotropy=tuple(spacing), parallel=2)
     blob = edt.edt(depth <= p.max_radius_mm, anisotropy=tuple(spacing),
                    parallel=2) <= p.max_radius_mm + float(spacing.max())
     tube = bright & ~blob
     # "in the liver": within the surface margin (a liver mask may leave out the arteries'
     # own lumen, as manual labels do)
-    mask, root = _tree_from_root(tube, in_liver, near_hilum, to_aorta, spacing, p)
+    mask, root = _tree_from_root(tube, tube & (hu > high), liv, in_liver, near_hilum,
+                                 to_aorta, spacing, p)
     thresholds = (float(high), float(low))
+    grown = mask
     if mask.any() and p.rim_mm > 0:
-        mask = _rim(mask, hu, region, portal_mask[box] if portal_mask is not None else None,
-                    portal_hu, sd, ceiling, spacing, p)
+        portal = portal_mask[box] if portal_mask is not None else None
+        mask = _half_maximum(mask, hu, region, portal, portal_hu, sd, ceiling, spacing, p)
     if not mask.any():
         return HepaticArtery(empty, status="no bright tube reaches the hilum: hepatic artery "
                              "not found", thresholds_hu=thresholds, reference_hu=ref)
-    full = np.zeros(image.shape, bool)
-    full[box] = mask
+    # the halo: the grown tree outside the border and the voxels touching the border, but
+    # not the venous portal lumen's core (a portal vein running beside the artery)
+    halo = (grown | ndimage.binary_dilation(mask, np.ones((3, 3, 3)))) & ~mask
+    if portal_mask is not None:
+        halo &= ~ndimage.binary_erosion(portal_mask[box], np.ones((3, 3, 3)))
+    full, halo_full = np.zeros(image.shape, bool), np.zeros(image.shape, bool)
+    full[box], halo_full[box] = mask, halo
     root_mm = image.index_to_physical(np.asarray([root], float) + offset)[0].tolist()
-    return HepaticArtery(full, root_mm, True, "ok", thresholds, ref)
+    return HepaticArtery(full, root_mm, True, "ok", thresholds, ref, halo_full)
 
 
-def _rim(tree, hu, region, portal, portal_hu, sd, ceiling, spacing, p) -> np.ndarray:
-    """Add the partial-volume rim: voxels within ``rim_mm`` of the tree (in the region,
-    below the ceiling) at or above half-way between the local background (minimum of the
-    smoothed HU within twice that distance) and the local artery peak (maximum over the
-    tree within that distance); inside the venous portal mask only those brighter than the
-    portal HU by ``rim_portal_sd`` SDs (a portal voxel beside the artery is not its rim)."""
+def _half_maximum(tree, hu, region, portal, portal_hu, sd, ceiling, spacing, p) -> np.ndarray:
+    """Step 5 of the module docstring: the tree and the voxels within ``rim_mm`` of it (in the
+    region, below the ceiling) kept at or above half-way between the local background
+    (minimum of the smoothed HU within twice that distance) and the local artery peak
+    (maximum over the tree within that distance); a rim voxel inside the venous portal mask
+    only if brighter than the portal HU by ``rim_portal_sd`` SDs (a portal voxel beside the
+    artery is not its rim)."""
     near = edt.edt(~tree, anisotropy=tuple(spacing), parallel=2) <= p.rim_mm
     size = np.maximum(1, np.round(2 * p.rim_mm / spacing).astype(int) | 1)
     peak = ndimage.maximum_filter(np.where(tree, hu, -np.inf), size=tuple(size))
     bg = ndimage.minimum_filter(hu, size=tuple(2 * size - 1))
-    rim = near & ~tree & region & (hu < ceiling) & np.isfinite(peak) & (hu >= 0.5 * (peak + bg))
+    half = np.isfinite(peak) & (hu >= 0.5 * (peak + bg))
+    rim = near & ~tree & region & (hu < ceiling) & half
     if portal is not None:
         rim &= ~(portal & (hu < portal_hu + p.rim_portal_sd * sd))
-    return tree | rim
+    return (tree & half) | rim
 
 
 def _near_segment(shape, spacing, a, b, radius_mm) -> np.ndarray:
@@ -298,24 +332,36 @@ def _near_segment(shape, spacing, a, b, radius_mm) -> np.ndarray:
     return out
 
 
-def _tree_from_root(tube, liv, near_hilum, to_aorta, spacing, p):
+def _tree_from_root(tube, seeds, liver, liv, near_hilum, to_aorta, spacing, p):
     """Step 4 of the module docstring: the artery tree mask and its root voxel (index).
-    Components closer than the bridge distance are grouped in one pass (single linkage: the
-    components of the tube dilated by half that distance)."""
+    ``seeds``: the tube's voxels past the seed threshold; ``liver``: the liver mask,
+    ``liv``: within the surface margin of it. Pieces closer than the bridge distance are
+    grouped in one pass (single linkage: the components of the tube dilated by half that
+    distance)."""
     lab, n = ndimage.label(tube, np.ones((3, 3, 3)))
     if n == 0:
         return tube, None
     size = np.bincount(lab.ravel(), minlength=n + 1)
+    inside = np.bincount(lab[liver], minlength=n + 1) >= p.in_liver_fraction * size
     ok = size * float(np.prod(spacing)) >= p.min_component_mm3
+    # a piece without a seed is a thin branch only inside the liver: about it, partial
+    # volume around ribs and the body wall reads as bright as a thin artery
+    ok &= (np.bincount(lab[seeds], minlength=n + 1) > 0) | inside
     ok[0] = False
     tube = ok[lab]
     bridge = max(p.bridge_mm, p.bridge_voxels * float(spacing.max()))
-    group, n_group = ndimage.label(edt.edt(~tube, anisotropy=tuple(spacing), parallel=2)
-                                   <= bridge / 2, np.ones((3, 3, 3)))
+    # single linkage: pieces within ``bridge`` of each other, or within
+    # ``bridge_in_liver_mm`` between voxels inside the liver
+    joined = edt.edt(~tube, anisotropy=tuple(spacing), parallel=2) <= bridge / 2
+    if p.bridge_in_liver_mm > bridge:
+        joined |= edt.edt(~(tube & liver), anisotropy=tuple(spacing),
+                          parallel=2) <= p.bridge_in_liver_mm / 2
+    group, n_group = ndimage.label(joined, np.ones((3, 3, 3)))
     group = np.where(tube, group, 0)
     volume = np.bincount(group.ravel(), minlength=n_group + 1)
     reach = (np.bincount(group[liv].ravel(), minlength=n_group + 1) > 0) & \
-        (np.bincount(group[near_hilum].ravel(), minlength=n_group + 1) > 0)
+        (np.bincount(group[near_hilum].ravel(), minlength=n_group + 1) > 0) & \
+        (np.bincount(group[seeds].ravel(), minlength=n_group + 1) > 0)
     reach[0] = False
     if not reach.any():
         return np.zeros_like(tube), None

@@ -188,6 +188,18 @@ def _finite(image: Image) -> Image:
     return image.with_array(np.where(ok, a, a[ok].min()))
 
 
+def _without_artery(ves: LiverVessels, art: HepaticArtery) -> LiverVessels:
+    """The venous trees less the artery's lumen and halo (a tube brighter than the portal
+    vein is the artery; its partial-volume halo left in a venous mask is drawn as strands
+    along it)."""
+    if not art.mask.any():
+        return ves
+    taken = art.mask if art.halo is None else art.mask | art.halo
+    return dataclasses.replace(ves, portal=ves.portal & ~taken, hepatic=ves.hepatic & ~taken,
+                               rim=None if ves.rim is None
+                               else np.where(taken, 0, ves.rim).astype(np.uint8))
+
+
 def characterize(image: Image, params: RunParams | None = None, *, phase: str = "auto",
                  force: bool = False, cache_dir: Path | None = None,
                  input_key: str | None = None,
@@ -274,11 +286,7 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
                                      ves.portal, ves.roots.get("portal_hilum"),
                                      ves.roots.get("portal"),
                                      loc.landmarks.get("portal_confluence"), p.artery)
-        if art.mask.any():  # a tube brighter than the portal vein is the artery
-            ves = dataclasses.replace(ves, portal=ves.portal & ~art.mask,
-                                      hepatic=ves.hepatic & ~art.mask,
-                                      rim=None if ves.rim is None
-                                      else np.where(art.mask, 0, ves.rim).astype(np.uint8))
+        ves = _without_artery(ves, art)
     result.vessels, result.artery = ves, art
     qc.extend(check_vessel_contrast(image, ves.portal | ves.hepatic,
                                     loc.organs.get("liver", np.zeros_like(ves.portal)), noise,
