@@ -132,6 +132,9 @@ class HepaticArteryParams(StageParams):
     rim_portal_sd: float = Field(2.5, description="A rim voxel inside the venous portal mask "
                                                   "must exceed the portal HU by this many "
                                                   "SDs.")
+    halo_mm: float = Field(1.5, description="The artery's halo, taken out of the venous "
+                                            "trees with it, holds the voxels this close to "
+                                            "its border (not the portal lumen's core).")
 
 
 @dataclass
@@ -141,8 +144,8 @@ class HepaticArtery:
     outside the arterial phase; ``status``: ``"ok"`` or why the mask is empty;
     ``thresholds_hu``: the (seed, grow) thresholds; ``reference_hu``: the aorta and portal
     HU used; ``halo``: the grown tree's voxels outside its half-maximum border (step 5) and
-    the voxels touching that border, less the venous portal mask's core (eroded by one
-    voxel), or ``None``: the artery's partial-volume halo, neither artery lumen nor venous
+    the voxels within ``halo_mm`` of that border, less the venous portal mask's core (eroded
+    by one voxel), or ``None``: the artery's partial-volume halo, neither artery lumen nor venous
     lumen, taken out of the venous trees with the mask (left in them, it is drawn as
     strands along the artery)."""
 
@@ -282,9 +285,10 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     if not mask.any():
         return HepaticArtery(empty, status="no bright tube reaches the hilum: hepatic artery "
                              "not found", thresholds_hu=thresholds, reference_hu=ref)
-    # the halo: the grown tree outside the border and the voxels touching the border, but
-    # not the venous portal lumen's core (a portal vein running beside the artery)
-    halo = (grown | ndimage.binary_dilation(mask, np.ones((3, 3, 3)))) & ~mask
+    # the halo: the grown tree outside the border and the voxels within halo_mm of the
+    # border, but not the venous portal lumen's core (a portal vein running beside it)
+    halo = (grown | (edt.edt(~mask, anisotropy=tuple(spacing), parallel=2) <= p.halo_mm)) \
+        & ~mask
     if portal_mask is not None:
         halo &= ~ndimage.binary_erosion(portal_mask[box], np.ones((3, 3, 3)))
     full, halo_full = np.zeros(image.shape, bool), np.zeros(image.shape, bool)
