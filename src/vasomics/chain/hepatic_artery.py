@@ -143,11 +143,11 @@ class HepaticArtery:
     the artery's end nearest the aorta at the hilum) or ``None``; ``applicable``: False
     outside the arterial phase; ``status``: ``"ok"`` or why the mask is empty;
     ``thresholds_hu``: the (seed, grow) thresholds; ``reference_hu``: the aorta and portal
-    HU used; ``halo``: the grown tree's voxels outside its half-maximum border (step 5) and
-    the voxels within ``halo_mm`` of that border, less the venous portal mask's core (eroded
-    by one voxel), or ``None``: the artery's partial-volume halo, neither artery lumen nor venous
-    lumen, taken out of the venous trees with the mask (left in them, it is drawn as
-    strands along the artery)."""
+    HU used; ``halo`` (or ``None``): the artery's partial-volume halo, the grown tree's
+    voxels outside its half-maximum border (step 5) and the voxels within ``halo_mm`` of
+    that border, less the venous portal mask's core (eroded by one voxel). Neither artery
+    lumen nor venous lumen, it is taken out of the venous trees with the mask (left in
+    them, it is drawn as strands along the artery)."""
 
     mask: np.ndarray
     root: list[float] | None = None
