@@ -56,7 +56,11 @@ tree passed off as measured.
    venous portal mask a rim voxel must be brighter than the portal HU by ``rim_portal_sd``
    SDs. On 3D-IRCADb 1.1 (0.57 mm in-plane, PSF 1 mm, seeds 0-1) the rim raised the Dice
    from 0.58/0.63 to 0.70/0.74 at a precision of 0.975/0.954 (0.997/0.996 without; 1.2 mm:
-   0.73/0.75 at 0.91/0.90), before session 30's grow level and border.
+   0.73/0.75 at 0.91/0.90), before session 30's grow level and border; since, seeds 0-2
+   read 0.748/0.746/0.758 (0.711/0.743/0.733 before) at a precision of 0.925/0.868/0.895
+   (0.972/0.951/0.958): 90 % of the voxels off the label lie one voxel (0.57 mm) outside
+   its edge, where blur widens a thin artery's half-maximum width beyond its diameter
+   (``bench_hepatic_artery.py --ircadb-stride 1``).
 
 The chain (:mod:`vasomics.chain.run`) removes the artery's voxels and its halo
 (:class:`HepaticArtery`) from the venous trees: the venous stage's thresholds take in every
