@@ -57,21 +57,24 @@ def test_phantom_artery_beside_portal_branches_leaves_the_venous_phantom_unchang
 _SEEDS = (501, 502, 7)
 
 
+def _arterial_stages(shape, seed):
+    """Venous stage + artery stage on an arterial phantom with the hepatic artery, on the
+    generator's organ masks: ``(ct, truth, venous result, artery result)``."""
+    ct, truth = liver_ct_phantom(shape, phase="arterial", seed=seed, z_extent_mm=240.0,
+                                 hepatic_artery=True)
+    organs = truth_organs(truth)
+    hu = measure_regions(ct, organs, 2.0)
+    ves = segment_liver_vessels(ct, organs, hu, truth.noise_sd_hu)
+    art = segment_hepatic_artery(ct, "arterial", organs, hu, truth.noise_sd_hu, ves.portal,
+                                 ves.roots.get("portal_hilum"), ves.roots.get("portal"))
+    return ct, truth, ves, art
+
+
 @pytest.fixture(scope="module")
 def arterial_on_truth_organs():
     """Venous stage + artery stage on arterial phantoms (96 x 160 x 160, 2.5 x 2.25 x 2.25 mm)
     with the generator's organ masks."""
-    out = []
-    for seed in _SEEDS:
-        ct, truth = liver_ct_phantom((96, 160, 160), phase="arterial", seed=seed,
-                                     z_extent_mm=240.0, hepatic_artery=True)
-        organs = truth_organs(truth)
-        hu = measure_regions(ct, organs, 2.0)
-        ves = segment_liver_vessels(ct, organs, hu, truth.noise_sd_hu)
-        art = segment_hepatic_artery(ct, "arterial", organs, hu, truth.noise_sd_hu, ves.portal,
-                                     ves.roots.get("portal_hilum"), ves.roots.get("portal"))
-        out.append((ct, truth, ves, art))
-    return out
+    return [_arterial_stages((96, 160, 160), seed) for seed in _SEEDS]
 
 
 def test_artery_dice_and_no_stealing_on_arterial_phantoms(arterial_on_truth_organs):
@@ -269,13 +272,7 @@ def test_thin_arteries_at_clinical_voxels_and_no_portal_strands_along_them():
     from vasomics.chain.compare import compare_centerlines
     from vasomics.chain.run import RunParams, _without_artery
 
-    ct, truth = liver_ct_phantom((200, 400, 400), phase="arterial", seed=609,
-                                 z_extent_mm=240.0, hepatic_artery=True)
-    organs = truth_organs(truth)
-    hu = measure_regions(ct, organs, 2.0)
-    ves = segment_liver_vessels(ct, organs, hu, truth.noise_sd_hu)
-    art = segment_hepatic_artery(ct, "arterial", organs, hu, truth.noise_sd_hu, ves.portal,
-                                 ves.roots.get("portal_hilum"), ves.roots.get("portal"))
+    ct, truth, ves, art = _arterial_stages((200, 400, 400), 609)
     sp = np.asarray(ct.spacing)
     tol = 1.5 * float(sp.max())
     g = truth.artery
