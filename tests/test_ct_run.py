@@ -403,6 +403,37 @@ def test_hepatic_naming_parts_a_vein_whose_ostium_was_lost():
     assert list(joined.segment_label) == [right, middle, left, left, left]
 
 
+def test_hepatic_naming_takes_a_vein_cut_off_beyond_the_ostium_gap():
+    """Phantoms 554 and 532 at 2.25 mm through the chain: the left hepatic vein ended 32 mm
+    outside the IVC's wall, beyond ``max_ostium_gap_mm`` (30), so it counted as a fragment;
+    the two veins that reached the IVC, both on its right, were named right and left (a
+    common middle / left trunk), and the fragment took the nearest name (554: naming 0.555,
+    532: 0.744). When both major veins lie on one side of the IVC's axis, the largest piece
+    of a major calibre on the other side is the third vein (554, 532: 1.000). Here (IVC axis
+    x = y = 0, radius 10 mm; LPS, +x the patient's left) the left vein's free end lies 32 mm
+    outside the wall; a piece cut from the right vein's far end, on the right, stays a
+    fragment named after its neighbour."""
+    from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.vessel_graph import VesselGraph
+
+    tubes = [_tube((-10.0, 2.0, 0.0), (-70.0, 20.0, 25.0), 4.0),  # right
+             _tube((-6.0, 8.0, 0.0), (-25.0, 70.0, 30.0), 3.5),  # middle, right of the axis
+             _tube((30.0, 30.0, 5.0), (75.0, 45.0, 25.0), 3.5),  # left, its ostium lost
+             _tube((-80.0, 25.0, 30.0), (-100.0, 30.0, 40.0), 3.0)]  # cut from the right
+    g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes])
+    right, middle, left = "right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein"
+    named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
+    assert list(named.segment_label) == [right, middle, left, right]
+    within = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0,
+                                max_ostium_gap_mm=35.0)  # the left vein drains: the same
+    assert list(within.segment_label) == [right, middle, left, right]
+    kept = tubes[:2] + tubes[3:]  # no piece on the left side: a common middle / left trunk
+    two = name_hepatic_veins(VesselGraph.from_polylines([t[0] for t in kept],
+                                                        [t[1] for t in kept]),
+                             (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
+    assert list(two.segment_label) == [right, left, right]
+
+
 def test_tracing_and_naming_on_the_generators_vessel_masks():
     """Graph and naming stages on the phantom's own portal and hepatic masks (within the
     chain's 12 mm hilum margin; segmentation, separation and localization taken out), seed

@@ -44,7 +44,14 @@ the left vein's branches through a contact deeper in the liver (phantom 611 at 0
 node nearest the IVC's axis lies more than ``max_ostium_gap_mm`` outside the IVC's wall
 (from the axis when the IVC's radius is unknown) does not drain into the IVC: it is a piece
 that a gap in the lumen cut off a vein (:func:`vasomics.chain.liver_vessels._adopt_fragments`)
-and takes the name of the nearest named centerline point instead of counting as a vein.
+and takes the name of the nearest named centerline point instead of counting as a vein,
+unless only two major veins reach the IVC, both on one side of its axis: then the largest
+such piece of a major vein's calibre on the other side is the third vein, its ostium lost
+(:func:`_lost_ostium_vein`, rooted at its free end nearest the axis; phantom 554 at 2.25 mm,
+whose left vein ended 32 mm outside the wall and was named middle as a fragment: naming
+0.555 -> 1.000, and 532 0.744 -> 1.000). The three veins span both sides of the IVC (the
+left vein drains the left lobe), so a piece on the side no major vein reaches is that vein,
+not a branch cut from one of the two.
 """
 
 from __future__ import annotations
@@ -100,6 +107,12 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
     total = sum(tree.weight[k] for _, _, tree, k in veins)
     major = sorted([v for v in veins if v[0] >= min_caliber * widest
                     or v[2].weight[v[3]] >= min_share * total], key=lambda v: v[1][0])
+    if len(major) == 2:
+        lost = _lost_ostium_vein(graph, comp, draining, ivc, major, min_caliber * widest,
+                                 min_share)
+        if lost is not None:
+            veins.append(lost)
+            major = sorted(major + [lost], key=lambda v: v[1][0])
     named = []  # (centroid, name)
     if len(major) >= 3:
         for i, (_, cen, tree, k) in enumerate(major):
@@ -135,6 +148,36 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
             labels[s] = name
     name_fragments(graph, labels)
     return graph.replace(segment_label=labels)
+
+
+def _lost_ostium_vein(graph: VesselGraph, comp, draining, ivc, major, min_caliber_mm: float,
+                      min_share: float):
+    """The third vein when the two major veins that reach the IVC both lie on one side of
+    its axis (LPS x of their centroids against ``ivc``'s): the largest piece that does not
+    drain into the IVC (a component of ``comp`` not in ``draining``) whose calibre is at
+    least ``min_caliber_mm`` and whose centroid lies on the other side, rooted at its free
+    end nearest the axis, as ``(calibre, centroid, tree, first segment)``; None when there
+    is none."""
+    side = np.sign([m[1][0] - ivc[0] for m in major])
+    if side[0] != side[1]:
+        return None
+    degree = np.bincount(np.concatenate([graph.segment_start, graph.segment_end]),
+                         minlength=graph.n_nodes)
+    best = None
+    for c in np.setdiff1d(np.unique(comp), draining):
+        segs = np.nonzero(comp == c)[0]
+        ends = np.unique(np.concatenate([graph.segment_start[segs], graph.segment_end[segs]]))
+        ends = ends[degree[ends] == 1]
+        if not len(ends):
+            continue
+        axis_distance = np.linalg.norm(graph.node_position[ends, :2] - ivc[:2], axis=1)
+        tree = rooted_tree(graph, int(ends[np.argmin(axis_distance)]))
+        k = tree.first[0]
+        caliber, centroid = _caliber(tree, k, min_share), tree.centroid[k]
+        if caliber >= min_caliber_mm and np.sign(centroid[0] - ivc[0]) == -side[0] and (
+                best is None or tree.weight[k] > best[2].weight[best[3]]):
+            best = (caliber, centroid, tree, k)
+    return best
 
 
 def _split_at_ostium(graph: VesselGraph, ivc) -> VesselGraph:
