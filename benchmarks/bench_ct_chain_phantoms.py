@@ -151,7 +151,10 @@ def score(shape, seed, phase, z_extent_mm, level="chain", params=None, artery=Fa
         found[k] = (own["recall"], 1 - cross["far_fraction"])
     errors = {}
     for (fid, scope), value in liver_tree_truth(truth, p.vessels.hilum_margin_mm).items():
-        got = res.features.value(fid, scope) if res.features is not None else np.nan
+        try:  # absent: a tree the stages run did not trace (the artery on truth organs)
+            got = res.features.value(fid, scope) if res.features is not None else np.nan
+        except KeyError:
+            got = np.nan
         errors[(fid, scope)] = (got - value) / value
     return {"phase": res.phase.phase if res.phase else None, "true_phase": phase,
             "dice": dice, "naming": naming, "found": found, "errors": errors, "wall": wall,
