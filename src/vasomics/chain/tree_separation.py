@@ -565,8 +565,11 @@ def _local_directions(g: _SegmentGraph, reach_mm: float) -> np.ndarray:
 def _companion_segments(g: _SegmentGraph, seg_tree, p: TreeSeparationParams) -> np.ndarray:
     """Segments that run beside a thicker portal vein: the companion artery of a portal
     triad (module docstring, step 6). A centerline voxel of a reached segment runs beside a
-    portal vein where the nearest centerline voxel of a portal segment at least
-    ``1 / companion_radius_ratio`` times thicker (median radii), not meeting it at a
+    portal vein where, among its 24 nearest portal centerline voxels (its own segment's
+    among them: a vein farther than its own voxels reach is not seen, docs/
+    ct_chain_history.md, *Measured in session 31 and not kept*), a centerline voxel of a
+    portal segment at least ``1 / companion_radius_ratio`` times thicker (median radii),
+    not meeting it at a
     junction, lies within the two segments' median radii plus ``companion_gap_mm`` and their
     directions differ by at most ``companion_max_angle_deg``; a segment with at least
     ``companion_min_fraction`` of its voxels beside one is a companion, and so, repeatedly,
