@@ -161,8 +161,7 @@ def _lost_ostium_vein(graph: VesselGraph, comp, draining, ivc, major, min_calibe
     side = np.sign([m[1][0] - ivc[0] for m in major])
     if side[0] != side[1]:
         return None
-    degree = np.bincount(np.concatenate([graph.segment_start, graph.segment_end]),
-                         minlength=graph.n_nodes)
+    degree = graph.node_degree()
     best = None
     for c in np.setdiff1d(np.unique(comp), draining):
         segs = np.nonzero(comp == c)[0]
@@ -235,8 +234,7 @@ def _contact_point(graph: VesselGraph, ivc, wall: float, ostium_factor: float,
     pairs = np.array(list(by_pair), int).reshape(-1, 2)
     adj = coo_matrix((length[list(by_pair.values())] + 1e-9, (pairs[:, 0], pairs[:, 1])),
                      shape=(graph.n_nodes,) * 2).tocsr()
-    degree = np.bincount(np.concatenate([graph.segment_start, graph.segment_end]),
-                         minlength=graph.n_nodes)
+    degree = graph.node_degree()
     end_radius = np.zeros(graph.n_nodes)
     end_radius[graph.segment_start] = graph.radius[graph.point_offsets[:-1]]
     end_radius[graph.segment_end] = graph.radius[graph.point_offsets[1:] - 1]
