@@ -196,11 +196,16 @@ def _node_offset(dirs: np.ndarray, rads, gap_mm: float) -> np.ndarray:
 
 def paint_artery(labels: np.ndarray, tree: ArteryTree, spacing, origin, values: dict) -> None:
     """Paint the artery (label ``values["artery"]``) into the phantom's label volume in
-    place, only where no portal or hepatic vein, IVC or aorta lies (those keep their
-    voxels)."""
+    place, where no portal vein, IVC or aorta lies (those keep their voxels) and over the
+    hepatic veins: the artery runs in the portal triads and is never inside a hepatic vein's
+    lumen, so where the generated geometry makes the two cross the artery stays whole and
+    the vein gives up those voxels (painted under the vein, the artery was cut there, in
+    the arterial phase by a vein darker than the liver, and its subtree beyond was
+    invisible to any method: up to a seventh of a tree's length on the arterial phantoms
+    600-633)."""
     from vasomics.phantoms.raster import rasterize_tubes
 
     mask = rasterize_tubes(tree.polylines, tree.radii, labels.shape, spacing, origin=origin,
                            flat_caps=False)
-    keep = np.isin(labels, [values[k] for k in ("portal", "hepatic", "ivc", "aorta")])
+    keep = np.isin(labels, [values[k] for k in ("portal", "ivc", "aorta")])
     labels[mask & ~keep] = values["artery"]

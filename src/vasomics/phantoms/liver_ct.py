@@ -424,8 +424,10 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     hepatic_artery:
         Add the hepatic artery tree (:mod:`vasomics.phantoms.hepatic_artery`; label
         ``artery``, the aorta's HU unless ``hu`` gives ``artery``). It has its own random
-        generator and is painted only where no vein, IVC or aorta lies, so the venous trees,
-        their masks, the HU draws and the noise equal those of the same seed without it.
+        generator and is painted where no portal vein, IVC or aorta lies and over the hepatic
+        veins it crosses (:func:`vasomics.phantoms.hepatic_artery.paint_artery`), so the
+        venous trees, the portal mask, the HU draws and the noise equal those of the same
+        seed without it, and the hepatic mask does less the crossings' voxels.
 
     Returns
     -------
