@@ -316,7 +316,7 @@ def test_thin_arteries_beside_the_portal_veins_in_a_late_arterial_scan():
     their centerline lay within 1.5 voxels of the mask, Dice 0.926. Inside the liver and
     outside the venous portal lumen's core the level is 1.5 SDs above the portal HU, and
     pieces of 2 mm³ count (session 32): 0.695, Dice 0.945, the mask still on the artery."""
-    ct, truth, _, art = _arterial_stages((200, 400, 400), 615)
+    ct, truth, ves, art = _arterial_stages((200, 400, 400), 615)
     sp = np.asarray(ct.spacing)
     g = truth.artery
     points = np.concatenate([g.segment_points(i) for i in range(g.n_segments)])
@@ -331,6 +331,12 @@ def test_thin_arteries_beside_the_portal_veins_in_a_late_arterial_scan():
     assert _dice(art.mask, artery) >= 0.94
     assert ndimage.binary_dilation(artery)[art.mask].mean() >= 0.99
     assert np.mean(lab[art.mask] == LABELS["portal"]) <= 0.01
+    # without the venous portal mask the thin level is not used (it took portal veins)
+    organs = truth_organs(truth)
+    bare = segment_hepatic_artery(ct, "arterial", organs, measure_regions(ct, organs, 2.0),
+                                  truth.noise_sd_hu, None, ves.roots.get("portal_hilum"),
+                                  ves.roots.get("portal"))
+    assert bare.status == "ok" and np.mean(lab[bare.mask] == LABELS["portal"]) <= 0.01
 
 
 def test_without_a_portal_root_the_artery_is_not_traced():
