@@ -40,11 +40,10 @@ tree passed off as measured.
    above the portal HU, under the grow level, and the traced portal lumen is masked. Only
    with a venous portal mask (without one, phantom 615 lost 9 % of the artery mask to
    portal veins at that level) and where the finest voxel size is at most
-   ``thin_max_voxel_mm``: on coarser grids a thin
-   portal vein the venous stage left untraced is a voxel or two across, has no core, and
-   passed that level (phantom 501 at 2.25 mm: artery precision 0.996 -> 0.910), while the
-   branches it is for are a third of a voxel across (session 32; docs/ct_chain.md, *the
-   hepatic arterial tree's features*).
+   ``thin_max_voxel_mm``: on coarser grids a thin portal vein the venous stage left
+   untraced is a voxel or two across, has no core, and passed that level (phantom 501 at
+   2.25 mm: artery precision 0.996 -> 0.910), while the branches it is for are a third of a
+   voxel across (session 32; docs/ct_chain.md, *the hepatic arterial tree's features*).
 4. **Tree from the root**: the candidates' pieces smaller than ``min_component_mm3`` are
    dropped, and so are those without a seed voxel unless they lie inside the liver (at
    least ``in_liver_fraction`` of them; about the liver the partial-volume shell of ribs and
