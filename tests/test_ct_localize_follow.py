@@ -150,14 +150,18 @@ def test_spleen_is_trimmed_of_brighter_tissue_too():
 
 
 @pytest.mark.parametrize("seed, ended, volume_error", [(615, False, -0.030),
-                                                       (618, True, -0.044)])
+                                                       (618, True, -0.033)])
 def test_leaking_arterial_liver_is_trimmed_on_a_phantom(seed, ended, volume_error):
     """Phantoms 615 and 618 (arterial, 200 × 400 × 400 at 1.2 × 0.9 × 0.9 mm): the liver
     (56 HU) touches paraspinal muscle a few HU darker under 12 HU of noise. 615's following
     never ends, 618's ends inside the muscle. Measured, the localized liver against the
     generator's envelope, volume error and Dice, without the trim -> with it: 615 +8.7 %,
     0.918 -> -3.0 %, 0.971 (196 ml trimmed); 618 +1.3 %, 0.946 -> -4.4 %, 0.971 (105 ml).
-    Through the chain, after the border step: 615 +12.5 % -> +0.5 %, 618 +5.8 % -> -1.0 %."""
+    Through the chain, after the border step: 615 +12.5 % -> +0.5 %, 618 +5.8 % -> -1.0 %.
+    Since the phantom's portal veins keep clear of the hepatic veins (session 33,
+    :mod:`vasomics.phantoms.vessel_clearance`): 618 -4.4 % -> -3.3 %; 615 read -7.2 %
+    (the atlas fit squeezed cranio-caudally, scale 0.76) until refined starts competed with
+    the anisotropy weight (``LocalizeParams.anisotropy_weight``), -3.2 % since."""
     from vasomics.chain.localize import localize
     from vasomics.chain.qc import estimate_noise_sd
     from vasomics.phantoms.liver_ct import liver_ct_phantom

@@ -13,7 +13,8 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    over the cranio-caudal offset (``z_search_step_mm``) scored by Mattes mutual information;
    the best ``n_starts`` offsets are refined.
 3. Affine registration (Mattes MI, multi-resolution gradient descent) of atlas (fixed) to target
-   (moving); optionally a B-spline stage. The best-scoring start wins, unless its atlas liver
+   (moving); optionally a B-spline stage. The best-scoring start wins (metric plus
+   ``anisotropy_weight`` times the transform's anisotropy), unless its atlas liver
    lands on a target median below ``liver_min_hu`` (fat, bowel) and another start's does
    not at a metric within ``liver_gate_tolerance`` of it (:func:`_liver_plausible`).
 4. The atlas labels are resampled onto the target grid through the inverse transform. The
@@ -109,6 +110,14 @@ class LocalizeParams(StageParams):
                                                  "liver_gate_tolerance of it: a liver reads "
                                                  "40-130 HU in every phase, down to about 0 "
                                                  "in extreme steatosis.")
+    anisotropy_weight: float = Field(0.02, ge=0.0, description="Refined starts compete on "
+                                     "the metric plus this times the transform's "
+                                     "anisotropy (ln of its largest over its smallest scale): "
+                                     "the atlas slab fits a scan nearly as well squeezed "
+                                     "cranio-caudally (phantom 615: scale 0.76 against 0.97 "
+                                     "in-plane at a metric 0.8 % better than 1.01, liver "
+                                     "volume -7 %), and no near tie should go to a body "
+                                     "shape that far from the atlas's.")
     liver_gate_tolerance: float = Field(0.1, ge=0.0, description="Largest relative loss of "
                                         "the metric accepted for a start with a plausible "
                                         "liver (phantom 517: 1.2 %; a thoracic CT angiogram "
@@ -452,15 +461,16 @@ def _register_atlas(image: Image, params: LocalizeParams | None):
             value = reg.MetricEvaluate(fixed, moving)
         except RuntimeError:
             continue
-        results.append((value, tr, _liver_plausible(small, atlas, tr, p.liver_min_hu)))
+        score = value + p.anisotropy_weight * _anisotropy(tr)
+        results.append((score, tr, _liver_plausible(small, atlas, tr, p.liver_min_hu), value))
     if not results:
         raise InputError("atlas registration failed at every start")
-    value, affine, plausible = min(results, key=lambda r: r[0])
+    score, affine, plausible, value = min(results, key=lambda r: r[0])
     if not plausible:  # the best fit put the liver on fat: a near-equal fit that did not
         near = [r for r in results
-                if r[2] and r[0] <= value + p.liver_gate_tolerance * abs(value)]
+                if r[2] and r[0] <= score + p.liver_gate_tolerance * abs(score)]
         if near:
-            value, affine, _ = min(near, key=lambda r: r[0])
+            score, affine, _, value = min(near, key=lambda r: r[0])
     transform = affine
     if p.bspline:
         mesh = [max(1, int(round(sz * sp / p.bspline_grid_mm))) for sz, sp in
@@ -477,6 +487,14 @@ def _register_atlas(image: Image, params: LocalizeParams | None):
         except RuntimeError:
             log.warning("B-spline stage failed; keeping the affine registration")
     return transform, affine, float(value)
+
+
+def _anisotropy(transform) -> float:
+    """ln of the largest over the smallest singular value of an affine transform's matrix:
+    0 for a similarity, 0.28 for a cranio-caudal scale of 0.76 against 1.0 in-plane."""
+    sv = np.linalg.svd(np.asarray(transform.GetMatrix(), float).reshape(3, 3),
+                       compute_uv=False)
+    return float(np.log(sv[0] / max(sv[-1], 1e-9)))
 
 
 def _liver_plausible(target: Image, atlas: Atlas, transform, min_hu: float,
@@ -600,7 +618,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
     confluence = np.asarray(transform.TransformPoint(tuple(float(v) for v in
                                                            atlas.confluence_mm)))
     aff = {"matrix": list(affine.GetMatrix()), "translation": list(affine.GetTranslation()),
-           "center": list(affine.GetCenter())}
+           "center": list(affine.GetCenter()), "anisotropy": round(_anisotropy(affine), 4)}
     for name in p.trim_both_sides:  # after every claim: the kidneys keep their masks
         if p.refine and name in organs and organs[name].any() and name not in extent:
             trimmed = _trimmed(image, organs[name], p, passes.setdefault(name, {}), "both")

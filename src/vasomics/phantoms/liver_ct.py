@@ -19,7 +19,9 @@ Geometry (physical LPS mm, identity direction; ``x`` to the patient's left, ``y`
   stays in the liver; a segmental branch drawn out of the liver is shortened, or, where it
   would keep less than half its length, turned into its lobe (no stubs without a subtree);
 * hepatic venous tree: right, middle and left hepatic veins leave the intrahepatic IVC near
-  the diaphragm and branch towards the liver's periphery;
+  the diaphragm and branch towards the liver's periphery; the portal tree is then bent
+  where it ran closer than ``VENOUS_CLEARANCE_MM`` (1 mm) to a hepatic vein's lumen, or
+  through it (:func:`vasomics.phantoms.vessel_clearance.keep_apart`);
 * hepatic artery (optional, ``hepatic_artery=True``): from the celiac trunk on the aorta
   alongside the main portal vein to the hilum, then beside every portal branch
   (:mod:`vasomics.phantoms.hepatic_artery`).
@@ -55,6 +57,7 @@ from vasomics.errors import InputError
 from vasomics.image import Image
 from vasomics.phantoms.raster import rasterize_tubes
 from vasomics.phantoms.truth import tree_graph
+from vasomics.phantoms.vessel_clearance import keep_apart
 from vasomics.vessel_graph import VesselGraph
 
 PHASES = ("native", "arterial", "portal_venous", "delayed")
@@ -88,6 +91,10 @@ PORTAL_NAMES = ("superior_mesenteric_vein", "splenic_vein", "main_portal_vein",
                 "right_posterior_portal_vein", "portal_S2", "portal_S3", "portal_S4",
                 "portal_S5", "portal_S6", "portal_S7", "portal_S8")
 HEPATIC_NAMES = ("right_hepatic_vein", "middle_hepatic_vein", "left_hepatic_vein")
+# least gap (mm) between portal and hepatic venous lumens: the portal vein's wall and
+# Glissonian sheath and the hepatic vein's wall (:func:`...vessel_clearance.keep_apart`;
+# at 0.5 mm the chain traced veins lying against each other as one)
+VENOUS_CLEARANCE_MM = 1.0
 
 
 @dataclass(frozen=True)
@@ -452,6 +459,8 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     step = min(spacing) / 2
     portal = _portal_tree(anat, rng, step, depth, min_r, np.random.default_rng([int(seed), 2]))
     hepatic = _hepatic_tree(anat, rng, step, depth, min_r)
+    portal.polylines = keep_apart(portal.polylines, portal.radii, hepatic.polylines,
+                                  hepatic.radii, VENOUS_CLEARANCE_MM)
     labels = _label_volume(shape, spacing, origin, anat, portal, hepatic)
     artery = None
     if hepatic_artery:
