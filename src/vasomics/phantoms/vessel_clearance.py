@@ -4,10 +4,11 @@ Trees grown independently (the liver phantom's portal and hepatic venous trees) 
 through each other: on the clinical-voxel phantoms of seeds 601-634 (every third) the
 portal axis lay more than 1 mm deep in a hepatic vein's lumen over 0-67 mm per phantom,
 down to 6.9 mm, mostly where segment 7's branch climbs along the right hepatic vein. No
-liver has one vein inside another: neighbouring portal and hepatic veins touch at most,
-with their two walls between the lumens. :func:`keep_apart` bends the moving tree away
-from the fixed one with a smooth displacement field, so that branches stay connected and
-smooth and only the stretches that ran too close move.
+liver has one vein inside another: where a portal and a hepatic vein meet, the portal
+vein's wall and Glissonian sheath and the hepatic vein's wall lie between their lumens,
+about a millimetre (the phantom's ``VENOUS_CLEARANCE_MM``). :func:`keep_apart` bends the
+moving tree away from the fixed one with a smooth displacement field, so that branches stay
+connected and smooth and only the stretches that ran too close move.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _surface_gaps(points, radii, fixed_tree, fixed_points, fixed_radii, k):
     return gaps[rows, best], away / norm
 
 
-def keep_apart(polylines, radii, fixed_polylines, fixed_radii, clearance_mm: float = 0.5,
+def keep_apart(polylines, radii, fixed_polylines, fixed_radii, clearance_mm: float = 1.0,
                reach_mm: float = 4.0, rounds: int = 60, k: int = 24):
     """Bend the tubes ``polylines`` (each ``(n, 3)`` mm, with per-point ``radii`` in mm)
     until their lumens keep ``clearance_mm`` from the fixed tubes.
