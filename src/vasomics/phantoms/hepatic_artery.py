@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vasomics.phantoms.vessel_clearance import unit_tangents
+
 #: Portal segment name → artery name for the segments an artery accompanies.
 ARTERY_OF_PORTAL = {
     "main_portal_vein": "hepatic_artery",
@@ -71,11 +73,6 @@ def _unit(v) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
-def _tangents(points: np.ndarray) -> np.ndarray:
-    t = np.gradient(points, axis=0)
-    return t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-
-
 def hepatic_artery_tree(portal, aorta_xy, aorta_r: float, rng: np.random.Generator,
                         step_mm: float, min_radius_mm: float = 0.5,
                         gap_mm: float = 1.0) -> ArteryTree:
@@ -102,13 +99,13 @@ def hepatic_artery_tree(portal, aorta_xy, aorta_r: float, rng: np.random.Generat
     def end_offset(i, start_offset):
         """Offset of the artery from the portal centreline at the end node of ``i``."""
         kids = [c for c in children[i] if c in follow]
-        t_end = _tangents(polys[i])[-1]
+        t_end = unit_tangents(polys[i])[-1]
         if not kids:  # terminal: keep the side the artery came from
             v = _perp(start_offset, t_end)
             if np.linalg.norm(v) < 1e-6:
                 v = _perp(np.array([0.0, -1.0, 0.0]), t_end)
             return _unit(v) * (float(radii[i][-1]) + r_art[i] + gap_mm)
-        dirs = [-t_end] + [_tangents(polys[c])[0] for c in kids]
+        dirs = [-t_end] + [unit_tangents(polys[c])[0] for c in kids]
         rads = [(float(radii[i][-1]), r_art[i])] + [(float(radii[c][0]), r_art[c])
                                                     for c in kids]
         return _node_offset(np.array(dirs), rads, gap_mm)
@@ -121,7 +118,7 @@ def hepatic_artery_tree(portal, aorta_xy, aorta_r: float, rng: np.random.Generat
     conf = mpv[0]
     origin = np.array([aorta_xy[0], aorta_xy[1] - aorta_r + 1.0, conf[2] + 20.0
                        + rng.uniform(-3, 3)])
-    mpv_t = _tangents(mpv)
+    mpv_t = unit_tangents(mpv)
     main_end = end_offset(main, None)
     join_off = _perp(main_end, mpv_t[k_join])
     join_off *= (float(radii[main][k_join]) + r_root + gap_mm) / np.linalg.norm(join_off)
@@ -138,7 +135,7 @@ def hepatic_artery_tree(portal, aorta_xy, aorta_r: float, rng: np.random.Generat
 
     def grow(i, start_offset, k0, parent, o1=None):
         pts, rp = polys[i][k0:], radii[i][k0:]
-        tang = _tangents(polys[i])[k0:]
+        tang = unit_tangents(polys[i])[k0:]
         s = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))]
         s = s / max(s[-1], 1e-12)
         o0 = start_offset

@@ -53,7 +53,7 @@ def keep_apart(polylines, radii, fixed_polylines, fixed_radii, clearance_mm: flo
 
     Returns new polylines (the radii are unchanged); the inputs are not modified.
     """
-    lengths = [len(p) for p in polylines]
+    cuts = np.cumsum([len(p) for p in polylines])[:-1]
     pts = np.concatenate(polylines).astype(float)
     rad = np.concatenate(radii).astype(float)
     fixed_pts = np.concatenate(fixed_polylines).astype(float)
@@ -67,7 +67,7 @@ def keep_apart(polylines, radii, fixed_polylines, fixed_radii, clearance_mm: flo
         ask = short > 0.02
         if not ask.any():
             break
-        side = _across(away, _tangents(np.split(pts, np.cumsum(lengths)[:-1])))
+        side = _across(away, np.concatenate([unit_tangents(q) for q in np.split(pts, cuts)]))
         src, want, w_src = pts[ask], short[ask, None] * side[ask], weight[ask]
         near = cKDTree(src).query_ball_point(pts, 3.0 * reach_mm)
         move = np.zeros_like(pts)
@@ -77,16 +77,14 @@ def keep_apart(polylines, radii, fixed_polylines, fixed_radii, clearance_mm: flo
                                           / (2.0 * reach_mm**2))
                 move[i] = kern @ want[js] / (kern.sum() + 0.5 * reach_mm)
         pts += move
-    return list(np.split(pts, np.cumsum(lengths)[:-1]))
+    return np.split(pts, cuts)
 
 
-def _tangents(polylines) -> np.ndarray:
-    """Unit tangents (central differences, one-sided at the ends) of all points."""
-    out = []
-    for p in polylines:
-        t = np.gradient(p, axis=0) if len(p) > 1 else np.zeros_like(p)
-        out.append(t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-9))
-    return np.concatenate(out)
+def unit_tangents(points: np.ndarray) -> np.ndarray:
+    """Unit tangents of a polyline's points ``(n, 3)`` (central differences, one-sided at
+    the ends; zero for a single point)."""
+    t = np.gradient(points, axis=0) if len(points) > 1 else np.zeros_like(points)
+    return t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
 
 
 def _across(away: np.ndarray, tangent: np.ndarray) -> np.ndarray:
