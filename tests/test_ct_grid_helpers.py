@@ -5,7 +5,7 @@ import edt
 import numpy as np
 import pytest
 
-from vasomics.chain._grid import distance_to
+from vasomics.chain._grid import ball_opening, distance_to
 from vasomics.chain.localize import _expand
 
 
@@ -23,6 +23,25 @@ def test_bounded_distance_is_exact_within_its_reach(seed):
 
 def test_bounded_distance_of_an_empty_mask_is_infinite():
     assert np.isinf(distance_to(np.zeros((4, 5, 6), bool), (1, 1, 1), 3.0)).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ball_opening_in_its_box_is_the_full_volume_opening(seed):
+    """The opening's depth map is computed in the mask's bounding box and a voxel around it:
+    the same as on the whole array, also where the mask touches the array's faces (which are
+    no background there either)."""
+    rng = np.random.default_rng(seed)
+    shape = (24, 30, 36)
+    idx = np.indices(shape).reshape(3, -1).T
+    mask = np.zeros(shape, bool)
+    for _ in range(4):  # balls, some cut by the array's faces
+        c, r = rng.uniform(-4, np.array(shape) + 4), rng.uniform(3.0, 7.0)
+        mask |= (np.linalg.norm(idx - c, axis=1) <= r).reshape(shape)
+    spacing, radius = (1.3, 0.9, 0.7), float(rng.uniform(0.8, 2.0))
+    core = edt.edt(mask, anisotropy=spacing) > radius
+    ref = edt.edt(~core, anisotropy=spacing) <= radius if core.any() else core
+    assert mask.any() and core.any()
+    assert np.array_equal(ball_opening(mask, spacing, radius), ref)
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -40,5 +40,10 @@ def ball_opening(mask: np.ndarray, spacing, radius_mm: float) -> np.ndarray:
     """The opening of ``mask`` by a ball of ``radius_mm`` (mm, ``spacing`` in z, y, x
     order): the voxels within ``radius_mm`` of a voxel lying more than ``radius_mm`` inside
     ``mask``. The array's faces are no background (``edt``): what touches them runs on."""
-    core = edt.edt(mask, anisotropy=tuple(float(v) for v in spacing), parallel=2) > radius_mm
+    core = np.zeros(mask.shape, bool)
+    if mask.any():
+        # in the bounding box and a voxel of background around it: the same depths
+        box = grown_box(mask, spacing, 0.0)
+        core[box] = edt.edt(mask[box], anisotropy=tuple(float(v) for v in spacing),
+                            parallel=2) > radius_mm
     return distance_to(core, spacing, radius_mm) <= radius_mm

@@ -88,7 +88,9 @@ import edt
 import numpy as np
 from pydantic import Field
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
+from vasomics.chain._grid import distance_to
 from vasomics.image import Image
 from vasomics.params import StageParams
 
@@ -240,7 +242,7 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     liv = liver[box]
     to_liver = edt.edt(~liv, anisotropy=tuple(spacing), parallel=2)
     aorta = organs.get("aorta", empty)[box]
-    to_aorta = edt.edt(~aorta, anisotropy=tuple(spacing), parallel=2) if aorta.any() else None
+    aidx = np.argwhere(aorta)  # the aorta's voxels (liver box index)
 
     def index(point):
         return image.physical_to_index(np.asarray([point], float))[0] - offset
@@ -254,18 +256,16 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     if portal_mask is not None:
         ext = ext | (portal_mask[box] & ~liv)
     if ext.any():
-        near_hilum |= edt.edt(~ext, anisotropy=tuple(spacing),
-                              parallel=2) <= p.corridor_radius_mm
-    if to_aorta is not None:  # on toward the celiac trunk
-        aidx = np.argwhere(aorta)
+        near_hilum |= distance_to(ext, spacing, p.corridor_radius_mm) <= p.corridor_radius_mm
+    if len(aidx):  # on toward the celiac trunk
         for start in [inlet] + ([index(confluence_mm)] if confluence_mm is not None
                                 else []):
             near = np.linalg.norm((aidx - start) * spacing, axis=1)
             near_hilum |= _near_segment(liv.shape, spacing, start,
                                         aidx[int(np.argmin(near))], p.corridor_radius_mm)
     region = (to_liver <= p.surface_margin_mm) | near_hilum
-    if to_aorta is not None:
-        region &= to_aorta > p.aorta_margin_mm
+    if len(aidx):
+        region &= distance_to(aorta, spacing, p.aorta_margin_mm) > p.aorta_margin_mm
     region &= ~((organs.get("kidney", empty)[box] | organs.get("spleen", empty)[box]) & ~liv)
     # the rest works on the region's bounding box (a third to a half of the liver box at
     # 0.7 mm voxels), padded beyond the reach of the smoothing, the blob opening and the
@@ -279,9 +279,10 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
                 zip(sub, q + 3, region.shape, strict=True))
     liv, region, near_hilum = liv[sub], region[sub], near_hilum[sub]
     in_liver = to_liver[sub] <= p.surface_margin_mm
-    to_aorta = to_aorta[sub] if to_aorta is not None else None
     box = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in
                 zip(box, sub, strict=True))
+    # the aorta's voxels in mm from the region box's first voxel
+    aorta_mm = (aidx - [s.start for s in sub]) * spacing if len(aidx) else None
     offset = np.array([b.start for b in box])
     hu = ndimage.gaussian_filter(np.asarray(a[box], np.float32), p.smoothing_mm / spacing,
                                  truncate=2.5)
@@ -309,7 +310,7 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
     # "in the liver": within the surface margin (a liver mask may leave out the arteries'
     # own lumen, as manual labels do)
     mask, root = _tree_from_root(tube, tube & (hu > high), liv, in_liver, near_hilum,
-                                 to_aorta, spacing, p)
+                                 aorta_mm, spacing, p)
     thresholds = (float(high), float(low))
     grown = mask
     if mask.any() and p.rim_mm > 0:
@@ -369,10 +370,11 @@ def _near_segment(shape, spacing, a, b, radius_mm) -> np.ndarray:
     return out
 
 
-def _tree_from_root(tube, seeds, liver, liv, near_hilum, to_aorta, spacing, p):
+def _tree_from_root(tube, seeds, liver, liv, near_hilum, aorta_mm, spacing, p):
     """Step 4 of the module docstring: the artery tree mask and its root voxel (index).
     ``seeds``: the tube's voxels past the seed threshold; ``liver``: the liver mask,
-    ``liv``: within the surface margin of it. Pieces closer than the bridge distance are
+    ``liv``: within the surface margin of it; ``aorta_mm``: the aorta's voxels (mm from the
+    arrays' first voxel, ``None`` without an aorta). Pieces closer than the bridge distance are
     grouped in one pass (single linkage: the components of the tube dilated by half that
     distance)."""
     lab, n = ndimage.label(tube, np.ones((3, 3, 3)))
@@ -406,8 +408,8 @@ def _tree_from_root(tube, seeds, liver, liv, near_hilum, to_aorta, spacing, p):
     idx = np.argwhere(tree & near_hilum & ~liv)
     if len(idx) == 0:
         idx = np.argwhere(tree & near_hilum)
-    if to_aorta is not None:
-        d = to_aorta[tuple(idx.T)]
+    if aorta_mm is not None:  # the voxel nearest the aorta
+        d = cKDTree(aorta_mm).query(idx * spacing)[0]
     else:  # no aorta: the point farthest from the liver
         d = -edt.edt(~liv, anisotropy=tuple(spacing), parallel=2)[tuple(idx.T)]
     return tree, idx[int(np.argmin(d))]
