@@ -688,7 +688,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         anchor |= inlet
     rim = to_ivc <= max(p.edge_window_mm, float(spacing.max()))
     portal, hepatic, crossings, companions = separate_trees(
-        vessels & ~ivc, hepatic_seed, portal_seed, spacing, p.separation, anchor, rim, signed)
+        vessels & ~ivc, hepatic_seed, portal_seed, spacing, p.separation, anchor, rim, signed,
+        sd)
     hepatic &= ~ivc
     # the veins' ostia beyond the hilum margin connected them to their root; the trees
     # are those of the liver and its hilum
