@@ -816,7 +816,9 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     that reach the rim and not the anchor are dropped (:func:`_drop_extrahepatic_ends`); all
     boolean on one grid with ``spacing`` (mm per axis); ``contrast`` (optional): the
     smoothed image's difference from the parenchyma (HU, positive towards the vessels' side)
-    on that grid, for the lumen-HU evidence (:func:`_lumen_penalty`). Returns
+    on that grid, for the lumen-HU evidence (:func:`_lumen_penalty`) and the valleys left
+    out of the centerline (:func:`_valleys`), whose dip is measured in ``contrast_sd``, the
+    smoothed parenchyma's SD (HU; without it no valley is cut). Returns
     boolean ``(portal, hepatic, crossings, companions)`` masks: ``crossings``, the lumen of
     hepatic junctions that a portal vessel runs through (module docstring, step 8);
     ``companions``, the lumen of the arteries running beside the portal veins (step 6),
