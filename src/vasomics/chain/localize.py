@@ -854,21 +854,24 @@ def snap_organ(image: Image, prior: np.ndarray, params: LocalizeParams,
     nz, ny, nx = sub.shape
     flat_hu = hu.ravel()
     inside_at, ring_at = np.flatnonzero(sub), np.flatnonzero(ring)
-    # per voxel, the shifts along each axis that keep it in the box: lo <= shift < hi
-    bounds = [(-c, n - c) for coords in (np.unravel_index(inside_at, sub.shape),
-                                         np.unravel_index(ring_at, sub.shape))
-              for c, n in zip(coords, sub.shape, strict=True)]
     floor = max(float(noise_sd_hu or 0.0), 1.0)
 
-    def kept(which: int, shift: tuple[int, int, int]) -> np.ndarray:
-        ok = np.ones(len(inside_at if which == 0 else ring_at), bool)
-        for (lo, hi), d in zip(bounds[3 * which: 3 * which + 3], shift, strict=True):
+    def bounds_of(at: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per axis, the shifts that keep each voxel of ``at`` in the box: lo <= d < hi."""
+        return [(-c, n - c) for c, n in zip(np.unravel_index(at, sub.shape), sub.shape,
+                                            strict=True)]
+
+    inside_bounds, ring_bounds = bounds_of(inside_at), bounds_of(ring_at)
+
+    def kept(bounds, shift: tuple[int, int, int]) -> np.ndarray:
+        ok = np.ones(len(bounds[0][0]), bool)
+        for (lo, hi), d in zip(bounds, shift, strict=True):
             if d:
                 ok &= (lo <= d) & (d < hi)
         return ok
 
     def score(dy: int, dx: int, dz: int = 0) -> float:
-        ok, ok2 = kept(0, (dz, dy, dx)), kept(1, (dz, dy, dx))
+        ok, ok2 = kept(inside_bounds, (dz, dy, dx)), kept(ring_bounds, (dz, dy, dx))
         if ok.mean() < 0.9 or ok2.mean() < 0.5:
             return -np.inf
         step = (dz * ny + dy) * nx + dx

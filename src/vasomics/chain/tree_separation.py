@@ -145,6 +145,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from vasomics.chain.skeleton import skeletonize
+from vasomics.features.fractal import lattice_directions
 from vasomics.image import Image
 from vasomics.params import StageParams
 
@@ -302,10 +303,7 @@ def _valleys(tube: np.ndarray, contrast: np.ndarray, spacing, dip: float, reach_
     c = contrast[tuple(vox.T)]
     lumen = np.where(tube, contrast, -np.inf)
     out = np.zeros(len(vox), bool)
-    for u in np.array([v for v in np.ndindex(3, 3, 3)]) - 1:
-        nz = u[u != 0]
-        if not nz.size or nz[0] < 0:
-            continue
+    for u in lattice_directions(3):
         k_max = max(1, int(reach_mm // float(np.linalg.norm(u * spacing))))
         sides = []
         for sign in (1, -1):

@@ -97,9 +97,10 @@ N_OFFSETS = 16
 RANGE_OCTAVES = 3
 
 
-def _lattice_directions(ndim: int) -> np.ndarray:
-    """Crofton directions as index steps: the 4 (2D) or 13 (3D) neighbour directions of the
-    8- / 26-neighbourhood, one of each ``±v`` pair."""
+def lattice_directions(ndim: int) -> np.ndarray:
+    """The 4 (2D) or 13 (3D) neighbour directions of the 8- / 26-neighbourhood as index
+    steps, one of each ``±v`` pair (the Crofton directions here; the valley search of
+    :mod:`vasomics.chain.tree_separation`)."""
     steps = [v for v in np.ndindex(*(3,) * ndim)]
     out = []
     for v in steps:
@@ -161,7 +162,7 @@ def surface_measure(mask, spacing) -> float:
     if np.any(keys[1:] <= keys[:-1]):  # Foreground.of gives C order; others may not
         keys = np.unique(keys)
     strides = np.array([int(np.prod(dims[a + 1:])) for a in range(len(dims))], np.int64)
-    dirs = _lattice_directions(len(dims))
+    dirs = lattice_directions(len(dims))
     w = _direction_weights(dirs, spacing)
     sp = np.asarray(spacing, float)
     cell = float(np.prod(sp))
