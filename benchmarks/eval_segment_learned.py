@@ -43,6 +43,7 @@ import numpy as np
 
 from vasomics.chain.segment import learned
 from vasomics.metrics import segmentation as sm
+from vasomics.metrics.agreement import icc
 
 ROOT = os.environ.get("VASOMICS_SHARED_DATA", "/work/shared/data")
 FEATURES = ("VX.A.T.LEN", "VX.A.T.FD", "VX.A.T.VFRAC")
@@ -50,7 +51,7 @@ FEATURES = ("VX.A.T.LEN", "VX.A.T.FD", "VX.A.T.VFRAC")
 
 def agreement(pred: np.ndarray, manual: np.ndarray) -> tuple[float, float, float, float]:
     """(ICC(A,1), ICC(C,1), Pearson r, mean relative difference predicted/manual - 1)."""
-    return (sm.icc(pred, manual), sm.icc(pred, manual, kind="consistency"),
+    return (icc(pred, manual), icc(pred, manual, kind="consistency"),
             float(np.corrcoef(pred, manual)[0, 1]), float(np.mean(pred / manual - 1)))
 
 
@@ -90,7 +91,7 @@ def select_thin_low(threads: int, flips: int) -> None:
             pairs.append((mask, gt, fov))
         values = sm.paired_features(pairs, FEATURES)
         manual = manual or {i: v[1] for i, v in values.items()}
-        iccs = [sm.icc(values[i][0], manual[i]) for i in FEATURES]
+        iccs = [icc(values[i][0], manual[i]) for i in FEATURES]
         print(f"thin_low {low}: ICC(A,1) " + ", ".join(f"{i} {v:.3f}" for i, v in
                                                        zip(FEATURES, iccs, strict=True))
               + f"; smallest {min(iccs):.3f}")
@@ -138,9 +139,9 @@ def width_diagnosis(threads: int, flips: int) -> None:
               f"{100 * man[:, 1].std(ddof=1) / man[:, 1].mean():.1f} % of the mean")
         for name, vals in (*shifted.items(), ("area-matched + thin recovery", matched)):
             v = np.array(vals)
-            print(f"  {name}: VX.A.T.FD ICC(A,1) {sm.icc(v[:, 0], man[:, 0]):.3f} "
+            print(f"  {name}: VX.A.T.FD ICC(A,1) {icc(v[:, 0], man[:, 0]):.3f} "
                   f"(mean difference {np.mean(v[:, 0] - man[:, 0]):+.3f}), VX.A.T.VFRAC "
-                  f"{sm.icc(v[:, 1], man[:, 1]):.3f} ({100 * np.mean(v[:, 1] / man[:, 1] - 1):+.1f} %)")
+                  f"{icc(v[:, 1], man[:, 1]):.3f} ({100 * np.mean(v[:, 1] / man[:, 1] - 1):+.1f} %)")
 
 
 def resampled(factors, threads: int, flips: int) -> None:

@@ -11,6 +11,7 @@ import pytest
 from vasomics.chain.segment import learned
 from vasomics.errors import DependencyError
 from vasomics.metrics import segmentation as sm
+from vasomics.metrics.agreement import icc
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +183,7 @@ WIDTH_CAUSE = ("; fractal dimension and vessel fraction follow each image's vess
 def test_feature_agreement_chase(chase_feature_pairs):
     """Tree features from predicted vs manual masks over the 8 test images: absolute
     agreement ICC(A,1) >= 0.85 for each (the issue's target)."""
-    iccs = {i: sm.icc(*chase_feature_pairs[i]) for i in FEATURES}
+    iccs = {i: icc(*chase_feature_pairs[i]) for i in FEATURES}
     assert all(v >= 0.85 for v in iccs.values()), iccs
 
 
@@ -191,7 +192,7 @@ def test_feature_agreement_chase(chase_feature_pairs):
                    "vessel fraction 0.64 (C,1 0.70, r 0.71, +7 percent) are not" + WIDTH_CAUSE)
 def test_feature_agreement_chase_thin_recovery(chase_feature_pairs_thin):
     """As above with ``thin_recovery`` (thin_low 0.01, chosen on the training split)."""
-    iccs = {i: sm.icc(*chase_feature_pairs_thin[i]) for i in FEATURES}
+    iccs = {i: icc(*chase_feature_pairs_thin[i]) for i in FEATURES}
     assert all(v >= 0.85 for v in iccs.values()), iccs
 
 
@@ -200,10 +201,10 @@ def test_thin_recovery_length_agreement(chase_feature_pairs, chase_feature_pairs
     length to the manual one on the 8 test images: ICC(A,1) 0.90 (target 0.85; without it
     0.39), bias -0.6 percent (-17); fractal dimension ICC(A,1) 0.59 (0.39)."""
     pred, manual = map(np.asarray, chase_feature_pairs_thin["VX.A.T.LEN"])
-    assert sm.icc(pred, manual) >= 0.85
+    assert icc(pred, manual) >= 0.85
     assert abs(np.mean(pred / manual - 1)) < 0.03
-    before = sm.icc(*chase_feature_pairs["VX.A.T.FD"])
-    assert sm.icc(*chase_feature_pairs_thin["VX.A.T.FD"]) > before + 0.1
+    before = icc(*chase_feature_pairs["VX.A.T.FD"])
+    assert icc(*chase_feature_pairs_thin["VX.A.T.FD"]) > before + 0.1
 
 
 def test_chase_features_move_with_one_pixel_of_width(shared_data):
@@ -229,7 +230,7 @@ def test_chase_features_move_with_one_pixel_of_width(shared_data):
         s_fd, s_vf = np.asarray(shifted).T
         assert np.all(np.abs(s_fd - fd) > 1.5 * sd_fd), (name, np.abs(s_fd - fd).min())
         assert np.all(np.abs(s_vf / vf - 1) > 1.5 * cv_vf), (name, np.abs(s_vf / vf - 1).min())
-        assert sm.icc(s_fd, fd) < 0.4 and sm.icc(s_vf, vf) < 0.4, name
+        assert icc(s_fd, fd) < 0.4 and icc(s_vf, vf) < 0.4, name
 
 
 def test_segment_learned_thin_recovery_option(shared_data, chase_predictions):
@@ -288,11 +289,11 @@ def test_icc_forms_shrout_fleiss():
     (6 targets, 4 judges): published 0.29 and 0.71; an offset only lowers ICC(A,1)."""
     y = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9],
                   [6, 2, 4, 7]], float)
-    assert sm.icc(*y.T) == pytest.approx(0.290, abs=5e-4)
-    assert sm.icc(*y.T, kind="consistency") == pytest.approx(0.715, abs=5e-4)
+    assert icc(*y.T) == pytest.approx(0.290, abs=5e-4)
+    assert icc(*y.T, kind="consistency") == pytest.approx(0.715, abs=5e-4)
     a = np.array([1.0, 2, 3, 4, 5])
-    assert sm.icc(a, a + 1, kind="consistency") == pytest.approx(1.0)
-    assert sm.icc(a, a + 1) == pytest.approx(2.5 / 3.0)  # MS_R 5, MS_C 2.5, MS_E 0: 5/(5+1)
+    assert icc(a, a + 1, kind="consistency") == pytest.approx(1.0)
+    assert icc(a, a + 1) == pytest.approx(2.5 / 3.0)  # MS_R 5, MS_C 2.5, MS_E 0: 5/(5+1)
 
 
 def test_soft_cldice_on_bars():

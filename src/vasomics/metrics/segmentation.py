@@ -14,11 +14,8 @@ All functions take boolean arrays of the same shape (2D or 3D) and an optional `
   foreground connectivity.
 * :func:`centerline_overlap`: fraction of each skeleton within ``tolerance_mm`` of the other
   (completeness and correctness, Heipke et al.), and their harmonic mean.
-* :func:`icc`: single-measurement intraclass correlation of paired measurements, absolute
-  agreement ICC(A,1) (= Shrout & Fleiss ICC(2,1), the default) or consistency ICC(C,1)
-  (= ICC(3,1)), McGraw & Wong 1996.
 * :func:`paired_features`: catalogue features of predicted and manual masks, computed by the
-  same code with the same parameters, ready for :func:`icc`.
+  same code with the same parameters, ready for :func:`vasomics.metrics.agreement.icc`.
 * :func:`mask_tree_features`: the mask-only tree features VX.A.T.FD and VX.A.T.VFRAC by the
   catalogue's code, without the centerline graph (for many masks, e.g. width-sensitivity
   checks).
@@ -196,37 +193,6 @@ def mask_tree_features(mask, fov) -> dict[str, float]:
                            p.fractal_scales_per_octave)[0]
     return {"VX.A.T.FD": float(fd),
             "VX.A.T.VFRAC": np.count_nonzero(mask & fov) / np.count_nonzero(fov)}
-
-
-def icc(a: Sequence[float], b: Sequence[float], *more: Sequence[float],
-        kind: str = "agreement") -> float:
-    """Single-measurement intraclass correlation of paired measurements of the same targets
-    (``a`` e.g. from predicted masks, ``b`` from manual masks, ``more``: further raters).
-
-    Two-way model (McGraw & Wong 1996) from the mean squares of targets (MS_R), raters (MS_C)
-    and residual (MS_E), ``n`` targets and ``k`` raters:
-
-    * ``kind="agreement"``: ICC(A,1) = (MS_R − MS_E) / (MS_R + (k−1) MS_E + k (MS_C − MS_E) / n),
-      absolute agreement; a systematic offset between raters lowers it. Numerically the same
-      as Shrout & Fleiss' ICC(2,1). The honest form for method agreement (the default).
-    * ``kind="consistency"``: ICC(C,1) = (MS_R − MS_E) / (MS_R + (k−1) MS_E), consistency;
-      ignores a constant offset between raters (Shrout & Fleiss' ICC(3,1)).
-    """
-    if kind not in ("agreement", "consistency"):
-        raise InputError(f"ICC kind must be 'agreement' or 'consistency', got {kind!r}")
-    y = np.column_stack([np.asarray(r, float) for r in (a, b, *more)])
-    if y.shape[0] < 2 or not np.all(np.isfinite(y)):
-        raise InputError("ICC needs at least two finite paired measurements")
-    n, k = y.shape
-    grand = y.mean()
-    ms_r = k * np.sum((y.mean(1) - grand) ** 2) / (n - 1)
-    ms_c = n * np.sum((y.mean(0) - grand) ** 2) / (k - 1)
-    sse = np.sum((y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + grand) ** 2)
-    ms_e = sse / ((n - 1) * (k - 1))
-    denom = ms_r + (k - 1) * ms_e
-    if kind == "agreement":
-        denom += k * (ms_c - ms_e) / n
-    return float((ms_r - ms_e) / denom) if denom > 0 else float("nan")
 
 
 def evaluate(pred, gt, fov=None, *, score=None, spacing=None, tolerance_mm: float = 1.0,
