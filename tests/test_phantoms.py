@@ -131,3 +131,19 @@ def test_bad_phantom_parameters():
         P.rasterize_tubes([np.zeros((1, 3))], [1.0], (4, 4, 4), (1, 1, 1))
     with pytest.raises(InputError):
         P.rasterize_tubes([np.zeros((2, 3))], [0.0], (4, 4, 4), (1, 1, 1))
+
+
+def test_liver_ct_repeat_scan_keeps_the_patient_and_redraws_the_noise():
+    """``noise_seed``: the same anatomy, enhancement and blur with a new noise field, as a
+    repeated scan of one patient (benchmarks/bench_ct_chain_repeatability.py)."""
+    from vasomics.phantoms.liver_ct import liver_ct_phantom
+
+    a, ta = liver_ct_phantom((32, 48, 48), seed=3)
+    b, tb = liver_ct_phantom((32, 48, 48), seed=3, noise_seed=1)
+    c, _ = liver_ct_phantom((32, 48, 48), seed=3, noise_seed=1)
+    assert np.array_equal(ta.labels.array, tb.labels.array) and ta.hu == tb.hu
+    assert np.array_equal(b.array, c.array)
+    # two independent fields of SD 12 HU: the difference has no mean and SD 12 sqrt(2)
+    diff = a.array.astype(float) - b.array
+    assert abs(diff.mean()) < 0.5
+    assert diff.std() == pytest.approx(12.0 * np.sqrt(2.0), rel=0.1)

@@ -405,7 +405,8 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
                      min_radius_mm: float | None = None, fov_mm=(360.0, 360.0),
                      z_extent_mm: float | None = None, psf_sigma_mm: float = 0.6,
                      hu: dict[str, float] | None = None,
-                     hepatic_artery: bool = False) -> tuple[Image, LiverCTTruth]:
+                     hepatic_artery: bool = False, noise_seed: int | None = None
+                     ) -> tuple[Image, LiverCTTruth]:
     """Generate one abdominal CT phantom and its truth.
 
     Parameters
@@ -435,6 +436,10 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
         veins it crosses (:func:`vasomics.phantoms.hepatic_artery.paint_artery`), so the
         venous trees, the portal mask, the HU draws and the noise equal those of the same
         seed without it, and the hepatic mask does less the crossings' voxels.
+    noise_seed:
+        Seed of the noise alone: the same anatomy, enhancement and blur as ``seed`` gives,
+        with another noise realization (a repeated scan of one patient). Default: the noise
+        is drawn after the anatomy from ``seed``'s generator.
 
     Returns
     -------
@@ -476,7 +481,10 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
     values = dict(hu or sample_enhancement(phase, rng))
     if artery is not None:
         values.setdefault("artery", values["aorta"])  # aortic blood
-    image = render_labels(labels, spacing, _phantom_lut(values), noise_sd_hu, psf_sigma_mm, rng)
+    noise_rng = rng if noise_seed is None else np.random.default_rng([int(seed), 3,
+                                                                     int(noise_seed)])
+    image = render_labels(labels, spacing, _phantom_lut(values), noise_sd_hu, psf_sigma_mm,
+                          noise_rng)
     geometry = {"spacing": spacing, "origin": origin}
     label_img = Image(labels, modality="mask", metadata={"liver_envelope": env}, **geometry)
     pg = tree_graph(portal.polylines, portal.radii, portal.parents,
@@ -507,7 +515,10 @@ def liver_ct_phantom(shape=(96, 128, 128), spacing=None, *, phase: str = "portal
         truth_values["artery_length_mm"] = float(ag.segment_lengths().sum())
         truth_values["artery_volume_mm3"] = float(np.count_nonzero(labels == LABELS["artery"])
                                                   * vox)
-    ct = Image(image, modality="CT", metadata={"phantom": "liver_ct", "seed": seed},
+    meta = {"phantom": "liver_ct", "seed": seed}
+    if noise_seed is not None:
+        meta["noise_seed"] = noise_seed
+    ct = Image(image, modality="CT", metadata=meta,
                **geometry)
     return ct, LiverCTTruth(labels=label_img, portal=pg, hepatic=hg, hu=values, phase=phase,
                             noise_sd_hu=float(noise_sd_hu), values=truth_values, artery=ag)
