@@ -93,6 +93,19 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    3D-IRCADb 1.1 through the chain nine 3-6 mm pieces of the IVC's lumen beside its
    localized mask and of an artery, at 12-32 HU against a portal lumen of 71, had widened
    the portal segments' spread to 14 HU, 10 with the manual organs, and shut the gate).
+   After the growth, while one tree shows no lumen of its own (fewer than three thick
+   segments: its root lost, or its veins unenhanced), a segment of the other reading under
+   ``dark_max_share`` of that tree's lumen (thick ones against the lumen, thinner ones
+   against it at their partial volume and by three spreads) leaves the tree with what the
+   tree reached through it (:func:`_dark_subtrees`):
+   another system's vessels, entered through a contact because their own tree had no way
+   in (phantom 605 with the artery, one noise draw of three: the hepatic veins' ostia fell
+   under the thresholds, and the portal tree, 67 HU, took 822 mm of hepatic veins at 23-30
+   HU). Only subtrees of at least ``dark_min_length_mm`` together leave (a system, not a
+   dim piece: at 0 mm the 12 clinical-voxel arterial phantoms with the artery, whose
+   hepatic veins are unenhanced, lost portal lumen, volume median -0.035 -> -0.047). Their
+   lumen is returned with the companions (step 6): no tree adopts it or grows into it
+   afterwards.
 6. **Companion arteries** (:func:`_companion_segments`). In every enhanced phase the
    hepatic artery runs beside the portal veins (the portal triads), a third of their
    calibre and a millimetre or two from their wall; where partial volume joins the two
@@ -243,6 +256,16 @@ class TreeSeparationParams(StageParams):
         0.5, ge=0, description="Thick segments reading under this share of their tree's "
         "median lumen contrast are no lumen of it (a faint vessel beside it in the hilum "
         "band, an organ's rim) and are left out of its lumen and spread.")
+    dark_max_share: float = Field(
+        0.5, ge=0, description="After the growth, while the other tree shows no lumen of its "
+        "own, a segment reading under this share of its tree's lumen contrast (thick ones: at least lumen_min_radius_mm and 1.5 voxels; "
+        "thinner ones from lumen_thin_min_radius_mm against the lumen at their partial "
+        "volume, by 3 spreads as well) leaves the tree, with the segments the tree reached "
+        "through it (but thick ones reading as its lumen): another system's vessels taken "
+        "through a contact; 0 turns this off.")
+    dark_min_length_mm: float = Field(
+        50.0, ge=0, description="A subtree leaves its tree by dark_max_share only when its "
+        "segments measure at least this length together (mm).")
     companion_radius_ratio: float = Field(
         0.6, description="A segment at most this share of a portal vein's radius that runs "
         "beside it is its companion artery; 0 turns the companion rule off.")
@@ -539,6 +562,48 @@ def _bright_segments(mean: np.ndarray, measured: np.ndarray, lumen: np.ndarray, 
     return measured & (mean > np.nanmax(lumen) + max(p.bright_max_sd * sd, p.bright_min_hu))
 
 
+def _dark_subtrees(g: _SegmentGraph, seg_tree, parent, order, mean: np.ndarray,
+                   measured: np.ndarray, lumen: np.ndarray, spacing,
+                   p: TreeSeparationParams) -> np.ndarray:
+    """Segments that leave their tree (module docstring, step 5) while the other tree has
+    no lumen of its own (NaN in ``lumen``: its root lost or its system unenhanced): those
+    reading under ``dark_max_share`` of their tree's ``lumen`` (:func:`_tree_lumens`; thick
+    ones, at
+    least ``lumen_min_radius_mm`` and 1.5 of the coarsest voxel, against the lumen itself,
+    thinner ones from ``lumen_thin_min_radius_mm`` against it at their partial volume
+    (:func:`_partial_volume`) and by three of their spreads as well), and the segments the
+    growth reached through them (``parent``, in growth ``order``) in the same tree, but
+    thick ones reading as its lumen."""
+    thick = measured & (g.seg_radius >= max(p.lumen_min_radius_mm,
+                                            1.5 * float(np.max(spacing))))
+    known = np.isfinite(lumen) & (lumen > 0)
+    known &= ~np.isfinite(lumen[::-1])  # only while the rival tree shows no lumen of its own
+    tree_ok = (seg_tree >= 0) & known[np.maximum(seg_tree, 0)]
+    expected = np.where(tree_ok, lumen[np.maximum(seg_tree, 0)], np.nan)
+    out = thick & tree_ok & (mean < p.dark_max_share * expected)
+    thin = measured & tree_ok & ~thick & (g.seg_radius >= p.lumen_thin_min_radius_mm)
+    fit = measured & tree_ok & (g.seg_radius >= p.lumen_thin_min_radius_mm)
+    if thin.any() and np.count_nonzero(fit) >= 3:
+        share, thin_sd = _partial_volume(g.seg_radius, mean, np.where(known, lumen, 1.0),
+                                         seg_tree, fit, thin)
+        low = expected * share
+        out |= thin & (mean < p.dark_max_share * low) & (low - mean >= 3.0 * max(thin_sd, 1.0))
+    if not out.any():
+        return out
+    for t in order:
+        u = parent[t]
+        if u < 0 or not out[u] or seg_tree[t] != seg_tree[u]:
+            continue
+        out[t] = not (thick[t] and mean[t] >= p.dark_max_share * expected[t])
+    # a whole system taken through a contact, not a dim piece: at least dark_min_length_mm
+    top = np.arange(g.n_seg)
+    for t in order:
+        if out[t] and parent[t] >= 0 and out[parent[t]]:
+            top[t] = top[parent[t]]
+    length = np.bincount(top[out], g.seg_length[out], minlength=g.n_seg)
+    return out & (length[top] >= p.dark_min_length_mm)
+
+
 def _lumen_penalty(g: _SegmentGraph, seg_tree, mean: np.ndarray, measured: np.ndarray,
                    lumen: np.ndarray, sd: float,
                    p: TreeSeparationParams) -> np.ndarray | None:
@@ -819,8 +884,9 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     smoothed parenchyma's SD (HU; without it no valley is cut). Returns
     boolean ``(portal, hepatic, crossings, companions)`` masks: ``crossings``, the lumen of
     hepatic junctions that a portal vessel runs through (module docstring, step 8);
-    ``companions``, the lumen of the arteries running beside the portal veins (step 6),
-    in neither tree but where it touches a vein's."""
+    ``companions``, the lumen of other vessel systems in neither tree: the arteries
+    running beside the portal veins (step 6; but where it touches a vein's) and the
+    segments that left a tree reading unlike its lumen (step 5)."""
     p = params or TreeSeparationParams()
     empty = np.zeros(tube.shape, bool)
     if not tube.any() or (not portal_seed.any() and not ivc.any()):
@@ -878,6 +944,11 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
             seg_tree, node_tree = _straight_continuations(g, seg_tree, node_tree, parent,
                                                           entered, order, spacing, p,
                                                           penalty)
+    dark = np.zeros(g.n_seg, bool)
+    if contrast is not None and p.dark_max_share > 0:
+        lumen, _ = _tree_lumens(g, seg_tree, mean, measured, p)
+        dark = _dark_subtrees(g, seg_tree, parent, order, mean, measured, lumen, spacing, p)
+        seg_tree = np.where(dark, -1, seg_tree)
     companion = _companion_segments(g, seg_tree, p)
     if anchor is not None and ivc_zone is not None:  # a segment owns its nearest voxels
         flags = []
@@ -918,4 +989,5 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     crossed = _portal_crossings(g, seg_tree, node_tree, spacing, p)[nearest] & (label == 1)
     crossings[tuple(vox[crossed].T)] = True
     companions[tuple(vox[artery[nearest] & (label < 0)].T)] = True
+    companions[tuple(vox[np.append(dark, False)[owner][nearest] & (label < 0)].T)] = True
     return portal, hepatic, crossings, companions
