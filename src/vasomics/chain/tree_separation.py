@@ -97,15 +97,14 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    segments: its root lost, or its veins unenhanced), a segment of the other reading under
    ``dark_max_share`` of that tree's lumen (thick ones against the lumen, thinner ones
    against it at their partial volume and by three spreads) leaves the tree with what the
-   tree reached through it (:func:`_dark_subtrees`):
-   another system's vessels, entered through a contact because their own tree had no way
-   in (phantom 605 with the artery, one noise draw of three: the hepatic veins' ostia fell
-   under the thresholds, and the portal tree, 67 HU, took 822 mm of hepatic veins at 23-30
-   HU). Only subtrees of at least ``dark_min_length_mm`` together leave (a system, not a
-   dim piece: at 0 mm the 12 clinical-voxel arterial phantoms with the artery, whose
-   hepatic veins are unenhanced, lost portal lumen, volume median -0.035 -> -0.047). Their
-   lumen is returned with the companions (step 6): no tree adopts it or grows into it
-   afterwards.
+   tree reached through it (:func:`_dark_subtrees`): another system's vessels, entered
+   through a contact because their own tree had no way in (phantom 605 with the artery,
+   one noise draw of three: the hepatic veins' ostia fell under the thresholds, and the
+   portal tree, 67 HU, took 822 mm of hepatic veins at 23-30 HU). Only subtrees of at
+   least ``dark_min_length_mm`` together leave (a system, not a dim piece: at 0 mm the 12
+   clinical-voxel arterial phantoms with the artery, whose hepatic veins are unenhanced,
+   lost portal lumen, volume median -0.035 -> -0.047). Their lumen is returned with the
+   companions (step 6): no tree adopts it or grows into it afterwards.
 6. **Companion arteries** (:func:`_companion_segments`). In every enhanced phase the
    hepatic artery runs beside the portal veins (the portal triads), a third of their
    calibre and a millimetre or two from their wall; where partial volume joins the two
@@ -258,9 +257,10 @@ class TreeSeparationParams(StageParams):
         "band, an organ's rim) and are left out of its lumen and spread.")
     dark_max_share: float = Field(
         0.5, ge=0, description="After the growth, while the other tree shows no lumen of its "
-        "own, a segment reading under this share of its tree's lumen contrast (thick ones: at least lumen_min_radius_mm and 1.5 voxels; "
-        "thinner ones from lumen_thin_min_radius_mm against the lumen at their partial "
-        "volume, by 3 spreads as well) leaves the tree, with the segments the tree reached "
+        "own, a segment reading under this share of its tree's lumen contrast (thick ones: "
+        "at least lumen_min_radius_mm and 1.5 voxels; thinner ones from "
+        "lumen_thin_min_radius_mm against the lumen at their partial volume, by 3 spreads "
+        "as well) leaves the tree, with the segments the tree reached "
         "through it (but thick ones reading as its lumen): another system's vessels taken "
         "through a contact; 0 turns this off.")
     dark_min_length_mm: float = Field(
@@ -568,12 +568,13 @@ def _dark_subtrees(g: _SegmentGraph, seg_tree, parent, order, mean: np.ndarray,
     """Segments that leave their tree (module docstring, step 5) while the other tree has
     no lumen of its own (NaN in ``lumen``: its root lost or its system unenhanced): those
     reading under ``dark_max_share`` of their tree's ``lumen`` (:func:`_tree_lumens`; thick
-    ones, at
-    least ``lumen_min_radius_mm`` and 1.5 of the coarsest voxel, against the lumen itself,
-    thinner ones from ``lumen_thin_min_radius_mm`` against it at their partial volume
-    (:func:`_partial_volume`) and by three of their spreads as well), and the segments the
-    growth reached through them (``parent``, in growth ``order``) in the same tree, but
-    thick ones reading as its lumen."""
+    ones, at least ``lumen_min_radius_mm`` and 1.5 of the coarsest voxel, against the lumen
+    itself, thinner ones from ``lumen_thin_min_radius_mm`` against it at their partial
+    volume (:func:`_partial_volume`) and by three of their spreads as well), and the
+    segments the growth reached through them (``parent``, in growth ``order``) in the same
+    tree, but thick ones reading as its lumen; of these, only subtrees of at least
+    ``dark_min_length_mm`` together (a whole system taken through a contact, not a dim
+    piece)."""
     thick = measured & (g.seg_radius >= max(p.lumen_min_radius_mm,
                                             1.5 * float(np.max(spacing))))
     known = np.isfinite(lumen) & (lumen > 0)
@@ -590,16 +591,14 @@ def _dark_subtrees(g: _SegmentGraph, seg_tree, parent, order, mean: np.ndarray,
         out |= thin & (mean < p.dark_max_share * low) & (low - mean >= 3.0 * max(thin_sd, 1.0))
     if not out.any():
         return out
+    top = np.arange(g.n_seg)  # the first segment of each subtree that leaves
     for t in order:
         u = parent[t]
         if u < 0 or not out[u] or seg_tree[t] != seg_tree[u]:
             continue
         out[t] = not (thick[t] and mean[t] >= p.dark_max_share * expected[t])
-    # a whole system taken through a contact, not a dim piece: at least dark_min_length_mm
-    top = np.arange(g.n_seg)
-    for t in order:
-        if out[t] and parent[t] >= 0 and out[parent[t]]:
-            top[t] = top[parent[t]]
+        if out[t]:
+            top[t] = top[u]
     length = np.bincount(top[out], g.seg_length[out], minlength=g.n_seg)
     return out & (length[top] >= p.dark_min_length_mm)
 

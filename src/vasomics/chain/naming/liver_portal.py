@@ -10,8 +10,8 @@ division, and rooted at the endpoint nearest the root point they start from a si
 lumen is that junction; when three or more segments meet there and the thickest (over its
 first ``root_reach_mm`` from the root) carries less volume than the others together, the
 root lies at the main division itself (the traced region cut the trunk there): the thickest
-is the main portal vein and the others of ``min_share`` are the division (:func:`_division_at_root`; phantom 515 had all three named
-main portal vein).
+is the main portal vein and the others of ``min_share`` are the division
+(:func:`_division_at_root`; phantom 515 had all three named main portal vein).
 
 * ``main_portal_vein``: the trunk from the root to its first major division (two or more
   children each carrying ≥ ``min_share`` of the downstream tubular volume), or to an
