@@ -71,18 +71,26 @@ portal venous and hepatic venous trees.
    root is the IVC on the axial slices within ``roots.hepatic_band_mm`` below the highest
    slice where it comes within ``edge_window_mm`` (and a voxel) of the liver (the hepatic
    veins' ostia at the dome; lower contacts are the IVC's own lumen beside its mask, renal
-   veins or the portal trunk in front of it). On those slices the vessels within
-   ``ivc_ostium_mm`` of the IVC are segmented even beyond the hilum margin and clipped off
-   the trees after the separation: a vein whose last centimetres lie outside the liver
-   mask (a localized liver that misses the dome; phantom 604's left hepatic vein, 7-15 mm
-   outside the liver over its last 15-20 mm) otherwise loses its ostium and is reached
-   only through a contact with the portal tree. The portal root is found where
-   the portal trunk leaves the region toward the confluence, whether or not the localized
-   liver holds the hilum: the thickest cut face of the vessel mask on the region's outer
-   border below the liver's median height, outside the IVC and its rim, with a preference
-   for the confluence landmark (1 mm of radius per 25 mm of distance); the portal root
-   voxel is the thickest vessel voxel inside the liver within ``roots.hilum_search_mm`` of
-   that face along the vessel mask. From that face the trunk is followed outward through
+   veins or the portal trunk in front of it), and on the slices above that where it still
+   lies within ``hilum_margin_mm`` of the liver (a vein may join the IVC above the IVC's
+   last contact with the liver: phantom 603's left hepatic vein); the root point on the
+   IVC's axis lies on the contact slices. The liver is here the searched liver with its
+   measured extent where the caller gives one (``liver_extent``): the searched liver may
+   stop short of the dome, 5-26 mm from the IVC on the veins' ostia slices (phantoms
+   603-605 at 160×320×320, one noise draw of three), and the veins then joined the IVC on
+   no root slice and went to the portal tree through a contact. On the root slices the
+   vessels within ``ivc_ostium_mm`` of the IVC are segmented even beyond the hilum margin
+   and clipped off the trees after the separation: a vein whose last centimetres lie
+   outside the liver mask (a localized liver that misses the dome; phantom 604's left
+   hepatic vein, 7-15 mm outside the liver over its last 15-20 mm) otherwise loses its
+   ostium and is reached only through a contact with the portal tree. The portal root is
+   found where the portal trunk leaves the region toward the confluence, whether or not the
+   localized liver holds the hilum: the thickest cut face of the vessel mask on the
+   region's outer border below the liver's median height, outside the IVC and its rim, with
+   a preference for the confluence landmark (1 mm of radius per 25 mm of distance); the
+   portal root voxel is the thickest vessel voxel inside the liver within
+   ``roots.hilum_search_mm`` of that face along the vessel mask. From that face the trunk
+   is followed outward through
    the bright lumen of its calibre (:func:`vasomics.chain.liver_roots.extend_trunk`, up to
    ``roots.trunk_extension_mm`` and no farther than the confluence landmark; not without
    it) and added to
@@ -474,13 +482,15 @@ def _band_parenchyma(like: np.ndarray, dim: np.ndarray, liver: np.ndarray, spaci
 
 def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                           region_hu: dict[str, float], noise_sd_hu: float,
-                          confluence_mm=None, params: LiverVesselParams | None = None
-                          ) -> LiverVessels:
+                          confluence_mm=None, params: LiverVesselParams | None = None,
+                          liver_extent: np.ndarray | None = None) -> LiverVessels:
     """Segment and separate the liver's venous trees (see the module docstring).
 
     ``organs``: boolean masks on the image grid (``liver``, ``ivc``, optional ``aorta``,
     ``portal_vein``); ``region_hu``: median HU per region (``liver``, ``portal_vein``,
-    ``ivc``); ``noise_sd_hu``: image noise SD.
+    ``ivc``); ``noise_sd_hu``: image noise SD; ``liver_extent``: optional, the liver's
+    measured extent on the same grid (:attr:`Localization.measured`), against which the
+    hepatic root's slices are found (the searched ``liver`` may stop short of the dome).
     """
     p = params or LiverVesselParams()
     empty = np.zeros(image.shape, bool)
@@ -597,11 +607,27 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                                             p.edge_window_mm, p.ivc_mouth_reach_mm,
                                             float(spacing.max())))
     # the hepatic veins join the IVC at the liver's dome: IVC contacts lower down (its own
-    # lumen beside the mask, renal veins, the portal trunk in front of it) are no roots
-    near_liver = to_liver <= p.edge_window_mm + float(spacing.max())
+    # lumen beside the mask, renal veins, the portal trunk in front of it) are no roots.
+    # The dome is measured on the liver's extent where given (the searched liver may stop
+    # short of it)
+    to_dome = to_liver
+    if liver_extent is not None and liver_extent.any():
+        to_dome = np.minimum(to_liver, edt.edt(~liver_extent[box], anisotropy=image.spacing,
+                                               parallel=2))
+    near_liver = to_dome <= p.edge_window_mm + float(spacing.max())
     root_contact = ivc & region & near_liver
     if axial:
         root_contact = top_contacts(root_contact, slice_z, p.roots)
+    contact_rows = root_contact.any(axis=(1, 2))  # where the root point lies
+    if axial:  # and the slices above, while the IVC lies within the margin of the liver:
+        # the veins may join it above its last contact with the liver
+        above = ivc & (to_dome <= p.hilum_margin_mm)
+        if contact_rows.any():
+            above &= (slice_z > slice_z[contact_rows].max())[:, None, None]
+        else:
+            above = top_contacts(above, slice_z, p.roots)
+        root_contact |= above
+    del to_dome
     # on those slices the veins' last centimetres beside the IVC, even beyond the hilum
     # margin (a localized liver that misses the dome would cut them off their root)
     ostia = np.zeros_like(region)
@@ -676,7 +702,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         hepatic_seed = root_contact
     ivc_radius = float("nan")
     if hepatic_seed.any():  # a point on the IVC's axis at the hepatic veins' ostia
-        axis = ivc & hepatic_seed.any(axis=(1, 2))[:, None, None]
+        rows = contact_rows if contact_rows.any() else hepatic_seed.any(axis=(1, 2))
+        axis = ivc & rows[:, None, None]
         roots["hepatic"] = image.index_to_physical(
             np.argwhere(axis if axis.any() else hepatic_seed).mean(0) + offset)[0].tolist()
         if axis.any() and axial:  # equivalent radius of its sections there

@@ -276,7 +276,8 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         ves = _cached(cache_dir, "vessels", input_key, p.vessels,
                       lambda: segment_liver_vessels(image, loc.organs, hu, noise,
                                                     loc.landmarks.get("portal_confluence"),
-                                                    p.vessels), _save_ves, _load_ves)
+                                                    p.vessels, loc.measured.get("liver")),
+                      _save_ves, _load_ves)
     if ves.status != "ok":
         qc.add("vessel_trees", "warn", None, ves.status)
     if result.phase.phase == "delayed" and (ves.portal.any() or ves.hepatic.any()):
