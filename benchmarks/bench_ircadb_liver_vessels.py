@@ -155,9 +155,10 @@ def main() -> None:
 
 
 def substitute(ct, manual, portal_t, hepatic_t, domain, seed, params) -> None:
-    """Vessel stage on the localized organs, with each organ (or all) replaced by the
-    manual mask; the chain's region HU (the portal vein left out when its refinement moved
-    the atlas mask, as the chain does)."""
+    """Vessel stage on the localized organs (and the localized liver's measured extent, as
+    the chain passes it), with each organ (or all) replaced by the manual mask; the chain's
+    region HU (the portal vein left out when its refinement moved the atlas mask, as the
+    chain does)."""
     from vasomics.chain.localize import localize
     from vasomics.chain.phase import PhaseParams, impute_regions, recognize_phase
 
@@ -173,7 +174,8 @@ def substitute(ct, manual, portal_t, hepatic_t, domain, seed, params) -> None:
     for swap in ("none", "liver", "ivc", "aorta", "kidney", "spleen", "portal_vein", "all"):
         org = dict(manual) if swap == "all" else {
             k: (manual[k] if k == swap else found[k]) for k in manual}
-        v = segment_liver_vessels(ct, org, hu, noise, conf, params.vessels)
+        extent = None if swap in ("liver", "all") else loc.measured.get("liver")
+        v = segment_liver_vessels(ct, org, hu, noise, conf, params.vessels, extent)
         print(f"   manual {swap:12s}: portal {dice(v.portal & domain, portal_t):.3f} hepatic "
               f"{dice(v.hepatic & domain, hepatic_t):.3f}", flush=True)
 

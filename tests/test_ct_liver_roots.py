@@ -108,3 +108,19 @@ def test_hepatic_roots_found_where_the_liver_stops_short_of_the_ivc():
     assert ves.status == "ok"
     assert ves.hepatic[veins].mean() >= 0.85
     assert ves.portal[veins].mean() <= 0.05
+
+
+def test_masks_off_the_image_grid_are_refused():
+    """An organ mask or liver extent of another shape than the image is a one-line input
+    error naming the mask, not an index error deep in the stage."""
+    from vasomics.errors import InputError
+
+    ct, truth = liver_ct_phantom((40, 64, 64), phase="portal_venous", seed=3)
+    organs = truth_organs(truth)
+    hu = measure_regions(ct, organs)
+    with pytest.raises(InputError, match="'liver_extent' has shape"):
+        segment_liver_vessels(ct, organs, hu, truth.noise_sd_hu,
+                              liver_extent=organs["liver"][1:])
+    with pytest.raises(InputError, match="'ivc' has shape"):
+        segment_liver_vessels(ct, {**organs, "ivc": organs["ivc"][:, 1:]}, hu,
+                              truth.noise_sd_hu)

@@ -201,6 +201,7 @@ from vasomics.chain.liver_roots import (
 from vasomics.chain.lumen_edge import core_contrast, core_values, grow_to_edge, peel_to_edge
 from vasomics.chain.tree_separation import TreeSeparationParams, separate_trees
 from vasomics.chain.tube_tracking import median_section_radius
+from vasomics.errors import InputError
 from vasomics.image import Image
 from vasomics.params import StageParams
 
@@ -493,6 +494,11 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     hepatic root's slices are found (the searched ``liver`` may stop short of the dome).
     """
     p = params or LiverVesselParams()
+    masks = dict(organs) | ({} if liver_extent is None else {"liver_extent": liver_extent})
+    for name, mask in masks.items():
+        if mask is not None and np.shape(mask) != tuple(image.shape):
+            raise InputError(f"mask {name!r} has shape {np.shape(mask)}, the image "
+                             f"{tuple(image.shape)}: masks must lie on the image grid")
     empty = np.zeros(image.shape, bool)
     liver = organs.get("liver")
     if liver is None or not liver.any():
