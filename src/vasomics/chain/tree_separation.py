@@ -99,8 +99,9 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    against it at their partial volume and by three spreads) leaves the tree with what the
    tree reached through it (:func:`_dark_subtrees`): another system's vessels, entered
    through a contact because their own tree had no way in (phantom 605 with the artery,
-   one noise draw of three: the hepatic veins' ostia fell under the thresholds, and the
-   portal tree, 67 HU, took 822 mm of hepatic veins at 23-30 HU). Only subtrees of at
+   one noise draw of three, before the hepatic root's slices were found against the
+   liver's extent: they ended below the veins' ostia, and the portal tree, 67 HU, took 822
+   mm of hepatic veins at 23-30 HU). Only subtrees of at
    least ``dark_min_length_mm`` together leave (a system, not a dim piece: at 0 mm the 12
    clinical-voxel arterial phantoms with the artery, whose hepatic veins are unenhanced,
    lost portal lumen, volume median -0.035 -> -0.047). Their lumen is returned with the
