@@ -293,11 +293,11 @@ def test_lumen_leaves_out_thick_pieces_reading_under_half_of_it():
     assert lumen[1] == pytest.approx(48.5) and lumen[0] == pytest.approx(67.0)
 
 
-def _artery_scene():
+def _artery_scene(gap_mm: float = 1.0):
     """A portal vein (radius 4 mm) along y from its root (y > 110) with a side branch
     (radius 1.5 mm) leaving it at 60 degrees, and its companion artery (radius 1.2 mm) beside
-    it, 1 mm from its wall, joined to it by two contacts (as partial volume joins them):
-    0.7 mm voxels in-plane, 1.4 mm slices."""
+    it, ``gap_mm`` from its wall, joined to it by two contacts (as partial volume joins
+    them): 0.7 mm voxels in-plane, 1.4 mm slices."""
     shape, spacing = (36, 170, 80), (1.4, 0.7, 0.7)
     tube = np.zeros(shape, bool)
 
@@ -308,7 +308,7 @@ def _artery_scene():
     z, x = 25.0, 25.0
     add((x, 115, z), (x, 5, z), 4.0)  # vein
     add((x, 60, z), (x + 30, 60 - 52, z), 1.5)  # side branch at 60 degrees
-    a = x - 4.0 - 1.0 - 1.2  # artery axis: vein wall + 1 mm gap + its radius
+    a = x - 4.0 - gap_mm - 1.2  # artery axis: vein wall + the gap + its radius
     add((a, 110, z), (a, 10, z), 1.2)  # artery
     for y in (85.0, 35.0):  # contacts
         add((a, y, z), (x - 3.0, y, z), 1.0)
@@ -319,10 +319,15 @@ def _artery_scene():
     return tube, seed, spacing, artery
 
 
-def test_companion_artery_beside_a_portal_vein_is_in_neither_tree():
+@pytest.mark.parametrize("gap_mm", [1.0, 2.0])
+def test_companion_artery_beside_a_portal_vein_is_in_neither_tree(gap_mm):
     """The hepatic artery beside a portal vein (portal venous phase: both enhanced, joined at
-    contacts) is no portal branch; the vein, its side branch and its junction stay whole."""
-    tube, seed, spacing, artery = _artery_scene()
+    contacts) is no portal branch; the vein, its side branch and its junction stay whole.
+    At 2 mm from the wall the artery's own centerline voxels once crowded the vein out of
+    the search for it (0.17 of the artery found), and where the thinning ran a stretch of
+    the vein into the artery's segment that stretch left the tree with it (0.64 of the
+    vein kept) until voxels as thick as the vein stayed vein."""
+    tube, seed, spacing, artery = _artery_scene(gap_mm)
     none = np.zeros_like(tube)
     portal, hepatic, _, companions = separate_trees(tube, none, seed, spacing)
     own = artery & ~ndimage.binary_dilation(tube & ~artery, np.ones((3, 3, 3)))
@@ -336,6 +341,27 @@ def test_companion_artery_beside_a_portal_vein_is_in_neither_tree():
     off = separate_trees(tube, none, seed, spacing,
                          TreeSeparationParams(companion_radius_ratio=0.0))
     assert off[0][own].mean() >= 0.9 and not off[3].any()  # what the rule changes
+
+
+def test_artery_piece_cut_off_from_the_trees_is_a_companion():
+    """A piece of the artery that no tree reaches (no contact with the vein: cut off by a
+    gap in the mask) is returned with the companions, so that the fragment adoption does
+    not give it to the portal tree beside it; a cut-off piece running away from the vein is
+    not a companion."""
+    tube, seed, spacing, _ = _artery_scene()
+
+    def tube_of(a, b, r):  # physical (x, y, z) mm
+        return rasterize_tubes([np.array([a, b], float)], [r], tube.shape, spacing,
+                               flat_caps=False)
+
+    beside = tube_of((31.5, 110, 25), (31.5, 70, 25), 1.5)  # 1 mm from the vein's wall
+    away = tube_of((25, 100, 31.5), (25, 100, 48), 1.5)  # upward, 2 mm off its wall
+    grown = tube | beside | away
+    assert ndimage.label(grown, np.ones((3, 3, 3)))[1] == 3  # neither touches the vein
+    none = np.zeros_like(tube)
+    portal, hepatic, _, companions = separate_trees(grown, none, seed, spacing)
+    assert not (portal | hepatic)[beside].any() and companions[beside].mean() >= 0.9
+    assert not companions[away].any()
 
 
 def _rootless_vein_scene():

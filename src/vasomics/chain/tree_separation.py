@@ -111,7 +111,7 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    calibre and a millimetre or two from their wall; where partial volume joins the two
    lumens, the thresholds take it in and the portal tree would trace it as branches
    (phantoms with the artery, portal venous, 0.9 mm voxels: portal length +0.14 to
-   +0.41). A reached segment is a companion when at least ``companion_min_fraction`` of
+   +0.41). A segment is a companion when at least ``companion_min_fraction`` of
    its centerline runs beside a portal segment at least ``1 / companion_radius_ratio``
    times thicker that does not meet it at a junction (a branch leaving a vein runs beside
    it near their junction): within the two median radii plus ``companion_gap_mm``, in a
@@ -124,7 +124,13 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    voxels touching a vein's lumen: a notch there added spurs and moved the vein's junctions
    (phantom 604: portal naming 0.48 with the notches, 0.95 without). A voxel nearest an
    artery's centerline stays in the vein whose inscribed sphere it lies nearer (the
-   lumens merge at a contact).
+   lumens merge at a contact), and a centerline voxel of a companion segment as thick as
+   the vein it would run beside (``companion_radius_ratio`` times its radius at least the
+   segment's median radius) is that vein's: the thinning may run a stretch of the vein
+   through a contact into the artery's segment. Pieces of the artery that neither tree
+   reached (cut off by a gap in the mask) pass the same test, and their lumen is returned
+   with the companions', so that no tree adopts it afterwards (phantom 634 with the
+   artery: 26 mm, all of it flagged; 55 mm of other unreached pieces, none).
 7. **Extrahepatic ends** (:func:`_drop_extrahepatic_ends`). A subtree of the growth that
    lies wholly outside the liver (the portal trunk from the hilum to its inlet face and
    beyond counts as inside) and reaches the IVC's rim is dropped: the IVC's lumen beside
@@ -684,14 +690,49 @@ def _local_directions(g: _SegmentGraph, reach_mm: float) -> np.ndarray:
     return out
 
 
+#: Thickness classes of the companion rule's vein search: a voxel seeks its vein among the
+#: portal segments at least ``_VEIN_CLASS ** c`` mm thick, ``c`` the class of the radius its
+#: vein needs. Among all portal voxels its own segment's crowded out a vein a few mm away
+#: (24 nearest: a synthetic artery 2 mm from its vein's wall was found over 0.17 of its
+#: length; docs/ct_chain_history.md, *Measured in session 31 and not kept*).
+_VEIN_CLASS = 1.25
+
+
+def _thick_neighbours(g: _SegmentGraph, voxels: np.ndarray, need_r: np.ndarray,
+                      veins: np.ndarray, k: int, reach: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """For each centerline voxel of ``voxels`` (indices into ``g.pos``), its ``k`` nearest
+    voxels among ``veins`` (indices into ``g.pos``) whose segment's median radius reaches
+    the class (:data:`_VEIN_CLASS`) of its ``need_r`` (mm), within ``reach`` mm. Returns the
+    distances ``(len(voxels), k)`` (inf where fewer are found) and the neighbours' indices
+    into ``g.pos`` (``veins[0]`` there)."""
+    d = np.full((len(voxels), k), np.inf)
+    j = np.full((len(voxels), k), veins[0])
+    vein_r = g.seg_radius[g.segment[veins]]
+    cls = np.floor(np.log(np.maximum(need_r, 1e-3)) / np.log(_VEIN_CLASS)).astype(int)
+    for c in np.unique(cls):
+        rows = np.flatnonzero(cls == c)
+        cand = veins[vein_r >= _VEIN_CLASS ** c]
+        if not len(cand):
+            continue
+        kk = min(k, len(cand))
+        dc, jc = cKDTree(g.pos[cand]).query(g.pos[voxels[rows]], k=kk,
+                                            distance_upper_bound=reach)
+        dc, jc = dc.reshape(len(rows), kk), jc.reshape(len(rows), kk)  # kk = 1: 1D arrays
+        found = np.isfinite(dc)
+        d[rows, :kk] = dc
+        j[rows, :kk] = np.where(found, cand[np.minimum(jc, len(cand) - 1)], veins[0])
+    return d, j
+
+
 def _companion_segments(g: _SegmentGraph, seg_tree, p: TreeSeparationParams) -> np.ndarray:
     """Segments that run beside a thicker portal vein: the companion artery of a portal
-    triad (module docstring, step 6). A centerline voxel of a reached segment runs beside a
-    portal vein where, among its 24 nearest portal centerline voxels (its own segment's
-    among them: a vein farther than its own voxels reach is not seen, docs/
-    ct_chain_history.md, *Measured in session 31 and not kept*), a centerline voxel of a
-    portal segment at least ``1 / companion_radius_ratio`` times thicker (median radii),
-    not meeting it at a
+    triad (module docstring, step 6). A centerline voxel of a segment, reached by a tree or
+    not (a piece of the artery cut off from the trees, which the fragment adoption would
+    give to the portal tree beside it), runs beside a portal vein where, among its 24
+    nearest centerline voxels of portal segments thick enough to be its vein
+    (:data:`_VEIN_CLASS`), a centerline voxel of a portal segment at least
+    ``1 / companion_radius_ratio`` times thicker (median radii), not meeting it at a
     junction, lies within the two segments' median radii plus ``companion_gap_mm`` and their
     directions differ by at most ``companion_max_angle_deg``; a segment with at least
     ``companion_min_fraction`` of its voxels beside one is a companion, and so, repeatedly,
@@ -702,23 +743,19 @@ def _companion_segments(g: _SegmentGraph, seg_tree, p: TreeSeparationParams) -> 
         return none
     on = np.flatnonzero(g.segment >= 0)
     seg = g.segment[on]
-    reached = seg_tree[seg] >= 0
     thick_r = g.seg_radius * (1.0 / p.companion_radius_ratio)
     veins = on[(seg_tree[seg] == 0)]
-    if not len(veins) or not reached.any():
+    if not len(veins):
         return none
     direction = _local_directions(g, _DIRECTION_REACH_MM)
     reach = 2.0 * float(np.max(g.seg_radius)) + p.companion_gap_mm
-    k = min(24, len(veins))
-    d, j = cKDTree(g.pos[veins]).query(g.pos[on], k=k, distance_upper_bound=reach)
-    d, j = d.reshape(len(on), k), j.reshape(len(on), k)  # k = 1 gives 1D arrays
+    d, jj = _thick_neighbours(g, on, thick_r[seg], veins, 24, reach)
     ok = np.isfinite(d)
-    jj = veins[np.where(ok, j, 0)]
     ok &= (g.segment[jj] != seg[:, None]) & (g.seg_radius[g.segment[jj]] >= thick_r[seg][:, None])
     ok &= d <= g.seg_radius[g.segment[jj]] + g.seg_radius[seg][:, None] + p.companion_gap_mm
     cos = np.abs(np.einsum("id,ikd->ik", direction[on], direction[jj]))
     count = np.maximum(np.bincount(seg, minlength=g.n_seg), 1)
-    near = np.bincount(seg, ok.any(axis=1) & reached, minlength=g.n_seg) / count
+    near = np.bincount(seg, ok.any(axis=1), minlength=g.n_seg) / count
     ok &= cos >= np.cos(np.radians(p.companion_max_angle_deg))
     # a branch leaving the vein runs beside it near their junction: not a companion
     ends = np.full((g.n_seg, 2), -1)
@@ -726,7 +763,7 @@ def _companion_segments(g: _SegmentGraph, seg_tree, p: TreeSeparationParams) -> 
         ends[t, 0 if ends[t, 0] < 0 else 1] = node
     mine, theirs = ends[seg][:, None, None, :], ends[g.segment[jj]][..., :, None]
     ok &= ~((theirs == mine) & (theirs >= 0)).any(axis=(-1, -2))
-    beside = np.bincount(seg, ok.any(axis=1) & reached, minlength=g.n_seg) / count
+    beside = np.bincount(seg, ok.any(axis=1), minlength=g.n_seg) / count
     flag = beside >= p.companion_min_fraction
     # the artery's pieces between its contacts with the vein (bridges to the vein, bends)
     # lie as near to it in any direction: taken when they continue a companion
@@ -964,6 +1001,10 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     tree = np.where(g.segment >= 0, np.append(seg_tree, -1)[owner],
                     np.append(node_tree, -1)[g.node])
     artery = np.append(companion & (seg_tree >= 0), False)[owner]
+    if artery.any() and p.companion_radius_ratio > 0:  # but a centerline voxel as thick as
+        # the vein it would run beside is that vein's, whose stretch the thinning ran
+        # through a contact into the companion's segment
+        artery &= g.radius * p.companion_radius_ratio < np.append(g.seg_radius, 0.0)[owner]
     if artery.any():  # a voxel nearest an artery's centerline lies in a vein's lumen when
         # nearer the vein's inscribed sphere there (the two lumens merge at a contact)
         veins = np.flatnonzero(~artery & (tree >= 0))
@@ -989,5 +1030,8 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     crossed = _portal_crossings(g, seg_tree, node_tree, spacing, p)[nearest] & (label == 1)
     crossings[tuple(vox[crossed].T)] = True
     companions[tuple(vox[artery[nearest] & (label < 0)].T)] = True
+    # and the pieces of an artery that neither tree reached (no tree adopts them later)
+    cut_off = np.append(companion & (seg_tree < 0), False)[owner]
+    companions[tuple(vox[cut_off[nearest]].T)] = True
     companions[tuple(vox[np.append(dark, False)[owner][nearest] & (label < 0)].T)] = True
     return portal, hepatic, crossings, companions
