@@ -41,6 +41,23 @@ def test_run_writes_every_output_and_times_each_stage(tmp_path, shared_data, cap
     assert left == {"qc.json", "params.yaml", "summary.html", "provenance.json", "notes.txt"}, left
 
 
+def test_vessel_cache_is_keyed_by_the_parameters_it_reads(tmp_path):
+    """The vessel stage reads the localization and the regions' HU: a run whose phase or
+    localization parameters differ recomputes it instead of loading the other run's trees
+    from the same cache folder."""
+    from vasomics.chain.phase import PhaseParams
+    from vasomics.chain.run import RunParams, characterize
+
+    ct, _ = liver_ct_phantom((40, 64, 64), phase="portal_venous", seed=3)
+    cache = tmp_path / "cache"
+    names = []
+    for params in (RunParams(), RunParams(phase=PhaseParams(erosion_mm=3.0))):
+        characterize(ct, params, force=True, cache_dir=cache, input_key="scan")
+        names.append({f.name for f in cache.glob("vessels-*.npz")})
+    assert len(names[0]) == len(names[1]) == 1 and names[0] != names[1]
+    assert len(list(cache.glob("localize-*.npz"))) == 1  # its own key is unchanged
+
+
 def test_demo_on_a_generated_ct_reports_against_the_truth(tmp_path):
     """The generated half of ``vasomics demo``: a portal venous CT whose trees are traced
     and named, their length printed beside the generator's truth (a small grid here)."""

@@ -273,7 +273,8 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         result.stopped = qc.summary()
         return result
     with timed("vessels"):
-        ves = _cached(cache_dir, "vessels", input_key, p.vessels,
+        # the stage reads the localization and the regions' HU: their parameters key it too
+        ves = _cached(cache_dir, "vessels", input_key, (p.localize, p.phase, p.vessels),
                       lambda: segment_liver_vessels(image, loc.organs, hu, noise,
                                                     loc.landmarks.get("portal_confluence"),
                                                     p.vessels, loc.measured.get("liver")),
@@ -376,9 +377,12 @@ def _graph(image: Image, mask: np.ndarray, params: GraphParams, root) -> VesselG
 
 # ---------------------------------------------------------------------------- caching
 def _cached(cache_dir, stage, input_key, stage_params, compute, save, load):
+    """``compute()``, or its result stored under ``cache_dir`` for this input and the
+    parameters it depends on (``stage_params``: one model or a tuple of them)."""
     if cache_dir is None or input_key is None:
         return compute()
-    key = f"{input_key}-{params_hash(stage_params)}"
+    models = stage_params if isinstance(stage_params, tuple) else (stage_params,)
+    key = f"{input_key}-{'-'.join(params_hash(m) for m in models)}"
     path = Path(cache_dir) / f"{stage}-{key}.npz"
     if path.is_file():
         try:
