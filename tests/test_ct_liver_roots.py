@@ -58,6 +58,17 @@ def test_hepatic_roots_are_the_highest_ivc_contacts():
     assert not top_contacts(np.zeros_like(contacts), z, LiverRootParams()).any()
 
 
+def _hepatic_scene(seed: int):
+    """A portal venous phantom at 96 x 160 x 160 (240 mm of z): the image, its truth, the
+    truth organs, the hepatic veins' label and each voxel's distance (mm) to the IVC label."""
+    ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=seed,
+                                 z_extent_mm=240.0)
+    organs = truth_organs(truth)
+    veins = truth.labels.array == LABELS["hepatic"]
+    to_ivc = edt.edt(~organs["ivc"], anisotropy=ct.spacing)  # mm
+    return ct, truth, organs, veins, to_ivc
+
+
 def test_hepatic_vein_trunk_in_the_ivc_mask_stays_hepatic():
     """An IVC mask that also takes the hepatic veins' trunks within 6 mm of the IVC (as the
     localized IVC of phantom 510 took its left vein's trunk): the part of those trunks
@@ -65,20 +76,15 @@ def test_hepatic_vein_trunk_in_the_ivc_mask_stays_hepatic():
     cut out with the IVC (which left the vein a hollow rim traced as thin loops; measured
     36 of 45 voxels, 0 before; naming of 510's hepatic veins through the chain 0.68 ->
     1.00)."""
-    ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=510,
-                                 z_extent_mm=240.0)
-    organs = truth_organs(truth)
-    lab = truth.labels.array
-    ivc = lab == LABELS["ivc"]
-    to_ivc = edt.edt(~ivc, anisotropy=ct.spacing)  # mm
-    trunks = (lab == LABELS["hepatic"]) & (to_ivc <= 6.0)
+    ct, truth, organs, veins, to_ivc = _hepatic_scene(510)
+    ivc = organs["ivc"]
+    trunks = veins & (to_ivc <= 6.0)
     organs["ivc"] = ivc | trunks
     ves = segment_liver_vessels(ct, organs, measure_regions(ct, organs, 2.0),
                                 truth.noise_sd_hu)
     far = trunks & (to_ivc > 3.0) & organs["liver"]
     assert far.sum() >= 30
     assert np.count_nonzero(ves.hepatic & far) >= 0.7 * far.sum()
-
 
 
 def test_hepatic_roots_found_where_the_liver_stops_short_of_the_ivc():
@@ -92,14 +98,9 @@ def test_hepatic_roots_found_where_the_liver_stops_short_of_the_ivc():
     25 mm and the extent 6 mm short of the IVC from the ostia up (measured: hepatic tree
     0.30 of the veins' voxels, portal 0.40 before; 0.62 / 0.29 without the extent; 0.90 /
     0.01)."""
-    ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=604,
-                                 z_extent_mm=240.0)
-    organs = truth_organs(truth)
-    lab = truth.labels.array
-    veins = lab == LABELS["hepatic"]
-    to_ivc = edt.edt(~organs["ivc"], anisotropy=ct.spacing)  # mm
+    ct, truth, organs, veins, to_ivc = _hepatic_scene(604)
     ostia = np.nonzero((veins & (to_ivc <= 3.0)).any(axis=(1, 2)))[0]
-    upper = (np.arange(lab.shape[0]) >= ostia.min() - 2)[:, None, None]
+    upper = (np.arange(veins.shape[0]) >= ostia.min() - 2)[:, None, None]
     searched = organs["liver"] & ~((to_ivc <= 25.0) & upper)
     extent = organs["liver"] & ~((to_ivc <= 6.0) & upper)
     cut = {**organs, "liver": searched}

@@ -1001,9 +1001,9 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     tree = np.where(g.segment >= 0, np.append(seg_tree, -1)[owner],
                     np.append(node_tree, -1)[g.node])
     artery = np.append(companion & (seg_tree >= 0), False)[owner]
-    if artery.any() and p.companion_radius_ratio > 0:  # but a centerline voxel as thick as
-        # the vein it would run beside is that vein's, whose stretch the thinning ran
-        # through a contact into the companion's segment
+    if artery.any():  # but a centerline voxel as thick as the vein it would run beside is
+        # that vein's, whose stretch the thinning ran through a contact into the
+        # companion's segment (no companion without a positive ratio)
         artery &= g.radius * p.companion_radius_ratio < np.append(g.seg_radius, 0.0)[owner]
     if artery.any():  # a voxel nearest an artery's centerline lies in a vein's lumen when
         # nearer the vein's inscribed sphere there (the two lumens merge at a contact)
