@@ -105,7 +105,13 @@ portal venous and hepatic venous trees.
    separation drops subtrees outside the liver that reach only the IVC's rim
    (``edge_window_mm``, a voxel at least), and leaves out of both trees the lumen of the
    arteries that run beside the portal veins (its companions; step 6 there): no fragment
-   adoption or edge growth below gives it back.
+   adoption or edge growth below gives it back. The artery's voxels touching a vein's
+   lumen stay in that tree's lumen but leave its centerline mask with the edge layer
+   below (:func:`_artery_edge`): kept there, the artery's remnants and partial-volume halo
+   along the vein were traced as strands beside it (12 portal venous phantoms at 0.9 mm
+   voxels with the artery: portal length +0.096 -> +0.06 on median); where leaving them
+   out would cut off a part of the tree whose lumen is two voxels in radius or more (a
+   vein taken for a companion) they stay.
    The hepatic tree excludes the IVC itself and, outside the liver, its wall: vessel voxels
    within ``edge_window_mm`` of the IVC mask, and at least one voxel (its partial-volume
    rim: at 2.25 mm voxels a 2 mm window held none of it, and the rim voxels the mask misses
@@ -724,6 +730,10 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
         vessels & ~ivc, hepatic_seed, portal_seed, spacing, p.separation, anchor, rim, signed,
         sd)
     hepatic &= ~ivc
+    # the companion artery's lumen left in a vein's mask where it touches it: lumen, not
+    # centerline (traced, its remnants ran as strands along the vein)
+    artery_edge = (_artery_edge(companions, portal, spacing)
+                   | _artery_edge(companions, hepatic, spacing))
     # the veins' ostia beyond the hilum margin connected them to their root; the trees
     # are those of the liver and its hilum
     portal &= ~beyond
@@ -807,6 +817,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                                 p.ivc_base_min_fill, p.ivc_base_max_area) & ~beyond & ~portal
         hepatic |= bases
         layer |= bases
+    layer |= artery_edge & (portal | hepatic)
     vessels |= layer
     portal &= thin_rim != 1
     hepatic &= thin_rim != 2
@@ -1359,3 +1370,33 @@ def _ball_seed(vessels, centre, radius_mm, spacing) -> np.ndarray:
     d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing, strict=True))
     seed[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] = d2 <= radius_mm ** 2
     return seed & vessels
+
+
+def _artery_edge(companions: np.ndarray, tree: np.ndarray, spacing) -> np.ndarray:
+    """The ``companions`` lumen that the separation left in the ``tree`` mask (an artery's
+    voxels touching its vein, :func:`vasomics.chain.tree_separation.separate_trees`), to be
+    left out of the tree's centerline; but a piece of it that cuts off from the rest of the
+    tree a part whose lumen is at least two voxels in radius stays in: that part is a vein
+    (a branch beside a thicker vein taken for its companion: phantom 625 without an
+    artery, 644 voxels of portal branch cut off at the hilum and its naming 1.00 -> 0.05),
+    not a remnant of the artery (on the phantoms with the artery these are at most 1.3 mm
+    in radius at 1.2 mm slices)."""
+    edge = companions & tree
+    if not edge.any():
+        return edge
+    connect = np.ones((3, 3, 3))
+    rest, n = ndimage.label(tree & ~edge, connect)
+    if n < 2:
+        return edge
+    size = np.bincount(rest.ravel())
+    size[0] = 0
+    radius = np.zeros(n + 1)
+    radius[1:] = ndimage.maximum(edt.edt(rest > 0, anisotropy=spacing, parallel=2), rest,
+                                 np.arange(1, n + 1))
+    thick = radius >= 2.0 * float(np.max(spacing))
+    thick[np.argmax(size)] = False  # the tree itself
+    if not thick.any():
+        return edge
+    pieces, _ = ndimage.label(edge, connect)
+    bridges = np.unique(pieces[ndimage.binary_dilation(thick[rest], connect) & edge])
+    return edge & ~np.isin(pieces, bridges[bridges > 0])

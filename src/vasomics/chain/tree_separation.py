@@ -122,12 +122,23 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    its length, is one too, repeatedly. Companions stay in the growth (the tree assignment
    of the veins around them is unchanged), but their lumen leaves both trees, except the
    voxels touching a vein's lumen: a notch there added spurs and moved the vein's junctions
-   (phantom 604: portal naming 0.48 with the notches, 0.95 without). A voxel nearest an
-   artery's centerline stays in the vein whose inscribed sphere it lies nearer (the
-   lumens merge at a contact), and a centerline voxel of a companion segment as thick as
-   the vein it would run beside (``companion_radius_ratio`` times its radius at least the
-   segment's median radius) is that vein's: the thinning may run a stretch of the vein
-   through a contact into the artery's segment. Pieces of the artery that neither tree
+   (phantom 604: portal naming 0.48 with the notches, 0.95 without). Those stay in the
+   tree's lumen and are returned with the companions as well, so that the tree's
+   centerline leaves them out (:func:`vasomics.chain.liver_vessels._artery_edge`). A voxel
+   near an artery's centerline (within its largest radius and two voxels, or nearest it)
+   lies in the lumen whose sphere it lies nearer, the artery's (no wider than its
+   segment's median radius) or a vein's inscribed sphere, over the 8 nearest centerline
+   voxels of each (the nearest alone may lie on a thin branch beside a thick vein's wall),
+   but within half a voxel of a vein's sphere in the vein's (the blurred gap between them
+   is its edge); a junction whose segments are all companions is the artery's own, one
+   where an artery meets a vein neither's (before session 38 the voxels nearest such
+   junctions stayed in the tree, and with them the artery's branchings and joins: phantom
+   634 with the artery kept 1147 of the artery's 2536 voxels in the portal mask, 424 of
+   them nearest a junction; now 503, all touching the vein, and 126 in its centerline
+   mask). A centerline voxel of a companion segment as thick as the vein it would run
+   beside (``companion_radius_ratio`` times its radius at least the segment's median
+   radius) is that vein's: the thinning may run a stretch of the vein through a contact
+   into the artery's segment. Pieces of the artery that neither tree
    reached (cut off by a gap in the mask) pass the same test, and their lumen is returned
    with the companions', so that no tree adopts it afterwards (phantom 634 with the
    artery: 26 mm, all of it flagged; 55 mm of other unreached pieces, none).
@@ -904,6 +915,21 @@ def _portal_crossings(g: _SegmentGraph, seg_tree, node_tree, spacing,
     return np.isin(g.node, list(nodes)) | np.isin(g.segment, links)
 
 
+def _nearest_sphere(g: _SegmentGraph, among: np.ndarray, radius: np.ndarray,
+                    points: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``points`` (mm), the least distance beyond a sphere (distance to a
+    centerline voxel minus its ``radius``, mm, per voxel of ``g.pos``) over its ``k``
+    nearest centerline voxels of ``among`` (indices into ``g.pos``), and that voxel (the
+    Euclidean nearest alone may lie on a thin branch beside a thick vein's wall)."""
+    k = min(k, len(among))
+    d, j = cKDTree(g.pos[among]).query(points, k=k)
+    d, j = d.reshape(len(points), k), among[j.reshape(len(points), k)]
+    gap = d - radius[j]
+    best = np.argmin(gap, axis=1)
+    rows = np.arange(len(points))
+    return gap[rows, best], j[rows, best]
+
+
 def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, spacing,
                    params: TreeSeparationParams | None = None, anchor: np.ndarray | None = None,
                    ivc_zone: np.ndarray | None = None,
@@ -921,9 +947,10 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     smoothed parenchyma's SD (HU; without it no valley is cut). Returns
     boolean ``(portal, hepatic, crossings, companions)`` masks: ``crossings``, the lumen of
     hepatic junctions that a portal vessel runs through (module docstring, step 8);
-    ``companions``, the lumen of other vessel systems in neither tree: the arteries
-    running beside the portal veins (step 6; but where it touches a vein's) and the
-    segments that left a tree reading unlike its lumen (step 5)."""
+    ``companions``, the lumen of other vessel systems: the arteries running beside the
+    portal veins (step 6; where it touches a vein's lumen it stays in that tree's mask as
+    well, lumen but not centerline) and the segments that left a tree reading unlike its
+    lumen (step 5)."""
     p = params or TreeSeparationParams()
     empty = np.zeros(tube.shape, bool)
     if not tube.any() or (not portal_seed.any() and not ivc.any()):
@@ -1001,23 +1028,44 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     tree = np.where(g.segment >= 0, np.append(seg_tree, -1)[owner],
                     np.append(node_tree, -1)[g.node])
     artery = np.append(companion & (seg_tree >= 0), False)[owner]
+    # a junction whose segments are all companions is the artery's own (its branchings,
+    # its pieces' joins), measured against the thickest of them
+    n_inc = np.bincount(g.inc[:, 1], minlength=g.n_node)
+    n_comp = np.bincount(g.inc[:, 1], companion[g.inc[:, 0]] & (seg_tree[g.inc[:, 0]] >= 0),
+                         minlength=g.n_node)
+    node_r = np.zeros(g.n_node)
+    np.maximum.at(node_r, g.inc[:, 1], g.seg_radius[g.inc[:, 0]])
+    node_art = (n_inc > 0) & (n_comp == n_inc)
+    artery |= np.append(node_art, False)[g.node]
+    ref_r = np.where(owner >= 0, np.append(g.seg_radius, 0.0)[owner],
+                     np.append(node_r, 0.0)[g.node])
     if artery.any():  # but a centerline voxel as thick as the vein it would run beside is
         # that vein's, whose stretch the thinning ran through a contact into the
         # companion's segment (no companion without a positive ratio)
-        artery &= g.radius * p.companion_radius_ratio < np.append(g.seg_radius, 0.0)[owner]
-    if artery.any():  # a voxel nearest an artery's centerline lies in a vein's lumen when
-        # nearer the vein's inscribed sphere there (the two lumens merge at a contact)
-        veins = np.flatnonzero(~artery & (tree >= 0))
-        at = np.flatnonzero(artery[nearest])
+        artery &= g.radius * p.companion_radius_ratio < ref_r
+    if artery.any():  # a voxel near an artery's centerline lies in the lumen whose
+        # inscribed sphere it lies nearer, the artery's or a vein's, but within half a voxel
+        # of a vein's (the two lumens merge at a contact, and the blurred gap between them
+        # is the vein's edge); the junctions where an artery meets a vein are neither's
+        mixed = np.append((n_comp > 0) & ~node_art, False)[g.node]
+        veins = np.flatnonzero(~artery & (tree >= 0) & ~mixed)
+        arts = np.flatnonzero(artery)
+        reach = float(g.radius[arts].max() + 2.0 * spacing.max())
+        d1, _ = cKDTree(g.pos[arts]).query(vox * spacing, distance_upper_bound=reach)
+        at = np.flatnonzero(np.isfinite(d1) | artery[nearest] | mixed[nearest])
         if len(veins) and len(at):
-            d2, j2 = cKDTree(g.pos[veins]).query(vox[at] * spacing)
-            d1 = np.linalg.norm(vox[at] * spacing - g.pos[nearest[at]], axis=1)
-            closer = d2 - g.radius[veins[j2]] <= d1 - g.radius[nearest[at]]
+            # an artery's sphere no wider than its calibre (wider where a contact merges it
+            # with the vein)
+            gap_a, ja = _nearest_sphere(g, arts, np.minimum(g.radius, ref_r), vox[at] * spacing)
+            gap_v, jv = _nearest_sphere(g, veins, g.radius, vox[at] * spacing)
+            to_art = (gap_a < gap_v) & (gap_v > 0.5 * float(spacing.max()))
+            was = artery[nearest[at]] | mixed[nearest[at]]
             nearest = nearest.copy()
-            nearest[at[closer]] = veins[j2[closer]]
+            nearest[at] = np.where(to_art, ja, np.where(was, jv, nearest[at]))
     label = tree[nearest]
     if artery.any():  # the artery's lumen leaves the trees but its voxels touching a vein's
-        # (a notch there would add spurs and move the vein's junctions)
+        # lumen stay in it (a notch in the lumen would move the vein's junctions), returned
+        # with the companions as well: the tree's lumen, not its centerline
         off = artery[nearest] & (label >= 0)
         veins = np.zeros(tube.shape, bool)
         veins[tuple(vox[~off & (label >= 0)].T)] = True
@@ -1029,7 +1077,7 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
     hepatic[tuple(vox[label == 1].T)] = True
     crossed = _portal_crossings(g, seg_tree, node_tree, spacing, p)[nearest] & (label == 1)
     crossings[tuple(vox[crossed].T)] = True
-    companions[tuple(vox[artery[nearest] & (label < 0)].T)] = True
+    companions[tuple(vox[artery[nearest]].T)] = True  # with what stays in a vein's mask
     # and the pieces of an artery that neither tree reached (no tree adopts them later)
     cut_off = np.append(companion & (seg_tree < 0), False)[owner]
     companions[tuple(vox[cut_off[nearest]].T)] = True
