@@ -202,6 +202,31 @@ def test_lumen_hu_gives_a_branch_beyond_a_contact_to_its_tree(portal_hu, hepatic
     assert off[0][20, 8:44, 50].mean() <= 0.05  # what the evidence changes
 
 
+def test_lumen_hu_applies_to_a_root_segment_too():
+    """A segment touching the IVC is a hepatic root, but one whose lumen reads as the portal
+    tree's (a portal branch whose tip touches the IVC's seed) is entered at its lumen
+    penalty like any other segment, so the portal tree, arriving along it, keeps it (phantom
+    625: a 22 mm portal branch, the portal lumen's HU, in the hepatic tree as a root of
+    its own; hepatic length +0.22 -> +0.19). Graph: the portal root segment 0 runs on
+    straight into segment 1, whose far end touches the IVC; segment 3 leaves their junction
+    sideways; segment 2 is the hepatic vein's root, elsewhere."""
+    from vasomics.chain.tree_separation import _grow, _SegmentGraph
+
+    none = np.zeros((0, 3))
+    g = _SegmentGraph(none.astype(int), none, np.zeros(0, int), np.zeros(0, int),
+                      seg_radius=np.array([4.0, 2.5, 4.0, 3.0]),
+                      seg_length=np.array([20.0, 30.0, 20.0, 30.0]),
+                      node_pos=np.zeros((1, 3)), inc=np.array([[0, 0], [1, 0], [3, 0]]),
+                      inc_dir=np.array([[-1.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0]]),
+                      radius=np.zeros(0))
+    starts = [(0, 0), (1, 2), (1, 1)]
+    penalty = np.zeros((2, 4))
+    penalty[1, 1] = 6.0  # the hepatic tree entering segment 1: it reads as portal lumen
+    p = TreeSeparationParams()
+    assert _grow(g, starts, SPACING, p)[0].tolist() == [0, 1, 1, 0]
+    assert _grow(g, starts, SPACING, p, penalty)[0].tolist() == [0, 0, 1, 0]
+
+
 def test_lumen_hu_with_nan_in_the_image_carries_no_evidence_there():
     """NaN voxels (a corrupt slab) on the portal branch beyond the crossing: its segment's
     mean is not finite, so it carries no lumen evidence (zero penalty, not NaN costs in the

@@ -71,6 +71,10 @@ the graph of its centerline (step 4 of :mod:`vasomics.chain.liver_vessels`).
    thick segment whose mean HU lies nearer the other tree's lumen costs ``lumen_weight``
    units per SD (up to ``lumen_max_sd``), a tree may pass through the other's junction
    into a segment that reads as its own, and step 4 moves no segment against its reading.
+   A root segment pays its penalty as well: a portal branch whose tip touches the IVC's
+   seed is a hepatic root, and entered at no cost the hepatic tree kept it (phantom 625: a
+   22 mm portal branch at 50 HU above the parenchyma, the portal lumen 54 and the hepatic
+   33).
    Where the trees touch, the first to arrive took the other's branch through a sharp
    bend and held the junction beyond which its own tree would have entered it (phantom
    616: 131 mm of portal branches in the hepatic tree). Partial volume darkens thinner
@@ -478,7 +482,8 @@ def _crossing_partners(g: _SegmentGraph, ends, spacing, p: TreeSeparationParams)
 def _grow(g: _SegmentGraph, starts, spacing, p: TreeSeparationParams,
           lumen_penalty: np.ndarray | None = None, blocked: np.ndarray | None = None):
     """Best-first growth of competing trees over the segment graph (module docstring, steps
-    2, 3 and 5). ``starts``: ``(tree, segment)`` pairs entered at cost 0;
+    2, 3 and 5). ``starts``: ``(tree, segment)`` pairs entered at cost 0, or at their
+    lumen penalty;
     ``lumen_penalty`` (optional, shape ``(2, n_seg)``): penalty units for each tree entering
     each segment (:func:`_lumen_penalty`); ``blocked`` (optional, per segment): segments no
     tree enters but from a start (:func:`_bright_segments`). Returns the tree of each
@@ -494,7 +499,10 @@ def _grow(g: _SegmentGraph, starts, spacing, p: TreeSeparationParams,
     parent = np.full(g.n_seg, -1)
     entered = np.full(g.n_seg, -1)
     order = []
-    heap = [(0.0, int(tree), int(s), -1, -1) for tree, s in starts]
+    # a root segment reading as the other tree's lumen is entered at that penalty too
+    start_cost = (np.zeros((2, g.n_seg)) if lumen_penalty is None
+                  else lumen_penalty * p.penalty_mm / (r + r0) ** q)
+    heap = [(float(start_cost[tree, s]), int(tree), int(s), -1, -1) for tree, s in starts]
     heapq.heapify(heap)
 
     def push(cost, tree, s, i, j):
