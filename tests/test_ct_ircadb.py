@@ -293,8 +293,8 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
 
 
 @pytest.mark.xfail(strict=True, reason="issue #4 target (Dice >= 0.85 per tree) not reached "
-                   "through the whole chain for the hepatic tree: seed 0 portal 0.854 "
-                   "(0.855 before session 37's companion rule), hepatic 0.797 (session 34, "
+                   "through the whole chain for the hepatic tree: seed 0 portal 0.855 "
+                   "(0.854 in session 37), hepatic 0.797 (session 34, "
                    "the valley cut; 0.798 in session 29, the "
                    "veins' bases in the IVC's section as "
                    "lumen; 0.801 in session 27, the veins' mouths as lumen; 0.824 beyond 1 mm "
