@@ -1388,15 +1388,16 @@ def _artery_edge(companions: np.ndarray, tree: np.ndarray, spacing) -> np.ndarra
     rest, n = ndimage.label(tree & ~edge, connect)
     if n < 2:
         return edge
-    size = np.bincount(rest.ravel())
-    size[0] = 0
+    inside = rest > 0
+    size = np.bincount(rest[inside], minlength=n + 1)
     radius = np.zeros(n + 1)
-    radius[1:] = ndimage.maximum(edt.edt(rest > 0, anisotropy=spacing, parallel=2), rest,
-                                 np.arange(1, n + 1))
+    np.maximum.at(radius, rest[inside], edt.edt(inside, anisotropy=spacing, parallel=2)[inside])
     thick = radius >= 2.0 * float(np.max(spacing))
     thick[np.argmax(size)] = False  # the tree itself
     if not thick.any():
         return edge
     pieces, _ = ndimage.label(edge, connect)
-    bridges = np.unique(pieces[ndimage.binary_dilation(thick[rest], connect) & edge])
+    box = grown_box(edge, spacing, 0.0)  # and a voxel
+    touch = ndimage.binary_dilation(thick[rest[box]], connect) & edge[box]
+    bridges = np.unique(pieces[box][touch])
     return edge & ~np.isin(pieces, bridges[bridges > 0])
