@@ -656,6 +656,32 @@ def test_portal_trunk_with_a_noise_cavity_keeps_its_segment():
     assert scores["accuracy"] >= 0.95, scores["confusion"]
 
 
+def test_portal_graph_rooted_at_the_traced_trunks_end_without_loops_of_one_lumen():
+    """Phantom 622 with the hepatic artery (portal venous, 160 x 320 x 320, the demo's grid).
+    The portal trunk is followed 25 mm beyond the inlet face on the region's border, so the
+    face's centroid lies inside the trunk: the graph's root, the end nearest it, was a
+    1.55 mm branch 17 mm from the hilum (the inlet face is 21 mm from it), kept there
+    however short. Rooted at the traced trunk's far end (``roots["portal_trunk_end"]``) the
+    root segment is the trunk (5.4 mm), 45 mm from the hilum. Segments returning to their
+    own junction within twice the two radii of its other segments (strands around holes of
+    one lumen, 1 in the portal graph and 2 in the hepatic one before) are cut."""
+    from vasomics.chain.run import characterize
+
+    ct, _ = liver_ct_phantom((160, 320, 320), phase="portal_venous", seed=622,
+                             z_extent_mm=240.0, hepatic_artery=True)
+    res = characterize(ct, force=True)
+    g, roots = res.portal, res.vessels.roots
+    hilum = np.asarray(roots["portal_hilum"])
+    root = int(np.argmin(np.linalg.norm(g.node_position - roots["portal_trunk_end"], axis=1)))
+    assert g.node_kind[root] == "root"
+    trunk = int(np.flatnonzero((g.segment_start == root) | (g.segment_end == root))[0])
+    assert np.median(g.segment_radius(trunk)) >= 4.0
+    assert (np.linalg.norm(g.node_position[root] - hilum)
+            > np.linalg.norm(np.asarray(roots["portal"]) - hilum) + 10.0)
+    for tree in (res.portal, res.hepatic):
+        assert not np.any(tree.segment_start == tree.segment_end)
+
+
 def test_hepatic_vein_calibre_read_along_the_trunk():
     """Seed 519 (portal venous) through the chain: the right hepatic vein's first segment is
     a few mm of narrowed ostium beside the IVC's mask (median radius 1.7 mm, its trunk 2-3

@@ -248,6 +248,46 @@ def test_break_loops_keeps_a_lone_ring():
     assert ring.segment_lengths()[0] == pytest.approx(2 * np.pi * 10.0, rel=0.02)
 
 
+def _network_with_loop(loop_centre_mm: float, loop_radius_mm: float, junction: bool = True):
+    """A pruning network (mm): a trunk along x, radius 4 mm (two segments meeting at node 0 at
+    the origin, and a branch leaving it across, radius 2 mm), or without ``junction`` one
+    vessel of radius 2 mm ending at node 0; and a thin segment (radius 1.2 mm) leaving node
+    0 and returning to it around a circle of ``loop_radius_mm`` centred ``loop_centre_mm``
+    from it along y: what the pruning leaves of a strand around a hole of a thick lumen once
+    the loop's other node is dissolved (liver CT phantom 622 with the hepatic artery: 14.6 mm
+    beside a 3.4 mm portal vein, 10.2 mm inside the left hepatic vein)."""
+    from vasomics.chain.graph import _Network
+
+    line = np.linspace(0.0, 1.0, 41)[:, None]
+    t = np.linspace(0.0, 2 * np.pi, 61)
+    loop = np.stack([loop_radius_mm * np.sin(t),
+                     loop_centre_mm - loop_radius_mm * np.cos(t), 0 * t], axis=1)
+    loop[:, 1] -= loop[0, 1]
+    ends = [[-30.0, 0, 0], [30.0, 0, 0], [0, -25.0, 0]] if junction else [[-30.0, 0, 0]]
+    radii = [4.0, 4.0, 2.0] if junction else [2.0]
+    points = [line * e for e in ends] + [loop]
+    node_pos = np.array([[0.0, 0, 0]] + ends)
+    n = len(ends)
+    return _Network(node_pos, np.array([radii[0]] + radii), [0] * (n + 1),
+                    list(range(1, n + 1)) + [0], points,
+                    [np.full(len(p), r) for p, r in zip(points, radii + [1.2], strict=True)])
+
+
+def test_break_loops_cuts_a_strand_returning_to_its_junction():
+    """A segment returning to its own junction within twice the other segments' radius and
+    a voxel of it (2 × 4 + 1 = 9 mm: a strand around a hole of the junction's lumen) is cut.
+    A ring reaching 26 mm out (vessels that touch elsewhere) stays, and so does a ring
+    ending a vessel (its node has one other segment: the vessel's branches may have
+    joined). Before, every such segment longer than the small-loop limit stayed."""
+    near = _network_with_loop(3.0, 3.0)
+    assert near.break_loops(1.0) == 1
+    assert near.seg_a == [0, 0, 0] and near.seg_b == [1, 2, 3]
+    far = _network_with_loop(13.0, 13.0)
+    assert far.break_loops(1.0) == 0 and len(far.seg_a) == 4
+    ring = _network_with_loop(3.0, 3.0, junction=False)
+    assert ring.break_loops(1.0) == 0 and len(ring.seg_a) == 2
+
+
 def test_spur_reach_removes_a_terminal_branch_along_the_wall():
     """A trunk (radius 5 mm along x, 1 mm voxels) with a side branch leaving it across (12 mm
     beyond its wall) and a thin terminal vessel (radius 1.5 mm) joined at one end that runs

@@ -31,7 +31,9 @@
    With ``break_loops`` (structures known to be trees, such as the liver's venous trees),
    loops that are strands of one lumen are then cut (:meth:`_Network.break_loops`: of
    each independent loop, the segment the maximum spanning forest by median radius leaves
-   out, when it runs within twice the two radii of the forest's path between its ends)
+   out, when it runs within twice the two radii of the forest's path between its ends, or
+   a segment returning to its own junction within twice the junction's other segments'
+   radius of it)
    and the spurs this leaves are pruned as above: parallel strands around holes of a noisy
    lumen count a vessel's length twice. Components shorter than
    ``min_component_length_mm`` are dropped afterwards.
@@ -360,8 +362,14 @@ class _Network:
         ``2 (r_s + r_p) + voxel`` of the forest's path between its ends (``r_s``: its median
         radius, ``r_p``: the largest on the path), so the loop encloses no more than a hole
         as wide as the strands (two strands around a hole of width ``w`` run ``w + r_s +
-        r_p`` apart). Loops between distinct vessels (a contact) are kept. Nodes left with two
-        segments are dissolved. Returns the number of segments removed."""
+        r_p`` apart). A segment returning to its own junction (its loop's other nodes
+        dissolved) is removed when it stays within ``2 r_p + voxel`` of that junction,
+        ``r_p`` the largest median radius of the junction's other segments (at least two): a
+        strand around a hole of the junction's lumen; a wider loop through a node is distinct
+        vessels that touch elsewhere, and a ring ending a vessel (a node with one other
+        segment) may be its branches joined. Loops between distinct vessels (a contact) are
+        kept. Nodes left with two segments are dissolved. Returns the number of segments
+        removed."""
         from scipy.spatial import cKDTree
 
         order = sorted(range(len(self.seg_a)), key=lambda s: (
@@ -385,10 +393,22 @@ class _Network:
                 parent[ra] = rb
                 forest[a].append((b, s))
                 forest[b].append((a, s))
+        at_node: dict[int, list[int]] = defaultdict(list)
+        for t, (a, b) in enumerate(zip(self.seg_a, self.seg_b, strict=True)):
+            if a != b:
+                at_node[a].append(t)
+                at_node[b].append(t)
         remove = set()
         for s in closing:
-            path = _forest_path(forest, self.seg_a[s], self.seg_b[s])
-            if not path:  # a segment returning to its own node: pruned when small
+            a, b = self.seg_a[s], self.seg_b[s]
+            if a == b:  # returning to its own junction: around a hole of the junction's lumen?
+                far = np.linalg.norm(self.points[s] - self.node_pos[a], axis=1).max()
+                if len(at_node[a]) >= 2 and far <= 2 * max(
+                        float(np.median(self.radii[t])) for t in at_node[a]) + voxel:
+                    remove.add(s)
+                continue
+            path = _forest_path(forest, a, b)
+            if not path:
                 continue
             pts = np.concatenate([self.points[t] for t in path])
             reach = 2 * (float(np.median(self.radii[s])) + max(

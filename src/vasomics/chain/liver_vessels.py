@@ -180,7 +180,10 @@ portal venous and hepatic venous trees.
    upstream end from which the portal tree is named (``portal_hilum`` when no trunk leaves
    the region; the trunk followed beyond that face is part of the portal tree, but rooting
    the tree at its far end moved the named division on 3D-IRCADb 1.1 from 6.5 to 33 mm
-   from the hilum: the confluence's tributaries branch there).
+   from the hilum: the confluence's tributaries branch there); ``portal_trunk_end``, the
+   trunk's voxel farthest from that face where the trunk was followed beyond it, the end
+   the portal graph's trunk is kept to (``GraphParams.root_point_mm``: with the face, inside
+   the trunk, the nearest graph end was a corner branch thinning leaves in the trunk).
 """
 
 from __future__ import annotations
@@ -742,6 +745,10 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     if portal.any():  # the upstream end from which the portal tree is named
         roots["portal"] = (image.index_to_physical(np.argwhere(inlet).mean(0) + offset)[0]
                            .tolist() if inlet is not None else roots["portal_hilum"])
+    if inlet is not None and (trunk & portal).any():  # where the traced trunk ends
+        far = np.argwhere(trunk & portal)
+        end = far[np.argmax(np.linalg.norm((far - np.argwhere(inlet).mean(0)) * spacing, axis=1))]
+        roots["portal_trunk_end"] = image.index_to_physical(end[None] + offset)[0].tolist()
     if ivc.any():  # the IVC's partial-volume rim (a voxel at least) outside the liver
         # is not a hepatic vein
         hepatic &= liv | (to_ivc > max(p.edge_window_mm, float(spacing.max())))

@@ -296,7 +296,8 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
     if art.applicable and art.status != "ok":
         qc.add("hepatic_artery", "warn", None, art.status)
     with timed("graph"):
-        portal = _graph(image, ves.centerline_mask("portal"), p.graph, ves.roots.get("portal"))
+        portal = _graph(image, ves.centerline_mask("portal"), p.graph,
+                        ves.roots.get("portal_trunk_end", ves.roots.get("portal")))
         hepatic = _graph(image, ves.centerline_mask("hepatic"), p.graph,
                          ves.roots.get("hepatic"))
         artery = _graph(image, art.mask, p.graph, art.root)
