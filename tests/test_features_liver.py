@@ -128,3 +128,18 @@ def test_tree_length_and_volume_count_the_liver_and_its_hilum_only():
     assert empty.value("VX.A.T.LIVER_VOL") == 0.0
     for fid in ("VX.A.V.TREE_LEN", "VX.A.V.VESSEL_VOLUME_FRACTION", "VX.P.V.DISTAL_RICHNESS"):
         assert np.isnan(empty.value(fid, pt)), fid
+
+
+def test_named_diameter_weights_each_point_by_its_own_segments_arc():
+    """One name on two segments apart: 10 mm of radius 2 mm and 30 mm of radius 5 mm. The
+    length-weighted median radius is 5 mm (diameter 10 mm). Before, a segment's last point
+    carried the 90 mm jump to the next segment's start, and the median read 2 mm (4 mm)."""
+    from vasomics.features.liver import named_diameters
+    from vasomics.vessel_graph import VesselGraph
+
+    x = np.linspace(0.0, 1.0, 21)[:, None]
+    short = x * [10.0, 0, 0]
+    long = [100.0, 0, 0] + x * [30.0, 0, 0]
+    g = VesselGraph.from_polylines([short, long], [2.0, 5.0],
+                                   labels=["main_portal_vein", "main_portal_vein"])
+    assert named_diameters(g) == {"main_portal_vein": 10.0}

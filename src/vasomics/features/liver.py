@@ -106,10 +106,13 @@ def _oriented(graph, chain, i):
 
 
 def named_diameters(graph: VesselGraph) -> dict[str, float]:
-    """2 × length-weighted median radius (mm) per anatomical name."""
+    """2 × length-weighted median radius (mm) per anatomical name: each centerline point
+    weighted by the arc length to the next point of its own segment (a segment's last
+    point by none)."""
     out = {}
     seg = graph.point_segment()
     step = np.r_[np.linalg.norm(np.diff(graph.points, axis=0), axis=1), 0.0]
+    step[graph.point_offsets[1:] - 1] = 0.0  # not the jump to the next segment's start
     for name in sorted(set(graph.segment_label.tolist()) - {""}):
         on = np.isin(seg, np.nonzero(graph.segment_label == name)[0])
         r, w = graph.radius[on], step[on] + 1e-9
