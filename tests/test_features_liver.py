@@ -2,6 +2,7 @@
 
 import edt
 import numpy as np
+import pytest
 
 from vasomics.features.liver import liver_features
 from vasomics.phantoms.liver_ct import LABELS, liver_ct_phantom
@@ -143,3 +144,45 @@ def test_named_diameter_weights_each_point_by_its_own_segments_arc():
     g = VesselGraph.from_polylines([short, long], [2.0, 5.0],
                                    labels=["main_portal_vein", "main_portal_vein"])
     assert named_diameters(g) == {"main_portal_vein": 10.0}
+
+
+def _main_portal_vein_with_a_strand():
+    """A straight main portal vein (radius 7 mm, 40 mm from its root at the origin along x,
+    two segments joined 10 mm from the root) dividing into right and left portal veins,
+    and a 58.5 mm strand (radius 1.5 mm) leaving the trunk's first junction and running
+    back and forth inside its lumen, also named main portal vein (what the chain makes of
+    strands along a thick lumen, corner branches and the artery's remnants)."""
+    from vasomics.vessel_graph import VesselGraph
+
+    def line(*pts):
+        pts = np.asarray(pts, float)
+        return np.concatenate([a + np.linspace(0, 1, 41)[:-1, None] * (b - a)
+                               for a, b in zip(pts[:-1], pts[1:], strict=True)] + [pts[-1:]])
+
+    polylines = [line((0, 0, 0), (10, 0, 0)), line((10, 0, 0), (40, 0, 0)),
+                 line((10, 0, 0), (10, 3, 0), (38, 3, 0), (38, 4.5, 0), (12, 4.5, 0)),
+                 line((40, 0, 0), (60, 10, 0)), line((40, 0, 0), (55, -15, 0))]
+    g = VesselGraph.from_polylines(polylines, [7.0, 7.0, 1.5, 6.0, 5.0], labels=[
+        "main_portal_vein"] * 3 + ["right_portal_vein", "left_portal_vein"])
+    kind = g.node_kind.copy()
+    kind[np.argmin(np.linalg.norm(g.node_position, axis=1))] = "root"
+    return g.replace(node_kind=kind)
+
+
+def test_main_portal_vein_diameter_and_straightness_read_on_its_stem():
+    """The stem runs from the root to the division (the farthest node where a differently
+    named vessel leaves): diameter 14 mm, straightness 1. Over all its segments (before
+    session 39) the strand, longer than the trunk, gave the median (diameter 3 mm) and,
+    chained in, a straightness of 0.10."""
+    from vasomics.features.liver import hilar_straightness, named_diameters, named_stem
+
+    g = _main_portal_vein_with_a_strand()
+    stem = named_stem(g, "main_portal_vein")
+    assert [s for s, _ in stem] == [0, 1] and all(forward for _, forward in stem)
+    d = named_diameters(g)
+    assert d["main_portal_vein"] == 14.0
+    assert d["right_portal_vein"] == 12.0 and d["left_portal_vein"] == 10.0
+    assert hilar_straightness(g) == pytest.approx(1.0, abs=1e-9)
+    no_root = g.replace(node_kind=np.where(g.node_kind == "root", "endpoint", g.node_kind))
+    assert named_stem(no_root, "main_portal_vein") is None  # all its segments then
+    assert named_diameters(no_root)["main_portal_vein"] == 3.0

@@ -18,9 +18,10 @@ toward the confluence, the artery from the coeliac trunk), for naming.
   (terminal branches per litre of liver), ``VX.M.V.MURRAY_DEV`` (median over bifurcations of
   Σ r_d³ / r_p³ − 1, segment median radii), ``VX.C.V.LUMEN_HU`` (median lumen HU),
   ``VX.C.V.CNR`` ((lumen − liver parenchyma HU) / noise SD);
-* ``VX.A.V.HILAR_STRAIGHTNESS`` (main portal vein: chord / centerline length from its upstream
-  end to the first division, 1 = straight);
-* ``VX.A.V.NAMED_DIAMETER`` per named vessel (2 × length-weighted median radius, mm);
+* ``VX.A.V.HILAR_STRAIGHTNESS`` (main portal vein: chord / centerline length of its stem,
+  from its upstream end to the first division, 1 = straight);
+* ``VX.A.V.NAMED_DIAMETER`` per named vessel (2 × length-weighted median radius over its
+  stem, :func:`named_stem`, mm);
 * ``VX.X.T.PORTAL_HEPATIC_VOL_RATIO`` (portal / hepatic lumen volume);
   ``VX.C.T.PV_AORTA_RATIO`` (median HU of the portal vein over that of the aorta).
 """
@@ -72,50 +73,90 @@ def terminal_count(graph: VesselGraph) -> int:
 
 
 def hilar_straightness(graph: VesselGraph) -> float:
-    """Chord over centerline length of the ``main_portal_vein`` segments (joined in order
-    from the root), NaN when the tree has no such vessel."""
-    segs = np.nonzero(graph.segment_label == "main_portal_vein")[0]
-    if segs.size == 0:
+    """Chord over centerline length of the main portal vein's stem (:func:`named_stem`: from
+    its upstream end to its division, or to its farthest end when it does not divide), NaN
+    when the tree has no such vessel."""
+    stem = named_stem(graph, "main_portal_vein", to_end=True)
+    if not stem:
         return float("nan")
-    # the main trunk: main_portal_vein segments in generation order
-    segs = segs[np.argsort(graph.segment_generation[segs])]
-    chain = [segs[0]]
-    for s in segs[1:]:
-        prev = chain[-1]
-        if {graph.segment_start[s], graph.segment_end[s]} & {graph.segment_start[prev],
-                                                             graph.segment_end[prev]}:
-            chain.append(s)
-    pts = np.concatenate([_oriented(graph, chain, i) for i in range(len(chain))])
+    pts = np.concatenate([graph.segment_points(s)[:: 1 if forward else -1]
+                          for s, forward in stem])
     length = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
     return float(np.linalg.norm(pts[-1] - pts[0]) / length) if length > 0 else float("nan")
 
 
-def _oriented(graph, chain, i):
-    pts = graph.segment_points(chain[i])
-    if i + 1 < len(chain):
-        nxt = chain[i + 1]
-        shared = {graph.segment_start[nxt], graph.segment_end[nxt]}
-        if graph.segment_end[chain[i]] not in shared:
-            pts = pts[::-1]
-    elif i > 0:
-        prev = chain[i - 1]
-        if graph.segment_start[chain[i]] not in {graph.segment_start[prev],
-                                                 graph.segment_end[prev]}:
-            pts = pts[::-1]
-    return pts
+def _paths_from_root(graph: VesselGraph):
+    """Shortest arc-length paths from the graph's ``root`` node(s) (Dijkstra): each reached
+    node's distance (mm), the ``(node, segment)`` it is reached through, and the
+    ``(segment, other node)`` pairs at every node."""
+    import heapq
+    from collections import defaultdict
+
+    lengths = graph.segment_lengths()
+    incident: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for s, (a, b) in enumerate(zip(graph.segment_start.tolist(), graph.segment_end.tolist(),
+                                   strict=True)):
+        incident[a].append((s, b))
+        incident[b].append((s, a))
+    dist = {int(r): 0.0 for r in np.flatnonzero(graph.node_kind == "root")}
+    via: dict[int, tuple[int, int]] = {}
+    heap = [(0.0, n) for n in dist]
+    while heap:
+        d, n = heapq.heappop(heap)
+        if d > dist[n]:
+            continue
+        for s, m in incident[n]:
+            if d + lengths[s] < dist.get(m, np.inf):
+                dist[m], via[m] = d + lengths[s], (n, s)
+                heapq.heappush(heap, (dist[m], m))
+    return dist, via, incident
+
+
+def named_stem(graph: VesselGraph, name: str, *, to_end: bool = False,
+               paths=None) -> list[tuple[int, bool]] | None:
+    """The stem of the vessel named ``name``: its segments on the graph's shortest path from
+    the root to the node, among those where a differently named vessel leaves it, farthest
+    along that path (the main portal vein's division; with ``to_end``, when none leaves it,
+    its farthest node), as ``(segment, forward)`` in order from its upstream end
+    (``forward``: the segment's points run downstream). Side segments carrying its name
+    (strands along a thick lumen, corner branches that thinning leaves where it bends, an
+    artery's remnants beside it) are not on it. None without a root, without such a node,
+    or when the name is absent. ``paths``: :func:`_paths_from_root` of the graph, reused."""
+    dist, via, incident = paths or _paths_from_root(graph)
+    own = graph.segment_label == name
+    nodes = {int(n) for s in np.flatnonzero(own)
+             for n in (graph.segment_start[s], graph.segment_end[s])} & dist.keys()
+    if not nodes:
+        return None
+    entry = min(nodes, key=dist.__getitem__)
+    ends = [n for n in nodes if n != entry
+            and any(graph.segment_label[s] not in (name, "") for s, _ in incident[n])]
+    if not ends and to_end:
+        ends = [n for n in nodes if n != entry]
+    if not ends:
+        return None
+    node, stem = max(ends, key=dist.__getitem__), []
+    while node != entry and node in via:
+        prev, s = via[node]
+        if own[s]:
+            stem.append((s, int(graph.segment_start[s]) == prev))
+        node = prev
+    return stem[::-1] or None
 
 
 def named_diameters(graph: VesselGraph) -> dict[str, float]:
-    """2 × length-weighted median radius (mm) per anatomical name: each centerline point
-    weighted by the arc length to the next point of its own segment (a segment's last
-    point by none)."""
+    """2 × length-weighted median radius (mm) per anatomical name, over the vessel's stem
+    (:func:`named_stem`) or, when no named vessel leaves it, over all its segments: each
+    centerline point weighted by the arc length to the next point of its own segment."""
     out = {}
-    seg = graph.point_segment()
-    step = np.r_[np.linalg.norm(np.diff(graph.points, axis=0), axis=1), 0.0]
-    step[graph.point_offsets[1:] - 1] = 0.0  # not the jump to the next segment's start
+    paths = _paths_from_root(graph)
     for name in sorted(set(graph.segment_label.tolist()) - {""}):
-        on = np.isin(seg, np.nonzero(graph.segment_label == name)[0])
-        r, w = graph.radius[on], step[on] + 1e-9
+        stem = named_stem(graph, name, paths=paths)
+        segs = ([s for s, _ in stem] if stem else
+                np.flatnonzero(graph.segment_label == name).tolist())
+        r = np.concatenate([graph.segment_radius(s) for s in segs])
+        w = np.concatenate([np.r_[np.linalg.norm(np.diff(graph.segment_points(s), axis=0),
+                                                 axis=1), 0.0] for s in segs]) + 1e-9
         order = np.argsort(r)
         cum = np.cumsum(w[order])
         out[name] = float(2 * r[order][np.searchsorted(cum, 0.5 * cum[-1])])
