@@ -75,7 +75,7 @@ def terminal_count(graph: VesselGraph) -> int:
 def hilar_straightness(graph: VesselGraph) -> float:
     """Chord over centerline length of the main portal vein's stem (:func:`named_stem`: from
     its upstream end to its division, or to its farthest end when it does not divide), NaN
-    when the tree has no such vessel."""
+    when the tree has no such vessel or its graph no ``root`` node to read it from."""
     stem = named_stem(graph, "main_portal_vein", to_end=True)
     if not stem:
         return float("nan")
