@@ -742,12 +742,13 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     portal &= ~beyond
     hepatic &= ~beyond
     vessels &= ~beyond
+    face = np.argwhere(inlet).mean(0) if inlet is not None else None
     if portal.any():  # the upstream end from which the portal tree is named
-        roots["portal"] = (image.index_to_physical(np.argwhere(inlet).mean(0) + offset)[0]
-                           .tolist() if inlet is not None else roots["portal_hilum"])
-    if inlet is not None and (trunk & portal).any():  # where the traced trunk ends
+        roots["portal"] = (image.index_to_physical(face + offset)[0].tolist()
+                           if face is not None else roots["portal_hilum"])
+    if face is not None and (trunk & portal).any():  # where the traced trunk ends
         far = np.argwhere(trunk & portal)
-        end = far[np.argmax(np.linalg.norm((far - np.argwhere(inlet).mean(0)) * spacing, axis=1))]
+        end = far[np.argmax(np.linalg.norm((far - face) * spacing, axis=1))]
         roots["portal_trunk_end"] = image.index_to_physical(end[None] + offset)[0].tolist()
     if ivc.any():  # the IVC's partial-volume rim (a voxel at least) outside the liver
         # is not a hepatic vein
