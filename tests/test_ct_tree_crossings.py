@@ -248,15 +248,63 @@ def test_lumen_hu_with_nan_in_the_image_carries_no_evidence_there():
     starts = [(0, int(g.segment[np.argmin(np.linalg.norm(g.index - (20, 94, 50), axis=1))])),
               (1, int(g.segment[np.argmin(np.linalg.norm(g.index - (20, 50, 6), axis=1))]))]
     first = _grow(g, starts, SPACING, p)[0]
-    mean, measured = _segment_contrast(g, hu)
+    mean, measured, read = _segment_contrast(g, hu)
     lumen, sd = _tree_lumens(g, first, mean, measured, p)
-    penalty = _lumen_penalty(g, first, mean, measured, lumen, sd, p)
+    penalty = _lumen_penalty(g, first, mean, measured, read, lumen, sd, p)
     assert penalty is not None and np.isfinite(penalty).all()
     assert penalty[1].max() > 0  # the portal segments before the slab still read portal
     portal, hepatic, _, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
     assert hepatic[20, 8:44, 50].mean() >= 0.95
     assert hepatic[20, 50, 57:92].mean() >= 0.95
     assert portal[20, 57:90, 50].all()
+
+
+def _contact_scene(twig_y: int):
+    """A hepatic vein (radius 3.5 mm, three twigs) joined to the side of a portal vein
+    (radius 2.5 mm, along y at x = 50, five twigs above the contact) by a 1 mm link at
+    y = 50, and a portal twig leaving at ``twig_y``, so that the portal vein's piece between
+    the contact's junction and the twig's is ``50 - twig_y - 1`` voxels long; radii 1 mm for
+    the twigs (under ``lumen_min_radius_mm``: no weight in the lumens); its contrast image
+    as in :func:`_lumen_scene` (portal 200, hepatic 160, the link 130, liver 100 HU)."""
+    hepatic, portal, link = (np.zeros(SHAPE, bool) for _ in range(3))
+    _tube(hepatic, (20, 50, 5), (20, 50, 38), 3.5)
+    for x, y in ((12, 70), (20, 30), (28, 70)):
+        _tube(hepatic, (20, 50, x), (20, y, x), 1.0)
+    _tube(link, (20, 50, 38), (20, 50, 50), 1.0)
+    _tube(portal, (20, 97, 50), (20, 5, 50), 2.5)
+    for y in (88, 80, 72, 64, 56, twig_y):
+        _tube(portal, (20, y, 50), (20, y, 70), 1.0)
+    image = np.full(SHAPE, 100.0)
+    image[hepatic] = 160.0
+    image[link] = 130.0
+    image[portal] = 200.0
+    tube = portal | hepatic | link
+    root = np.zeros(SHAPE, bool)
+    root[17:24, 47:54, :5] = tube[17:24, 47:54, :5]
+    seed = np.zeros(SHAPE, bool)
+    seed[18:23, 92:97, 48:53] = True
+    return tube & ~root, root, seed, ndimage.gaussian_filter(image, 1.0) - 100.0
+
+
+@pytest.mark.parametrize("twig_y", [48, 47])
+def test_lumen_hu_of_a_short_piece_between_two_junctions_counts(twig_y):
+    """The hepatic tree reaches the contact first (its root segment is shorter and thicker)
+    and holds its junction; the portal tree may pass through it only into a segment that
+    reads as portal lumen. Beyond the contact the portal vein's first piece, up to the next
+    twig's junction, is 1 or 2 voxels long: it reads portal (the contrast is smoothed over
+    more than a voxel), so the portal tree passes on and keeps the vein beyond and its
+    twig. Before session 40 a segment under three voxels carried no evidence, and the
+    hepatic tree took the portal vein beyond a contact through it (phantom 619 with the
+    hepatic artery: 166 mm of portal S8 in the middle hepatic vein, portal length -0.18)."""
+    tube, root, seed, hu = _contact_scene(twig_y)
+    p = TreeSeparationParams()
+    first = separate_trees(tube, root, seed, SPACING,
+                           p.model_copy(update={"lumen_min_gap_sd": 0.0}), contrast=hu)
+    assert first[1][20, 8:44, 50].mean() >= 0.95  # on geometry the hepatic tree takes it
+    portal, hepatic, _, _ = separate_trees(tube, root, seed, SPACING, p, contrast=hu)
+    assert portal[20, 8:44, 50].mean() >= 0.95
+    assert portal[20, twig_y, 55:68].mean() >= 0.95
+    assert hepatic[20, 50, 8:36].mean() >= 0.95
 
 
 @pytest.mark.parametrize("thin_evidence", [True, False])
