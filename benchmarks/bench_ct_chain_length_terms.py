@@ -1,7 +1,7 @@
 """Where the CT chain's tree length goes, against the liver CT phantom's truth.
 
     python benchmarks/bench_ct_chain_length_terms.py [--seeds 501 504 507 510]
-        [--phase portal_venous] [--shape 96 160 160]
+        [--phase portal_venous] [--shape 96 160 160] [--artery]
 
 Runs :func:`vasomics.chain.run.characterize` on each phantom and splits each traced tree's
 centerline length (resampled every 0.25 mm; mm) by where its points lie:
@@ -9,6 +9,9 @@ centerline length (resampled every 0.25 mm; mm) by where its points lie:
 * *own*: in the lumen of the truth tree of the same kind (its label, or within the truth
   radius plus half a voxel of its axis), outside the IVC label;
 * *other*: in the other venous tree's lumen (portal / hepatic swaps of the separation);
+* *artery*: with ``--artery`` (the phantom's hepatic artery beside the portal veins), in
+  the artery's lumen (its label, or within its truth radius plus half a voxel of its axis)
+  and in neither venous tree's;
 * *ivc*: in the IVC label (IVC lumen outside the chain's IVC mask);
 * *parenchyma*: anywhere else (noise spurs, partial-volume rims);
 
@@ -48,6 +51,15 @@ def _resampled(graph):
     return np.concatenate(pts), np.concatenate(rad), np.concatenate(seg)
 
 
+def _in_lumen(p, lp, axis, label, voxel):
+    """Whether each point ``p`` (mm; ``lp`` its label) lies in the lumen of a truth tree:
+    its ``label``, or within the truth radius plus half a voxel of its ``axis`` (points and
+    radii from :func:`_resampled`). Returns the test and each point's nearest axis point."""
+    tp, tr = axis[:2]
+    d, j = cKDTree(tp).query(p)
+    return (d <= tr[j] + 0.5 * voxel) | (lp == LABELS[label]), j
+
+
 def _terms(ct, truth, graph, mask, vessels, other_mask, key, other):
     lab = truth.labels.array
     region = edt.edt(~truth.labels.metadata["liver_envelope"], anisotropy=ct.spacing) <= 12.0
@@ -56,16 +68,17 @@ def _terms(ct, truth, graph, mask, vessels, other_mask, key, other):
     w = float(graph.segment_lengths().sum()) / len(p)
     idx = np.clip(np.round(ct.physical_to_index(p)).astype(int), 0, np.array(lab.shape) - 1)
     lp = lab[tuple(idx.T)]
-    tp, tr, _ = _resampled(getattr(truth, key))
-    op, orr, _ = _resampled(getattr(truth, other))
-    dt, jt = cKDTree(tp).query(p)
-    do, jo = cKDTree(op).query(p)
-    own = ((dt <= tr[jt] + 0.5 * voxel) | (lp == LABELS[key])) & (lp != LABELS["ivc"])
-    oth = ~own & ((do <= orr[jo] + 0.5 * voxel) | (lp == LABELS[other])) \
-        & (lp != LABELS["ivc"])
     ivc = lp == LABELS["ivc"]
-    out = {"own": own.sum() * w, "other": oth.sum() * w, "ivc": ivc.sum() * w,
-           "parenchyma": (~own & ~oth & ~ivc).sum() * w}
+    tp, tr, _ = _resampled(getattr(truth, key))
+    own, jt = _in_lumen(p, lp, (tp, tr), key, voxel)
+    own &= ~ivc
+    oth = _in_lumen(p, lp, _resampled(getattr(truth, other)), other, voxel)[0] & ~own & ~ivc
+    art = np.zeros_like(own)
+    if truth.artery is not None:
+        art = _in_lumen(p, lp, _resampled(truth.artery), "artery", voxel)[0] \
+            & ~own & ~oth & ~ivc
+    out = {"own": own.sum() * w, "other": oth.sum() * w, "artery": art.sum() * w,
+           "ivc": ivc.sum() * w, "parenchyma": (~own & ~oth & ~art & ~ivc).sum() * w}
     out["excess"] = out["own"] - len(np.unique(jt[own])) * STEP
     cover = {s: set(jt[own & (seg == s)].tolist()) for s in np.unique(seg[own])}
     seen, parallel = set(), 0.0
@@ -91,10 +104,12 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[501, 504, 507, 510])
     ap.add_argument("--phase", default="portal_venous")
     ap.add_argument("--shape", type=int, nargs=3, default=(96, 160, 160))
+    ap.add_argument("--artery", action="store_true",
+                    help="phantoms with the hepatic artery beside the portal vein")
     args = ap.parse_args()
     for seed in args.seeds:
         ct, truth = liver_ct_phantom(tuple(args.shape), phase=args.phase, seed=seed,
-                                     z_extent_mm=240.0)
+                                     z_extent_mm=240.0, hepatic_artery=args.artery)
         res = characterize(ct, force=True)
         want = liver_tree_truth(truth)
         v = res.vessels
@@ -110,7 +125,8 @@ def main() -> None:
             r = _terms(ct, truth, graph, mask, v.vessels, omask, key, other)
             print(f"{seed} {key:<7} length {g:6.1f} / truth {t:6.1f} ({g / t - 1:+.3f}): own "
                   f"{r['own']:6.1f} (excess {r['excess']:+6.1f}, parallel {r['parallel']:5.1f}) "
-                  f"other {r['other']:5.1f} ivc {r['ivc']:5.1f} parenchyma {r['parenchyma']:5.1f}"
+                  f"other {r['other']:5.1f} artery {r['artery']:5.1f} ivc {r['ivc']:5.1f} "
+                  f"parenchyma {r['parenchyma']:5.1f}"
                   f"; reached {r['reached']:5.1f} of {r['truth_axis']:5.1f} mm; volume "
                   f"{r['vol']:5.2f} / {r['vol_truth']:5.2f} mL, truth lost to the other tree "
                   f"{r['lost_other']:4.2f}, to the IVC mask {r['lost_ivc']:4.2f}", flush=True)
