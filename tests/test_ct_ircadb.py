@@ -276,7 +276,8 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
     tree past the 0.85 target on both). Since the veins' bases inside the IVC's section
     are hepatic lumen (session 29): 0.855 / 0.798, seed 1 0.852 / 0.756. Since thick segments
     of one or two centerline voxels carry lumen evidence (session 40): 0.853 / 0.793, seed 1
-    0.853 / 0.758."""
+    0.853 / 0.758; since thin companions are sought 4 mm from their vein (session 41):
+    0.853 / 0.794, seed 1 0.853 / 0.759."""
     lab, a, res, dice = ircadb_chain
     assert res.vessels.status == "ok", res.vessels.status
     assert dice["portal"] >= 0.85 and dice["hepatic"] >= 0.79, dice
@@ -297,7 +298,8 @@ def test_ircadb_whole_chain_tree_separation(ircadb_chain):
 @pytest.mark.xfail(strict=True, reason="issue #4 target (Dice >= 0.85 per tree) not reached "
                    "through the whole chain for the hepatic tree: seed 0 portal 0.853 "
                    "(session 40, short pieces read; 0.855 before, 0.854 in session 37), "
-                   "hepatic 0.793 (session 40; 0.797 from session 34, "
+                   "hepatic 0.794 (session 41, thin companions; 0.793 in session 40, 0.797 from "
+                   "session 34, "
                    "the valley cut; 0.798 in session 29, the "
                    "veins' bases in the IVC's section as "
                    "lumen; 0.801 in session 27, the veins' mouths as lumen; 0.824 beyond 1 mm "
