@@ -23,6 +23,9 @@ segments of which more than 60 % covers truth axis already covered by a longer s
 the truth radius plus a voxel of the traced centerline. Volume (mL): the tree mask against
 the truth label in the region (``lost``: truth voxels in the other tree's mask and in the
 vessel mask but in neither tree, i.e. the chain's IVC or dropped components).
+``terminals``: the endpoints of the traced graph in the region (what the distal branch
+richness ``VX.P.V.DISTAL_RICHNESS`` counts), those ending a segment under 5 mm, and the
+truth graph's endpoints in the region.
 """
 
 from __future__ import annotations
@@ -58,6 +61,19 @@ def _in_lumen(p, lp, axis, label, voxel):
     tp, tr = axis[:2]
     d, j = cKDTree(tp).query(p)
     return (d <= tr[j] + 0.5 * voxel) | (lp == LABELS[label]), j
+
+
+def _terminals(graph, region, ct) -> tuple[int, int]:
+    """Endpoints of ``graph`` inside ``region`` (boolean on ``ct``'s grid), and how many of
+    them end a segment shorter than 5 mm."""
+    ends = np.flatnonzero(graph.node_kind == "endpoint")
+    idx = np.clip(np.round(ct.physical_to_index(graph.node_position[ends])).astype(int), 0,
+                  np.array(region.shape) - 1)
+    inside = ends[region[tuple(idx.T)]]
+    lengths = graph.segment_lengths()
+    short = {int(n) for s in np.flatnonzero(lengths < 5.0)
+             for n in (graph.segment_start[s], graph.segment_end[s])}
+    return len(inside), sum(int(n) in short for n in inside)
 
 
 def _terms(ct, truth, graph, mask, vessels, other_mask, key, other):
@@ -96,6 +112,8 @@ def _terms(ct, truth, graph, mask, vessels, other_mask, key, other):
     out["vol"], out["vol_truth"] = mask.sum() * vv, t.sum() * vv
     out["lost_other"] = np.sum(t & other_mask) * vv
     out["lost_ivc"] = np.sum(t & vessels & ~mask & ~other_mask) * vv
+    out["terminals"], out["terminals_short"] = _terminals(graph, region, ct)
+    out["terminals_truth"] = _terminals(getattr(truth, key), region, ct)[0]
     return out
 
 
@@ -129,7 +147,9 @@ def main() -> None:
                   f"parenchyma {r['parenchyma']:5.1f}"
                   f"; reached {r['reached']:5.1f} of {r['truth_axis']:5.1f} mm; volume "
                   f"{r['vol']:5.2f} / {r['vol_truth']:5.2f} mL, truth lost to the other tree "
-                  f"{r['lost_other']:4.2f}, to the IVC mask {r['lost_ivc']:4.2f}", flush=True)
+                  f"{r['lost_other']:4.2f}, to the IVC mask {r['lost_ivc']:4.2f}; terminals "
+                  f"{r['terminals']} ({r['terminals_short']} on segments under 5 mm) / truth "
+                  f"{r['terminals_truth']}", flush=True)
 
 
 if __name__ == "__main__":
