@@ -24,8 +24,8 @@ the truth radius plus a voxel of the traced centerline. Volume (mL): the tree ma
 the truth label in the region (``lost``: truth voxels in the other tree's mask and in the
 vessel mask but in neither tree, i.e. the chain's IVC or dropped components).
 ``terminals``: the endpoints of the traced graph in the region (what the distal branch
-richness ``VX.P.V.DISTAL_RICHNESS`` counts), those ending a segment under 5 mm, and the
-truth graph's endpoints in the region.
+richness ``VX.P.V.DISTAL_RICHNESS`` counts), those ending a segment under 5 mm, those on
+components of at least 10 mm of centerline, and the truth graph's endpoints in the region.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import argparse
 
 import edt
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from vasomics.chain.compare import resample_polylines
@@ -63,9 +65,10 @@ def _in_lumen(p, lp, axis, label, voxel):
     return (d <= tr[j] + 0.5 * voxel) | (lp == LABELS[label]), j
 
 
-def _terminals(graph, region, ct) -> tuple[int, int]:
-    """Endpoints of ``graph`` inside ``region`` (boolean on ``ct``'s grid), and how many of
-    them end a segment shorter than 5 mm."""
+def _terminals(graph, region, ct) -> tuple[int, int, int]:
+    """Endpoints of ``graph`` inside ``region`` (boolean on ``ct``'s grid), how many of them
+    end a segment shorter than 5 mm, and how many lie on components of at least 10 mm of
+    centerline."""
     ends = np.flatnonzero(graph.node_kind == "endpoint")
     idx = np.clip(np.round(ct.physical_to_index(graph.node_position[ends])).astype(int), 0,
                   np.array(region.shape) - 1)
@@ -73,7 +76,12 @@ def _terminals(graph, region, ct) -> tuple[int, int]:
     lengths = graph.segment_lengths()
     short = {int(n) for s in np.flatnonzero(lengths < 5.0)
              for n in (graph.segment_start[s], graph.segment_end[s])}
-    return len(inside), sum(int(n) in short for n in inside)
+    n_comp, comp = connected_components(coo_matrix(
+        (np.ones(graph.n_segments), (graph.segment_start, graph.segment_end)),
+        shape=(graph.n_nodes, graph.n_nodes)), directed=False)
+    comp_length = np.bincount(comp[graph.segment_start], lengths, minlength=n_comp)
+    return (len(inside), sum(int(n) in short for n in inside),
+            int(np.sum(comp_length[comp[inside]] >= 10.0)))
 
 
 def _terms(ct, truth, graph, mask, vessels, other_mask, key, other):
@@ -112,7 +120,8 @@ def _terms(ct, truth, graph, mask, vessels, other_mask, key, other):
     out["vol"], out["vol_truth"] = mask.sum() * vv, t.sum() * vv
     out["lost_other"] = np.sum(t & other_mask) * vv
     out["lost_ivc"] = np.sum(t & vessels & ~mask & ~other_mask) * vv
-    out["terminals"], out["terminals_short"] = _terminals(graph, region, ct)
+    out["terminals"], out["terminals_short"], out["terminals_10mm"] = _terminals(graph,
+                                                                                  region, ct)
     out["terminals_truth"] = _terminals(getattr(truth, key), region, ct)[0]
     return out
 
@@ -148,7 +157,8 @@ def main() -> None:
                   f"; reached {r['reached']:5.1f} of {r['truth_axis']:5.1f} mm; volume "
                   f"{r['vol']:5.2f} / {r['vol_truth']:5.2f} mL, truth lost to the other tree "
                   f"{r['lost_other']:4.2f}, to the IVC mask {r['lost_ivc']:4.2f}; terminals "
-                  f"{r['terminals']} ({r['terminals_short']} on segments under 5 mm) / truth "
+                  f"{r['terminals']} ({r['terminals_short']} on segments under 5 mm, "
+                  f"{r['terminals_10mm']} on components of 10 mm or more) / truth "
                   f"{r['terminals_truth']}", flush=True)
 
 
