@@ -294,8 +294,8 @@ def naming_scores(named: VesselGraph | None, truth: VesselGraph, tol_mm: float,
 
 def scoped_tree_truth(graph: VesselGraph, lumen: np.ndarray, scope: np.ndarray, grid: Image,
                       step_mm: float = 0.25) -> dict[str, float]:
-    """Length and lumen volume of a truth tree inside a region, as an image of the grid
-    ``grid`` shows them.
+    """Length, lumen volume and terminal count of a truth tree inside a region, as an image
+    of the grid ``grid`` shows them.
 
     ``lumen``: the tree's voxels (boolean, on ``grid``), ``scope``: the region (boolean).
     ``length_mm`` is the truth centerline length whose points lie in ``scope`` (nearest
@@ -303,7 +303,9 @@ def scoped_tree_truth(graph: VesselGraph, lumen: np.ndarray, scope: np.ndarray, 
     ``scope``, that end's radius: vessels are rasterized with rounded ends, so the imaged
     lumen runs one radius past the analytic axis end (a tree's root ends, where it joins a
     larger vessel or leaves the region, get nothing). ``volume_mm3`` is the voxel count of
-    ``lumen & scope`` times the voxel volume.
+    ``lumen & scope`` times the voxel volume. ``terminals`` counts the tree's endpoints (free
+    ends, not its roots) that lie in ``scope``: the ends cut by the region's border are no
+    terminal branches.
     """
     from vasomics.features.centerline import resample
     from vasomics.features.maskbased import in_region, length_inside
@@ -314,8 +316,10 @@ def scoped_tree_truth(graph: VesselGraph, lumen: np.ndarray, scope: np.ndarray, 
     tips = np.array([graph.segment_points(s)[-1] for s in ends]).reshape(-1, grid.ndim)
     caps = float(sum(graph.segment_radius(s)[-1] for s, ok in
                      zip(ends, in_region(tips, grid, scope), strict=True) if ok))
+    free = graph.node_position[graph.node_kind == "endpoint"].reshape(-1, grid.ndim)
     return {"length_mm": length + caps, "volume_mm3":
-            float(np.count_nonzero(lumen & scope) * np.prod(grid.spacing))}
+            float(np.count_nonzero(lumen & scope) * np.prod(grid.spacing)),
+            "terminals": int(np.count_nonzero(in_region(free, grid, scope)))}
 
 
 def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, str], float]:
@@ -337,7 +341,8 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
       (:func:`scoped_tree_truth`);
     * *liver*: the liver parenchyma with its intrahepatic portal and hepatic vessels
       (``truth.mask("liver")``; the IVC, which runs in a groove behind the liver, is not
-      liver), the denominator of the volume fraction and length density.
+      liver), the denominator of the volume fraction, length density and distal branch
+      richness (the tree's terminals in scope per litre of it).
     """
     import edt
 
@@ -362,4 +367,5 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
         out[("VX.A.V.TREE_VOL", feat)] = t["volume_mm3"] / 1e3
         out[("VX.A.V.VESSEL_VOLUME_FRACTION", feat)] = t["volume_mm3"] / liver
         out[("VX.A.V.LENGTH_DENSITY", feat)] = t["length_mm"] / liver
+        out[("VX.P.V.DISTAL_RICHNESS", feat)] = t["terminals"] / (liver / 1e6)
     return out
