@@ -420,6 +420,36 @@ def test_hepatic_naming_parts_a_vein_whose_ostium_was_lost():
     assert list(joined.segment_label) == [right, middle, left, left, left]
 
 
+def test_hepatic_naming_keeps_a_wide_ostium_split_in_two_tips_whole():
+    """Phantom 604 portal venous with the artery through the chain: the thinned mask of a
+    5.5 mm hepatic vein ended at the IVC's wall in two tips (radius 1.2 mm, 1.1 and 1.5 mm
+    outside the wall) that met 7.3 mm out, in the vein's lumen (radius 3.7 mm there). Taken
+    for two veins that touch (the path between the tips ran out more than 2.5 tip radii),
+    it was cut there, and the pieces cut off, each running along the wall from one tip,
+    were cut again and again at the point farthest out: 14 one-voxel fragments, each its own
+    component whose two ends counted as terminal branches (hepatic distal branch richness
+    55 terminals against 16). A contact now lies out beyond the farther of the two ends by
+    more than 2.5 times the widest radius along the path. Here (IVC axis x = y = 0, radius
+    10 mm) the left vein (radius 3.7 mm) ends in two such tips, and a lone piece runs out
+    from the wall: the graph is named without a cut."""
+    from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.vessel_graph import VesselGraph
+
+    fork = (17.3, 2.0, 0.0)
+    tips = [(np.linspace(fork, tip, 8), np.linspace(3.7, 1.2, 8))
+            for tip in ((11.0, 5.5, 0.0), (11.5, -3.5, 0.0))]
+    tubes = [_tube((-10.0, 2.0, 0.0), (-70.0, 20.0, 25.0), 4.0),  # right
+             _tube((-2.0, 10.0, 0.0), (-10.0, 70.0, 30.0), 3.5),  # middle
+             _tube((70.0, 40.0, 25.0), fork, 3.7), *tips,  # left, its ostium in two tips
+             _tube((-11.0, -7.0, 5.0), (-14.0, -11.0, 8.0), 1.5)]  # a piece along the wall
+    g = VesselGraph.from_polylines([t[0] for t in tubes], [t[1] for t in tubes],
+                                   merge_tol_mm=1e-6)
+    named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
+    assert (named.n_nodes, named.n_segments) == (g.n_nodes, g.n_segments)
+    assert list(named.segment_label[:5]) == ["right_hepatic_vein", "middle_hepatic_vein"] + [
+        "left_hepatic_vein"] * 3
+
+
 def test_hepatic_naming_takes_a_vein_cut_off_beyond_the_ostium_gap():
     """Phantoms 554 and 532 at 2.25 mm through the chain: the left hepatic vein ended 32 mm
     outside the IVC's wall, beyond ``max_ostium_gap_mm`` (30), so it counted as a fragment;

@@ -9,7 +9,11 @@ that segment is cut there (:func:`_split_at_ostium`; the returned graph then has
 node and segment, the total length is unchanged). Where two veins touch deeper in the liver,
 one vein's ostium is a free end at the IVC's wall far along the tree from the root: the
 path between them is cut at its point farthest from the IVC's axis, the contact
-(:func:`_part_at_contacts`). The free end may lie up to ``ostium_reach_mm`` beyond the wall
+(:func:`_part_at_contacts`), when that point lies out beyond the farther of the two ends by
+more than ``ostium_factor`` times the widest radius along the path (the thinned ostium of a
+wide vein can end in two tips at the wall that meet in its lumen a few millimetres out:
+phantom 604, whose 5.5 mm vein was cut there and its pieces along the wall cut again into
+14 one-voxel fragments). The free end may lie up to ``ostium_reach_mm`` beyond the wall
 (its last centimetre lost to the IVC's section or to a gap: phantom 628 at 0.9 mm, whose
 left vein ended 9 mm out and reached the IVC only through a contact with the middle vein,
 named middle over 101 mm; naming 0.859 -> 1.000, and 534 at 2.25 mm 0.779 -> 0.998). A tree whose trunk divides into two or
@@ -202,9 +206,9 @@ def _part_at_contacts(graph: VesselGraph, ivc, wall: float,
     """Per connected tree, a free end other than the root that lies at the IVC's wall (its
     distance from the IVC's axis, the vertical line through ``ivc``, exceeds the IVC's
     radius ``wall`` by at most its own radius plus ``ostium_reach_mm``, mm) is another
-    vein's ostium when the path
-    from the root to it runs out from the wall by more than ``ostium_factor`` times the
-    wider of the two ostia's radii: the two veins touch deeper in the liver (phantom 634 at
+    vein's ostium when the path from the root to it runs out beyond the farther of its two
+    ends (and the wall) by more than ``ostium_factor`` times the widest radius along it
+    (the two ostia's and the path's): the two veins touch deeper in the liver (phantom 634 at
     0.9 mm: the middle vein meets a branch of the left one 63 mm out, and the middle vein's
     own ostium is a free end 0.1 mm from the wall). The path is cut at its interior
     centerline point farthest from the axis, the contact between the veins (a new node per
@@ -263,7 +267,12 @@ def _contact_point(graph: VesselGraph, ivc, wall: float, ostium_factor: float,
             if not on.size:
                 continue
             i = int(on[np.argmax(axis_distance[on])])
-            if axis_distance[i] - wall > ostium_factor * max(end_radius[v], end_radius[root]):
+            # how far the path runs out beyond its farther end (or the wall), against the
+            # widest calibre along it: a contact lies out in the liver, not in the lumen of
+            # the vein whose ostium the two ends split
+            out = axis_distance[i] - wall - max(node_gap[v], node_gap[root], 0.0)
+            if out > ostium_factor * max(end_radius[v], end_radius[root],
+                                         graph.radius[on].max()):
                 return i
     return None
 
