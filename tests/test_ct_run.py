@@ -431,8 +431,11 @@ def test_hepatic_naming_keeps_a_wide_ostium_split_in_two_tips_whole():
     55 terminals against 16). A contact now lies out beyond the farther of the two ends by
     more than 2.5 times the widest radius along the path. Here (IVC axis x = y = 0, radius
     10 mm) the left vein (radius 3.7 mm) ends in two such tips, and a lone piece runs out
-    from the wall: the graph is named without a cut."""
+    from the wall: the graph is named without a cut. Free ends at the wall are ostia (node
+    kind ``root``), not terminal branches: the distal branch richness counts the three
+    veins' far ends only (nine before: their ends at the wall, the tips and the piece's)."""
     from vasomics.chain.naming import name_hepatic_veins
+    from vasomics.features.liver import terminal_count
     from vasomics.vessel_graph import VesselGraph
 
     fork = (17.3, 2.0, 0.0)
@@ -448,6 +451,10 @@ def test_hepatic_naming_keeps_a_wide_ostium_split_in_two_tips_whole():
     assert (named.n_nodes, named.n_segments) == (g.n_nodes, g.n_segments)
     assert list(named.segment_label[:5]) == ["right_hepatic_vein", "middle_hepatic_vein"] + [
         "left_hepatic_vein"] * 3
+    far = [(-70.0, 20.0, 25.0), (-10.0, 70.0, 30.0), (70.0, 40.0, 25.0)]
+    ends = named.node_position[named.node_kind == "endpoint"]
+    assert terminal_count(named) == 3 and all(np.min(np.linalg.norm(ends - f, axis=1)) < 1e-6
+                                              for f in far)
 
 
 def test_hepatic_naming_takes_a_vein_cut_off_beyond_the_ostium_gap():

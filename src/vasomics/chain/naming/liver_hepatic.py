@@ -13,7 +13,10 @@ path between them is cut at its point farthest from the IVC's axis, the contact
 more than ``ostium_factor`` times the widest radius along the path (the thinned ostium of a
 wide vein can end in two tips at the wall that meet in its lumen a few millimetres out:
 phantom 604, whose 5.5 mm vein was cut there and its pieces along the wall cut again into
-14 one-voxel fragments). The free end may lie up to ``ostium_reach_mm`` beyond the wall
+14 one-voxel fragments). Every free end within its radius plus ``ostium_reach_mm`` of the
+wall is an ostium and becomes a ``root`` node (:func:`_ostia`): the veins drain there, so no
+distal branch ends there, and the distal branch richness does not count it. The free end
+may lie up to ``ostium_reach_mm`` beyond the wall
 (its last centimetre lost to the IVC's section or to a gap: phantom 628 at 0.9 mm, whose
 left vein ended 9 mm out and reached the IVC only through a contact with the middle vein,
 named middle over 101 mm; naming 0.859 -> 1.000, and 534 at 2.25 mm 0.779 -> 0.998). A tree whose trunk divides into two or
@@ -151,7 +154,31 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
         for s in stem:
             labels[s] = name
     name_fragments(graph, labels)
-    return graph.replace(segment_label=labels)
+    kind = graph.node_kind
+    if wall is not None:
+        kind = np.where(_ostia(graph, ivc, wall, ostium_reach_mm), "root", kind).astype(object)
+    return graph.replace(segment_label=labels, node_kind=kind)
+
+
+def _ostia(graph: VesselGraph, ivc, wall: float, reach_mm: float) -> np.ndarray:
+    """Per node, whether it is a free end at the IVC's wall: its distance from the IVC's
+    axis (the vertical line through ``ivc``) exceeds the IVC's radius ``wall`` by at most
+    its own radius plus ``reach_mm`` (mm). The hepatic veins drain there; such an end is an
+    ostium, never a distal branch's tip (the thinned mouth of a wide vein ends in two or
+    more tips at the wall, and the lumen left between the veins' mouths and the IVC's mask
+    in short pieces: 1-6 of them per phantom at 0.9 mm voxels, all within 3.2 mm plus their
+    radius of the wall but one at 7 mm, while the truth's terminals lie at least 33 mm
+    out)."""
+    gap = np.linalg.norm(graph.node_position[:, :2] - ivc[:2], axis=1) - wall
+    return (graph.node_degree() == 1) & (gap <= _end_radius(graph) + reach_mm)
+
+
+def _end_radius(graph: VesselGraph) -> np.ndarray:
+    """Per node, the radius (mm) at the end of a segment that ends there (0 elsewhere)."""
+    end_radius = np.zeros(graph.n_nodes)
+    end_radius[graph.segment_start] = graph.radius[graph.point_offsets[:-1]]
+    end_radius[graph.segment_end] = graph.radius[graph.point_offsets[1:] - 1]
+    return end_radius
 
 
 def _lost_ostium_vein(graph: VesselGraph, comp, draining, ivc, major, min_caliber_mm: float,
@@ -238,10 +265,8 @@ def _contact_point(graph: VesselGraph, ivc, wall: float, ostium_factor: float,
     pairs = np.array(list(by_pair), int).reshape(-1, 2)
     adj = coo_matrix((length[list(by_pair.values())] + 1e-9, (pairs[:, 0], pairs[:, 1])),
                      shape=(graph.n_nodes,) * 2).tocsr()
-    degree = graph.node_degree()
-    end_radius = np.zeros(graph.n_nodes)
-    end_radius[graph.segment_start] = graph.radius[graph.point_offsets[:-1]]
-    end_radius[graph.segment_end] = graph.radius[graph.point_offsets[1:] - 1]
+    end_radius = _end_radius(graph)
+    at_wall = _ostia(graph, ivc, wall, ostium_reach_mm)
     axis_distance = np.linalg.norm(graph.points[:, :2] - ivc[:2], axis=1)
     node_gap = np.linalg.norm(graph.node_position[:, :2] - ivc[:2], axis=1) - wall
     seg_of = graph.point_segment()
@@ -253,8 +278,7 @@ def _contact_point(graph: VesselGraph, ivc, wall: float, ostium_factor: float,
         segs = np.nonzero(comp == c)[0]
         root = _root(graph, segs, ivc)
         ends = np.unique(np.concatenate([graph.segment_start[segs], graph.segment_end[segs]]))
-        ostia = [v for v in ends if v != root and degree[v] == 1
-                 and node_gap[v] <= end_radius[v] + ostium_reach_mm]
+        ostia = [v for v in ends if v != root and at_wall[v]]
         if not ostia:
             continue
         _, pred = shortest_path(adj, directed=False, indices=root, return_predecessors=True)
