@@ -167,7 +167,7 @@ def _ostia(graph: VesselGraph, ivc, wall: float, reach_mm: float) -> np.ndarray:
     ostium, never a distal branch's tip (the thinned mouth of a wide vein ends in two or
     more tips at the wall, and the lumen left between the veins' mouths and the IVC's mask
     in short pieces: 1-6 of them per phantom at 0.9 mm voxels, all within 3.2 mm plus their
-    radius of the wall but one at 7 mm, while the truth's terminals lie at least 33 mm
+    radius of the wall but one at 7 mm, while the truth's terminals lie at least 25 mm
     out)."""
     gap = np.linalg.norm(graph.node_position[:, :2] - ivc[:2], axis=1) - wall
     return (graph.node_degree() == 1) & (gap <= _end_radius(graph) + reach_mm)
