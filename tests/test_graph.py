@@ -307,3 +307,25 @@ def test_spur_reach_removes_a_terminal_branch_along_the_wall():
     assert g.n_segments == 3 and g.metadata["pruned_spurs"] == 1
     assert not np.any((g.points[:, 1] > 21.0) & (g.points[:, 0] < 70))
     assert np.any(g.points[:, 1] > 28.0)  # the side branch stays
+
+
+def test_thin_stub_rule_removes_a_thin_short_branch_and_keeps_a_wide_one():
+    """A trunk (radius 4 mm along x, 1 mm voxels) with two side branches leaving it across
+    and ending 5 mm beyond its wall: one of radius 1 mm (a companion artery's remnant or a
+    noise cluster on the wall, a quarter of the trunk's width), one of radius 3 mm. Both
+    reach farther than a junction radius, so the length and wall-strand rules keep them;
+    ``thin_spur_reach_factor`` 2 removes the thin one (reach under two junction radii,
+    median radius under 0.6 of the junction's) and keeps the wide one."""
+    axes = [[(5, 15, 15), (115, 15, 15)], [(35, 15, 15), (35, 24, 15)],
+            [(80, 15, 15), (80, 24, 15)]]  # (x, y, z) mm
+    m = rasterize_tubes([np.array(a, float) for a in axes], [4.0, 1.0, 3.0], (30, 40, 120),
+                        (1.0, 1.0, 1.0), flat_caps=False)
+    mask = Image(m.astype(np.uint8), spacing=(1.0, 1.0, 1.0), modality="mask")
+    strands = mask_to_graph(mask, GraphParams(spur_reach_factor=1.0))
+    assert strands.n_segments == 5 and strands.metadata["pruned_spurs"] == 0
+    g = mask_to_graph(mask, GraphParams(spur_reach_factor=1.0, thin_spur_reach_factor=2.0))
+    assert g.n_segments == 3 and g.metadata["pruned_spurs"] == 1
+    side = [s for s in range(g.n_segments) if np.max(g.segment_points(s)[:, 1]) > 20.0]
+    assert len(side) == 1  # the wide branch stays, with its calibre
+    assert abs(np.median(g.segment_radius(side[0])) - 3.0) < 0.5
+    assert abs(g.segment_points(side[0])[:, 0].mean() - 80.0) < 1.0

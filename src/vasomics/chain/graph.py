@@ -22,6 +22,11 @@
      less that point's radius) is removed however long it is: a strand running along a
      noisy lumen's wall, which the length rule keeps (at 0.9 mm voxels in delayed scans,
      8-22 mm strands 2-4 mm outside the portal trunk's lumen);
+   * *thin stubs* (with ``thin_spur_reach_factor`` > 0; off by default, on in the CT
+     chain): a terminal segment whose median radius is at most ``thin_spur_radius_ratio ×
+     r_j`` and which reaches less than ``thin_spur_reach_factor × r_j`` beyond those walls:
+     a stub that thin and that short carries no measurable branch (a companion artery's
+     remnant, a noise cluster on the wall), however long its path inside the parent;
    * *small loops*: a segment returning to its own node, or the shorter of two segments
      joining the same two nodes, is removed when shorter than
      ``2 r_j + spur_min_voxels × v``: such cycles come from pinholes of the mask, not from
@@ -175,6 +180,13 @@ class GraphParams(StageParams):
         0.0, ge=0, description="Also a spur: a terminal segment whose points all stay "
         "within this many junction radii of the walls of the other segments at its junction, "
         "however long (a strand running along a noisy lumen's wall); 0: off.")
+    thin_spur_reach_factor: float = Field(
+        0.0, ge=0, description="Also a spur: a terminal segment at most "
+        "thin_spur_radius_ratio times as wide as its junction that reaches less than this "
+        "many junction radii beyond the walls of the other segments there; 0: off.")
+    thin_spur_radius_ratio: float = Field(
+        0.6, ge=0, le=1, description="Thin-stub rule: the largest ratio of the segment's "
+        "median radius to the junction radius that counts as thin.")
     break_loops: bool = Field(
         False, description="Cut the loops left after pruning whose thinnest segment runs "
         "within twice the two radii of the rest of the loop (strands around a hole of the "
@@ -301,7 +313,7 @@ class _Network:
             pairs: dict[tuple[int, int], list[int]] = defaultdict(list)
             kept = self._root_end(params.root_point_mm, degree)
             incident: dict[int, list[int]] = defaultdict(list)
-            if params.spur_reach_factor > 0:
+            if params.spur_reach_factor > 0 or params.thin_spur_reach_factor > 0:
                 for s, (a, b) in enumerate(zip(self.seg_a, self.seg_b, strict=True)):
                     incident[a].append(s)
                     incident[b].append(s)
@@ -314,11 +326,13 @@ class _Network:
                     continue
                 j = b if degree[a] == 1 and degree[b] >= 3 else \
                     a if degree[b] == 1 and degree[a] >= 3 else -1
-                limit = params.spur_radius_factor * self.node_r[max(j, 0)] + \
+                if j < 0 or kept in (a, b):
+                    continue
+                limit = params.spur_radius_factor * self.node_r[j] + \
                     params.spur_min_voxels * voxel
-                if j >= 0 and kept not in (a, b) and (lengths[s] < limit or (
-                        params.spur_reach_factor > 0 and self._reach(s, incident[j]) <
-                        params.spur_reach_factor * self.node_r[j])):
+                reach_limit = self._reach_limit(s, j, params)
+                if lengths[s] < limit or (reach_limit > 0 and
+                                          self._reach(s, incident[j]) < reach_limit):
                     by_junction[j].append(s)
             for (a, b), segs in pairs.items():
                 if a != b and len(segs) > 1:
@@ -340,6 +354,14 @@ class _Network:
             self._remove(remove)
             self._merge_degree_two()
         return {"pruned_spurs": spurs, "removed_small_loops": loops}
+
+    def _reach_limit(self, s: int, j: int, params: GraphParams) -> float:
+        """The reach (mm) under which terminal segment ``s`` at junction ``j`` is a wall
+        strand or a thin stub (0: neither rule applies)."""
+        factor = params.spur_reach_factor
+        if np.median(self.radii[s]) <= params.thin_spur_radius_ratio * self.node_r[j]:
+            factor = max(factor, params.thin_spur_reach_factor)
+        return factor * self.node_r[j]
 
     def _reach(self, s: int, at_junction: list[int]) -> float:
         """How far terminal segment ``s`` reaches beyond the walls of the other segments at

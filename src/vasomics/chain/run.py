@@ -103,10 +103,13 @@ class RunParams(StageParams):
                                         "(organ volumes and masks written), after the "
                                         "vessel stage.")
     graph: GraphParams = Field(
-        default_factory=lambda: GraphParams(break_loops=True, spur_reach_factor=1.0),
+        default_factory=lambda: GraphParams(break_loops=True, spur_reach_factor=1.0,
+                                          thin_spur_reach_factor=2.0),
         description="Centerline graphs (the venous trees and the hepatic artery are trees: "
-                    "loops that are strands of one lumen are cut, and terminal strands that "
-                    "stay within a junction radius of their parent's wall are spurs).")
+                    "loops that are strands of one lumen are cut; terminal strands that "
+                    "stay within a junction radius of their parent's wall, and stubs at most "
+                    "0.6 times its width that reach less than two junction radii beyond it, "
+                    "are spurs).")
 
 
 @dataclass
