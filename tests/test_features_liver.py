@@ -186,3 +186,27 @@ def test_main_portal_vein_diameter_and_straightness_read_on_its_stem():
     no_root = g.replace(node_kind=np.where(g.node_kind == "root", "endpoint", g.node_kind))
     assert named_stem(no_root, "main_portal_vein") is None  # all its segments then
     assert named_diameters(no_root)["main_portal_vein"] == 3.0
+
+
+def test_a_stem_entered_from_a_thin_tip_is_not_the_vessels_stem():
+    """A right hepatic vein whose graph root is a thin tip at the IVC's wall (radius 1 mm,
+    6 mm long: a side branch's end taken for an ostium) and whose wide trunk (radius 4 mm,
+    60 mm) carries on past the junction where a middle hepatic vein (radius 2.5 mm) leaves
+    it. Its stem from that root to the junction holds only the tip, so the diameter is read
+    over all its segments: 8 mm. Read on that stem (session 42) it was 2 mm."""
+    from vasomics.features.liver import named_diameters, named_stem
+    from vasomics.vessel_graph import VesselGraph
+
+    def line(a, b):
+        return np.asarray(a, float) + np.linspace(0, 1, 31)[:, None] * np.subtract(b, a)
+
+    polylines = [line((0, 0, 0), (6, 0, 0)), line((6, 0, 0), (6, 60, 0)),
+                 line((6, 0, 0), (40, -20, 0))]
+    g = VesselGraph.from_polylines(polylines, [1.0, 4.0, 2.5], labels=[
+        "right_hepatic_vein", "right_hepatic_vein", "middle_hepatic_vein"])
+    kind = g.node_kind.copy()
+    kind[np.argmin(np.linalg.norm(g.node_position, axis=1))] = "root"
+    g = g.replace(node_kind=kind)
+    assert [s for s, _ in named_stem(g, "right_hepatic_vein")] == [0]
+    d = named_diameters(g)
+    assert d["right_hepatic_vein"] == 8.0 and d["middle_hepatic_vein"] == 5.0

@@ -146,14 +146,18 @@ def named_stem(graph: VesselGraph, name: str, *, to_end: bool = False,
 
 def named_diameters(graph: VesselGraph) -> dict[str, float]:
     """2 × length-weighted median radius (mm) per anatomical name, over the vessel's stem
-    (:func:`named_stem`) or, when no named vessel leaves it, over all its segments: each
-    centerline point weighted by the arc length to the next point of its own segment."""
+    (:func:`named_stem`) or, when no named vessel leaves it or its stem does not hold its
+    widest segment (by median radius: a stem entered from a thin tip that was taken for a
+    root, such as a hepatic vein's side branch ending at the IVC's wall), over all its
+    segments: each centerline point weighted by the arc length to the next point of its
+    own segment."""
     out = {}
     paths = _paths_from_root(graph)
     for name in sorted(set(graph.segment_label.tolist()) - {""}):
-        stem = named_stem(graph, name, paths=paths)
-        segs = ([s for s, _ in stem] if stem else
-                np.flatnonzero(graph.segment_label == name).tolist())
+        own = np.flatnonzero(graph.segment_label == name).tolist()
+        widest = max(own, key=lambda s: float(np.median(graph.segment_radius(s))))
+        stem = [s for s, _ in named_stem(graph, name, paths=paths) or []]
+        segs = stem if widest in stem else own
         r = np.concatenate([graph.segment_radius(s) for s in segs])
         w = np.concatenate([np.r_[np.linalg.norm(np.diff(graph.segment_points(s), axis=0),
                                                  axis=1), 0.0] for s in segs]) + 1e-9
