@@ -342,10 +342,14 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
     * *liver*: the liver parenchyma with its intrahepatic portal and hepatic vessels
       (``truth.mask("liver")``; the IVC, which runs in a groove behind the liver, is not
       liver), the denominator of the volume fraction, length density and distal branch
-      richness (the tree's terminals in scope per litre of it).
+      richness (the tree's terminals in scope per litre of it);
+    * *named diameters* (``VX.A.V.NAMED_DIAMETER``, scope ``vessel:<name>``): read by
+      :func:`vasomics.features.liver.named_diameters` on the generator's own graphs, whose
+      radii are the analytic ones.
     """
     import edt
 
+    from vasomics.features.liver import named_diameters
     from vasomics.phantoms.liver_ct import LABELS
 
     grid = truth.labels
@@ -368,4 +372,6 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
         out[("VX.A.V.VESSEL_VOLUME_FRACTION", feat)] = t["volume_mm3"] / liver
         out[("VX.A.V.LENGTH_DENSITY", feat)] = t["length_mm"] / liver
         out[("VX.P.V.DISTAL_RICHNESS", feat)] = t["terminals"] / (liver / 1e6)
+        out.update({("VX.A.V.NAMED_DIAMETER", f"vessel:{name}"): d
+                    for name, d in named_diameters(graph).items()})
     return out
