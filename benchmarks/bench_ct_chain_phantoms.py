@@ -47,7 +47,7 @@ from vasomics.chain.localize import _dice
 from vasomics.chain.run import RunParams, _graph, characterize
 from vasomics.params import load_params
 from vasomics.phantoms.liver_ct import PHASES, liver_ct_phantom, truth_organs
-from vasomics.phantoms.truth import liver_tree_truth, naming_scores
+from vasomics.phantoms.truth import liver_tree_truth, named_diameter_truth, naming_scores
 
 
 def _on_truth_organs(ct, truth, res, p):
@@ -151,8 +151,11 @@ def score(shape, seed, phase, z_extent_mm, level="chain", params=None, artery=Fa
         cross = compare_centerlines(g, other, tol_mm=tol, step_mm=0.5)
         found[k] = (own["recall"], 1 - cross["far_fraction"])
     errors = {}
-    for (fid, scope), value in liver_tree_truth(truth, p.vessels.hilum_margin_mm).items():
-        try:  # absent: a tree the stages run did not trace (the artery on truth organs)
+    expected = {**liver_tree_truth(truth, p.vessels.hilum_margin_mm),
+                **named_diameter_truth(truth)}
+    for (fid, scope), value in expected.items():
+        try:  # absent: a tree the stages run did not trace (the artery on truth organs), a
+            # vessel they did not name (the splenic vein outside the region)
             got = res.features.value(fid, scope) if res.features is not None else np.nan
         except KeyError:
             got = np.nan

@@ -342,14 +342,10 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
     * *liver*: the liver parenchyma with its intrahepatic portal and hepatic vessels
       (``truth.mask("liver")``; the IVC, which runs in a groove behind the liver, is not
       liver), the denominator of the volume fraction, length density and distal branch
-      richness (the tree's terminals in scope per litre of it);
-    * *named diameters* (``VX.A.V.NAMED_DIAMETER``, scope ``vessel:<name>``): read by
-      :func:`vasomics.features.liver.named_diameters` on the generator's own graphs, whose
-      radii are the analytic ones.
+      richness (the tree's terminals in scope per litre of it).
     """
     import edt
 
-    from vasomics.features.liver import named_diameters
     from vasomics.phantoms.liver_ct import LABELS
 
     grid = truth.labels
@@ -372,6 +368,18 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
         out[("VX.A.V.VESSEL_VOLUME_FRACTION", feat)] = t["volume_mm3"] / liver
         out[("VX.A.V.LENGTH_DENSITY", feat)] = t["length_mm"] / liver
         out[("VX.P.V.DISTAL_RICHNESS", feat)] = t["terminals"] / (liver / 1e6)
-        out.update({("VX.A.V.NAMED_DIAMETER", f"vessel:{name}"): d
-                    for name, d in named_diameters(graph).items()})
     return out
+
+
+def named_diameter_truth(truth) -> dict[tuple[str, str], float]:
+    """Truth of ``VX.A.V.NAMED_DIAMETER`` (mm) for every vessel the liver CT phantom names,
+    keyed ``("VX.A.V.NAMED_DIAMETER", "vessel:<name>")``: read by
+    :func:`vasomics.features.liver.named_diameters` on the generator's own graphs (portal and
+    hepatic venous trees, and the hepatic artery when the phantom has one), whose radii are
+    the analytic ones. Vessels outside the traced region (the superior mesenteric and
+    splenic veins) are named here, and may be absent from the chain's table."""
+    from vasomics.features.liver import named_diameters
+
+    graphs = [truth.portal, truth.hepatic, getattr(truth, "artery", None)]
+    return {("VX.A.V.NAMED_DIAMETER", f"vessel:{name}"): d for g in graphs if g is not None
+            for name, d in named_diameters(g).items()}
