@@ -208,6 +208,11 @@ def main() -> None:
                              r["errors"].items() if sc.startswith(f"vessel:{k}_venous"))
                   + ("; confused " if top else "")
                   + ", ".join(f"{a} as {b} {mm:.0f} mm" for (a, b), mm in top), flush=True)
+        artery = [(f, e) for (f, sc), e in r["errors"].items()
+                  if sc == "vessel:hepatic_arterial_tree"]
+        if artery:
+            print("    artery  errors " + " ".join(f"{f.split('.')[-1]} {e:+.2f}"
+                                                    for f, e in artery), flush=True)
     n = len(rows)
     print(f"\n{n} phantoms {tuple(args.shape)}, stages after {level}, "
           f"load {os.getloadavg()[0]:.1f}")

@@ -329,3 +329,21 @@ def test_thin_stub_rule_removes_a_thin_short_branch_and_keeps_a_wide_one():
     assert len(side) == 1  # the wide branch stays, with its calibre
     assert abs(np.median(g.segment_radius(side[0])) - 3.0) < 0.5
     assert abs(g.segment_points(side[0])[:, 0].mean() - 80.0) < 1.0
+
+
+def test_measure_radii_reads_a_traced_graph_again_by_another_definition():
+    """An elliptical tube (semi-axes 4 and 2 mm, along x, 0.5 mm voxels) traced on inscribed
+    radii reads about 2 mm; measured again by ``section_area`` on the same mask it reads the
+    radius of the circle of equal area, sqrt(4 × 2) = 2.83 mm, its points and nodes kept."""
+    from vasomics.chain.graph import measure_radii
+
+    z, y, x = np.mgrid[0:24, 0:24, 0:120] * 0.5
+    m = (((y - 6.0) / 4.0) ** 2 + ((z - 6.0) / 2.0) ** 2 <= 1.0) & (x > 3) & (x < 56)
+    mask = Image(m.astype(np.uint8), spacing=(0.5, 0.5, 0.5), modality="mask")
+    g = mask_to_graph(mask)
+    inner = np.abs(g.points[:, 0] - 30.0) < 15.0
+    assert abs(np.median(g.radius[inner]) - 2.0) < 0.3
+    area = measure_radii(g, mask, GraphParams(radius_definition="section_area"))
+    assert abs(np.median(area.radius[inner]) - np.sqrt(8.0)) < 0.15
+    assert np.array_equal(area.points, g.points) and np.array_equal(area.node_kind, g.node_kind)
+    assert area.metadata["graph_params"]["radius_definition"] == "section_area"

@@ -260,6 +260,30 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
     return graph.replace(metadata=meta)
 
 
+def measure_radii(graph: VesselGraph, mask: Image, params: GraphParams) -> VesselGraph:
+    """``graph`` with the radius at each centerline point measured again on ``mask`` (the
+    binary mask it was traced from, same grid) by ``params.radius_definition`` and smoothed
+    with the graph stage's kernel (σ from ``smoothing_radius_factor`` × the segment's median
+    radius, at least ``smoothing_min_voxels`` smallest voxels). Points, nodes and labels are
+    kept: a tree traced and named on one radius definition reports another (the CT chain
+    names on ``inscribed`` radii and reports ``section_area`` ones)."""
+    if graph.n_segments == 0:
+        return graph
+    spacing = np.asarray(mask.spacing, float)
+    polylines = [graph.segment_points(s) for s in range(graph.n_segments)]
+    medians = np.array([np.median(graph.segment_radius(s)) for s in range(graph.n_segments)])
+    steps = np.array([max(float(np.median(np.linalg.norm(np.diff(p, axis=0), axis=1)))
+                          if len(p) > 1 else 0.0, 1e-6) for p in polylines])
+    sigmas = np.maximum(params.smoothing_radius_factor * medians,
+                        params.smoothing_min_voxels * float(spacing.min())) / steps
+    radii = [r[:, 0] for r in _smooth_all([r[:, None] for r in _radius_at(
+        mask, polylines, medians, params.radius_definition)], sigmas, odd=False)]
+    meta = dict(graph.metadata)
+    meta["graph_params"] = {**meta.get("graph_params", {}),
+                            "radius_definition": params.radius_definition}
+    return graph.replace(radius=np.concatenate(radii), metadata=meta)
+
+
 class _Network:
     """Mutable node/segment lists used while pruning (physical mm)."""
 
