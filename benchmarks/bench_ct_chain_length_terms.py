@@ -34,8 +34,6 @@ import argparse
 
 import edt
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from vasomics.chain.compare import resample_polylines
@@ -76,10 +74,8 @@ def _terminals(graph, region, ct) -> tuple[int, int, int]:
     lengths = graph.segment_lengths()
     short = {int(n) for s in np.flatnonzero(lengths < 5.0)
              for n in (graph.segment_start[s], graph.segment_end[s])}
-    n_comp, comp = connected_components(coo_matrix(
-        (np.ones(graph.n_segments), (graph.segment_start, graph.segment_end)),
-        shape=(graph.n_nodes, graph.n_nodes)), directed=False)
-    comp_length = np.bincount(comp[graph.segment_start], lengths, minlength=n_comp)
+    comp = graph.node_components()
+    comp_length = np.bincount(comp[graph.segment_start], lengths, minlength=comp.max() + 1)
     return (len(inside), sum(int(n) in short for n in inside),
             int(np.sum(comp_length[comp[inside]] >= 10.0)))
 

@@ -145,6 +145,16 @@ class VesselGraph:
         ends = np.concatenate([self.segment_start, self.segment_end])
         return np.bincount(ends, minlength=self.n_nodes)
 
+    def node_components(self) -> np.ndarray:
+        """Connected component label (0, 1, ...) of each node, segments read as undirected
+        edges."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        adj = coo_matrix((np.ones(self.n_segments), (self.segment_start, self.segment_end)),
+                         shape=(self.n_nodes, self.n_nodes))
+        return connected_components(adj, directed=False)[1]
+
     def segment_lengths(self) -> np.ndarray:
         """Polyline length (mm) of each segment: sum of distances between consecutive points."""
         if self.n_segments == 0:

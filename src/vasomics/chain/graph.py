@@ -229,8 +229,7 @@ def skeleton_to_graph(skeleton: Skeleton, params: GraphParams | None = None) -> 
     net.drop_short_components(params.min_component_length_mm)
     step = params.resample_step_mm or float(spacing.min())
     medians = _medians(net.radii)
-    sigmas = np.maximum(params.smoothing_radius_factor * medians,
-                        params.smoothing_min_voxels * float(spacing.min())) / step
+    sigmas = _sigmas(medians, params, spacing, step)
     polylines = _smooth_all([_resample(p, step) for p in net.points], sigmas, odd=True)
     if params.recenter:
         polylines = _smooth_all(_recenter(mask, polylines, medians), sigmas, odd=True)
@@ -271,11 +270,8 @@ def measure_radii(graph: VesselGraph, mask: Image, params: GraphParams) -> Vesse
         return graph
     spacing = np.asarray(mask.spacing, float)
     polylines = [graph.segment_points(s) for s in range(graph.n_segments)]
-    medians = np.array([np.median(graph.segment_radius(s)) for s in range(graph.n_segments)])
-    steps = np.array([max(float(np.median(np.linalg.norm(np.diff(p, axis=0), axis=1)))
-                          if len(p) > 1 else 0.0, 1e-6) for p in polylines])
-    sigmas = np.maximum(params.smoothing_radius_factor * medians,
-                        params.smoothing_min_voxels * float(spacing.min())) / steps
+    medians = _medians([graph.segment_radius(s) for s in range(graph.n_segments)])
+    sigmas = _sigmas(medians, params, spacing, params.resample_step_mm or float(spacing.min()))
     radii = [r[:, 0] for r in _smooth_all([r[:, None] for r in _radius_at(
         mask, polylines, medians, params.radius_definition)], sigmas, odd=False)]
     meta = dict(graph.metadata)
@@ -546,6 +542,14 @@ def _forest_path(forest: dict[int, list[tuple[int, int]]], a: int, b: int) -> li
         n, s = came[n]
         path.append(s)
     return path
+
+
+def _sigmas(medians: np.ndarray, params: GraphParams, spacing: np.ndarray,
+            step: float) -> np.ndarray:
+    """Smoothing σ per segment, in samples of ``step`` mm: ``smoothing_radius_factor`` ×
+    its median radius, at least ``smoothing_min_voxels`` smallest voxels."""
+    return np.maximum(params.smoothing_radius_factor * medians,
+                      params.smoothing_min_voxels * float(spacing.min())) / step
 
 
 def _medians(arrays) -> np.ndarray:

@@ -48,7 +48,7 @@ def name_hepatic_artery(graph: VesselGraph, root_point_mm, min_share: float = 0.
     if roots.size == 1 or root_point_mm is None:
         root = int(roots[0]) if roots.size else 0
     else:  # the main piece's (largest tubular volume) end nearest the root point
-        comp = _node_components(graph)
+        comp = graph.node_components()
         main = np.argmax(np.bincount(comp[graph.segment_start], _volumes(graph)))
         on = comp == main
         ends = on & np.isin(graph.node_kind, ("endpoint", "root"))
@@ -82,7 +82,7 @@ def _name_detached(graph: VesselGraph, labels: np.ndarray, split_x) -> None:
     if named.all() or not named.any():
         return
     if split_x is not None:
-        comp = _node_components(graph)[graph.segment_start]
+        comp = graph.node_components()[graph.segment_start]
         vol = _volumes(graph)
         for c in np.unique(comp[~named]):
             segs = np.nonzero((comp == c) & ~named)[0]
@@ -112,13 +112,3 @@ def _volumes(graph: VesselGraph) -> np.ndarray:
         ds = np.linalg.norm(np.diff(pts, axis=0), axis=1)
         out[s] = float(np.sum(np.pi * 0.5 * (r[1:] ** 2 + r[:-1] ** 2) * ds))
     return out
-
-
-def _node_components(graph: VesselGraph) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = graph.n_nodes
-    adj = coo_matrix((np.ones(graph.n_segments), (graph.segment_start, graph.segment_end)),
-                     shape=(n, n))
-    return connected_components(adj, directed=False)[1]

@@ -96,7 +96,7 @@ def name_hepatic_veins(graph: VesselGraph, ivc_point_mm, min_caliber: float = 0.
     if wall is not None:
         graph = _part_at_contacts(graph, ivc, wall, ostium_factor, ostium_reach_mm)
     labels = np.full(graph.n_segments, "", dtype=object)
-    comp = _components(graph)
+    comp = graph.node_components()[graph.segment_start]
     roots = {c: _root(graph, np.nonzero(comp == c)[0], ivc) for c in np.unique(comp)}
     gap = {c: np.linalg.norm(graph.node_position[r, :2] - ivc[:2]) - (wall or 0.0)
            for c, r in roots.items()}
@@ -216,7 +216,7 @@ def _split_at_ostium(graph: VesselGraph, ivc) -> VesselGraph:
     ends, the segment runs from one vein into another through their merged ostia: it is cut
     there (a new ``anchor`` node, degree 2), so that each vein gets its own segments."""
     seg_of = graph.point_segment()
-    comp = _components(graph)[seg_of]
+    comp = graph.node_components()[graph.segment_start][seg_of]
     d = np.linalg.norm(graph.points[:, :2] - ivc[:2], axis=1)
     cuts = []
     for c in np.unique(comp):
@@ -273,7 +273,7 @@ def _contact_point(graph: VesselGraph, ivc, wall: float, ostium_factor: float,
     interior = np.ones(len(graph.points), bool)
     interior[graph.point_offsets[:-1]] = False
     interior[graph.point_offsets[1:] - 1] = False
-    comp = _components(graph)
+    comp = graph.node_components()[graph.segment_start]
     for c in np.unique(comp):
         segs = np.nonzero(comp == c)[0]
         root = _root(graph, segs, ivc)
@@ -358,14 +358,3 @@ def _caliber(tree, first: int, min_share: float) -> float:
     down to its first major division (:func:`vasomics.chain.naming.tree.trunk`)."""
     chain, _ = trunk(tree, first, min_share)
     return float(np.median(np.concatenate([tree.graph.segment_radius(s) for s in chain])))
-
-
-def _components(graph: VesselGraph) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = graph.n_nodes
-    adj = coo_matrix((np.ones(graph.n_segments), (graph.segment_start, graph.segment_end)),
-                     shape=(n, n))
-    _, node_comp = connected_components(adj, directed=False)
-    return node_comp[graph.segment_start]
