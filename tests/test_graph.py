@@ -163,6 +163,43 @@ def test_root_point_overrides_the_root():
     assert g.segment_generation.max() == 2
 
 
+def test_root_point_at_a_division_roots_the_trunk_not_a_nearer_side_tip():
+    # trunk r 5 mm, 30 mm to its division; a side branch r 1.5 mm whose tip lies 14 mm from
+    # the division, nearer than the trunk's own end
+    j = np.array([40.0, 30.0, 20.0])
+    lines = [np.array([j - (30, 0, 0), j]), np.array([j, j + (30, 25, 0)]),
+             np.array([j, j + (30, -25, 0)]), np.array([j, j + (0, 0, 14)])]
+    mask = P.rasterize_image(lines, [5.0, 3.5, 3.5, 1.5], (80, 120, 160), (0.5, 0.5, 0.5),
+                             flat_caps=[(True, False), (False, True), (False, True),
+                                        (False, True)])
+    g = mask_to_graph(mask, GraphParams(root_point_mm=tuple(j)))
+    root = g.node_position[g.node_kind == "root"]
+    assert len(root) == 1 and np.linalg.norm(root[0] - lines[0][0]) < 2.0
+    trunk = np.flatnonzero(g.segment_generation == 1)
+    assert len(trunk) == 1 and np.median(g.segment_radius(trunk[0])) > 4.0
+
+
+def test_root_point_roots_every_component_at_its_end_nearest_the_point():
+    # two pieces draining toward the point (an IVC): one ends at it; the other ends near it
+    # in a thin stem (r 1.5 mm) and far from it in two wide cut branches (r 3.5 mm), which
+    # without the point would hold its root
+    p = np.array([10.0, 10.0, 15.0])
+    near = p + (0, 20, 0)
+    fork = near + (0, 15, 0)
+    lines = [np.array([p + (3, 0, 0), p + (45, 0, 0)]), np.array([near, fork]),
+             np.array([fork, fork + (30, 18, 0)]), np.array([fork, fork + (30, -5, 0)])]
+    mask = P.rasterize_image(lines, [3.0, 1.5, 3.5, 3.5], (60, 140, 160), (0.5, 0.5, 0.5),
+                             flat_caps=[(True, True), (True, False), (False, True),
+                                        (False, True)])
+    g = mask_to_graph(mask, GraphParams(root_point_mm=tuple(p)))
+    roots = g.node_position[g.node_kind == "root"]
+    assert len(roots) == 2
+    assert min(np.linalg.norm(roots - near, axis=1)) < 2.0
+    stem = np.argmin([np.linalg.norm(g.segment_points(s)[[0, -1]] - near, axis=1).min()
+                      for s in range(g.n_segments)])
+    assert g.segment_generation[stem] == 1
+
+
 def test_spur_pruning_rule_is_what_removes_bumps():
     # a tube with a small bump: the bump is a spur at default settings, a branch without pruning
     mask, _ = P.straight_tube(30.0, 2.5, (0.5, 0.5, 0.5))

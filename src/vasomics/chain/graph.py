@@ -88,9 +88,15 @@
    On those thin segments, where the re-drawn end does not reach past the dropped skeleton
    end (along its own direction), the skeleton end is kept.
 5. **Root, generation, Strahler.** Per connected component the root is the endpoint whose
-   terminal segment has the largest median radius, or, with ``root_point_mm``, the endpoint
-   nearest to that point in the component of the node nearest to it (components without
-   endpoints start from their widest node). A breadth-first search from the root gives each
+   terminal segment has the largest median radius (components without endpoints start
+   from their widest node). With ``root_point_mm`` (where the tree starts: a portal trunk,
+   the IVC the hepatic veins drain into), every component is rooted at the widest terminal
+   segment (median radius) among its endpoint nearest the point and its endpoints whose
+   terminal segment's lumen holds the point (a centerline point within its radius of it):
+   a point at a trunk's division lies nearer a side branch's tip than the trunk's end, and
+   a hepatic vein cut off from the others at the IVC drains at its end nearest the IVC,
+   however wide a peripheral branch is (components without endpoints start from their node
+   nearest the point). A breadth-first search from the root gives each
    segment its generation (root segment 1, +1 per branching). Strahler order is computed on
    that search tree (terminal 1; max child order, +1 when two children share it); a segment
    that closes a loop is treated as a terminal branch of the node it was reached from.
@@ -817,7 +823,8 @@ def _assemble(node_pos, seg_a, seg_b, polylines, radii, params: GraphParams) -> 
                 incident[b].append(s)
         seg_radius = _medians(radii)
         labels = _components(n, seg_a, seg_b)
-        roots = _choose_roots(node_pos, degree, labels, incident, seg_radius, params)
+        roots = _choose_roots(node_pos, degree, labels, incident, seg_radius,
+                              (polylines, radii), params)
         for root in roots:
             if degree[root] == 1:
                 kind[root] = "root"
@@ -830,31 +837,41 @@ def _assemble(node_pos, seg_a, seg_b, polylines, radii, params: GraphParams) -> 
                        segment_generation=generation, segment_strahler=strahler)
 
 
-def _choose_roots(node_pos, degree, labels, incident, seg_radius, params) -> list[int]:
-    n_comp = labels.max() + 1
+def _choose_roots(node_pos, degree, labels, incident, seg_radius, lines,
+                  params) -> list[int]:
+    """One root node per component (see the module docstring, step 5); ``lines``: the
+    segments' centerline points (mm) and radii (mm)."""
+    seed = None if params.root_point_mm is None else np.asarray(params.root_point_mm, float)
     # widest end: terminal segment median radius for endpoints, widest segment otherwise
     width = np.array([max((seg_radius[s] for s in incident[i]), default=0.0)
                       for i in range(len(node_pos))])
     roots = []
-    forced_comp, forced = -1, -1
-    if params.root_point_mm is not None:
-        seed = np.asarray(params.root_point_mm, float)
-        nearest = int(np.argmin(np.linalg.norm(node_pos - seed, axis=1)))
-        forced_comp = labels[nearest]
-        cand = np.flatnonzero((labels == forced_comp) & (degree == 1))
-        if len(cand):
-            forced = int(cand[np.argmin(np.linalg.norm(node_pos[cand] - seed, axis=1))])
-        else:
-            forced = nearest
-    for c in range(n_comp):
-        if c == forced_comp:
-            roots.append(forced)
-            continue
+    for c in range(labels.max() + 1):
         members = np.flatnonzero(labels == c)
         ends = members[degree[members] == 1]
-        pool = ends if len(ends) else members
-        roots.append(int(pool[np.argmax(width[pool])]))
+        if seed is not None and len(ends):
+            roots.append(_root_end_near(seed, ends, node_pos, incident, seg_radius, lines))
+        elif seed is not None:
+            roots.append(int(members[np.argmin(np.linalg.norm(node_pos[members] - seed,
+                                                              axis=1))]))
+        else:
+            pool = ends if len(ends) else members
+            roots.append(int(pool[np.argmax(width[pool])]))
     return roots
+
+
+def _root_end_near(seed, ends, node_pos, incident, seg_radius, lines) -> int:
+    """Of ``ends`` (endpoint nodes), the root for the point ``seed`` (mm): of the nearest end
+    and the ends whose terminal segment's lumen holds the seed (a centerline point within
+    its radius of it), the one whose terminal segment has the largest median radius. A
+    seed inside the trunk or at its division (the portal root voxel where no trunk leaves
+    the traced region) can lie nearer a side branch's tip than the trunk's own end."""
+    points, radii = lines
+    terminal = np.array([incident[e][0] for e in ends])
+    holds = np.array([np.any(np.linalg.norm(points[s] - seed, axis=1) <= radii[s])
+                      for s in terminal])
+    holds[np.argmin(np.linalg.norm(node_pos[ends] - seed, axis=1))] = True
+    return int(ends[holds][np.argmax(seg_radius[terminal[holds]])])
 
 
 def _orders(root, seg_a, seg_b, incident, generation, strahler) -> None:
