@@ -193,7 +193,8 @@ def test_a_stem_entered_from_a_thin_tip_is_not_the_vessels_stem():
     6 mm long: a side branch's end taken for an ostium) and whose wide trunk (radius 4 mm,
     60 mm) carries on past the junction where a middle hepatic vein (radius 2.5 mm) leaves
     it. Its stem from that root to the junction holds only the tip, so the diameter is read
-    over all its segments: 8 mm. Read on that stem (session 42) it was 2 mm."""
+    on its trunk from the tip (the tip and the wide trunk): 8 mm. Read on that stem
+    (session 42) it was 2 mm."""
     from vasomics.features.liver import named_diameters, named_stem
     from vasomics.vessel_graph import VesselGraph
 
@@ -210,3 +211,36 @@ def test_a_stem_entered_from_a_thin_tip_is_not_the_vessels_stem():
     assert [s for s, _ in named_stem(g, "right_hepatic_vein")] == [0]
     d = named_diameters(g)
     assert d["right_hepatic_vein"] == 8.0 and d["middle_hepatic_vein"] == 5.0
+
+
+def test_a_vein_no_named_vessel_leaves_reads_its_trunk():
+    """A hepatic vein (trunk radius 5 mm, 50 mm from its ostium, then two branches of 3 mm
+    that each divide into two of 1.5 mm) and a 4 mm piece of it cut off at the IVC's wall
+    (its own root). Over all its segments the length-weighted median radius is that of the
+    thin branches (3 mm across, session 43's reading); its trunk, from the ostium down to the
+    first division into two major branches, reads 10 mm, the generator's radius, however
+    many thin branches a scan resolves."""
+    from vasomics.features.liver import named_diameters, named_trunk
+    from vasomics.vessel_graph import VesselGraph
+
+    def line(a, b):
+        return np.asarray(a, float) + np.linspace(0, 1, 41)[:, None] * np.subtract(b, a)
+
+    fork = np.array([50.0, 0, 0])
+    lines, radii = [line((0, 0, 0), fork)], [5.0]
+    for side in (-1, 1):
+        mid = fork + (25, side * 18, 0)
+        lines.append(line(fork, mid))
+        radii.append(3.0)
+        for turn in (-1, 1):
+            lines.append(line(mid, mid + (30, side * 18 + turn * 22, 0)))
+            radii.append(1.5)
+    lines.append(line((-3, 10, 0), (-3, 14, 0)))
+    radii.append(0.8)
+    g = VesselGraph.from_polylines(lines, radii, labels=["right_hepatic_vein"] * len(lines))
+    kind = g.node_kind.copy()
+    for root in ((0, 0, 0), (-3, 10, 0)):
+        kind[np.argmin(np.linalg.norm(g.node_position - root, axis=1))] = "root"
+    g = g.replace(node_kind=kind)
+    assert named_trunk(g, "right_hepatic_vein") == [0]
+    assert named_diameters(g)["right_hepatic_vein"] == 10.0

@@ -21,7 +21,7 @@ toward the confluence, the artery from the coeliac trunk), for naming.
 * ``VX.A.V.HILAR_STRAIGHTNESS`` (main portal vein: chord / centerline length of its stem,
   from its upstream end to the first division, 1 = straight);
 * ``VX.A.V.NAMED_DIAMETER`` per named vessel (2 × length-weighted median radius over its
-  stem, :func:`named_stem`, mm);
+  stem, :func:`named_stem`, or its trunk, :func:`named_trunk`, mm);
 * ``VX.X.T.PORTAL_HEPATIC_VOL_RATIO`` (portal / hepatic lumen volume);
   ``VX.C.T.PV_AORTA_RATIO`` (median HU of the portal vein over that of the aorta).
 """
@@ -144,20 +144,56 @@ def named_stem(graph: VesselGraph, name: str, *, to_end: bool = False,
     return stem[::-1] or None
 
 
+#: A trunk ends where two or more branches each carry at least this share of the volume
+#: downstream (:func:`named_trunk`; the hepatic veins' calibre in their naming walks the
+#: same trunk, :func:`vasomics.chain.naming.tree.trunk`).
+TRUNK_MIN_SHARE = 0.15
+
+
+def named_trunk(graph: VesselGraph, name: str, paths=None) -> list[int] | None:
+    """The trunk of the vessel named ``name`` that no differently named vessel leaves (a
+    hepatic vein, a segmental portal branch): from its upstream end down its largest branch
+    (by tubular volume downstream) to its first major division, where two or more branches
+    each carry at least :data:`TRUNK_MIN_SHARE` of it (the end of its last segment when it
+    has none), walked over the vessel's own segments. Its upstream end is the node nearest
+    the graph's root(s) of the vessel's piece that carries the most volume (a gap can cut a
+    vessel into pieces, each entered from the root's side, and a piece can touch another
+    vessel). Segment indices in order from upstream; None when the name is absent or no
+    root reaches it. ``paths``: :func:`_paths_from_root` of the graph, reused."""
+    from vasomics.chain.naming.tree import rooted_tree, trunk
+
+    dist, via, _ = paths or _paths_from_root(graph)
+    own = graph.segment_label == name
+    nodes = {int(n) for s in np.flatnonzero(own)
+             for n in (graph.segment_start[s], graph.segment_end[s])} & dist.keys()
+    entries = [n for n in nodes if n not in via or not own[via[n][1]]]
+    best = None
+    for n in entries:
+        tree = rooted_tree(graph, n, own)
+        for first in tree.first:
+            if best is None or tree.weight[first] > best[0].weight[best[1]]:
+                best = (tree, first)
+    return None if best is None else trunk(best[0], best[1], TRUNK_MIN_SHARE)[0]
+
+
 def named_diameters(graph: VesselGraph) -> dict[str, float]:
     """2 × length-weighted median radius (mm) per anatomical name, over the vessel's stem
-    (:func:`named_stem`) or, when no named vessel leaves it or its stem does not hold its
-    widest segment (by median radius: a stem entered from a thin tip that was taken for a
-    root, such as a hepatic vein's side branch ending at the IVC's wall), over all its
-    segments: each centerline point weighted by the arc length to the next point of its
-    own segment."""
+    (:func:`named_stem`) or, when it has none or it does not hold the vessel's widest
+    segment (by median radius: a stem to a contact with another vessel, or entered from a
+    thin tip that was taken for a root, such as a hepatic vein's side branch ending at the
+    IVC's wall), its trunk (:func:`named_trunk`), or, when that does not hold it either,
+    all its segments: each centerline point weighted by the arc length to the next point
+    of its own segment."""
     out = {}
     paths = _paths_from_root(graph)
     for name in sorted(set(graph.segment_label.tolist()) - {""}):
         own = np.flatnonzero(graph.segment_label == name).tolist()
         widest = max(own, key=lambda s: float(np.median(graph.segment_radius(s))))
-        stem = [s for s, _ in named_stem(graph, name, paths=paths) or []]
-        segs = stem if widest in stem else own
+        segs = [s for s, _ in named_stem(graph, name, paths=paths) or []]
+        if widest not in segs:
+            segs = named_trunk(graph, name, paths) or []
+        if widest not in segs:
+            segs = own
         r = np.concatenate([graph.segment_radius(s) for s in segs])
         w = np.concatenate([np.r_[np.linalg.norm(np.diff(graph.segment_points(s), axis=0),
                                                  axis=1), 0.0] for s in segs]) + 1e-9

@@ -34,11 +34,14 @@ class RootedTree:
         return out
 
 
-def rooted_tree(graph: VesselGraph, root: int) -> RootedTree:
+def rooted_tree(graph: VesselGraph, root: int, segments=None) -> RootedTree:
     """Orient the graph's segments by breadth-first search from node ``root`` (segments not
-    reachable from it are left out)."""
+    reachable from it are left out). ``segments``: a boolean mask of the segments to walk
+    (all by default); the others are left out as unreachable."""
     incident: dict[int, list[int]] = {}
     for s, (a, b) in enumerate(zip(graph.segment_start, graph.segment_end, strict=True)):
+        if segments is not None and not segments[s]:
+            continue
         incident.setdefault(int(a), []).append(s)
         incident.setdefault(int(b), []).append(s)
     far, children, seen = {}, {}, set()
