@@ -178,22 +178,24 @@ def named_trunk(graph: VesselGraph, name: str, paths=None) -> list[int] | None:
 
 def named_diameters(graph: VesselGraph) -> dict[str, float]:
     """2 × length-weighted median radius (mm) per anatomical name, over the vessel's stem
-    (:func:`named_stem`) or, when it has none or it does not hold the vessel's widest
-    segment (by median radius: a stem to a contact with another vessel, or entered from a
-    thin tip that was taken for a root, such as a hepatic vein's side branch ending at the
-    IVC's wall), its trunk (:func:`named_trunk`), or, when that does not hold it either,
-    all its segments: each centerline point weighted by the arc length to the next point
-    of its own segment."""
+    (:func:`named_stem`) or, when it has none or it does not hold the vessel's largest
+    segment (by median radius² × length, its tubular volume: a stem to a contact with
+    another vessel, or entered from a thin tip that was taken for a root, such as a hepatic
+    vein's side branch ending at the IVC's wall), its trunk (:func:`named_trunk`), or,
+    when that does not hold it either, all its segments: each centerline point weighted by
+    the arc length to the next point of its own segment. (The widest segment by median
+    radius alone was a short stub on a junction's lumen, or a piece of the vessel's mouth
+    cut off by a gap, often enough to send a well-traced trunk to that last reading.)"""
     out = {}
     paths = _paths_from_root(graph)
+    lengths = graph.segment_lengths()
     for name in sorted(set(graph.segment_label.tolist()) - {""}):
         own = np.flatnonzero(graph.segment_label == name).tolist()
-        widest = max(own, key=lambda s: float(np.median(graph.segment_radius(s))))
+        largest = max(own, key=lambda s: float(np.median(graph.segment_radius(s))) ** 2
+                      * lengths[s])
         segs = [s for s, _ in named_stem(graph, name, paths=paths) or []]
-        if widest not in segs:
-            segs = named_trunk(graph, name, paths) or []
-        if widest not in segs:
-            segs = own
+        if largest not in segs:
+            segs = named_trunk(graph, name, paths) or own
         r = np.concatenate([graph.segment_radius(s) for s in segs])
         w = np.concatenate([np.r_[np.linalg.norm(np.diff(graph.segment_points(s), axis=0),
                                                  axis=1), 0.0] for s in segs]) + 1e-9
