@@ -182,10 +182,10 @@ def named_diameters(graph: VesselGraph) -> dict[str, float]:
     segment (by median radius² × length, its tubular volume: a stem to a contact with
     another vessel, or entered from a thin tip that was taken for a root, such as a hepatic
     vein's side branch ending at the IVC's wall), its trunk (:func:`named_trunk`), or,
-    when that does not hold it either, all its segments: each centerline point weighted by
-    the arc length to the next point of its own segment. (The widest segment by median
-    radius alone was a short stub on a junction's lumen, or a piece of the vessel's mouth
-    cut off by a gap, often enough to send a well-traced trunk to that last reading.)"""
+    when no root reaches it, all its segments: each centerline point weighted by the arc
+    length to the next point of its own segment. (Checked against the widest segment by
+    median radius, the trunk was often refused for a short stub on a junction's lumen or a
+    piece of the vessel's mouth cut off by a gap, and the vessel read over its subtree.)"""
     out = {}
     paths = _paths_from_root(graph)
     lengths = graph.segment_lengths()
