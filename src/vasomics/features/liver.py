@@ -182,10 +182,11 @@ def named_diameters(graph: VesselGraph) -> dict[str, float]:
     segment (by median radius² × length, its tubular volume: a stem to a contact with
     another vessel, or entered from a thin tip that was taken for a root, such as a hepatic
     vein's side branch ending at the IVC's wall), its trunk (:func:`named_trunk`), or,
-    when no root reaches it, all its segments: each centerline point weighted by the arc
-    length to the next point of its own segment. (Checked against the widest segment by
-    median radius, the trunk was often refused for a short stub on a junction's lumen or a
-    piece of the vessel's mouth cut off by a gap, and the vessel read over its subtree.)"""
+    when that does not hold it either (a trunk entered from a peripheral end, where the
+    vessel's mouth is a hub of short pieces without a free end), that largest segment
+    alone: each centerline point weighted by the arc length to the next point of its own
+    segment. Read over all its segments, a vessel's diameter fell with every thin branch
+    the scan resolved (hepatic veins 35-45 % low on the repeatability phantoms)."""
     out = {}
     paths = _paths_from_root(graph)
     lengths = graph.segment_lengths()
@@ -195,7 +196,9 @@ def named_diameters(graph: VesselGraph) -> dict[str, float]:
                       * lengths[s])
         segs = [s for s, _ in named_stem(graph, name, paths=paths) or []]
         if largest not in segs:
-            segs = named_trunk(graph, name, paths) or own
+            segs = named_trunk(graph, name, paths) or []
+        if largest not in segs:
+            segs = [largest]
         r = np.concatenate([graph.segment_radius(s) for s in segs])
         w = np.concatenate([np.r_[np.linalg.norm(np.diff(graph.segment_points(s), axis=0),
                                                  axis=1), 0.0] for s in segs]) + 1e-9
