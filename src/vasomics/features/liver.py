@@ -192,7 +192,7 @@ def named_diameters(graph: VesselGraph) -> dict[str, float]:
     paths = _paths_from_root(graph)
     lengths = graph.segment_lengths()
     volume = np.array([float(np.median(graph.segment_radius(s))) ** 2 * lengths[s]
-                       for s in range(graph.n_segments)])  # / π: tubular volume, mm³
+                       for s in range(graph.n_segments)])  # tubular volume / π, mm³
     for name in sorted(set(graph.segment_label.tolist()) - {""}):
         own = np.flatnonzero(graph.segment_label == name)
         largest = int(own[np.argmax(volume[own])])
