@@ -842,9 +842,6 @@ def _choose_roots(node_pos, degree, labels, incident, seg_radius, lines,
     """One root node per component (see the module docstring, step 5); ``lines``: the
     segments' centerline points (mm) and radii (mm)."""
     seed = None if params.root_point_mm is None else np.asarray(params.root_point_mm, float)
-    # widest end: terminal segment median radius for endpoints, widest segment otherwise
-    width = np.array([max((seg_radius[s] for s in incident[i]), default=0.0)
-                      for i in range(len(node_pos))])
     roots = []
     for c in range(labels.max() + 1):
         members = np.flatnonzero(labels == c)
@@ -855,8 +852,11 @@ def _choose_roots(node_pos, degree, labels, incident, seg_radius, lines,
             roots.append(int(members[np.argmin(np.linalg.norm(node_pos[members] - seed,
                                                               axis=1))]))
         else:
+            # widest end: terminal segment median radius for endpoints, widest segment
+            # otherwise
             pool = ends if len(ends) else members
-            roots.append(int(pool[np.argmax(width[pool])]))
+            width = [max((seg_radius[s] for s in incident[i]), default=0.0) for i in pool]
+            roots.append(int(pool[np.argmax(width)]))
     return roots
 
 
