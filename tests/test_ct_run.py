@@ -821,7 +821,9 @@ def test_portal_naming_segmental_branches_leaving_one_lumen():
     ``branch_stem_factor`` (1.0) radii of the dividing vein from it is part of the
     division: both 1.000, 500-523 and 600-635 otherwise unchanged from the chain's and the
     generator's masks. Here (LPS mm, +x left, +y posterior, +z superior) the stems are
-    2.8 mm (left portal vein radius 4.5 mm) and 2.4 mm (right posterior 4.0 mm) long."""
+    2.8 mm (left portal vein radius 4.5 mm) and 2.4 mm (right posterior 4.0 mm) long. The
+    left portal vein's division in two is also read right without the merge, by its two
+    readings (``test_portal_naming_left_portal_vein_dividing_in_two``)."""
     from vasomics.chain.naming import name_portal_tree
 
     hub, post = _PORTAL_HUB, _PORTAL_POSTERIOR
@@ -842,7 +844,35 @@ def test_portal_naming_segmental_branches_leaving_one_lumen():
     assert list(name_portal_tree(g, (0.0, 0.0, -40.0)).segment_label) == truth
     unmerged = list(name_portal_tree(g, (0.0, 0.0, -40.0),
                                      branch_stem_factor=None).segment_label)
-    assert unmerged[8] == "portal_S7" and unmerged[13] == "portal_S4", unmerged
+    assert unmerged[8] == "portal_S7", unmerged  # the superior stem took S6's name
+    assert unmerged[10:] == truth[10:], unmerged  # the left side: two readings (test below)
+
+
+@pytest.mark.parametrize("shared", ["S3 and S4", "S2 and S3"])
+def test_portal_naming_left_portal_vein_dividing_in_two(shared):
+    """Phantom 604 through the chain (160x320x320, two of three noise draws): the left
+    portal vein's three segmental branches were drawn as two, S3 leaving S4's branch 7-12 mm
+    from the division, beyond ``branch_stem_factor`` radii. Read as S2 and S3 sharing a
+    stem, S4 took S3 and the left portal vein ran on into S2 (naming 0.88 / 0.84). Of the
+    two readings the one whose segments lie most clearly apart is kept, whichever pair
+    shares the stem, and the stem stays ``left_portal_vein``. Here (LPS mm, +x left, +y
+    posterior, +z superior) the stem is 9.6 mm long, the left portal vein's radius 4.5 mm."""
+    from vasomics.chain.naming import name_portal_tree
+
+    left = (25.0, -10.0, 5.0)
+    ends = {"portal_S2": (55.0, 10.0, 25.0), "portal_S3": (50.0, -40.0, -15.0),
+            "portal_S4": (5.0, -45.0, 0.0)}
+    stem = (30.0, -18.0, 3.0) if shared == "S3 and S4" else (34.0, -12.0, 3.0)
+    pair = {"portal_" + s for s in shared.split(" and ")}
+    tubes = _PORTAL_TRUNK_AND_RIGHT + [
+        ("right_posterior_portal_vein", _PORTAL_POSTERIOR, (-80.0, 30.0, 0.0), 3.5),
+        ("left_portal_vein", _PORTAL_HUB, left, 4.5),
+        ("left_portal_vein", left, stem, 4.0)]
+    tubes += [(n, stem if n in pair else left, e, 3.0) for n, e in ends.items()]
+    g = _named_tubes_graph(tubes)
+    assert g.n_segments == len(tubes)
+    names = list(name_portal_tree(g, (0.0, 0.0, -40.0)).segment_label)
+    assert names == [t[0] for t in tubes], names
 
 
 def test_portal_naming_with_a_left_portal_vein_that_lost_branches():
