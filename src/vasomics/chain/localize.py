@@ -48,7 +48,9 @@ Steps (all geometry in physical LPS mm; the target keeps its own grid):
    other stages.
    Growth beyond the atlas's slab stops at area leaps (tubes: ``tube_area_ratio``; liver and
    spleen: ``organ_area_step``).
-6. The aorta is rounded slice by slice (:func:`round_tube`). A tube (``track_tubes``: aorta,
+6. The aorta is rounded slice by slice (:func:`round_tube`); the IVC keeps one section per
+   slice (:func:`one_section_per_slice`: its refinement reached the portal trunk beside it
+   through their partial-volume gap). A tube (``track_tubes``: aorta,
    IVC) whose intensity lies within ``track_below_sd`` of its SDs of the liver's (the IVC in
    arterial and delayed scans, the aorta in delayed ones) is then followed slice by slice
    through the whole volume (:func:`vasomics.chain.tube_tracking.track_tube`): with the
@@ -237,6 +239,10 @@ class LocalizeParams(StageParams):
         "(4 mm for an organ not listed). The liver's 5 mm cuts most of the abdominal "
         "wall's muscle ring, which arterial livers match in density, below the "
         "liver's tip.")
+    ivc_opening_mm: float = Field(3.0, description="The IVC keeps one section per axial "
+                                                   "slice: the largest component of the "
+                                                   "slice's opening by a disk of this radius "
+                                                   "(mm; :func:`one_section_per_slice`).")
     track_tubes: tuple[str, ...] = Field(("aorta", "ivc"), description=
                                          "Tubes followed slice by slice after refinement "
                                          "(:mod:`vasomics.chain.tube_tracking`), through "
@@ -594,6 +600,8 @@ def localize(image: Image, params: LocalizeParams | None = None,
                 refined = _trimmed(image, refined, p, passes[name])
             if name == "aorta":
                 refined = round_tube(refined, image.spacing)
+            elif name == "ivc":
+                refined = one_section_per_slice(refined, image.spacing, p.ivc_opening_mm)
             blocked = claimed
             # a tube of the liver's density (the IVC in arterial and delayed scans, the
             # aorta in delayed ones): growth stopped where the liver touches it and the
@@ -992,12 +1000,8 @@ def round_tube(mask: np.ndarray, spacing, max_area_ratio: float = 1.15) -> np.nd
     touching structures of the same density (diaphragmatic crus, vertebra)."""
     out = np.zeros_like(mask)
     areas, centres = {}, {}
-    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
-        lab, n = ndimage.label(mask[k])
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        comp = lab == int(np.argmax(sizes))
-        areas[k] = float(sizes.max()) * spacing[1] * spacing[2]
+    for k, comp in _largest_sections(mask):
+        areas[k] = float(np.count_nonzero(comp)) * spacing[1] * spacing[2]
         centres[k] = np.argwhere(comp).mean(axis=0)
     if not areas:
         return mask
@@ -1008,6 +1012,51 @@ def round_tube(mask: np.ndarray, spacing, max_area_ratio: float = 1.15) -> np.nd
         cy, cx = centres[k]
         out[k] = ((yy - cy) * spacing[1]) ** 2 + ((xx - cx) * spacing[2]) ** 2 <= r2
     return out
+
+
+def one_section_per_slice(mask: np.ndarray, spacing, opening_mm: float) -> np.ndarray:
+    """Keep, in every axial slice (NumPy axis 0), one section of a vertical tube's mask (the
+    IVC): the largest in-plane component, and where the slice's opening by a disk of radius
+    ``opening_mm`` (mm; in-plane ``spacing``) parts it at necks narrower than twice that,
+    only the voxels nearest the opening's largest piece. The IVC's refinement reaches a
+    bright vessel beside it through their partial-volume gap: phantom 602 at 160×320×320 gave
+    the IVC 1272 voxels of the portal trunk, 10 mm from the IVC's lumen on median, in
+    sections of their own or joined to the IVC's by a bridge one or two pixels wide; the
+    portal vein's lumen was lost to the vessel stage there. A section without a neck keeps
+    its shape (the opening of a section a few pixels across would shave its rim)."""
+    out = np.zeros_like(mask)
+    sampling = tuple(float(v) for v in spacing[1:])
+    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
+        box = ndimage.find_objects(mask[k].astype(np.uint8))[0]
+        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+        section = np.pad(mask[k][box], 1)
+        core = ndimage.distance_transform_edt(section, sampling=sampling) > opening_mm
+        pieces, n = ndimage.label(section & (ndimage.distance_transform_edt(
+            ~core, sampling=sampling) <= opening_mm))
+        if n > 1:  # a neck: each voxel goes with its nearest piece
+            near = ndimage.distance_transform_edt(pieces == 0, sampling=sampling,
+                                                  return_distances=False, return_indices=True)
+            section &= pieces[tuple(near)] == _largest_label(pieces)
+        out[k][box] = _largest_section(section)[1:-1, 1:-1]
+    return out
+
+
+def _largest_label(lab: np.ndarray) -> int:
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return int(np.argmax(sizes))
+
+
+def _largest_section(plane: np.ndarray) -> np.ndarray:
+    """The largest connected component of a 2D boolean ``plane``."""
+    lab, _ = ndimage.label(plane)
+    return lab == _largest_label(lab)
+
+
+def _largest_sections(mask: np.ndarray):
+    """``(slice index, largest in-plane component)`` of the axial slices holding ``mask``."""
+    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
+        yield k, _largest_section(mask[k])
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
