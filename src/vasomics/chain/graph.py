@@ -426,8 +426,8 @@ class _Network:
         voxel-path radius 1.1 mm ending a hepatic vein of 3.9 mm, 3 mm from its node, a
         pinhole strand at its end, ratio 0.29; 548's right posterior portal vein at 2.4 mm
         voxels, drawn as a ring ending the right portal vein, 1.9 mm against 3.7, 0.51).
-        Loops between distinct vessels (a contact) are kept. Nodes left with two segments are dissolved. Returns the number of segments
-        removed."""
+        Loops between distinct vessels (a contact) are kept. Nodes left with two segments
+        are dissolved. Returns the number of segments removed."""
         from scipy.spatial import cKDTree
 
         order = sorted(range(len(self.seg_a)), key=lambda s: (
