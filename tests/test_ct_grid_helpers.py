@@ -4,9 +4,64 @@ what the full-volume computation gives."""
 import edt
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from vasomics.chain._grid import ball_opening, distance_to
+from vasomics.chain._grid import (
+    ball_opening,
+    border_distance,
+    bounding_box,
+    distance_to,
+    fill_holes,
+)
 from vasomics.chain.localize import _expand
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_bounding_box_is_find_objects_box_padded_and_clipped(seed):
+    """1-3 axes, empty to dense masks, a pad per axis: the box ``ndimage.find_objects``
+    gives, grown and clipped to the array; None for an empty mask."""
+    rng = np.random.default_rng(seed)
+    ndim = int(rng.integers(1, 4))
+    shape = tuple(int(n) for n in rng.integers(1, 13, ndim))
+    mask = rng.random(shape) < [0.0, 0.01, 0.1, 0.6][seed % 4]
+    pad = rng.integers(0, 4, ndim)
+    boxes = ndimage.find_objects(mask.astype(np.uint8))
+    if not boxes:
+        assert bounding_box(mask, pad) is None
+        return
+    ref = tuple(slice(max(0, b.start - int(q)), min(n, b.stop + int(q))) for b, q, n in
+                zip(boxes[0], pad, shape, strict=True))
+    assert bounding_box(mask, pad) == ref
+    assert bounding_box(mask) == boxes[0]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_border_distance_is_both_binary_transforms(seed):
+    """On the mask ``edt(mask)``, off it ``edt(~mask)``, bit for bit (anisotropic spacing;
+    seed 0 all mask, seed 1 none: inf everywhere, as the binary transforms give)."""
+    rng = np.random.default_rng(seed)
+    shape = (12, 17, 21)
+    mask = np.ones(shape, bool) if seed == 0 else rng.random(shape) < 0.1 * (seed - 1)
+    spacing = (1.5, 0.8, 0.7)
+    ref = np.where(mask, edt.edt(mask, anisotropy=spacing), edt.edt(~mask, anisotropy=spacing))
+    got = border_distance(mask, spacing)
+    assert got.dtype == np.float32 and np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_fill_holes_is_scipys(seed):
+    """Against ``ndimage.binary_fill_holes`` with an in-plane, a face and a full structure,
+    2D and 3D masks from empty to full."""
+    rng = np.random.default_rng(seed)
+    ndim = 2 + seed % 2
+    mask = rng.random(tuple(int(n) for n in rng.integers(1, 14, ndim))) < [
+        0.0, 0.3, 0.5, 0.7, 0.9, 1.0][seed % 6]
+    in_plane = np.zeros((3, 3, 3), bool)
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    for structure in ([None, np.ones((3, 3), bool)] if ndim == 2 else
+                      [None, in_plane, np.ones((3, 3, 3), bool)]):
+        assert np.array_equal(fill_holes(mask, structure),
+                              ndimage.binary_fill_holes(mask, structure))
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -90,7 +90,7 @@ from pydantic import Field
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from vasomics.chain._grid import distance_to
+from vasomics.chain._grid import bounding_box, distance_to
 from vasomics.image import Image
 from vasomics.params import StageParams
 
@@ -235,9 +235,7 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
                              reference_hu=ref)
     reach = max(p.hilum_radius_mm, p.surface_margin_mm)
     pad = np.ceil(reach / spacing).astype(int) + 2
-    box = ndimage.find_objects(liver.astype(np.uint8))[0]
-    box = tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in
-                zip(box, pad, image.shape, strict=True))
+    box = bounding_box(liver, pad)
     offset = np.array([b.start for b in box])
     liv = liver[box]
     to_liver = edt.edt(~liv, anisotropy=tuple(spacing), parallel=2)
@@ -274,9 +272,7 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
         return HepaticArtery(empty, status="empty search region: hepatic artery not traced",
                              reference_hu=ref)
     q = np.ceil((p.max_radius_mm + 2 * p.rim_mm + 2.5 * p.smoothing_mm) / spacing).astype(int)
-    sub = ndimage.find_objects(region.astype(np.uint8))[0]
-    sub = tuple(slice(max(0, s.start - k), min(n, s.stop + k)) for s, k, n in
-                zip(sub, q + 3, region.shape, strict=True))
+    sub = bounding_box(region, q + 3)
     liv, region, near_hilum = liv[sub], region[sub], near_hilum[sub]
     in_liver = to_liver[sub] <= p.surface_margin_mm
     box = tuple(slice(b.start + s.start, b.start + s.stop) for b, s in

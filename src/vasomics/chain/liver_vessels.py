@@ -196,7 +196,14 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
-from vasomics.chain._grid import ball_opening, distance_to, grow_slices, grown_box
+from vasomics.chain._grid import (
+    ball_opening,
+    bounding_box,
+    distance_to,
+    fill_holes,
+    grow_slices,
+    grown_box,
+)
 from vasomics.chain.liver_roots import (
     LiverRootParams,
     dome_slices,
@@ -534,9 +541,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
                             f"not traced")
     spacing = np.asarray(image.spacing)
     pad = np.ceil(p.hilum_margin_mm / spacing).astype(int) + 2
-    box = ndimage.find_objects(liver.astype(np.uint8))[0]
-    box = tuple(slice(max(0, b.start - q), min(n, b.stop + q)) for b, q, n in
-                zip(box, pad, image.shape, strict=True))
+    box = bounding_box(liver, pad)
     liv = liver[box]
     to_liver = edt.edt(~liv, anisotropy=image.spacing, parallel=2)  # mm
     region = to_liver <= p.hilum_margin_mm
@@ -1152,10 +1157,10 @@ def _vessel_lobe(piece: np.ndarray, pixel, min_radius_mm: float, max_area_ratio:
     outside it; ``pixel`` the in-plane spacing, mm) at least ``min_radius_mm`` and two
     pixels (a piece one or two pixels across has no shape: at 2.25 mm pixels a single
     voxel read r = 2.25 mm) and its area at most ``max_area_ratio`` π r²."""
-    box = ndimage.find_objects(piece.astype(np.uint8))
-    if not box:
+    box = bounding_box(piece)
+    if box is None:
         return False
-    crop = np.pad(piece[box[0]], 1)
+    crop = np.pad(piece[box], 1)
     r = float(ndimage.distance_transform_edt(crop, sampling=pixel).max())
     area = np.count_nonzero(crop) * float(pixel[0]) * float(pixel[1])
     return (r >= max(min_radius_mm, 2 * float(max(pixel)))
@@ -1213,7 +1218,9 @@ def _organ_basins(bright, depth, core, h_mm: float) -> np.ndarray:
     lab, _ = ndimage.label(bright, np.ones((3, 3, 3)))
     ids = np.unique(lab[core])
     sel = np.isin(lab, ids[ids > 0])
-    box = ndimage.find_objects(sel.astype(np.uint8))[0]
+    box = bounding_box(sel)
+    if box is None:
+        return out
     sel = sel[box]
     d = np.where(sel, depth[box], 0).astype(np.float32)
     peaks = sel & (d >= ndimage.maximum_filter(d, size=3))
@@ -1351,11 +1358,11 @@ def _fill_cavities(mask: np.ndarray) -> np.ndarray:
     the mask's 26-connected foreground closes it). Filled in the lumen itself, not only
     for thinning (the skeleton's ``SkeletonParams.fill_cavities``): the pocket is lumen for
     the tree's volume and attenuation too."""
-    box = ndimage.find_objects(mask.astype(np.uint8))
-    if not box:
+    box = bounding_box(mask)
+    if box is None:
         return mask
     out = mask.copy()
-    out[box[0]] = ndimage.binary_fill_holes(mask[box[0]])
+    out[box] = fill_holes(mask[box])
     return out
 
 

@@ -31,8 +31,9 @@ import functools
 
 import edt
 import numpy as np
-from scipy import ndimage
 from scipy.stats import ncx2
+
+from vasomics.chain._grid import bounding_box
 
 
 @functools.cache
@@ -55,12 +56,12 @@ def edge_fraction(peak_ratio: np.ndarray) -> np.ndarray:
 def core_values(tree: np.ndarray, signed: np.ndarray, spacing) -> np.ndarray:
     """The values of ``signed`` over a tree's core, the voxels at least 1.5 of the finest
     ``spacing`` (mm) inside it (empty for a tree without a core)."""
-    box = ndimage.find_objects(tree.astype(np.uint8))
-    if not box:
+    box = bounding_box(tree)
+    if box is None:
         return np.zeros(0, signed.dtype)
-    depth = edt.edt(tree[box[0]], anisotropy=tuple(float(v) for v in spacing),
+    depth = edt.edt(tree[box], anisotropy=tuple(float(v) for v in spacing),
                     black_border=True, parallel=2)  # nothing of the tree lies beyond
-    return signed[box[0]][depth >= 1.5 * float(np.min(spacing))]
+    return signed[box][depth >= 1.5 * float(np.min(spacing))]
 
 
 def core_contrast(tree: np.ndarray, signed: np.ndarray, spacing) -> float:

@@ -35,12 +35,11 @@ organ volumes are the refined ones.
 
 from __future__ import annotations
 
-import edt
 import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
-from vasomics.chain._grid import grown_box
+from vasomics.chain._grid import border_distance, grown_box
 from vasomics.chain.localize import fill_holes_per_slice, organ_intensity
 from vasomics.params import StageParams
 
@@ -90,15 +89,14 @@ def refine_organ_edge(hu: np.ndarray, organ: np.ndarray, blocked: np.ndarray, sp
     spacing = tuple(float(v) for v in spacing)
     box = grown_box(organ, spacing, p.shell_mm + p.ring_mm + p.window_mm / 2)
     m = organ[box]
-    inside = edt.edt(m, anisotropy=spacing, parallel=2)
-    outside = edt.edt(~m, anisotropy=spacing, parallel=2)
+    depth = border_distance(m, spacing)
     raw = np.asarray(hu[box], np.float32)
-    core = m & (inside > p.core_mm)
+    core = m & (depth > p.core_mm)
     if np.count_nonzero(core) < 30:
         return organ
     mu, sd = organ_intensity(raw[core], p.min_sd_hu, noise_sd_hu)
     h = np.clip(raw, *p.clip_hu)
-    ring = (outside > p.shell_mm) & (outside <= p.shell_mm + p.ring_mm)
+    ring = ~m & (depth > p.shell_mm) & (depth <= p.shell_mm + p.ring_mm)
     size = [max(1, int(round(p.window_mm / s))) | 1 for s in spacing]
     weight = ndimage.uniform_filter(ring.astype(np.float32), size)
     beside = ndimage.uniform_filter(np.where(ring, h, 0.0).astype(np.float32), size)
@@ -110,7 +108,7 @@ def refine_organ_edge(hu: np.ndarray, organ: np.ndarray, blocked: np.ndarray, sp
         h = ndimage.gaussian_filter(h, [p.smoothing_mm / s for s in spacing])
     # a voxel added must also read as the organ, not as a brighter vessel on its border
     organ_side = (h > half_way) & (m | (h - mu < p.max_beyond_sd * sd))
-    shell = decided & (np.where(m, inside, outside) <= p.shell_mm)
+    shell = decided & (depth <= p.shell_mm)
     new = np.where(shell, organ_side, m) & ~blocked[box]
     new = fill_holes_per_slice(new) & ~blocked[box]
     lab, n = ndimage.label(new)

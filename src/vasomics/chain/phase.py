@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import edt
 import numpy as np
 from pydantic import Field
-from scipy import ndimage
 
+from vasomics.chain._grid import bounding_box
 from vasomics.image import Image
 from vasomics.params import StageParams
 from vasomics.phantoms.liver_ct import PHASES, sample_enhancement
@@ -240,7 +240,7 @@ def measure_regions(image: Image, organs: dict[str, np.ndarray],
         if mask is None or np.count_nonzero(mask) < min_voxels:
             out[region] = float("nan")
             continue
-        box = ndimage.find_objects(mask.astype(np.uint8))[0]
+        box = bounding_box(mask)
         sub = mask[box]
         depth = edt.edt(np.pad(sub, 1), anisotropy=image.spacing)[1:-1, 1:-1, 1:-1]
         eroded = depth > erosion_mm

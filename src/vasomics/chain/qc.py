@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain._grid import bounding_box
 from vasomics.errors import VasomicsError
 from vasomics.image import Image
 from vasomics.params import StageParams
@@ -302,7 +303,7 @@ def check_vessel_contrast(image: Image, vessels: np.ndarray, liver: np.ndarray,
     r = QCReport()
     if phase in (None, "native") or not noise_sd or not vessels.any() or not liver.any():
         return r
-    box = ndimage.find_objects((vessels | liver).astype(np.uint8))[0]
+    box = bounding_box(vessels | liver)
     ves, liv, hu = vessels[box], liver[box], image.array[box]
     core = ndimage.binary_erosion(ves)
     if not core.any():

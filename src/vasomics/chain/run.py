@@ -396,11 +396,9 @@ def _radii(image: Image, mask: np.ndarray, params: GraphParams,
 def _cropped(image: Image, mask: np.ndarray) -> Image:
     """``mask`` cropped to its bounding box grown by 2 voxels, as a mask image placed on
     ``image``'s grid."""
-    from scipy import ndimage
+    from vasomics.chain._grid import bounding_box
 
-    box = ndimage.find_objects(mask.astype(np.uint8))[0]
-    box = tuple(slice(max(0, b.start - 2), min(n, b.stop + 2)) for b, n in
-                zip(box, image.shape, strict=True))
+    box = bounding_box(mask, 2)
     origin = image.index_to_physical(np.array([[b.start for b in box]]))[0]
     return Image(mask[box].astype(np.uint8), spacing=image.spacing, origin=tuple(origin),
                  direction=image.direction, modality="mask")

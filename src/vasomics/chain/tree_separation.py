@@ -190,6 +190,7 @@ from pydantic import Field
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from vasomics.chain._grid import bounding_box
 from vasomics.chain.skeleton import skeletonize
 from vasomics.features.fractal import lattice_directions
 from vasomics.image import Image
@@ -1021,8 +1022,7 @@ def separate_trees(tube: np.ndarray, ivc: np.ndarray, portal_seed: np.ndarray, s
         centre = np.argwhere(portal_seed).mean(0, keepdims=True)
         starts += [(0, s) for s in segments_near(centre)]
     if ivc.any():
-        box = ndimage.find_objects(ivc.astype(np.uint8))[0]
-        box = tuple(slice(max(0, b.start - 1), b.stop + 1) for b in box)
+        box = bounding_box(ivc, 1)
         touch = np.zeros_like(tube)
         touch[box] = tube[box] & ndimage.binary_dilation(ivc[box], np.ones((3, 3, 3)))
         portal_root = {s for _, s in starts}
