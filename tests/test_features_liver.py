@@ -89,6 +89,25 @@ def test_a_tree_without_a_graph_is_not_measured():
                       liver_tree_truth(truth)[("VX.A.V.TREE_VOL", "vessel:portal_venous_tree")])
 
 
+def test_portal_to_aorta_ratio_undefined_without_blood_in_the_aorta():
+    """An aorta mask reading 0 HU (a water phantom, a misplaced mask) gives NaN, not a
+    division by zero; a blood-filled one gives the ratio of medians."""
+    from vasomics.image import Image
+
+    hu = np.zeros((8, 8, 8), np.float32)
+    hu[:, :4] = 150.0  # portal vein
+    pv = np.zeros(hu.shape, bool)
+    pv[:, :4] = True
+    organs = {"portal_vein": pv, "aorta": ~pv}
+    ct = Image(hu, spacing=(1.0, 1.0, 1.0), modality="CT")
+    empty = np.zeros(hu.shape, bool)
+    t = liver_features(ct, organs, empty, empty, None, None, 10.0)
+    assert np.isnan(t.value("VX.C.T.PV_AORTA_RATIO"))
+    hu[:, 4:] = 200.0
+    t = liver_features(ct, organs, empty, empty, None, None, 10.0)
+    assert t.value("VX.C.T.PV_AORTA_RATIO") == pytest.approx(0.75)
+
+
 def test_tree_length_and_volume_count_the_liver_and_its_hilum_only():
     """Analytic scope: a straight vein of radius 3 mm along z (2 mm slices, 1 mm pixels) from
     0 to 118 mm; the liver fills the slices from 60 mm on. The trees are measured within 12 mm

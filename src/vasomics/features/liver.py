@@ -313,6 +313,8 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
     pv, ao = organs.get("portal_vein"), organs.get("aorta")
     ratio = float("nan")
     if pv is not None and ao is not None and pv.any() and ao.any():
-        ratio = float(np.median(a[pv]) / np.median(a[ao]))
+        aorta_hu = float(np.median(a[ao]))
+        if aorta_hu > 0:  # at or below 0 HU the mask holds no blood (fat, air, water)
+            ratio = float(np.median(a[pv])) / aorta_hu
     rec.append(("tree", "VX.C.T.PV_AORTA_RATIO", ratio, "1"))
     return FeatureTable.from_records(rec)
