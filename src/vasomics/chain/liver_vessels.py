@@ -198,6 +198,7 @@ from scipy import ndimage
 
 from vasomics.chain._grid import (
     ball_opening,
+    border_distance,
     bounding_box,
     distance_to,
     fill_holes,
@@ -543,7 +544,8 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     pad = np.ceil(p.hilum_margin_mm / spacing).astype(int) + 2
     box = bounding_box(liver, pad)
     liv = liver[box]
-    to_liver = edt.edt(~liv, anisotropy=image.spacing, parallel=2)  # mm
+    border = border_distance(liv, spacing)
+    to_liver = np.where(liv, np.float32(0), border)  # mm
     region = to_liver <= p.hilum_margin_mm
     ceiling = max(vessel_hu, region_hu.get("aorta", -np.inf)) + p.ceiling_margin_hu
     sign = 1.0 if contrast > 0 else -1.0
@@ -551,7 +553,7 @@ def segment_liver_vessels(image: Image, organs: dict[str, np.ndarray],
     # like the IVC, often less than the portal vein)
     weakest = min([abs(v - liver_hu) for v in venous if sign * (v - liver_hu)
                    >= p.min_contrast_sd * max(noise_sd_hu, 1.0)] + [abs(contrast)])
-    depth = edt.edt(liv, anisotropy=image.spacing, parallel=2)  # mm inside the liver
+    depth = np.where(liv, border, np.float32(0))  # mm inside the liver
     smoothing, hu, sd = _smooth_to_cnr(np.asarray(image.array[box], np.float32), depth,
                                        liver_hu, sign, contrast, spacing, p)
     signed = sign * (hu - liver_hu)  # vessel-ward difference from the parenchyma (HU)
