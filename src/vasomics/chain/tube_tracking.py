@@ -89,17 +89,24 @@ def track_tube(hu: np.ndarray, seed: np.ndarray, blocked: np.ndarray, mu: float,
     yy, xx = np.ogrid[: seed.shape[1], : seed.shape[2]]
     pix = sp[1] * sp[2]
 
-    def disk_ring(c, r):
-        d2 = ((yy - c[0]) * sp[1]) ** 2 + ((xx - c[1]) * sp[2]) ** 2
+    def disk_ring(c, r, window=(slice(None), slice(None))):
+        """The disk of radius ``r`` (mm) about ``c`` (pixel index) and the ring of
+        ``ring_mm`` around it, in ``window`` of the slice."""
+        d2 = ((yy[window[0]] - c[0]) * sp[1]) ** 2 + ((xx[:, window[1]] - c[1]) * sp[2]) ** 2
         return d2 <= r * r, (d2 > r * r) & (d2 <= (r + s.ring_mm) ** 2)
 
     def contrast(k, c, r):
-        disk, ring = disk_ring(c, r)
+        # in the window holding the ring: the counts of the whole slice
+        reach = [(r + s.ring_mm) / v + 1 for v in sp[1:]]
+        window = tuple(slice(max(0, int(np.floor(ci - q))), max(0, int(np.ceil(ci + q)) + 1))
+                       for ci, q in zip(c, reach, strict=True))
+        disk, ring = disk_ring(c, r, window)
         n = np.count_nonzero(disk)
         if n == 0:
             return -1.0, 0.0
-        fill = np.count_nonzero(cand[k] & disk) / n
-        return fill - np.count_nonzero(cand[k] & ring) / max(np.count_nonzero(ring), 1), fill
+        plane = cand[k][window]
+        fill = np.count_nonzero(plane & disk) / n
+        return fill - np.count_nonzero(plane & ring) / max(np.count_nonzero(ring), 1), fill
 
     def main_section(k):
         lab, _ = ndimage.label(seed[k])
