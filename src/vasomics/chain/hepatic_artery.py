@@ -317,8 +317,7 @@ def segment_hepatic_artery(image: Image, phase: str, organs: dict[str, np.ndarra
                              "not found", thresholds_hu=thresholds, reference_hu=ref)
     # the halo: the grown tree outside the border and the voxels within halo_mm of the
     # border, but not the venous portal lumen's core (a portal vein running beside it)
-    halo = (grown | (edt.edt(~mask, anisotropy=tuple(spacing), parallel=2) <= p.halo_mm)) \
-        & ~mask
+    halo = (grown | (distance_to(mask, spacing, p.halo_mm) <= p.halo_mm)) & ~mask
     if portal_mask is not None:
         halo &= ~ndimage.binary_erosion(portal_mask[box], np.ones((3, 3, 3)))
     full, halo_full = np.zeros(image.shape, bool), np.zeros(image.shape, bool)
@@ -334,7 +333,7 @@ def _half_maximum(tree, hu, region, portal, portal_hu, sd, ceiling, spacing, p) 
     (maximum over the tree within that distance); a rim voxel inside the venous portal mask
     only if brighter than the portal HU by ``rim_portal_sd`` SDs (a portal voxel beside the
     artery is not its rim)."""
-    near = edt.edt(~tree, anisotropy=tuple(spacing), parallel=2) <= p.rim_mm
+    near = distance_to(tree, spacing, p.rim_mm) <= p.rim_mm
     size = np.maximum(1, np.round(2 * p.rim_mm / spacing).astype(int) | 1)
     peak = ndimage.maximum_filter(np.where(tree, hu, -np.inf), size=tuple(size))
     bg = ndimage.minimum_filter(hu, size=tuple(2 * size - 1))
@@ -387,10 +386,10 @@ def _tree_from_root(tube, seeds, liver, liv, near_hilum, aorta_mm, spacing, p):
     bridge = max(p.bridge_mm, p.bridge_voxels * float(spacing.max()))
     # single linkage: pieces within ``bridge`` of each other, or within
     # ``bridge_in_liver_mm`` between voxels inside the liver
-    joined = edt.edt(~tube, anisotropy=tuple(spacing), parallel=2) <= bridge / 2
+    joined = distance_to(tube, spacing, bridge / 2) <= bridge / 2
     if p.bridge_in_liver_mm > bridge:
-        joined |= edt.edt(~(tube & liver), anisotropy=tuple(spacing),
-                          parallel=2) <= p.bridge_in_liver_mm / 2
+        half_link = p.bridge_in_liver_mm / 2
+        joined |= distance_to(tube & liver, spacing, half_link) <= half_link
     group, n_group = ndimage.label(joined, np.ones((3, 3, 3)))
     group = np.where(tube, group, 0)
     volume = np.bincount(group.ravel(), minlength=n_group + 1)
