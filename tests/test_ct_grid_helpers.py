@@ -12,6 +12,7 @@ from vasomics.chain._grid import (
     bounding_box,
     distance_to,
     fill_holes,
+    largest_component,
 )
 from vasomics.chain.localize import _expand
 
@@ -33,6 +34,15 @@ def test_bounding_box_is_find_objects_box_padded_and_clipped(seed):
                 zip(boxes[0], pad, shape, strict=True))
     assert bounding_box(mask, pad) == ref
     assert bounding_box(mask) == boxes[0]
+
+
+def test_largest_component_keeps_the_biggest_piece_and_nothing_of_an_empty_mask():
+    plane = np.zeros((6, 9), bool)
+    plane[1:3, 1:3] = True  # 4 pixels
+    plane[3:5, 4:8] = True  # 8 pixels, face-apart from the first
+    assert np.array_equal(largest_component(plane), np.pad(np.ones((2, 4), bool),
+                                                          ((3, 1), (4, 1))))
+    assert not largest_component(np.zeros((4, 4), bool)).any()
 
 
 @pytest.mark.parametrize("seed", range(8))

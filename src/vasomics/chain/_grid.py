@@ -31,6 +31,20 @@ def bounding_box(mask: np.ndarray, pad=0) -> tuple[slice, ...] | None:
                  zip(lo, hi, pads, np.shape(mask), strict=True))
 
 
+def largest_label(lab: np.ndarray) -> int:
+    """The label (not 0) holding the most voxels of the label image ``lab``."""
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    return int(np.argmax(sizes))
+
+
+def largest_component(mask: np.ndarray, structure: np.ndarray | None = None) -> np.ndarray:
+    """The largest connected component of ``mask`` (``ndimage.label`` connectivity, face
+    neighbours unless ``structure``); all False for an empty mask."""
+    lab, n = ndimage.label(mask, structure)
+    return lab == largest_label(lab) if n else np.zeros(np.shape(mask), bool)
+
+
 def grow_slices(box: tuple[slice, ...], spacing, reach_mm: float, shape
                 ) -> tuple[slice, ...]:
     """The bounding box ``box`` grown by ``reach_mm`` (and a voxel) on every side, clipped

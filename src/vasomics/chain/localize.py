@@ -75,7 +75,14 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
-from vasomics.chain._grid import ball_opening, border_distance, bounding_box, fill_holes
+from vasomics.chain._grid import (
+    ball_opening,
+    border_distance,
+    bounding_box,
+    fill_holes,
+    largest_component,
+    largest_label,
+)
 from vasomics.chain.tube_tracking import TubeTrackParams, track_tube
 from vasomics.errors import InputError
 from vasomics.image import Image
@@ -352,13 +359,7 @@ def _block_mean(image: Image, target_mm: float) -> Image:
 
 
 def _body(array: np.ndarray) -> np.ndarray:
-    body = array > -400
-    lab, n = ndimage.label(body)
-    if n == 0:
-        return body
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == int(np.argmax(sizes))
+    return largest_component(array > -400)
 
 
 def _body_frame(image: Image) -> tuple[np.ndarray, float]:
@@ -995,7 +996,8 @@ def round_tube(mask: np.ndarray, spacing, max_area_ratio: float = 1.15) -> np.nd
     touching structures of the same density (diaphragmatic crus, vertebra)."""
     out = np.zeros_like(mask)
     areas, centres = {}, {}
-    for k, comp in _largest_sections(mask):
+    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
+        comp = largest_component(mask[k])
         areas[k] = float(np.count_nonzero(comp)) * spacing[1] * spacing[2]
         centres[k] = np.argwhere(comp).mean(axis=0)
     if not areas:
@@ -1030,27 +1032,9 @@ def one_section_per_slice(mask: np.ndarray, spacing, opening_mm: float) -> np.nd
         if n > 1:  # a neck: each voxel goes with its nearest piece
             near = ndimage.distance_transform_edt(pieces == 0, sampling=sampling,
                                                   return_distances=False, return_indices=True)
-            section &= pieces[tuple(near)] == _largest_label(pieces)
-        out[k][box] = _largest_section(section)[1:-1, 1:-1]
+            section &= pieces[tuple(near)] == largest_label(pieces)
+        out[k][box] = largest_component(section)[1:-1, 1:-1]
     return out
-
-
-def _largest_label(lab: np.ndarray) -> int:
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return int(np.argmax(sizes))
-
-
-def _largest_section(plane: np.ndarray) -> np.ndarray:
-    """The largest connected component of a 2D boolean ``plane``."""
-    lab, _ = ndimage.label(plane)
-    return lab == _largest_label(lab)
-
-
-def _largest_sections(mask: np.ndarray):
-    """``(slice index, largest in-plane component)`` of the axial slices holding ``mask``."""
-    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
-        yield k, _largest_section(mask[k])
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:

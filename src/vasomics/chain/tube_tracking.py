@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import Field
 from scipy import ndimage
 
+from vasomics.chain._grid import largest_component
 from vasomics.params import StageParams
 
 #: Relative radii tried when fitting the disk on a seed slice.
@@ -108,13 +109,7 @@ def track_tube(hu: np.ndarray, seed: np.ndarray, blocked: np.ndarray, mu: float,
         fill = np.count_nonzero(plane & disk) / n
         return fill - np.count_nonzero(plane & ring) / max(np.count_nonzero(ring), 1), fill
 
-    def main_section(k):
-        lab, _ = ndimage.label(seed[k])
-        sizes = np.bincount(lab.ravel())
-        sizes[0] = 0
-        return lab == int(np.argmax(sizes))
-
-    sections = {k: main_section(k) for k in fit_rows}
+    sections = {k: largest_component(seed[k]) for k in fit_rows}
     r0 = float(np.sqrt(np.median([np.count_nonzero(m) for m in sections.values()]) * pix
                        / np.pi))
     q = [int(np.ceil(s.fit_mm / v)) for v in sp[1:]]
