@@ -397,16 +397,22 @@ def test_hepatic_naming_parts_a_vein_whose_ostium_was_lost():
     lost (its free end 9 mm outside the IVC's wall), so it reached the IVC only through a
     contact with the middle vein, and the middle vein's branch to that contact was named
     left over 101 mm (naming 0.859). A free end within its radius plus
-    ``ostium_reach_mm`` (10 mm) of the wall counts as an ostium (628: 1.000; 534 at 2.25 mm:
-    0.779 -> 0.998). Here (IVC axis x = y = 0, radius 10 mm) the left trunk ends 9.4 mm
-    outside the wall; with ``ostium_reach_mm=0`` the contact is not cut, and the left trunk
-    is named middle, the middle vein left."""
+    ``ostium_reach_mm`` (12 mm) of the wall counts as an ostium (628: 1.000; 534 at 2.25 mm:
+    0.779 -> 0.998; 628 drawn with the hepatic artery, its free end 11.6 mm out: 0.860 ->
+    1.000). Here (IVC axis x = y = 0, radius 10 mm) the left trunk (radius 4 mm) ends 9.4
+    or 14.7 mm outside the wall; with ``ostium_reach_mm=0`` (or 10 for the farther end) the
+    contact is not cut, and the left trunk is named middle, the middle vein left."""
+    for start, short in (((16.0, 11.0, 0.0), 0.0), ((20.4, 14.0, 0.0), 10.0)):
+        _check_lost_ostium(start, short)
+
+
+def _check_lost_ostium(start, short_reach_mm: float):
     from vasomics.chain.naming import name_hepatic_veins
     from vasomics.vessel_graph import VesselGraph
 
     fork, contact = (35.0, 25.0, 10.0), (0.0, 75.0, 30.0)
     tubes = [_tube((-10.0, 2.0, 0.0), (-70.0, 20.0, 25.0), 4.0),  # right
-             _tube((16.0, 11.0, 0.0), fork, 4.0),  # left trunk, its ostium lost
+             _tube(start, fork, 4.0),  # left trunk, its ostium lost
              _tube(fork, (70.0, 40.0, 25.0), 3.0),  # left branch
              _tube(fork, contact, 3.0),  # left branch touching the middle vein
              _tube((-2.0, 10.0, 0.0), contact, 3.5)]  # middle vein, from the wall
@@ -416,7 +422,8 @@ def test_hepatic_naming_parts_a_vein_whose_ostium_was_lost():
     named = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0)
     assert list(named.segment_label) == [right, left, left, left, middle, middle]
     assert np.isclose(named.segment_lengths().sum(), g.segment_lengths().sum())
-    joined = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0, ostium_reach_mm=0)
+    joined = name_hepatic_veins(g, (0.0, 0.0, -20.0), ivc_radius_mm=10.0,
+                                ostium_reach_mm=short_reach_mm)
     assert list(joined.segment_label) == [right, middle, left, left, left]
 
 

@@ -325,6 +325,20 @@ def test_break_loops_cuts_a_strand_returning_to_its_junction():
     assert ring.break_loops(1.0) == 0 and len(ring.seg_a) == 2
 
 
+def test_break_loops_cuts_a_pinhole_ring_ending_a_vessel():
+    """A ring ending a vessel that reaches no farther from its node than its own width and a
+    voxel (2 × 1.2 + 1 = 3.4 mm) encloses a hole under a voxel wide: a pinhole of the
+    lumen, cut whatever its radius against the vessel's (phantom 628 with the hepatic
+    artery at 0.9 mm voxels: a 4 mm ring of one-voxel radius ending the left hepatic vein,
+    ratio 0.7, left the vein without a free end, so its ostium was not found and 98 mm of
+    the middle vein were named left). A ring 6 mm across stays (above)."""
+    pin = _network_with_loop(1.5, 1.5, junction=False)
+    assert pin.break_loops(1.0) == 1
+    assert pin.seg_a == [0] and pin.seg_b == [1]
+    wider = _network_with_loop(1.8, 1.8, junction=False)  # 3.6 mm out: kept
+    assert wider.break_loops(1.0) == 0 and len(wider.seg_a) == 2
+
+
 def test_spur_reach_removes_a_terminal_branch_along_the_wall():
     """A trunk (radius 5 mm along x, 1 mm voxels) with a side branch leaving it across (12 mm
     beyond its wall) and a thin terminal vessel (radius 1.5 mm) joined at one end that runs

@@ -38,7 +38,7 @@
    each independent loop, the segment the maximum spanning forest by median radius leaves
    out, when it runs within twice the two radii of the forest's path between its ends, or
    a segment returning to its own junction within twice the junction's other segments'
-   radius of it)
+   radius of it, or within its own width and a voxel: a pinhole)
    and the spurs this leaves are pruned as above: parallel strands around holes of a noisy
    lumen count a vessel's length twice. Components shorter than
    ``min_component_length_mm`` are dropped afterwards.
@@ -425,9 +425,13 @@ class _Network:
         :data:`THIN_RING_RATIO` of that segment's (phantom 622 at 160×320×320: a ring of
         voxel-path radius 1.1 mm ending a hepatic vein of 3.9 mm, 3 mm from its node, a
         pinhole strand at its end, ratio 0.29; 548's right posterior portal vein at 2.4 mm
-        voxels, drawn as a ring ending the right portal vein, 1.9 mm against 3.7, 0.51).
-        Loops between distinct vessels (a contact) are kept. Nodes left with two segments
-        are dissolved. Returns the number of segments removed."""
+        voxels, drawn as a ring ending the right portal vein, 1.9 mm against 3.7, 0.51),
+        or unless it stays within ``2 r_s + voxel`` of its junction (``r_s`` its own median
+        radius): it then encloses a hole under a voxel wide, a pinhole whatever the ratio
+        (phantom 628 with the hepatic artery at 0.9 mm voxels: a ring of voxel-path radius
+        0.9 mm reaching 2 mm out ended the left hepatic vein, ratio 0.7). Loops between
+        distinct vessels (a contact) are kept. Nodes left with two segments are dissolved.
+        Returns the number of segments removed."""
         from scipy.spatial import cKDTree
 
         order = sorted(range(len(self.seg_a)), key=lambda s: (
@@ -461,10 +465,11 @@ class _Network:
             a, b = self.seg_a[s], self.seg_b[s]
             if a == b:  # returning to its own junction: around a hole of the junction's lumen?
                 far = np.linalg.norm(self.points[s] - self.node_pos[a], axis=1).max()
+                r_s = float(np.median(self.radii[s]))
                 r_p = max((float(np.median(self.radii[t])) for t in at_node[a]), default=0.0)
-                strand = len(at_node[a]) >= 2 or (
-                    float(np.median(self.radii[s])) <= THIN_RING_RATIO * r_p)
-                if at_node[a] and strand and far <= 2 * r_p + voxel:
+                strand = len(at_node[a]) >= 2 or r_s <= THIN_RING_RATIO * r_p
+                pinhole = far <= 2 * r_s + voxel
+                if at_node[a] and ((strand and far <= 2 * r_p + voxel) or pinhole):
                     remove.add(s)
                 continue
             path = _forest_path(forest, a, b)
