@@ -329,9 +329,9 @@ def test_break_loops_cuts_a_pinhole_ring_ending_a_vessel():
     """A ring ending a vessel that reaches no farther from its node than its own width and a
     voxel (2 × 1.2 + 1 = 3.4 mm) encloses a hole under a voxel wide: a pinhole of the
     lumen, cut whatever its radius against the vessel's (phantom 628 with the hepatic
-    artery at 0.9 mm voxels: a 4 mm ring of one-voxel radius ending the left hepatic vein,
-    ratio 0.7, left the vein without a free end, so its ostium was not found and 98 mm of
-    the middle vein were named left). A ring 6 mm across stays (above)."""
+    artery at 0.9 mm voxels: a ring of one-voxel radius reaching 2 mm out ended the left
+    hepatic vein, ratio 0.7, and left it without a free end, so its ostium was not found
+    and 98 mm of the middle vein were named left). A ring 6 mm across stays (above)."""
     pin = _network_with_loop(1.5, 1.5, junction=False)
     assert pin.break_loops(1.0) == 1
     assert pin.seg_a == [0] and pin.seg_b == [1]
