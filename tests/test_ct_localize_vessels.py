@@ -227,14 +227,16 @@ def test_ivc_keeps_one_section_per_slice():
     assert (one_section_per_slice(mask, sp, 0.0)[1] & vessel).any()
 
 
-def test_ivc_sections_drop_liver_tissue_darker_than_halfway():
+def test_ivc_sections_drop_liver_tissue_beyond_halfway():
     """Held-out phantom 537 (2.25 mm pixels): the IVC (160 HU) took liver tissue (113 HU)
     beside it in 26 of 63 slices, 82-95 voxels against its 45, and through that tissue the
     main portal vein. Here a tube of radius 8.5 mm at 160 HU in liver at 113 HU, noise of
     12 HU; its mask holds, in 3 of 8 slices, a crescent of liver 2-4 pixels deep and a
     portal vein (166 HU) beyond it. Those slices keep the tube alone (its rim may lose the
-    voxels that read closer to the liver); the others are untouched, whatever their HU."""
-    from vasomics.chain.localize import bright_sections
+    voxels that read closer to the liver); the others are untouched, whatever their HU. An
+    arterial IVC darker than the liver (45 against 72 HU, phantom 512) keeps its own
+    voxels, not the liver's."""
+    from vasomics.chain.localize import sections_of_own_hu
 
     rng = np.random.default_rng(5)
     yy, xx = np.mgrid[:40, :40] * 2.25
@@ -246,14 +248,21 @@ def test_ivc_sections_drop_liver_tissue_darker_than_halfway():
     leaked = tube | crescent | portal
     mask = np.stack([leaked if k in (2, 3, 5) else tube for k in range(8)])
     mask[7] |= crescent & (xx < 50) & (np.abs(yy - 45) < 5)  # 7 voxels, under the cap: kept
-    out = bright_sections(mask, hu, 0.5 * (160 + 113), 1.25)
+    out = sections_of_own_hu(mask, hu, 160.0, 113.0, 1.25)
     for k in (2, 3, 5):
         assert not (out[k] & portal).any(), k
         assert np.count_nonzero(out[k] & ~tube) <= 2, k
         assert np.count_nonzero(out[k] & tube) >= 0.9 * np.count_nonzero(tube), k
     for k in (0, 1, 4, 6, 7):
         assert (out[k] == mask[k]).all(), k
-    assert not bright_sections(np.zeros_like(mask), hu, 136.5, 1.25).any()
+    assert not sections_of_own_hu(np.zeros_like(mask), hu, 160.0, 113.0, 1.25).any()
+    dark = np.stack([np.where(tube, 45.0, 72.0) + rng.normal(0, 6, hu[0].shape)
+                     for _ in range(8)])
+    mask = np.stack([tube | crescent if k in (2, 3, 5) else tube for k in range(8)])
+    out = sections_of_own_hu(mask, dark, 45.0, 72.0, 1.25)
+    for k in (2, 3, 5):
+        assert np.count_nonzero(out[k] & ~tube) <= 2, k
+        assert np.count_nonzero(out[k] & tube) >= 0.9 * np.count_nonzero(tube), k
 
 
 def test_kidney_poles_and_ivc_on_held_out_phantoms():
@@ -262,7 +271,7 @@ def test_kidney_poles_and_ivc_on_held_out_phantoms():
     on 537 about 210 mm of the portal tree ran into them: kidney Dice 0.71 / 0.78 with one
     refinement pass, 0.96 / 0.93 with three (``refine_passes``). 537's IVC (160 HU against
     the liver's 113) took liver tissue and, through it, 57 voxels of the main portal vein
-    (Dice 0.80); its oversized sections keep their bright voxels (:func:`bright_sections`):
+    (Dice 0.80); its oversized sections keep their bright voxels (:func:`sections_of_own_hu`):
     0.86, 11 portal voxels left in one slice where a bright bridge joins them."""
     for seed, most_portal in ((528, 0), (537, 15)):
         ct, truth = liver_ct_phantom((96, 160, 160), phase="portal_venous", seed=seed,
