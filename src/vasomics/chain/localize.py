@@ -613,7 +613,7 @@ def localize(image: Image, params: LocalizeParams | None = None,
                 refined = round_tube(refined, image.spacing)
             separation = abs(mu - medians.get("liver", np.inf)) / sd
             if name == "ivc":
-                if separation >= p.track_below_sd:
+                if "liver" in medians and separation >= p.track_below_sd:
                     refined = sections_of_own_hu(refined, image.array, mu, medians["liver"],
                                                  p.ivc_area_ratio)
                 refined = one_section_per_slice(refined, image.spacing, p.ivc_opening_mm)
