@@ -89,23 +89,37 @@ def test_a_tree_without_a_graph_is_not_measured():
                       liver_tree_truth(truth)[("VX.A.V.TREE_VOL", "vessel:portal_venous_tree")])
 
 
-def test_portal_to_aorta_ratio_undefined_without_blood_in_the_aorta():
-    """An aorta mask reading 0 HU (a water phantom, a misplaced mask) gives NaN, not a
-    division by zero; a blood-filled one gives the ratio of medians."""
+def test_portal_to_aorta_ratio_reads_the_lumen_cores():
+    """A main portal vein of radius 4 mm along z (1 mm voxels) reads 150 HU within 2.5 mm of
+    its axis and 90 HU beyond (the edge's partial volume), an aorta (a 12 mm square tube)
+    200 HU inside and 100 HU in its outer 2 mm: the ratio of the cores (the vein within half
+    its radius of the main portal vein's centerline, the aorta at least half its greatest
+    depth inside) is 150 / 200 = 0.75; over the whole masks it read 90 / 100 = 0.90. An
+    aorta reading 0 HU gives NaN, not a division by zero, and so does a portal tree that
+    names no main portal vein."""
     from vasomics.image import Image
+    from vasomics.phantoms.truth import tree_graph
 
-    hu = np.zeros((8, 8, 8), np.float32)
-    hu[:, :4] = 150.0  # portal vein
-    pv = np.zeros(hu.shape, bool)
-    pv[:, :4] = True
-    organs = {"portal_vein": pv, "aorta": ~pv}
+    shape = (30, 40, 40)
+    z, y, x = np.meshgrid(*[np.arange(n, dtype=float) for n in shape], indexing="ij")
+    d = np.hypot(y - 12.0, x - 12.0)
+    vein = d <= 4.0
+    aorta = (y >= 24) & (y < 36) & (x >= 24) & (x < 36)
+    aorta_core = (y >= 26) & (y < 34) & (x >= 26) & (x < 34)
+    hu = np.where(vein, np.where(d <= 2.5, 150.0, 90.0), 50.0)
+    hu = np.where(aorta, np.where(aorta_core, 200.0, 100.0), hu).astype(np.float32)
     ct = Image(hu, spacing=(1.0, 1.0, 1.0), modality="CT")
-    empty = np.zeros(hu.shape, bool)
-    t = liver_features(ct, organs, empty, empty, None, None, 10.0)
-    assert np.isnan(t.value("VX.C.T.PV_AORTA_RATIO"))
-    hu[:, 4:] = 200.0
-    t = liver_features(ct, organs, empty, empty, None, None, 10.0)
+    axis = np.stack([np.full(59, 12.0), np.full(59, 12.0), np.arange(0.0, 29.5, 0.5)], 1)
+    graph = tree_graph([axis], [np.full(59, 4.0)], [-1])
+    main = graph.replace(segment_label=np.array(["main_portal_vein"], dtype=object))
+    empty = np.zeros(shape, bool)
+    t = liver_features(ct, {"aorta": aorta}, vein, empty, main, None, 10.0)
     assert t.value("VX.C.T.PV_AORTA_RATIO") == pytest.approx(0.75)
+    unnamed = liver_features(ct, {"aorta": aorta}, vein, empty, graph, None, 10.0)
+    assert np.isnan(unnamed.value("VX.C.T.PV_AORTA_RATIO"))
+    water = ct.with_array(np.where(aorta, 0.0, hu).astype(np.float32))
+    t = liver_features(water, {"aorta": aorta}, vein, empty, main, None, 10.0)
+    assert np.isnan(t.value("VX.C.T.PV_AORTA_RATIO"))
 
 
 def test_tree_length_and_volume_count_the_liver_and_its_hilum_only():

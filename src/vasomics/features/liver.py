@@ -23,8 +23,8 @@ toward the confluence, the artery from the coeliac trunk), for naming.
 * ``VX.A.V.NAMED_DIAMETER`` per named vessel (2 × length-weighted median radius over its
   stem, :func:`named_stem`, or its trunk, :func:`named_trunk`, mm);
 * ``VX.X.T.PORTAL_HEPATIC_VOL_RATIO`` (portal / hepatic lumen volume);
-  ``VX.C.T.PV_AORTA_RATIO`` (median HU of the portal vein over that of the aorta).
-"""
+  ``VX.C.T.PV_AORTA_RATIO`` (median HU of the main portal vein's lumen core,
+  :func:`portal_vein_hu`, over that of the localized aorta's core, :func:`core_hu`)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,57 @@ def hilar_straightness(graph: VesselGraph) -> float:
                           for s, forward in stem])
     length = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
     return float(np.linalg.norm(pts[-1] - pts[0]) / length) if length > 0 else float("nan")
+
+
+def portal_vein_hu(image: Image, portal_mask: np.ndarray, graph: VesselGraph | None
+                   ) -> float:
+    """Median HU of the main portal vein's lumen core: the voxels of ``portal_mask`` within
+    half the local radius (at least the coarsest voxel) of the centerline of its stem
+    (:func:`named_stem`, from its upstream end to its division), or of all the segments
+    named ``main_portal_vein`` when the graph has no root to read a stem from. The core
+    keeps the partial volume of the lumen's edge out. NaN when ``graph`` names no main
+    portal vein or no mask voxel lies in its core."""
+    if graph is None:
+        return float("nan")
+    stem = named_stem(graph, "main_portal_vein", to_end=True)
+    segs = ([s for s, _ in stem] if stem
+            else np.flatnonzero(graph.segment_label == "main_portal_vein").tolist())
+    if not segs:
+        return float("nan")
+    spacing = np.asarray(image.spacing, float)
+    axis = np.concatenate([image.physical_to_index(graph.segment_points(s)) for s in segs])
+    reach = np.maximum(0.5 * np.concatenate([graph.segment_radius(s) for s in segs]),
+                       float(spacing.max()))  # mm
+    pad = np.ceil(reach.max() / spacing).astype(int)
+    lo = np.maximum(np.floor(axis.min(0)).astype(int) - pad, 0)
+    hi = np.minimum(np.ceil(axis.max(0)).astype(int) + pad + 1, portal_mask.shape)
+    if np.any(hi <= lo):
+        return float("nan")
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    vox = np.argwhere(portal_mask[box]) + lo
+    if len(vox) == 0:
+        return float("nan")
+    from scipy.spatial import cKDTree
+
+    d, j = cKDTree(axis * spacing).query(vox * spacing)
+    core = vox[d <= reach[j]]
+    return float(np.median(image.array[tuple(core.T)])) if len(core) else float("nan")
+
+
+def core_hu(image: Image, mask: np.ndarray) -> float:
+    """Median HU of a lumen mask's core: its voxels at least half its greatest depth (the
+    distance to its edge, mm) from the edge, which keeps the partial volume of the edge out
+    (a bright aorta read 4 % low over its whole mask on an arterial phantom). NaN for an
+    empty mask."""
+    import edt
+    from scipy import ndimage
+
+    if not mask.any():
+        return float("nan")
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    sub = mask[box]
+    depth = edt.edt(np.pad(sub, 1), anisotropy=image.spacing)[(slice(1, -1),) * sub.ndim]
+    return float(np.median(image.array[box][depth >= 0.5 * depth.max()]))
 
 
 def _paths_from_root(graph: VesselGraph):
@@ -310,11 +361,11 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
                     for n, d in named_diameters(graph).items()]
     rec.append(("tree", "VX.X.T.PORTAL_HEPATIC_VOL_RATIO",
                 vols["portal"] / vols["hepatic"] if vols["hepatic"] > 0 else float("nan"), "1"))
-    pv, ao = organs.get("portal_vein"), organs.get("aorta")
+    ao = organs.get("aorta")
     ratio = float("nan")
-    if pv is not None and ao is not None and pv.any() and ao.any():
-        aorta_hu = float(np.median(a[ao]))
+    if ao is not None and ao.any():
+        aorta_hu = core_hu(image, ao)
         if aorta_hu > 0:  # at or below 0 HU the mask holds no blood (fat, air, water)
-            ratio = float(np.median(a[pv])) / aorta_hu
+            ratio = portal_vein_hu(image, portal_mask, portal) / aorta_hu
     rec.append(("tree", "VX.C.T.PV_AORTA_RATIO", ratio, "1"))
     return FeatureTable.from_records(rec)

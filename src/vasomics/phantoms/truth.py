@@ -342,7 +342,9 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
     * *liver*: the liver parenchyma with its intrahepatic portal and hepatic vessels
       (``truth.mask("liver")``; the IVC, which runs in a groove behind the liver, is not
       liver), the denominator of the volume fraction, length density and distal branch
-      richness (the tree's terminals in scope per litre of it).
+      richness (the tree's terminals in scope per litre of it);
+    * *attenuation*: ``VX.C.T.PV_AORTA_RATIO`` is the ratio of the HU the generator rendered
+      in the portal veins and the aorta (``truth.hu``), before blur and noise.
     """
     import edt
 
@@ -368,6 +370,7 @@ def liver_tree_truth(truth, hilum_margin_mm: float = 12.0) -> dict[tuple[str, st
         out[("VX.A.V.VESSEL_VOLUME_FRACTION", feat)] = t["volume_mm3"] / liver
         out[("VX.A.V.LENGTH_DENSITY", feat)] = t["length_mm"] / liver
         out[("VX.P.V.DISTAL_RICHNESS", feat)] = t["terminals"] / (liver / 1e6)
+    out[("VX.C.T.PV_AORTA_RATIO", "tree")] = truth.hu["portal"] / truth.hu["aorta"]
     return out
 
 
