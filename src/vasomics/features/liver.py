@@ -122,9 +122,8 @@ def portal_vein_hu(image: Image, portal_mask: np.ndarray, graph: VesselGraph | N
 
 def core_hu(image: Image, mask: np.ndarray) -> float:
     """Median HU of a lumen mask's core: its voxels at least half its greatest depth (the
-    distance to its edge, mm) from the edge, which keeps the partial volume of the edge out
-    (a bright aorta read 4 % low over its whole mask on an arterial phantom). NaN for an
-    empty mask."""
+    distance to its edge, mm) from the edge, which keeps the partial volume of the edge and
+    a wall or neighbour the mask took in out of the reading. NaN for an empty mask."""
     import edt
     from scipy import ndimage
 
