@@ -96,7 +96,7 @@ def test_portal_to_aorta_ratio_reads_the_lumen_cores():
     its radius of the main portal vein's centerline, the aorta at least half its greatest
     depth inside) is 150 / 200 = 0.75; over the whole masks it read 90 / 100 = 0.90. An
     aorta reading 0 HU gives NaN, not a division by zero, and so does a portal tree that
-    names no main portal vein."""
+    names no main portal vein, unless a localized portal vein is given."""
     from vasomics.image import Image
     from vasomics.phantoms.truth import tree_graph
 
@@ -117,6 +117,11 @@ def test_portal_to_aorta_ratio_reads_the_lumen_cores():
     assert t.value("VX.C.T.PV_AORTA_RATIO") == pytest.approx(0.75)
     unnamed = liver_features(ct, {"aorta": aorta}, vein, empty, graph, None, 10.0)
     assert np.isnan(unnamed.value("VX.C.T.PV_AORTA_RATIO"))
+    # without a named main portal vein, a localized portal vein the caller trusts is read on
+    # its core (here the same tube: 150 HU within half its depth of 4.5 mm)
+    localized = liver_features(ct, {"aorta": aorta, "portal_vein": vein}, vein, empty, graph,
+                               None, 10.0)
+    assert localized.value("VX.C.T.PV_AORTA_RATIO") == pytest.approx(0.75)
     water = ct.with_array(np.where(aorta, 0.0, hu).astype(np.float32))
     t = liver_features(water, {"aorta": aorta}, vein, empty, main, None, 10.0)
     assert np.isnan(t.value("VX.C.T.PV_AORTA_RATIO"))

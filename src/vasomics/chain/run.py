@@ -329,7 +329,12 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         # vessel stage searched the localization's organs (chain/organ_edge.py)
         organs = refine_organ_borders(image, loc.measured, noise, p.organ_edge)
         result.localization = dataclasses.replace(loc, organs=organs, extent={})
-        result.features = liver_features(image, organs, ves.portal, ves.hepatic, portal,
+        # the localized portal vein is read (when the portal tree names no main portal
+        # vein) only where the phase stage trusted it
+        distrusted = "portal_vein" in unsure or "portal_vein" in not_blood
+        result.features = liver_features(image, {k: v for k, v in organs.items()
+                                                 if k != "portal_vein" or not distrusted},
+                                         ves.portal, ves.hepatic, portal,
                                          hepatic, noise, artery_mask=art.mask, artery=artery,
                                          hilum_margin_mm=p.vessels.hilum_margin_mm)
     return result

@@ -24,7 +24,8 @@ toward the confluence, the artery from the coeliac trunk), for naming.
   stem, :func:`named_stem`, or its trunk, :func:`named_trunk`, mm);
 * ``VX.X.T.PORTAL_HEPATIC_VOL_RATIO`` (portal / hepatic lumen volume);
   ``VX.C.T.PV_AORTA_RATIO`` (median HU of the main portal vein's lumen core,
-  :func:`portal_vein_hu`, over that of the localized aorta's core, :func:`core_hu`)."""
+  :func:`portal_vein_hu`, or of a trusted localized portal vein's core, over that of the
+  localized aorta's core, :func:`core_hu`)."""
 
 from __future__ import annotations
 
@@ -304,7 +305,10 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
     ``artery_mask`` (empty when the artery was not traced or not applicable: NaN rows), the
     per-tree features of the hepatic arterial tree ``artery`` too. ``hilum_margin_mm``: the
     scope of the trees' length and volume, the liver dilated by this margin (the chain passes
-    its vessel stage's ``hilum_margin_mm``); without a liver mask they are NaN."""
+    its vessel stage's ``hilum_margin_mm``); without a liver mask they are NaN.
+    ``organs["portal_vein"]`` (optional): a localized portal vein the caller trusts, whose
+    core (:func:`core_hu`) stands for the portal blood when ``portal`` names no main portal
+    vein."""
     vox_ml = image.voxel_volume / 1000.0
     a = image.array
     rec = []
@@ -365,6 +369,10 @@ def liver_features(image: Image, organs: dict[str, np.ndarray], portal_mask: np.
     if ao is not None and ao.any():
         aorta_hu = core_hu(image, ao)
         if aorta_hu > 0:  # at or below 0 HU the mask holds no blood (fat, air, water)
-            ratio = portal_vein_hu(image, portal_mask, portal) / aorta_hu
+            portal_hu = portal_vein_hu(image, portal_mask, portal)
+            pv = organs.get("portal_vein")
+            if not np.isfinite(portal_hu) and pv is not None:
+                portal_hu = core_hu(image, pv)
+            ratio = portal_hu / aorta_hu
     rec.append(("tree", "VX.C.T.PV_AORTA_RATIO", ratio, "1"))
     return FeatureTable.from_records(rec)
