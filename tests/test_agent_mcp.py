@@ -228,6 +228,13 @@ def test_qc_phase_and_segmentation_tools(tmp_path):
     probs = phase["probabilities"]
     assert sum(probs.values()) == pytest.approx(1.0) and phase["phase"] == max(probs,
                                                                                key=probs.get)
+    # the chain's phase stage, which leaves out the atlas portal vein that refinement moved
+    # (before, the tool measured every localized region and read other probabilities)
+    from vasomics.chain.run import characterize
+
+    chain = characterize(read_image(tmp_path / "ct.nii.gz"), force=True).phase.to_dict()
+    assert phase["phase"] == chain["phase"]
+    assert probs == pytest.approx(chain["probabilities"])
     assert progress == ["reading the image", "localizing organs and recognizing the phase",
                         "done"]
     seg = call(server, "segment_vessels", {"path": "ct.nii.gz", "output": "vessels.nii.gz"})

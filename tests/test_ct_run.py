@@ -25,6 +25,14 @@ def test_run_writes_every_output_and_times_each_stage(tmp_path, shared_data, cap
         prov["stage_seconds"]) and set(prov["stage_seconds"]) == set(prov["stage_cpu_seconds"])
     probs = json.loads((out / "phase.json").read_text())["probabilities"]
     assert abs(sum(probs.values()) - 1) < 1e-6
+    # the atlas portal vein, which refinement moved (Dice with the atlas mask under
+    # portal_vein_min_refinement_dice, as on every phantom: it lies off the trunk), is no
+    # organ to show: organs.nii.gz leaves label 5 out and localization.json says so
+    loc = json.loads((out / "localization.json").read_text())
+    assert loc["refinement_dice"]["portal_vein"] < 0.7
+    assert loc["not_in_organs_nii"] == ["portal_vein"]
+    labels = set(np.unique(read_image(out / "organs.nii.gz").array).tolist())
+    assert {1, 2, 3, 4} <= labels and 5 not in labels, labels
     html = (out / "summary.html").read_text()
     assert "data:image/png;base64" in html and "Quality control" in html
     # second run: cached localization and vessels

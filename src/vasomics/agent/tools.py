@@ -62,16 +62,16 @@ def qc_of(image) -> dict:
 
 
 def phase_of(image) -> dict:
-    """Contrast phase of an abdominal CT: localization then phase recognition."""
+    """Contrast phase of an abdominal CT: localization then the chain's phase stage
+    (:func:`vasomics.chain.run.localized_phase`: the regions the localization is not trusted
+    for are left out, as ``vasomics run`` leaves them)."""
     from vasomics.chain.localize import localize
-    from vasomics.chain.phase import measure_regions, recognize_phase
     from vasomics.chain.qc import estimate_noise_sd
-    from vasomics.chain.run import RunParams
+    from vasomics.chain.run import RunParams, localized_phase
 
     p = RunParams()
     loc = localize(image, p.localize, estimate_noise_sd(image.array))
-    hu = measure_regions(image, loc.organs, p.phase.erosion_mm)
-    return _clean(recognize_phase(hu, image.metadata, p.phase).to_dict())
+    return _clean(localized_phase(image, loc, p)[0].to_dict())
 
 
 def segment_to(root: Path, image, output: str, preset: str) -> dict:

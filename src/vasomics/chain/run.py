@@ -17,7 +17,7 @@ it before; the order of the reported results is unchanged).
 
 Outputs (written atomically: a failure leaves OUTDIR as it was): ``qc.json``,
 ``phase.json``, ``organs.nii.gz`` (labels: 1 liver, 2 spleen, 3 aorta, 4 ivc, 5 portal/splenic
-vein, 6 kidneys), ``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins, 3 hepatic
+vein where the phase stage trusted its localization, 6 kidneys), ``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins, 3 hepatic
 artery), ``portal.vtp``, ``hepatic.vtp``, ``artery.vtp`` (named centerlines with radii),
 ``artery.json`` (the artery stage's status: applicable, root, thresholds), ``features.csv``
 (long format),
@@ -133,6 +133,10 @@ class ChainResult:
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     noise_sd_hu: float = float("nan")
     stopped: str | None = None
+    #: Localized regions the phase stage left out (refinement kept too little of the atlas
+    #: mask, or a vessel's median reads as fat or air). A distrusted portal/splenic vein is
+    #: neither read by the features nor written to ``organs.nii.gz``.
+    distrusted: tuple[str, ...] = ()
 
 
 #: Why trees traced in a delayed scan are flagged (QC ``delayed_phase_trees``): measured on
@@ -238,35 +242,7 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
                       lambda: localize(image, p.localize, noise), _save_loc, _load_loc)
     result.localization = loc
     with timed("phase"):
-        unsure = sorted(r for r, d in loc.refinement_dice.items() if d < (
-            p.phase.portal_vein_min_refinement_dice if r == "portal_vein"
-            else p.phase.min_refinement_dice))
-        hu = measure_regions(image, {k: v for k, v in loc.organs.items() if k not in unsure},
-                             p.phase.erosion_mm)
-        # a vessel darker than blood lies in fat or air: mislocalized, not unenhanced
-        not_blood = [r for r in ("aorta", "portal_vein", "ivc")
-                     if hu.get(r, np.nan) < p.phase.blood_min_hu]
-        for r in not_blood:
-            hu[r] = np.nan
-        fallback = None
-        if "aorta" in unsure or not np.isfinite(hu.get("aorta", np.nan)):
-            fallback = _tracked_aorta_hu(image, p.phase)
-        if fallback is not None:
-            hu["aorta"] = fallback[0]
-            unsure = [r for r in unsure if r != "aorta"]
-            not_blood = [r for r in not_blood if r != "aorta"]
-        ph = recognize_phase(hu, image.metadata, p.phase)
-        if fallback is not None:
-            ph.evidence.append(fallback[1])
-        if not_blood:
-            ph.evidence.append(f"left out (median below {p.phase.blood_min_hu:g} HU: fat or "
-                               f"air, not blood): " + ", ".join(not_blood))
-        if any(r in unsure for r in hu):
-            ph.evidence.append("left out (refinement moved the atlas mask): "
-                               + ", ".join(r for r in unsure if r in hu))
-        if not_blood or any(r in unsure for r in hu):
-            # the vessel stage gets the HU the phase model expects there instead
-            hu = impute_regions(hu, ph.phase, p.phase)
+        ph, hu, result.distrusted = localized_phase(image, loc, p)
         if phase != "auto":
             ph.evidence.append(f"phase set by the user to {phase} (recognized {ph.phase})")
             ph.phase = phase
@@ -331,13 +307,53 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         result.localization = dataclasses.replace(loc, organs=organs, extent={})
         # the localized portal vein is read (when the portal tree names no main portal
         # vein) only where the phase stage trusted it
-        distrusted = "portal_vein" in unsure or "portal_vein" in not_blood
-        result.features = liver_features(image, {k: v for k, v in organs.items()
-                                                 if k != "portal_vein" or not distrusted},
-                                         ves.portal, ves.hepatic, portal,
+        read = {k: v for k, v in organs.items()
+                if k != "portal_vein" or k not in result.distrusted}
+        result.features = liver_features(image, read, ves.portal, ves.hepatic, portal,
                                          hepatic, noise, artery_mask=art.mask, artery=artery,
                                          hilum_margin_mm=p.vessels.hilum_margin_mm)
     return result
+
+
+def localized_phase(image: Image, loc: Localization, p: RunParams
+                    ) -> tuple[PhaseResult, dict[str, float], tuple[str, ...]]:
+    """The chain's phase stage on a localized scan: each region's median HU (eroded,
+    :func:`vasomics.chain.phase.measure_regions`) where refinement kept enough of its atlas
+    mask (``phase.min_refinement_dice``, the portal vein ``portal_vein_min_refinement_dice``)
+    and a vessel reads as blood (``phase.blood_min_hu``), the aorta tracked as a tube where
+    its localization is not trusted, the phase recognized on those, and the regions left out
+    imputed with the HU the phase model expects there. Returns the phase, the regions' HU the
+    vessel stage reads and the regions left out (``ChainResult.distrusted``)."""
+    unsure = sorted(r for r, d in loc.refinement_dice.items() if d < (
+        p.phase.portal_vein_min_refinement_dice if r == "portal_vein"
+        else p.phase.min_refinement_dice))
+    hu = measure_regions(image, {k: v for k, v in loc.organs.items() if k not in unsure},
+                         p.phase.erosion_mm)
+    # a vessel darker than blood lies in fat or air: mislocalized, not unenhanced
+    not_blood = [r for r in ("aorta", "portal_vein", "ivc")
+                 if hu.get(r, np.nan) < p.phase.blood_min_hu]
+    for r in not_blood:
+        hu[r] = np.nan
+    fallback = None
+    if "aorta" in unsure or not np.isfinite(hu.get("aorta", np.nan)):
+        fallback = _tracked_aorta_hu(image, p.phase)
+    if fallback is not None:
+        hu["aorta"] = fallback[0]
+        unsure = [r for r in unsure if r != "aorta"]
+        not_blood = [r for r in not_blood if r != "aorta"]
+    ph = recognize_phase(hu, image.metadata, p.phase)
+    if fallback is not None:
+        ph.evidence.append(fallback[1])
+    if not_blood:
+        ph.evidence.append(f"left out (median below {p.phase.blood_min_hu:g} HU: fat or "
+                           f"air, not blood): " + ", ".join(not_blood))
+    if any(r in unsure for r in hu):
+        ph.evidence.append("left out (refinement moved the atlas mask): "
+                           + ", ".join(r for r in unsure if r in hu))
+    if not_blood or any(r in unsure for r in hu):
+        # the vessel stage gets the HU the phase model expects there instead
+        hu = impute_regions(hu, ph.phase, p.phase)
+    return ph, hu, tuple(sorted(set(unsure) | set(not_blood)))
 
 
 def _tracked_aorta_hu(image: Image, params) -> tuple[float, str] | None:
@@ -541,12 +557,16 @@ def _write_outputs(stage: Path, image: Image, result: ChainResult, params: RunPa
         # the measured organs: a chain stopped before its features still holds the extent
         organs = result.localization.measured
         labels = np.zeros(image.shape, np.uint8)
+        left_out = ["portal_vein"] if "portal_vein" in result.distrusted else []
         for name, value in ORGAN_LABELS.items():
-            labels[organs[name] & (labels == 0)] = value
+            if name not in left_out:
+                labels[organs[name] & (labels == 0)] = value
         write_image(image.with_array(labels, modality="mask", metadata={}),
                     stage / "organs.nii.gz")
-        (stage / "localization.json").write_text(json.dumps(result.localization.summary(),
-                                                            indent=1))
+        summary = result.localization.summary()
+        if left_out:  # the atlas mask the phase stage distrusted is no organ to show
+            summary["not_in_organs_nii"] = left_out
+        (stage / "localization.json").write_text(json.dumps(summary, indent=1))
     if result.vessels is not None:
         v = result.vessels
         labels = v.portal.astype(np.uint8) + 2 * (v.hepatic & ~v.portal).astype(np.uint8)
