@@ -156,20 +156,17 @@ def main() -> None:
 
 def substitute(ct, manual, portal_t, hepatic_t, domain, seed, params) -> None:
     """Vessel stage on the localized organs (and the localized liver's measured extent, as
-    the chain passes it), with each organ (or all) replaced by the manual mask; the chain's
-    region HU (the portal vein left out when its refinement moved the atlas mask, as the
-    chain does)."""
+    the chain passes it), with each organ (or all) replaced by the manual mask; the region
+    HU of the chain's phase stage (:func:`vasomics.chain.run.localized_phase`)."""
     from vasomics.chain.localize import localize
-    from vasomics.chain.phase import PhaseParams, impute_regions, recognize_phase
+    from vasomics.chain.run import localized_phase
 
     noise = estimate_noise_sd(ct.array)
     loc = localize(ct, params.localize, noise)
     found = {k: loc.organs[k] for k in manual}
     print(f"seed {seed} localized organ Dice: " + ", ".join(
         f"{k} {dice(found[k], manual[k]):.2f}" for k in manual), flush=True)
-    unsure = {r for r, d in loc.refinement_dice.items() if d < PhaseParams().min_refinement_dice}
-    hu = measure_regions(ct, {k: v for k, v in found.items() if k not in unsure})
-    hu = impute_regions(hu, recognize_phase(hu, {}).phase)
+    hu = localized_phase(ct, loc, params)[1]
     conf = loc.landmarks.get("portal_confluence")
     for swap in ("none", "liver", "ivc", "aorta", "kidney", "spleen", "portal_vein", "all"):
         org = dict(manual) if swap == "all" else {
