@@ -205,6 +205,23 @@ def test_stdio_transport_subprocess(setup, tmp_path):
     assert refused.is_error and "outside the allowed root" in refused.content[0].text
 
 
+def test_phase_tool_reads_nan_voxels_as_the_chain_does():
+    """Five slices of NaN (a scan the user forces past QC): the tool reads them as air, as
+    ``vasomics run`` does, and gives the chain's phase; before, registration failed at every
+    start on the NaN and the tool returned that error."""
+    from vasomics.agent.tools import phase_of
+    from vasomics.chain.run import characterize
+    from vasomics.phantoms.liver_ct import liver_ct_phantom
+
+    ct, _ = liver_ct_phantom((48, 64, 64), seed=1, z_extent_mm=200.0)
+    a = ct.array.copy()
+    a[:5] = np.nan
+    holed = ct.with_array(a)
+    got, chain = phase_of(holed), characterize(holed, force=True).phase.to_dict()
+    assert got["phase"] == chain["phase"] == "portal_venous"
+    assert got["probabilities"] == pytest.approx(chain["probabilities"])
+
+
 def test_qc_phase_and_segmentation_tools(tmp_path):
     from vasomics.chain.qc import check_image
     from vasomics.io.images import read_image, write_image

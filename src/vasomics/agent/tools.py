@@ -67,9 +67,10 @@ def phase_of(image) -> dict:
     for are left out, as ``vasomics run`` leaves them)."""
     from vasomics.chain.localize import localize
     from vasomics.chain.qc import estimate_noise_sd
-    from vasomics.chain.run import RunParams, localized_phase
+    from vasomics.chain.run import RunParams, finite_ct, localized_phase
 
     p = RunParams()
+    image = finite_ct(image)  # NaN voxels read as air, as the chain reads them
     loc = localize(image, p.localize, estimate_noise_sd(image.array))
     return _clean(localized_phase(image, loc, p)[0].to_dict())
 

@@ -185,7 +185,7 @@ class _Timer:
         return _Ctx()
 
 
-def _finite(image: Image) -> Image:
+def finite_ct(image: Image) -> Image:
     """``image`` with NaN and infinite voxels (a QC failure the user forced past) read as its
     lowest finite value, air in a CT; the image itself when it has none."""
     a = image.array
@@ -234,7 +234,7 @@ def characterize(image: Image, params: RunParams | None = None, *, phase: str = 
         return result
     if image.ndim != 3 or image.n_channels != 1:
         raise InputError("the CT chain needs a 3D single-channel volume")
-    image = _finite(image)
+    image = finite_ct(image)
     noise = estimate_noise_sd(image.array)
     result.noise_sd_hu = noise
     with timed("localize"):
