@@ -108,8 +108,11 @@ def test_portal_to_aorta_ratio_reads_the_lumen_cores():
     aorta_core = (y >= 26) & (y < 34) & (x >= 26) & (x < 34)
     hu = np.where(vein, np.where(d <= 2.5, 150.0, 90.0), 50.0)
     hu = np.where(aorta, np.where(aorta_core, 200.0, 100.0), hu).astype(np.float32)
-    ct = Image(hu, spacing=(1.0, 1.0, 1.0), modality="CT")
-    axis = np.stack([np.full(59, 12.0), np.full(59, 12.0), np.arange(0.0, 29.5, 0.5)], 1)
+    # an LPI-like grid with an origin: the centerline is given in LPS mm
+    ct = Image(hu, spacing=(1.0, 1.0, 1.0), origin=(50.0, -20.0, 7.0),
+               direction=np.diag([-1.0, 1.0, -1.0]), modality="CT")
+    axis = ct.index_to_physical(np.stack([np.arange(0.0, 29.5, 0.5), np.full(59, 12.0),
+                                          np.full(59, 12.0)], 1))
     graph = tree_graph([axis], [np.full(59, 4.0)], [-1])
     main = graph.replace(segment_label=np.array(["main_portal_vein"], dtype=object))
     empty = np.zeros(shape, bool)
