@@ -16,15 +16,15 @@ Phase recognition needs the organ regions, so it runs after localization (the de
 it before; the order of the reported results is unchanged).
 
 Outputs (written atomically: a failure leaves OUTDIR as it was): ``qc.json``,
-``phase.json``, ``organs.nii.gz`` (labels: 1 liver, 2 spleen, 3 aorta, 4 ivc, 5 portal/splenic
-vein where the phase stage trusted its localization, 6 kidneys), ``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins, 3 hepatic
-artery), ``portal.vtp``, ``hepatic.vtp``, ``artery.vtp`` (named centerlines with radii),
+``phase.json``, ``organs.nii.gz`` (labels: 1 liver, 2 spleen, 3 aorta, 4 ivc, 5
+portal/splenic vein where the phase stage trusted its localization, 6 kidneys),
+``vessels.nii.gz`` (1 portal venous tree, 2 hepatic veins, 3 hepatic artery),
+``portal.vtp``, ``hepatic.vtp``, ``artery.vtp`` (named centerlines with radii),
 ``artery.json`` (the artery stage's status: applicable, root, thresholds), ``features.csv``
-(long format),
-``summary.html`` (one page), ``params.yaml`` and ``provenance.json``; an output this run does
-not produce (a stage not reached, a tree not traced) is removed from OUTDIR if an earlier run
-left it (:data:`RUN_OUTPUTS`). A scan failing QC stops with the reasons (``QCFailed``) unless
-``force``.
+(long format), ``summary.html`` (one page), ``params.yaml`` and ``provenance.json``; an
+output this run does not produce (a stage not reached, a tree not traced) is removed from
+OUTDIR if an earlier run left it (:data:`RUN_OUTPUTS`). A scan failing QC stops with the
+reasons (``QCFailed``) unless ``force``.
 """
 
 from __future__ import annotations
