@@ -3,8 +3,9 @@ the CT vessel characterization chain (:func:`vasomics.chain.run.characterize`: Q
 localization, phase, liver vessels, named portal and hepatic graphs, liver features).
 
 A scan that fails quality control is recorded as failed with the QC reasons (unless
-``force``); otherwise its QC checks, the segments of both named trees (labels prefixed
-``portal:`` / ``hepatic:``) and the feature table are stored.
+``force``); otherwise its QC checks, the segments of the named trees (labels prefixed
+``portal:`` / ``hepatic:``, and ``artery:`` for the hepatic artery traced in an arterial
+scan) and the feature table are stored.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def run_ct(path: Path, params: CTPipelineParams) -> ScanOutput:
         raise QCFailed(f"scan failed quality control: {result.stopped} (set the ct "
                        f"pipeline parameter force: true to continue)", path)
     segments, first = [], 0
-    for tree, graph in (("portal", result.portal), ("hepatic", result.hepatic)):
+    for tree, graph in (("portal", result.portal), ("hepatic", result.hepatic),
+                        ("artery", result.artery_graph)):
         if graph is not None:
             segments.append(segment_rows(graph, first_id=first, tree=tree))
             first += graph.n_segments
