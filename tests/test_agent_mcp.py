@@ -301,7 +301,8 @@ def test_characterize_ct_runs_the_whole_chain(tmp_path, shared_data):
     assert got["phase"]["phase"] == "portal_venous"
     assert got["phase"]["probabilities"] == json.loads(
         (out / "phase.json").read_text())["probabilities"]
-    assert got["trees"] == {"portal": "traced", "hepatic": "traced"}
+    assert got["trees"] == {"portal": "traced", "hepatic": "traced",
+                            "artery": "not applicable"}  # a portal venous scan
     table = pd.read_csv(out / "features.csv")
     returned = pd.DataFrame(got["key_features"])
     assert len(returned) >= 5 and set(returned.feature_id) >= {"VX.A.T.LIVER_VOL",

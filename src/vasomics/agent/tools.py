@@ -98,8 +98,9 @@ def characterize_ct(root: Path, path: str, outdir: str, *, phase: str = "auto",
     DICOM folder inside the root) into ``outdir``, a new or empty folder inside the root
     (the tool replaces no earlier output). ``progress`` is called with each stage's name.
     Returns where the outputs are, the QC verdict with every check that did not pass, the
-    phase with its probabilities, each venous tree's status, the summary's key features
-    and the seconds per stage; every feature is in ``features.csv``."""
+    phase with its probabilities, each venous tree's status and the hepatic artery's
+    (``not applicable`` outside the arterial phase), the summary's key features and the
+    seconds per stage; every feature is in ``features.csv``."""
     from vasomics.chain.qc import QCFailed
     from vasomics.chain.run import KEY_FEATURES, run_chain
 
@@ -116,6 +117,9 @@ def characterize_ct(root: Path, path: str, outdir: str, *, phase: str = "auto",
     key = [] if table is None else table[table.feature_id.isin(KEY_FEATURES)].to_dict("records")
     trees = {name: ("traced" if graph is not None else "not traced")
              for name, graph in (("portal", result.portal), ("hepatic", result.hepatic))}
+    if result.artery is not None:  # the hepatic artery: traced in arterial scans only
+        trees["artery"] = ("not applicable" if not result.artery.applicable else
+                           "traced" if result.artery_graph is not None else "not traced")
     return _clean({
         "outdir": str(out), "summary_html": str(summary),
         "features_csv": str(out / "features.csv"),
