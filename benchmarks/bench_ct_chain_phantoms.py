@@ -21,8 +21,8 @@ the largest confusions, where each tree's truth length is found (``recall``: fra
 whole truth tree, extrahepatic veins included, within 1.5 voxels of the extracted tree; ``swap``: extracted length lying on the *other*
 tree's truth) and the relative error of each feature against
 :func:`vasomics.phantoms.truth.liver_tree_truth` (the trees inside the liver and its hilum,
-rounded ends included; each named vessel's diameter against the generator's analytic
-radii), with the fraction within 5 %. ``--truth-organs`` runs the vessel,
+rounded ends included; the portal-vein-to-aorta ratio against the rendered HU's; each named
+vessel's diameter against the generator's analytic radii), with the fraction within 5 %. ``--truth-organs`` runs the vessel,
 graph, naming and feature stages on the generator's organ masks (localization taken out);
 ``--truth-vessels`` the graph, naming and feature stages on the generator's own portal and
 hepatic masks (segmentation and separation taken out too: what tracing and naming reach).
