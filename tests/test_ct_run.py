@@ -282,6 +282,31 @@ def test_naming_scores_are_length_weighted_per_point():
     assert part < acc < part + rad[0][-1] / (length[main] + length[right]) + 0.01, (acc, part)
 
 
+def test_extrahepatic_portal_system_naming():
+    """``name_portal_system`` (the rule for the splenic vein and SMV, which the chain does not
+    trace yet): about a confluence at the origin (LPS mm), the SMV rising from 80 mm below,
+    the splenic vein running 80 mm to the patient's left, the main portal vein up and to the
+    right; each segment takes the majority name of its points (a point more than 10 mm to the
+    left is splenic, else more than 10 mm below is SMV, else main portal vein), so the
+    splenic vein's first 10 mm do not make it the main portal vein."""
+    from vasomics.chain.naming import name_portal_system
+    from vasomics.phantoms.truth import tree_graph
+
+    t = np.linspace(0.0, 1.0, 41)[:, None]
+    smv = np.array([5.0, 0.0, -80.0]) * (1 - t)
+    splenic = np.array([80.0, 20.0, 30.0]) * t
+    trunk = np.array([-40.0, -5.0, 50.0]) * t
+    graph = tree_graph([smv, splenic, trunk], [np.full(41, 5.0), np.full(41, 4.0),
+                                               np.full(41, 7.0)], [-1, 0, 0])
+    named = name_portal_system(graph, (0.0, 0.0, 0.0))
+    assert named.segment_label.tolist() == ["superior_mesenteric_vein", "splenic_vein",
+                                            "main_portal_vein"]
+    # the rule is only as good as the confluence it is given: 12 mm to the right of it, the
+    # SMV's points all lie more than 10 mm to the left and it is named splenic
+    shifted = name_portal_system(graph, (-12.0, 0.0, 0.0))
+    assert shifted.segment_label.tolist()[0] == "splenic_vein"
+
+
 def test_hepatic_naming_with_merged_ostia():
     """The right and middle hepatic veins traced as one graph whose root segments run into
     each other at the IVC (their ostia merge in the image, as in the phantoms, where they
