@@ -66,6 +66,21 @@ def test_vessel_cache_is_keyed_by_the_parameters_it_reads(tmp_path):
     assert len(list(cache.glob("localize-*.npz"))) == 1  # its own key is unchanged
 
 
+def test_a_cache_folder_that_cannot_be_made_is_a_one_line_error(tmp_path):
+    """The stage cache under a file (or on a file system that refuses folders): an
+    OutputError naming the folder, which the CLI prints as one line, not an internal error
+    from ``mkdir``."""
+    from vasomics.chain.run import characterize
+    from vasomics.errors import OutputError
+
+    ct, _ = liver_ct_phantom((40, 64, 64), phase="portal_venous", seed=3)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="cannot create output folder") as err:
+        characterize(ct, force=True, cache_dir=blocker / "cache", input_key="scan")
+    assert err.value.path == str(blocker / "cache")
+
+
 def test_demo_on_a_generated_ct_reports_against_the_truth(tmp_path):
     """The generated half of ``vasomics demo``: a portal venous CT whose trees are traced
     and named, their length printed beside the generator's truth (a small grid here)."""

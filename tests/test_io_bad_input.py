@@ -177,6 +177,23 @@ def test_unwritable_output_leaves_nothing(tmp_path):
     assert list(locked.iterdir()) == []
 
 
+def test_a_folder_that_refuses_new_files(tmp_path, monkeypatch):
+    """A folder that passes the access check but refuses to create the temporary file (a
+    full disk, a pseudo file system such as /proc, where root may write): a one-line
+    OutputError naming the target, not an internal error, and nothing left behind."""
+    import tempfile
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    target = tmp_path / "out.nii.gz"
+    with pytest.raises(OutputError, match="No space left") as err:
+        write_image(_sample(".nii.gz"), target)
+    _check(err.value, target)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("ext", [".nii.gz", ".mhd", ".nhdr", ".png", ".tif", ".vti"])
 def test_failed_write_leaves_no_partial_file(tmp_path, ext, monkeypatch):
     """A writer that fails half-way leaves neither the target nor temporary files."""

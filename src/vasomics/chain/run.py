@@ -77,7 +77,7 @@ from vasomics.errors import InputError, ParameterError, VasomicsError
 from vasomics.features.liver import liver_features
 from vasomics.features.table import FeatureTable
 from vasomics.image import Image
-from vasomics.io.atomic import atomic_file, staged_output_dir
+from vasomics.io.atomic import atomic_file, ensure_writable_dir, staged_output_dir
 from vasomics.params import StageParams, dump_params_yaml, load_params, params_hash
 from vasomics.provenance import provenance_record
 from vasomics.vessel_graph import VesselGraph
@@ -441,7 +441,7 @@ def _cached(cache_dir, stage, input_key, stage_params, compute, save, load):
         except (OSError, KeyError, ValueError):
             log.warning("stage %s: unreadable cache %s, recomputing", stage, path.name)
     value = compute()
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(cache_dir)  # a folder that cannot be made: a one-line OutputError
     for old in Path(cache_dir).glob(f"{stage}-*.npz"):
         old.unlink(missing_ok=True)
     with atomic_file(path) as tmp:

@@ -57,8 +57,11 @@ def atomic_file(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     format by extension happy."""
     path = Path(path)
     folder = ensure_writable_dir(path.parent if str(path.parent) else ".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes),
-                               dir=folder)
+    try:  # a folder that passes the access check may still refuse files (/proc, a full disk)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.",
+                                   suffix=suffix or "".join(path.suffixes), dir=folder)
+    except OSError as exc:
+        raise OutputError(f"cannot write output ({exc.strerror or exc})", path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())
